@@ -1,0 +1,20 @@
+# The two commands of the README. Both create ./.venv themselves.
+.PHONY: demo test env env-test bench clean
+
+env:
+	bash scripts/bootstrap.sh
+
+env-test:
+	bash scripts/bootstrap.sh test
+
+demo: env
+	.venv/bin/ccbench demo
+
+test: env-test
+	bash scripts/test.sh
+
+bench: env-test
+	bash scripts/bench.sh
+
+clean:
+	rm -rf .ccbench .pytest_cache .mypy_cache .ruff_cache

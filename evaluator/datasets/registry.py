@@ -1,0 +1,239 @@
+"""The task registry: ``datasets.yaml`` loaded into frozen, validated objects.
+
+The registry file is looked up, in order: an explicit path, ``CCBENCH_REGISTRY``, the copy shipped
+inside the installed package (``evaluator/datasets.yaml``), then ``datasets.yaml`` at the root of a
+source checkout. A malformed file raises :class:`~evaluator.errors.RegistryError` naming the entry
+and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evaluator.errors import DatasetNotFoundError, RegistryError
+from evaluator.workspace import Workspace
+
+__all__ = [
+    "ENV_REGISTRY",
+    "AdapterName",
+    "MetricProfile",
+    "Registry",
+    "SplitSpec",
+    "TaskSpec",
+    "find_registry_file",
+    "load_registry",
+]
+
+ENV_REGISTRY = "CCBENCH_REGISTRY"
+
+#: On-disk formats ccbench reads; one adapter module each in :mod:`evaluator.datasets`.
+AdapterName = Literal["autopet", "autopet_nnunet", "hecktor", "btcv", "chestxdet", "nnunet"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SplitSpec(_Frozen):
+    """How ``ccbench data split`` splits a task: held-out test set plus k folds."""
+
+    scheme: Literal["stratified_kfold", "kfold", "official"]
+    folds: int = Field(5, ge=2)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    stratify: tuple[str, ...] = ()
+
+
+class MetricProfile(_Frozen):
+    """The metrics a task is scored with, and their parameters."""
+
+    name: str
+    metrics: tuple[str, ...] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(_Frozen):
+    """One task of the registry.
+
+    Examples
+    --------
+    >>> task = load_registry().task("hecktor")
+    >>> task.labels[2], task.connectivity, task.channels
+    ('GTVn', 26, ('CT', 'PT'))
+    """
+
+    name: str
+    dataset: str
+    adapter: AdapterName
+    root: str
+    root_env: str | None = None
+    dims: Literal[2, 3]
+    channels: tuple[str, ...] = Field(min_length=1)
+    labels: dict[int, str] = Field(min_length=1)
+    connectivity: Literal[4, 6, 8, 18, 26]
+    metric_profile: str
+    split_file: str
+    split: SplitSpec
+    phantom_of: str | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _foreground_labels(cls, value: dict[int, str]) -> dict[int, str]:
+        bad = [k for k in value if k <= 0]
+        if bad:
+            raise ValueError(f"label values must be positive (0 is background), got {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _connectivity_fits_dims(self) -> TaskSpec:
+        allowed = (4, 8) if self.dims == 2 else (6, 18, 26)
+        if self.connectivity not in allowed:
+            raise ValueError(
+                f"connectivity {self.connectivity} is not valid in {self.dims}D (use one of {allowed})"
+            )
+        return self
+
+    @property
+    def is_phantom(self) -> bool:
+        """True for the synthetic entries written by ``ccbench data phantoms``."""
+        return self.phantom_of is not None
+
+    def data_root(self, workspace: Workspace, override: str | os.PathLike[str] | None = None) -> Path:
+        """Where this task's data lives: ``override``, then ``root_env``, then ``root``.
+
+        A relative ``root`` is taken relative to the workspace.
+        """
+        if override is not None:
+            return Path(override).expanduser().absolute()
+        if self.root_env and os.environ.get(self.root_env):
+            return Path(os.environ[self.root_env]).expanduser().absolute()
+        root = Path(self.root).expanduser()
+        return root if root.is_absolute() else workspace.root / root
+
+    def split_path(self, workspace: Workspace) -> Path:
+        """The split file (nnU-Net ``splits_final.json`` compatible) in the workspace."""
+        path = Path(self.split_file)
+        return path if path.is_absolute() else workspace.root / path
+
+    def missing_data_hint(self) -> str:
+        """What a user should do when the data root is empty."""
+        if self.is_phantom:
+            return f"run `ccbench data phantoms --task {self.phantom_of}`"
+        env = f" (or set {self.root_env})" if self.root_env else ""
+        return f"set `root:` for '{self.name}' in datasets.yaml, pass --data-root{env}"
+
+
+class Registry(_Frozen):
+    """All tasks and metric profiles of a registry file."""
+
+    path: Path
+    tasks: dict[str, TaskSpec]
+    profiles: dict[str, MetricProfile]
+
+    def task(self, name: str) -> TaskSpec:
+        """Return the task called ``name``; a clear error lists the known tasks."""
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks))
+            raise DatasetNotFoundError(
+                f"unknown task '{name}' in {self.path} (known tasks: {known})"
+            ) from None
+
+    def profile(self, task: str | TaskSpec) -> MetricProfile:
+        """The metric profile a task is scored with."""
+        spec = self.task(task) if isinstance(task, str) else task
+        return self.profiles[spec.metric_profile]
+
+
+def find_registry_file(path: str | os.PathLike[str] | None = None) -> Path:
+    """Locate ``datasets.yaml`` (see the module docstring for the order)."""
+    candidates: list[Path] = []
+    if path is not None:
+        candidates.append(Path(path))
+    elif os.environ.get(ENV_REGISTRY):
+        candidates.append(Path(os.environ[ENV_REGISTRY]))
+    else:
+        here = Path(__file__).resolve().parent.parent
+        candidates += [here / "datasets.yaml", here.parent / "datasets.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RegistryError(f"no task registry found (looked at {', '.join(map(str, candidates))})")
+
+
+def _format_validation_error(where: str, err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(entry)"
+        parts.append(f"{where}, field '{field}': {item['msg']}")
+    return "; ".join(parts)
+
+
+def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
+    """Load and validate the task registry.
+
+    Parameters
+    ----------
+    path
+        Registry file; default: see :func:`find_registry_file`.
+
+    Returns
+    -------
+    Registry
+        Frozen; every task's ``metric_profile`` and ``phantom_of`` refer to known entries.
+
+    Raises
+    ------
+    RegistryError
+        Naming the file, the entry and the field that is wrong.
+
+    Examples
+    --------
+    >>> reg = load_registry()
+    >>> sorted(t for t in reg.tasks if not reg.tasks[t].is_phantom)[:4]
+    ['autopet', 'autopet-nnunet', 'btcv', 'chestxdet']
+    """
+    file = find_registry_file(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise RegistryError(f"{file}: cannot be read as YAML: {err}") from err
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("tasks"), Mapping):
+        raise RegistryError(f"{file}: expected a mapping with a 'tasks' section")
+    profiles: dict[str, MetricProfile] = {}
+    for name, body in (raw.get("profiles") or {}).items():
+        try:
+            profiles[str(name)] = MetricProfile(name=str(name), **(body or {}))
+        except (ValidationError, TypeError) as err:
+            msg = (
+                _format_validation_error(f"profile '{name}'", err)
+                if isinstance(err, ValidationError)
+                else f"profile '{name}': {err}"
+            )
+            raise RegistryError(f"{file}: {msg}") from err
+    tasks: dict[str, TaskSpec] = {}
+    for name, body in raw["tasks"].items():
+        if not isinstance(body, Mapping):
+            raise RegistryError(f"{file}: task '{name}': expected a mapping of fields")
+        try:
+            task = TaskSpec(name=str(name), **body)
+        except ValidationError as err:
+            raise RegistryError(f"{file}: {_format_validation_error(f'task {name!r}', err)}") from err
+        if task.metric_profile not in profiles:
+            raise RegistryError(
+                f"{file}: task '{name}', field 'metric_profile': unknown profile "
+                f"'{task.metric_profile}' (known: {', '.join(sorted(profiles)) or 'none'})"
+            )
+        tasks[str(name)] = task
+    for task in tasks.values():
+        if task.phantom_of is not None and task.phantom_of not in tasks:
+            raise RegistryError(
+                f"{file}: task '{task.name}', field 'phantom_of': unknown task '{task.phantom_of}'"
+            )
+    return Registry(path=file, tasks=tasks, profiles=profiles)

@@ -1,0 +1,81 @@
+"""Named errors of ccbench.
+
+Library code raises these; only :mod:`evaluator.cli` turns them into a red one-line message and an
+exit code. Messages say what was checked, which rule failed, and what was got, e.g.
+``prediction CHUM-001: spacing (1.0, 1.0, 3.0) mm does not match reference (0.98, 0.98, 3.27) mm``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CCBenchError",
+    "ContainerError",
+    "DataCheckError",
+    "DatasetNotFoundError",
+    "DockerUnavailableError",
+    "GeometryMismatchError",
+    "ImageReadError",
+    "InvalidLabelError",
+    "InvalidPredictionError",
+    "MetricInputError",
+    "MissingPredictionError",
+    "RegistryError",
+    "StoreError",
+    "UnknownMetricError",
+]
+
+
+class CCBenchError(Exception):
+    """Base class of every error ccbench raises on purpose."""
+
+
+class RegistryError(CCBenchError):
+    """``datasets.yaml`` (or another registry file) is malformed; names the entry and field."""
+
+
+class DatasetNotFoundError(CCBenchError):
+    """A task's data root does not exist or holds no cases; says what to do next."""
+
+
+class ImageReadError(CCBenchError):
+    """A file is missing, truncated or cannot be decoded."""
+
+
+class GeometryMismatchError(CCBenchError):
+    """Two images that must share a grid differ in size, spacing, origin or direction."""
+
+
+class InvalidLabelError(CCBenchError):
+    """A label image holds values outside the task's label map, non-integers or NaN."""
+
+
+class DataCheckError(CCBenchError):
+    """``ccbench data check`` found problems (the report lists each one)."""
+
+
+class MetricInputError(CCBenchError):
+    """Arrays handed to a metric are unusable: shape mismatch, NaN, non-integer labels."""
+
+
+class UnknownMetricError(CCBenchError):
+    """A metric name is not in :data:`evaluator.metrics.METRICS`."""
+
+
+class MissingPredictionError(CCBenchError):
+    """A case of the split has no prediction file."""
+
+
+class InvalidPredictionError(CCBenchError):
+    """A prediction exists but cannot be scored (decode, geometry, labels, NaN)."""
+
+
+class StoreError(CCBenchError):
+    """The results store cannot be opened or written."""
+
+
+class DockerUnavailableError(CCBenchError):
+    """No Docker engine answers; says how to start one or to use ``--backend local``."""
+
+
+class ContainerError(CCBenchError):
+    """A submitted container failed: exit code, time-out, out-of-memory, bad output."""

@@ -1,0 +1,3 @@
+"""ccbench leaderboards: rankings, statistics, plots and the static site."""
+
+__all__: list[str] = []

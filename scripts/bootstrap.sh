@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates ./.venv with ccbench installed (editable) and the given extras.
+# Usage: scripts/bootstrap.sh [EXTRAS]   e.g. scripts/bootstrap.sh test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS="${1:-}"
+VENV="${CCBENCH_VENV:-.venv}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+STAMP="$VENV/.ccbench-installed${EXTRAS:+-$EXTRAS}"
+if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt constraints.txt ]]; then
+    exit 0
+fi
+[[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt)
+"${PIP[@]}" --upgrade pip
+if [[ "$EXTRAS" == *test* || "$EXTRAS" == *torch* || "$EXTRAS" == *nnunet* ]]; then
+    # torch first, from the local CPU wheel, so no dependency pulls a CUDA build.
+    "${PIP[@]}" "torch==2.13.0"
+fi
+"${PIP[@]}" -e ".${EXTRAS:+[$EXTRAS]}"
+touch "$STAMP"
