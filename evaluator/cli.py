@@ -97,15 +97,21 @@ def _root() -> None:
 def data_phantoms(
     task: Annotated[
         list[str] | None,
-        typer.Option("--task", "-t", help="autopet, hecktor, btcv, chestxdet (repeatable) [default: all]."),
+        typer.Option(
+            "--task", "-t", help="autopet, hecktor, btcv, chestxdet (repeatable) [default: all]."
+        ),
     ] = None,
     cases: Annotated[int | None, typer.Option(help="Cases per task [default: per task].")] = None,
     size: Annotated[
-        str, typer.Option(help="'small' (fast tests), 'full' (AutoPET-size 400x400x326) or e.g. 96x96x64.")
+        str,
+        typer.Option(
+            help="'small' (fast tests), 'full' (AutoPET-size 400x400x326) or e.g. 96x96x64."
+        ),
     ] = "small",
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
     out: Annotated[
-        Path | None, typer.Option(help="Output folder [default: the phantom task's root in the workspace].")
+        Path | None,
+        typer.Option(help="Output folder [default: the phantom task's root in the workspace]."),
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -124,7 +130,9 @@ def data_phantoms(
     tasks = task or list(PHANTOM_TASKS)
     if out is not None and len(tasks) > 1:
         raise typer.BadParameter("--out needs exactly one --task")
-    results = [write_phantoms(t, workspace=ws, cases=cases, size=size, seed=seed, out=out) for t in tasks]
+    results = [
+        write_phantoms(t, workspace=ws, cases=cases, size=size, seed=seed, out=out) for t in tasks
+    ]
     print_phantom_summary(results, console=console)
 
 
@@ -133,7 +141,9 @@ def data_phantoms(
 def data_split(
     task: TaskOpt,
     seed: Annotated[int, typer.Option(help="Random seed of the fold assignment.")] = 12345,
-    out: Annotated[Path | None, typer.Option(help="Split file [default: the task's split_file].")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Split file [default: the task's split_file].")
+    ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -191,17 +201,24 @@ def metrics_cmd(
     pred: Annotated[Path, typer.Argument(help="Prediction label image (NIfTI, MHA, PNG).")],
     ref: Annotated[Path, typer.Argument(help="Reference label image on the same grid.")],
     metrics: Annotated[
-        str | None, typer.Option("--metrics", "-m", help="Comma-separated metric names [default: all voxel metrics].")
+        str | None,
+        typer.Option(
+            "--metrics", "-m", help="Comma-separated metric names [default: all voxel metrics]."
+        ),
     ] = None,
     labels: Annotated[
-        str | None, typer.Option(help="Comma-separated label values [default: every label in either image].")
+        str | None,
+        typer.Option(help="Comma-separated label values [default: every label in either image]."),
     ] = None,
     connectivity: Annotated[
         int | None, typer.Option(help="Component connectivity [default: 26 in 3D, 8 in 2D].")
     ] = None,
     nsd_tolerance: Annotated[float, typer.Option(help="Surface Dice tolerance, mm.")] = 1.0,
     mode: Annotated[
-        str, typer.Option(help="CC-Metrics units: 'mm' (default) or 'voxel' (as the ccmetrics package).")
+        str,
+        typer.Option(
+            help="CC-Metrics units: 'mm' (default) or 'voxel' (as the ccmetrics package)."
+        ),
     ] = "mm",
     per_component: Annotated[
         bool, typer.Option("--per-component", help="Also print CC-Metrics per reference component.")

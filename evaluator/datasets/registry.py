@@ -103,7 +103,9 @@ class TaskSpec(_Frozen):
         """True for the synthetic entries written by ``ccbench data phantoms``."""
         return self.phantom_of is not None
 
-    def data_root(self, workspace: Workspace, override: str | os.PathLike[str] | None = None) -> Path:
+    def data_root(
+        self, workspace: Workspace, override: str | os.PathLike[str] | None = None
+    ) -> Path:
         """Where this task's data lives: ``override``, then ``root_env``, then ``root``.
 
         A relative ``root`` is taken relative to the workspace.
@@ -224,7 +226,9 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
         try:
             task = TaskSpec(name=str(name), **body)
         except ValidationError as err:
-            raise RegistryError(f"{file}: {_format_validation_error(f'task {name!r}', err)}") from err
+            raise RegistryError(
+                f"{file}: {_format_validation_error(f'task {name!r}', err)}"
+            ) from err
         if task.metric_profile not in profiles:
             raise RegistryError(
                 f"{file}: task '{name}', field 'metric_profile': unknown profile "

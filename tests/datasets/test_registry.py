@@ -38,7 +38,7 @@ def test_data_root_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 def test_unknown_task_lists_known_ones() -> None:
-    with pytest.raises(DatasetNotFoundError, match="known tasks: .*autopet"):
+    with pytest.raises(DatasetNotFoundError, match=r"known tasks: .*autopet"):
         load_registry().task("autopett")
 
 
@@ -50,7 +50,11 @@ BROKEN = {
     ),
     "missing_field": ("    adapter: autopet\n", "", "task 'autopet', field 'adapter'"),
     "bad_adapter": ("adapter: btcv", "adapter: dicom", "task 'btcv', field 'adapter'"),
-    "unknown_profile": ("metric_profile: hecktor", "metric_profile: nope", "field 'metric_profile'"),
+    "unknown_profile": (
+        "metric_profile: hecktor",
+        "metric_profile: nope",
+        "field 'metric_profile'",
+    ),
     "background_label": ("labels: {1: lesion}", "labels: {0: lesion}", "field 'labels'"),
 }
 
