@@ -1,0 +1,1 @@
+"""Dataset adapters (one per on-disk format), phantom generators, splits and checks."""

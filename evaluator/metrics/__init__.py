@@ -1,0 +1,1 @@
+"""Standard metrics, CC-Metrics, lesion/instance metrics and COCO mask AP."""

@@ -1,0 +1,1 @@
+"""The container contract, the Docker backend and the local-process backend."""

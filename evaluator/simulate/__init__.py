@@ -1,0 +1,1 @@
+"""Degradation operators, toy-sphere studies and dataset-level studies."""
