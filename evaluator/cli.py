@@ -184,7 +184,7 @@ def data_check(
     from evaluator.reporting import print_check_report
 
     ws = _workspace(workspace)
-    report = check_dataset(task, workspace=ws, data_root=data_root)
+    report = check_dataset(task, workspace=ws, data_root=data_root, progress=True)
     print_check_report(report, console=console)
     if not report.ok:
         raise typer.Exit(1)
@@ -249,6 +249,88 @@ def metrics_cmd(
 
 
 # --------------------------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("evaluate")
+@_fail_cleanly
+def evaluate_cmd(
+    task: TaskOpt,
+    pred: Annotated[
+        Path,
+        typer.Option(
+            "--pred", "-p", help="Predictions folder (ChestXDet: COCO results or ChestXDet JSON)."
+        ),
+    ],
+    split: Annotated[
+        str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
+    ] = "test",
+    run_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Run name in the store; the same name resumes [default: task-split-pred]."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for results.csv and summary.json [default: the run's folder]."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes [default: one per CPU].")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address, e.g. tcp://host:8786 (instead of local workers)."
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the results store [default: $CCBENCH_STORE or the workspace]."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-score a finished run.")] = False,
+    entry: Annotated[str | None, typer.Option(help="Entry the predictions belong to.")] = None,
+    data_root: DataRootOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Score a folder of predictions against a split with the task's metric profile.
+
+    Every number goes to the results store; results.csv (one row per case and label) and
+    summary.json are written to --out. A killed run resumes where it stopped.
+
+    Examples:
+
+        ccbench evaluate --task hecktor-phantom --split test --pred preds/
+
+        ccbench evaluate -t btcv --split all --pred out/ --scheduler tcp://10.0.0.5:8786
+    """
+    from evaluator.evaluate import evaluate_run
+    from evaluator.reporting import evaluation_progress, print_evaluation
+
+    ws = _workspace(workspace).ensure()
+    with evaluation_progress(console) as on_case:
+        result = evaluate_run(
+            task,
+            split,
+            pred,
+            workspace=ws,
+            run_name=run_name,
+            out=out,
+            workers=workers,
+            scheduler=scheduler,
+            store=store,
+            force=force,
+            entry=entry,
+            data_root=data_root,
+            on_case=on_case,
+        )
+    print_evaluation(result, console=console)
+
+
+# --------------------------------------------------------------------------------------------
 # demo
 # --------------------------------------------------------------------------------------------
 
@@ -272,6 +354,265 @@ def demo(
     ok = run_demo(_workspace(workspace).ensure(), seed=seed, console=console)
     if not ok:
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------------------
+# containers: images, submit, run
+# --------------------------------------------------------------------------------------------
+
+images_app = typer.Typer(
+    help="Local container base images (no registry needed).", no_args_is_help=True
+)
+app.add_typer(images_app, name="images")
+SubmissionsOpt = Annotated[
+    Path, typer.Option("--submissions", help="Folder of entry manifests (YAML).")
+]
+
+
+@images_app.command("build-base")
+@_fail_cleanly
+def images_build_base(
+    image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image",
+            "-i",
+            help="python, sci, torch (repeatable; parents are added) [default: all].",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild images that exist.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Build the local base images with debootstrap and pip wheels; skips what exists.
+
+    Examples:
+
+        ccbench images build-base                      # python, sci (numpy, SimpleITK), torch
+
+        ccbench images build-base --image sci
+    """
+    from evaluator.reporting import print_base_images
+    from evaluator.runner.images import BASE_IMAGES, build_base_images
+
+    results = build_base_images(
+        _workspace(workspace).ensure(), images=image or list(BASE_IMAGES), force=force
+    )
+    print_base_images(results, console=console)
+
+
+@app.command("submit")
+@_fail_cleanly
+def submit_cmd(
+    image: Annotated[str, typer.Argument(help="Image tag or id in the local Docker engine.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Entry name.")],
+    task: Annotated[
+        list[str], typer.Option("--task", "-t", help="Task the entry is for (repeatable).")
+    ],
+    team: Annotated[str, typer.Option(help="Team name.")] = "",
+    interface: Annotated[
+        str, typer.Option(help="'batch' (one run per split) or 'grand-challenge' (per case).")
+    ] = "batch",
+    memory_mb: Annotated[int, typer.Option(help="Memory limit, MiB.")] = 4096,
+    cpus: Annotated[float, typer.Option(help="CPU share.")] = 2.0,
+    pids: Annotated[int, typer.Option(help="Process-count limit.")] = 256,
+    time_limit: Annotated[float, typer.Option(help="Wall-clock limit per case, seconds.")] = 600.0,
+    shm_mb: Annotated[int, typer.Option(help="/dev/shm size, MiB.")] = 64,
+    gpus: Annotated[str, typer.Option(help="'auto' (when the host has them) or 'never'.")] = "auto",
+    command: Annotated[
+        str | None,
+        typer.Option(help="Command overriding the image's CMD, e.g. 'python predict.py'."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the entry.")] = False,
+    submissions: SubmissionsOpt = Path("submissions"),
+) -> None:
+    """Register a container image as an entry: checks it exists, records its digest.
+
+    Examples:
+
+        ccbench submit ccbench/threshold:latest --name threshold --task autopet-phantom
+    """
+    import shlex
+
+    from evaluator.reporting import print_submission
+    from evaluator.runner.contract import Resources
+    from evaluator.runner.submissions import submit_image
+
+    resources = Resources(
+        memory_mb=memory_mb,
+        cpus=cpus,
+        pids=pids,
+        time_limit_s=time_limit,
+        shm_mb=shm_mb,
+        gpus=gpus,  # type: ignore[arg-type]
+    )
+    manifest, path = submit_image(
+        image,
+        name=name,
+        tasks=task,
+        team=team,
+        interface=interface,  # type: ignore[arg-type]
+        resources=resources,
+        command=shlex.split(command) if command else None,
+        submissions_dir=submissions,
+        overwrite=overwrite,
+    )
+    print_submission(manifest, path, console=console)
+
+
+@app.command("run")
+@_fail_cleanly
+def run_cmd(
+    entry: Annotated[str, typer.Argument(help="Entry name (submissions/NAME.yaml) or a manifest path.")],
+    task: TaskOpt,
+    split: Annotated[
+        str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
+    ] = "test",
+    backend: Annotated[
+        str,
+        typer.Option(help="'docker' (sandboxed) or 'local' (plain subprocess, development only)."),
+    ] = "docker",
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Score the outputs into the store.")
+    ] = True,
+    submissions: SubmissionsOpt = Path("submissions"),
+    data_root: DataRootOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Run an entry's container on every case of a split, validate, score and store.
+
+    Examples:
+
+        ccbench run threshold --task autopet-phantom --split test
+
+        ccbench run threshold -t btcv-phantom -s all --backend local
+    """
+    from evaluator.reporting import print_run_outcome
+    from evaluator.runner.run import run_entry
+
+    outcome = run_entry(
+        entry,
+        task=task,
+        split=split,
+        workspace=_workspace(workspace).ensure(),
+        backend=backend,  # type: ignore[arg-type]
+        submissions_dir=submissions,
+        data_root=data_root,
+        evaluate=evaluate,
+    )
+    print_run_outcome(outcome, console=console)
+
+
+# --------------------------------------------------------------------------------------------
+# simulate
+# --------------------------------------------------------------------------------------------
+
+simulate_app = typer.Typer(
+    help="Degradation studies: toy spheres and dataset-level simulations.", no_args_is_help=True
+)
+app.add_typer(simulate_app, name="simulate")
+
+
+@simulate_app.command("toy")
+@_fail_cleanly
+def simulate_toy(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder [default: <workspace>/simulations/toy]."),
+    ] = None,
+    scale: Annotated[
+        float,
+        typer.Option(help="Geometry scale; 1 is the thesis geometry (500^3), 0.2-0.3 is quick."),
+    ] = 1.0,
+    study: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only this study (repeatable) [default: all]."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Toy-sphere studies (Dice vs CC-Dice vs PQ, Lesion Dice, HD95, NSD): CSV, PNG and SVG.
+
+    Examples:
+
+        ccbench simulate toy --out toy/ --scale 0.25
+
+        ccbench simulate toy --study nsd_shift --study hd95_erode
+    """
+    from evaluator.reporting import print_toy_result, toy_progress
+    from evaluator.simulate.toy import run_toy_studies
+
+    folder = out if out is not None else _workspace(workspace).simulations / "toy"
+    with toy_progress(console) as progress:
+        result = run_toy_studies(folder, scale=scale, studies=study, progress=progress)
+    print_toy_result(result, console=console)
+
+
+@simulate_app.command("dataset")
+@_fail_cleanly
+def simulate_dataset(
+    task: TaskOpt,
+    op: Annotated[str, typer.Option(help="drop, enlarge, insert or erode.")],
+    split: Annotated[
+        str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
+    ] = "test",
+    order: Annotated[
+        str, typer.Option(help="Edit the n 'smallest' or 'largest' components.")
+    ] = "smallest",
+    n_max: Annotated[int, typer.Option(help="Largest number of edited components.")] = 10,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder [default: <workspace>/simulations/<task>-<split>]."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the inserted components' locations.")] = 0,
+    margin_mm: Annotated[
+        float | None,
+        typer.Option(help="Enlarge / erode margin in mm [default: one voxel, 3x3x3 element]."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes [default: one per CPU].")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (instead of local workers).")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Results store URL [default: $CCBENCH_STORE or the workspace]."),
+    ] = None,
+    data_root: DataRootOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Degrade every case's reference n = 1..n-max times and score all metrics and CC-Metrics.
+
+    Results go to the store (a killed study resumes); CSVs, PNG/SVG plots and the metric
+    sensitivity table (sensitivity.csv / .md) go to --out.
+
+    Examples:
+
+        ccbench simulate dataset --task autopet-phantom --split all --op drop --order largest
+
+        ccbench simulate dataset -t autopet --split test --op insert --n-max 10 --out sims/
+    """
+    from evaluator.reporting import evaluation_progress, print_dataset_study
+    from evaluator.simulate.dataset import run_dataset_study
+
+    ws = _workspace(workspace).ensure()
+    with evaluation_progress(console) as on_case:
+        result = run_dataset_study(
+            task,
+            split,
+            op=op,  # type: ignore[arg-type]
+            order=order,  # type: ignore[arg-type]
+            workspace=ws,
+            n_max=n_max,
+            out=out,
+            seed=seed,
+            margin_mm=margin_mm,
+            workers=workers,
+            scheduler=scheduler,
+            store=store,
+            data_root=data_root,
+            on_case=on_case,
+        )
+    print_dataset_study(result, console=console)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,7 +20,10 @@ __all__ = [
     "MetricInputError",
     "MissingPredictionError",
     "RegistryError",
+    "SimulationError",
+    "SplitError",
     "StoreError",
+    "SubmissionError",
     "UnknownMetricError",
 ]
 
@@ -47,6 +50,10 @@ class GeometryMismatchError(CCBenchError):
 
 class InvalidLabelError(CCBenchError):
     """A label image holds values outside the task's label map, non-integers or NaN."""
+
+
+class SplitError(CCBenchError):
+    """A split cannot be made (too few cases) or resolved (no split file, unknown split name)."""
 
 
 class DataCheckError(CCBenchError):
@@ -79,3 +86,11 @@ class DockerUnavailableError(CCBenchError):
 
 class ContainerError(CCBenchError):
     """A submitted container failed: exit code, time-out, out-of-memory, bad output."""
+
+
+class SimulationError(CCBenchError):
+    """A degradation operator or study got unusable input (too few components, bad spacing)."""
+
+
+class SubmissionError(CCBenchError):
+    """An entry (``submissions/<name>.yaml``) is missing, malformed or asks for too much."""

@@ -6,11 +6,36 @@ none of them computes anything.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+from rich.console import Console
 from rich.table import Table
 
-__all__ = ["kv_table"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from evaluator.datasets.phantoms import PhantomResult
+    from evaluator.datasets.check import CheckReport
+    from evaluator.datasets.splits import SplitResult
+    from evaluator.metrics.api import CaseMetrics
+
+__all__ = [
+    "evaluation_progress",
+    "kv_table",
+    "print_base_images",
+    "print_case_metrics",
+    "print_check_report",
+    "print_dataset_study",
+    "print_evaluation",
+    "print_phantom_summary",
+    "print_run_outcome",
+    "print_split_summary",
+    "print_submission",
+    "print_toy_result",
+    "toy_progress",
+]
 
 
 def kv_table(title: str, rows: dict[str, Any]) -> Table:
@@ -29,16 +54,441 @@ def kv_table(title: str, rows: dict[str, Any]) -> Table:
     return table
 
 
-
-
 # ---- datasets: phantoms ---------------------------------------------------------------------
+
+
+def print_phantom_summary(results: Sequence[PhantomResult], console: Console) -> None:
+    """Print one row per phantom task written: where, how many cases and objects, geometry, time.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from evaluator.datasets.phantoms import PhantomResult
+    >>> res = PhantomResult(task="autopet", out=Path("/ws/phantoms/autopet"), cases=12,
+    ...     objects=150, negatives=3, max_objects=58, size=(96, 96, 80),
+    ...     spacing=(2.0364, 2.0364, 2.0), seconds=4.2)
+    >>> print_phantom_summary([res], Console(width=120, color_system=None))
+    Phantom datasets: 1 task(s)
+    ...
+    │ autopet │    12 │ 150 (max 58, 3 neg) │ 96 x 96 x 80  │ 2.036 x 2.036 x 2.000 │ 4.2s │ /ws/phantoms/autopet │
+    ...
+    """
+    console.print(f"Phantom datasets: {len(results)} task(s)", highlight=False)
+    table = Table()
+    table.add_column("task", style="bold")
+    table.add_column("cases", justify="right")
+    table.add_column("lesions / instances")
+    table.add_column("size (voxels)")
+    table.add_column("spacing (mm)")
+    table.add_column("time", justify="right")
+    table.add_column("written to", overflow="fold")
+    for r in results:
+        table.add_row(
+            r.task,
+            str(r.cases),
+            f"{r.objects} (max {r.max_objects}, {r.negatives} neg)",
+            " x ".join(str(v) for v in r.size),
+            " x ".join(f"{v:.3f}" for v in r.spacing),
+            f"{r.seconds:.1f}s",
+            str(r.out),
+        )
+    console.print(table)
 
 # ---- datasets: splits and checks ------------------------------------------------------------
 
+
+def print_split_summary(result: SplitResult, console: Console) -> None:
+    """Print where a split was written and how many cases of each stratum went where.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from evaluator.datasets.splits import SplitResult
+    >>> res = SplitResult(task="t", path=Path("t.json"), test_path=Path("t.test.json"),
+    ...     folds=[{"train": ["b"], "val": ["a"]}, {"train": ["a"], "val": ["b"]}], test=["c"],
+    ...     scheme="kfold", stratify=(), seed=0,
+    ...     strata={"all": {"test": 1, "fold0": 1, "fold1": 1}})
+    >>> print_split_summary(res, Console(width=100, color_system=None))
+    Split of 't': 3 cases, scheme kfold, seed 0
+    ...
+    │ all     │     3 │    1 │     1 │     1 │
+    ...
+    """
+    k = len(result.folds)
+    by = f", stratified by {', '.join(result.stratify)}" if result.stratify else ""
+    console.print(
+        f"Split of '{result.task}': {result.n_cases} cases, scheme {result.scheme}{by}, "
+        f"seed {result.seed}",
+        highlight=False,
+    )
+    table = Table(show_footer=True)
+    parts = ["test", *(f"fold{i}" for i in range(k))]
+    table.add_column("stratum", footer="total")
+    table.add_column("cases", justify="right", footer=str(result.n_cases))
+    for part in parts:
+        total = sum(counts.get(part, 0) for counts in result.strata.values())
+        table.add_column(part, justify="right", footer=str(total))
+    for stratum, counts in result.strata.items():
+        table.add_row(stratum, str(sum(counts.values())), *(str(counts.get(p, 0)) for p in parts))
+    console.print(table)
+    if result.merged:
+        console.print(
+            f"small strata merged into coarser groups: {', '.join(result.merged)}",
+            highlight=False,
+        )
+    console.print(f"folds (nnU-Net splits_final.json): {result.path}", highlight=False)
+    console.print(f"test set: {result.test_path}", highlight=False)
+
+
+def print_check_report(report: CheckReport, console: Console) -> None:
+    """Print the outcome of ``ccbench data check``: one row per problem, naming the file.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from evaluator.datasets.check import CheckReport, Problem
+    >>> ok = CheckReport(task="t", root=Path("/d"), n_cases=2)
+    >>> print_check_report(ok, Console(width=100, color_system=None))
+    t: 2 cases checked in /d, no problems
+    >>> bad = CheckReport(task="t", root=Path("/d"), n_cases=2,
+    ...                   problems=[Problem("c1", "/d/c1.nii.gz", "/d/c1.nii.gz: file does not exist")])
+    >>> print_check_report(bad, Console(width=100, color_system=None))
+    t: 1 problem(s) in 1 of 2 cases in /d
+    ...
+    │ c1   │ /d/c1.nii.gz: file does not exist │
+    ...
+    """
+    if report.ok:
+        console.print(
+            f"[green]{report.task}: {report.n_cases} cases checked in {report.root}, "
+            "no problems[/]",
+            highlight=False,
+        )
+        return
+    console.print(
+        f"[bold red]{report.task}: {len(report.problems)} problem(s) in "
+        f"{len(report.bad_cases)} of {report.n_cases} cases in {report.root}[/]",
+        highlight=False,
+    )
+    table = Table()
+    table.add_column("case", no_wrap=True)
+    table.add_column("problem", overflow="fold")
+    for problem in report.problems:
+        table.add_row(problem.case_id, problem.message)
+    console.print(table)
+
+
 # ---- metrics ----------------------------------------------------------------------------------
+
+
+def print_case_metrics(
+    result: CaseMetrics, *, console: Console, per_component: bool = False, as_json: bool = False
+) -> None:
+    """Print the metric values of one case: a table (metrics x labels) or JSON.
+
+    With `per_component`, also the CC-Metrics of every reference component (one table per
+    label; in JSON a ``per_component`` entry). Values are shown with 6 significant digits in
+    tables and in full in JSON (``Infinity``/``NaN`` for non-finite values).
+
+    Examples
+    --------
+    >>> import io
+    >>> from evaluator.metrics.api import CaseMetrics
+    >>> console = Console(width=60, file=io.StringIO())
+    >>> print_case_metrics(CaseMetrics({1: {"dice": 0.25}}), console=console, as_json=True)
+    >>> import json
+    >>> json.loads(console.file.getvalue())
+    {'values': {'1': {'dice': 0.25}}}
+    """
+    from evaluator.metrics.registry import METRICS
+
+    if as_json:
+        import json
+
+        data = result.as_dict()
+        if not per_component:
+            data.pop("per_component")
+        console.print(json.dumps(data, indent=2), soft_wrap=True, highlight=False, markup=False)
+        return
+    labels = list(result.values)
+    names = list(dict.fromkeys(n for values in result.values.values() for n in values))
+    table = Table(title="metrics")
+    table.add_column("metric", style="bold")
+    table.add_column("unit")
+    for label in labels:
+        table.add_column(f"label {label}", justify="right")
+    for name in names:
+        spec = METRICS.get(name)
+        cells = [_fmt_metric(result.values[label].get(name)) for label in labels]
+        table.add_row(name, spec.unit if spec else "", *cells)
+    console.print(table)
+    if not per_component:
+        return
+    for label, comps in result.per_component.items():
+        count = max((len(v) for v in comps.values()), default=0)
+        sub = Table(title=f"label {label}: CC-Metrics per reference component")
+        sub.add_column("component", justify="right", style="bold")
+        for name in comps:
+            sub.add_column(name, justify="right")
+        for i in range(count):
+            cells = [_fmt_metric(v[i] if i < len(v) else None) for v in comps.values()]
+            sub.add_row(str(i + 1), *cells)
+        console.print(sub)
+
+
+def _fmt_metric(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.6g}"
+
 
 # ---- evaluate ---------------------------------------------------------------------------------
 
+
+def _fmt_value(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@contextmanager
+def evaluation_progress(console: Console) -> Iterator[Callable[..., None]]:
+    """A progress bar for ``ccbench evaluate``; yields the ``on_case(outcome, done, total)`` hook.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> with evaluation_progress(Console(file=StringIO())) as hook:
+    ...     hook(None, 1, 2)
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    progress = Progress(
+        "[bold]scoring",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    bar = progress.add_task("cases", total=None)
+
+    def on_case(_outcome: Any, done: int, total: int) -> None:
+        progress.update(bar, completed=done, total=total)
+
+    with progress:
+        yield on_case
+
+
+def print_evaluation(result: Any, *, console: Console) -> None:
+    """Print an :class:`~evaluator.evaluate.EvaluationResult`: means per label, errors, outputs."""
+    summary = result.summary
+    metrics = list(summary["mean_over_labels"])
+    table = Table(title=f"{summary['task']} / {summary['split']}: run '{summary['run']}'")
+    table.add_column("label", style="bold")
+    for metric in metrics:
+        table.add_column(metric, justify="right")
+    for label, per_metric in summary["means"].items():
+        table.add_row(label, *(_fmt_value(per_metric[m]["mean"]) for m in metrics))
+    if len(summary["means"]) > 1:
+        table.add_row(
+            "mean over labels",
+            *(_fmt_value(summary["mean_over_labels"][m]) for m in metrics),
+            style="italic",
+        )
+    console.print(table)
+    if summary["aggregates"]:
+        console.print(
+            kv_table("aggregates", {k: _fmt_value(v) for k, v in summary["aggregates"].items()})
+        )
+    errors = {k: v for k, v in summary["error_counts"].items() if v}
+    info = {
+        "cases": f"{summary['completed']}/{summary['cases']} scored "
+        f"({result.scored} now, {result.skipped} from the store)",
+        "errors": ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none",
+        "results": str(result.results_csv),
+        "summary": str(result.summary_json),
+        "store": result.store_url,
+    }
+    console.print(kv_table("run", info))
+    for line in summary["conventions"]:
+        console.print(f"[dim]- {line}[/]", highlight=False)
+
+
 # ---- runner -----------------------------------------------------------------------------------
 
+
+def print_base_images(results: Any, *, console: Console) -> None:
+    """Print what ``ccbench images build-base`` did (list of ``BaseImageResult``).
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> from evaluator.runner.images import BaseImageResult
+    >>> c = Console(file=StringIO(), width=120)
+    >>> print_base_images([BaseImageResult("python", "ccbench/python:x", "exists", 0.0, 169.1)],
+    ...                   console=c)
+    >>> "ccbench/python:x" in c.file.getvalue()
+    True
+    """
+    table = Table(title="local base images")
+    for column in ("image", "tag", "status", "seconds", "size (MB)"):
+        table.add_column(column, justify="right" if column in ("seconds", "size (MB)") else "left")
+    for r in results:
+        table.add_row(r.key, r.tag, r.status, f"{r.seconds:.1f}", f"{r.size_mb:.0f}")
+    console.print(table)
+
+
+def print_submission(manifest: Any, path: Any, *, console: Console) -> None:
+    """Print a registered entry (``Manifest``) and where its manifest was written."""
+    res = manifest.resources
+    rows = {
+        "entry": manifest.name,
+        "team": manifest.team or "-",
+        "image": manifest.image,
+        "digest": manifest.image_digest,
+        "interface": manifest.interface,
+        "tasks": ", ".join(manifest.tasks),
+        "resources": f"{res.memory_mb} MiB, {res.cpus:g} CPUs, {res.pids} processes, "
+        f"{res.time_limit_s:g} s per case, GPUs {res.gpus}",
+        "manifest": str(path),
+    }
+    console.print(kv_table("submitted", rows))
+
+
+def print_run_outcome(outcome: Any, *, console: Console) -> None:
+    """Print a ``RunOutcome``: container runs, per-case container errors, then the scores."""
+    table = Table(
+        title=f"{outcome.entry} on {outcome.task} / {outcome.split} ({outcome.interface})"
+    )
+    for column in ("run", "status", "exit", "seconds", "reason"):
+        table.add_column(column)
+    for run in outcome.container_runs:
+        style = "green" if run.ok else "red"
+        exit_code = "-" if run.exit_code is None else str(run.exit_code)
+        table.add_row(
+            run.label, f"[{style}]{run.status}[/]", exit_code, f"{run.seconds:.2f}", run.reason
+        )
+    console.print(table)
+    if outcome.case_errors:
+        errors = Table(title="cases without a usable output")
+        errors.add_column("case", style="bold")
+        errors.add_column("reason")
+        for case_id, reason in outcome.case_errors.items():
+            errors.add_row(case_id, reason)
+        console.print(errors)
+    if outcome.rejected:
+        shown = outcome.rejected[:10]
+        more = len(outcome.rejected) - len(shown)
+        for line in shown:
+            console.print(f"[yellow]ignored[/] {line}", highlight=False)
+        if more:
+            console.print(f"[yellow]... and {more} more ignored files[/]")
+    info = {
+        "cases": f"{len(outcome.predictions)}/{len(outcome.case_ids)} with a prediction",
+        "container time": f"{outcome.seconds:.2f} s",
+        "image digest": outcome.provenance.get("image_digest", "-"),
+        "backend": outcome.provenance.get("backend", "-"),
+        "run folder": str(outcome.run_dir),
+    }
+    console.print(kv_table("run", info))
+    if outcome.evaluation is not None:
+        print_evaluation(outcome.evaluation, console=console)
+
+
 # ---- simulate ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def toy_progress(console: Console) -> Iterator[Callable[[str, int], Callable[[], None]]]:
+    """A progress bar per toy study; yields ``progress(study, total)`` -> per-step callback.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> with toy_progress(Console(file=StringIO())) as progress:
+    ...     tick = progress("erode_all", 2)
+    ...     tick()
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bars = Progress(
+        "[bold]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+    def progress(study: str, total: int) -> Callable[[], None]:
+        bar = bars.add_task(study, total=total)
+        return lambda: bars.advance(bar)
+
+    with bars:
+        yield progress
+
+
+def print_toy_result(result: Any, *, console: Console) -> None:
+    """Print a :class:`~evaluator.simulate.toy.ToyResult`: studies, steps, time, files."""
+    table = Table(title="toy studies")
+    for column in ("study", "variants", "steps", "metrics", "seconds"):
+        table.add_column(column, style="bold" if column == "study" else None)
+    frame = result.table
+    for study, seconds in result.seconds.items():
+        rows = frame[(frame["study"] == study) & (frame["component"] == "")]
+        metrics = [m for m in dict.fromkeys(rows["metric"]) if m != "pred_components"]
+        table.add_row(
+            study,
+            ", ".join(dict.fromkeys(rows["variant"])),
+            str(int(rows["step"].max())),
+            ", ".join(metrics),
+            f"{seconds:.1f}",
+        )
+    console.print(table)
+    if result.csv is not None:
+        console.print(f"numbers: {result.csv}", highlight=False)
+        console.print(
+            f"figures: {len(result.figures)} files in {result.csv.parent}", highlight=False
+        )
+
+
+def print_dataset_study(result: Any, *, console: Console) -> None:
+    """Print a :class:`~evaluator.simulate.dataset.DatasetStudyResult`: medians and files."""
+    study = result.study
+    info = {
+        "study": f"{study.op} the n {study.order} components, n = 1..{study.n_max}",
+        "task / split": f"{study.task} / {study.split}",
+        "cases scored now": result.scored,
+        "cases already stored": result.skipped,
+        "time": f"{result.seconds:.1f} s ({result.seconds_per_case:.2f} s per case)",
+        "store": result.store_url,
+    }
+    console.print(kv_table("simulation", info))
+    summary = result.summary
+    if len(summary):
+        part = summary[(summary["subset"] == "all") & (summary["order"] == study.order)]
+        ns = sorted({0, 1, study.n_max} & set(part["n"]))
+        table = Table(title=f"median (25th-75th percentile), {study.order} components")
+        table.add_column("metric", style="bold")
+        for n in ns:
+            table.add_column(f"n={n}")
+        for metric, rows in part.groupby("metric", sort=False):
+            cells = []
+            for n in ns:
+                row = rows[rows["n"] == n]
+                if row.empty:
+                    cells.append("-")
+                    continue
+                median, q25, q75 = (float(row[c].iloc[0]) for c in ("median", "q25", "q75"))
+                cells.append(f"{median:.3g} ({q25:.3g}-{q75:.3g})")
+            table.add_row(str(metric), *cells)
+        console.print(table)
+    folder = result.files[0].parent if result.files else None
+    if folder is not None:
+        console.print(
+            f"files: {len(result.files)} in {folder} (sensitivity.md: small vs large)",
+            highlight=False,
+        )

@@ -50,11 +50,22 @@ class SplitSpec(_Frozen):
 
 
 class MetricProfile(_Frozen):
-    """The metrics a task is scored with, and their parameters."""
+    """The metrics a task is scored with, their parameters and the task's scoring conventions.
+
+    ``negative_case_metrics``: when set, a case whose reference is empty is scored with these
+    metrics only and every other metric is NaN (left out of means), as in autoPET III/IV.
+    ``resample_extent``: a prediction with the reference spacing but another extent is resampled
+    onto the reference grid (nearest neighbour); another spacing is still rejected (HECKTOR).
+    ``aggregates``: run-level numbers besides per-case means (``aggregated_dice``: HECKTOR 2022's
+    2 * sum |P ∩ R| / sum (|P| + |R|) over all cases, per label).
+    """
 
     name: str
     metrics: tuple[str, ...] = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    negative_case_metrics: tuple[str, ...] | None = None
+    resample_extent: bool = False
+    aggregates: tuple[Literal["aggregated_dice"], ...] = ()
 
 
 class TaskSpec(_Frozen):

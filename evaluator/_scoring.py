@@ -1,0 +1,313 @@
+"""Scoring of one case, run inside a worker (process pool, Dask worker or in-process).
+
+A :class:`CaseJob` holds only paths and small objects, so it pickles cheaply; the worker reads
+the reference and the prediction itself, so memory stays bounded by the cases in flight.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from evaluator.datasets.base import (
+    Case,
+    check_same_geometry,
+    image_geometry,
+    label_array,
+    rasterise_polygon,
+    read_image,
+)
+from evaluator.errors import (
+    CCBenchError,
+    GeometryMismatchError,
+    ImageReadError,
+    InvalidLabelError,
+    MetricInputError,
+)
+from evaluator.store import CaseError, ComponentRow, ResultRow
+from evaluator.typing import Connectivity, LabelArray
+
+__all__ = [
+    "AGG_INTERSECTION",
+    "AGG_VOLUME",
+    "CaseJob",
+    "CaseOutcome",
+    "ScoringPlan",
+    "prediction_from_instances",
+    "score_case",
+]
+
+#: Per-case voxel counts behind the HECKTOR aggregated Dice: |P ∩ R| and |P| + |R| per label.
+AGG_INTERSECTION = "agg_intersection_voxels"
+AGG_VOLUME = "agg_volume_voxels"
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """How every case of a run is scored (from the task and its metric profile)."""
+
+    task: str
+    dims: int
+    labels: Mapping[int, str]
+    metrics: tuple[str, ...]
+    params: Mapping[str, Any]
+    connectivity: Connectivity
+    worst: Mapping[str, float]
+    negative_case_metrics: tuple[str, ...] | None = None
+    resample_extent: bool = False
+    aggregated_dice: bool = False
+    instance_metrics: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CaseJob:
+    """One case to score: the reference case and where its prediction is.
+
+    ``prediction`` is an image file (3D tasks) or None when no file was found;
+    ``instances`` (2D instance tasks) are the predicted instances of this image as
+    ``(category_id, score, segmentation)`` tuples, None when the prediction file is missing;
+    ``preset_error`` ``(error class, message)`` rejects the case without reading it (an
+    unreadable predictions JSON).
+    """
+
+    case: Case
+    plan: ScoringPlan
+    prediction: Path | None = None
+    instances: tuple[tuple[int, float, dict[str, Any]], ...] | None = None
+    missing_reason: str = "no prediction file"
+    preset_error: tuple[str, str] | None = None
+
+
+@dataclass
+class CaseOutcome:
+    """Everything a worker sends back for one case (small: numbers and text)."""
+
+    case_id: str
+    rows: list[ResultRow]
+    components: list[ComponentRow] = field(default_factory=list)
+    error: CaseError | None = None
+    seconds: float = 0.0
+    read_seconds: float = 0.0
+
+
+class _Rejected(Exception):
+    def __init__(self, error_class: str, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+
+
+def prediction_from_instances(
+    instances: Sequence[tuple[int, float, Mapping[str, Any]]], *, shape: tuple[int, int]
+) -> LabelArray:
+    """Paint predicted instances into a label map; a higher score wins where they overlap.
+
+    Parameters
+    ----------
+    instances
+        ``(category_id, score, segmentation)``: a COCO RLE dict of size ``shape``, or
+        ``{"polygon": [[x, y], ...]}`` in pixels (ChestXDet style).
+    shape
+        ``(height, width)`` of the image.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 label map, shape ``(height, width)``, 0 where no instance lies.
+
+    Examples
+    --------
+    >>> from pycocotools import mask as mu
+    >>> m = np.zeros((4, 4), dtype=np.uint8, order="F"); m[:2, :2] = 1
+    >>> rle = mu.encode(m)
+    >>> prediction_from_instances([(3, 0.9, rle)], shape=(4, 4))[:2, :3].tolist()
+    [[3, 3, 0], [3, 3, 0]]
+    """
+    from pycocotools import mask as mask_utils
+
+    out = np.zeros(shape, dtype=np.uint8)
+    for category, _score, seg in sorted(instances, key=lambda item: item[1]):
+        if "polygon" in seg:
+            mask = rasterise_polygon(seg["polygon"], height=shape[0], width=shape[1])
+        else:
+            mask = np.asarray(mask_utils.decode(dict(seg)), dtype=bool)
+        if mask.shape != shape:
+            raise _Rejected(
+                "geometry", f"mask of size {mask.shape[::-1]} does not match image {shape[::-1]}"
+            )
+        out[mask] = category
+    return out
+
+
+def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
+    """The prediction as a label array on the reference grid; raises _Rejected."""
+    cid = job.case.case_id
+    plan = job.plan
+    if job.preset_error is not None:
+        raise _Rejected(*job.preset_error)
+    if plan.dims == 2:
+        if job.instances is None:
+            raise _Rejected("missing", f"prediction {cid}: {job.missing_reason}")
+        ref_shape = image_geometry(ref_img).array_shape
+        bad = sorted({c for c, _, _ in job.instances if c not in plan.labels})
+        if bad:
+            raise _Rejected("label", f"prediction {cid}: categories {bad} are not in the label map")
+        shape = (int(ref_shape[0]), int(ref_shape[1]))
+        try:
+            return prediction_from_instances(job.instances, shape=shape)
+        except _Rejected as err:
+            raise _Rejected(err.error_class, f"prediction {cid}: {err.message}") from None
+    path = job.prediction
+    if path is None or not path.exists():
+        raise _Rejected("missing", f"prediction {cid}: {job.missing_reason}")
+    try:
+        img = read_image(path)
+    except ImageReadError as err:
+        raise _Rejected("undecodable", f"prediction {cid}: {err}") from err
+    what = f"prediction {cid} ({path.name})"
+    img = _on_reference_grid(img, ref_img, what=what, resample_extent=plan.resample_extent)
+    floating = img.GetNumberOfComponentsPerPixel() == 1 and img.GetPixelID() in _FLOAT_IDS
+    if floating and (
+        not np.isfinite(sitk.GetArrayViewFromImage(img)).all() or _nifti_has_nan(path)
+    ):
+        raise _Rejected("nan", f"{what}: contains NaN or infinite values")
+    try:
+        return label_array(img, labels=plan.labels, what=what)
+    except InvalidLabelError as err:
+        raise _Rejected("label", str(err)) from err
+
+
+_FLOAT_IDS = (sitk.sitkFloat32, sitk.sitkFloat64)
+
+
+def _nifti_has_nan(path: Path) -> bool:
+    """SimpleITK's NIfTI reader turns NaN into 0; read float NIfTI data again with nibabel."""
+    if not path.name.endswith((".nii", ".nii.gz")):
+        return False
+    import nibabel as nib
+
+    data = np.asanyarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]
+    return bool(np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all())
+
+
+def _on_reference_grid(
+    img: sitk.Image, ref_img: sitk.Image, *, what: str, resample_extent: bool
+) -> sitk.Image:
+    """Check the grid; with ``resample_extent`` (HECKTOR) resample same-spacing images."""
+    try:
+        check_same_geometry(img, ref_img, what=what)
+        return img
+    except GeometryMismatchError as err:
+        if not resample_extent or img.GetDimension() != ref_img.GetDimension():
+            raise _Rejected("geometry", str(err)) from err
+        spacing, ref_spacing = img.GetSpacing(), ref_img.GetSpacing()
+        if not np.allclose(spacing, ref_spacing, rtol=0.0, atol=1e-3):
+            raise _Rejected(
+                "geometry",
+                f"{what}: spacing {tuple(round(s, 4) for s in spacing)} mm differs from the "
+                f"reference {tuple(round(s, 4) for s in ref_spacing)} mm; predictions must be "
+                "at the reference resolution (only a different extent is resampled)",
+            ) from err
+    return sitk.Resample(
+        img, ref_img, sitk.Transform(), sitk.sitkNearestNeighbor, 0, img.GetPixelID()
+    )
+
+
+def _worst_rows(plan: ScoringPlan) -> list[ResultRow]:
+    return [
+        ResultRow(label, metric, plan.worst[metric])
+        for label in plan.labels
+        for metric in plan.metrics
+    ]
+
+
+def _metric_kwargs(plan: ScoringPlan) -> dict[str, Any]:
+    keys = ("nsd_tolerance_mm", "lesion_match", "cc_mode", "cc_worst_distance_mm")
+    return {k: plan.params[k] for k in keys if k in plan.params}
+
+
+def score_case(job: CaseJob) -> CaseOutcome:
+    """Read, validate and score one case; never raises for a bad prediction.
+
+    A rejected prediction (missing, undecodable, wrong geometry, NaN, label outside the map)
+    gets the worst value of every metric and a :class:`CaseError`; an empty prediction is scored
+    by the metrics' edge-case rules and also noted as a ``empty`` case error. Errors in the
+    reference data are raised (they are the organiser's problem, not the team's).
+    """
+    from evaluator.metrics.api import compute_metrics
+
+    plan = job.plan
+    cid = job.case.case_id
+    start = time.perf_counter()
+    ref_img = job.case.read_label()
+    ref = label_array(ref_img, labels=plan.labels, what=f"reference {cid}")
+    error: CaseError | None = None
+    components: list[ComponentRow] = []
+    pred: LabelArray | None
+    try:
+        pred = _read_prediction(job, ref_img)
+    except _Rejected as rejected:
+        pred = None
+        error = CaseError(rejected.error_class, rejected.message)
+    read_seconds = time.perf_counter() - start
+    if pred is None:
+        rows = _worst_rows(plan)
+    else:
+        spacing = image_geometry(ref_img).array_spacing
+        try:
+            result = compute_metrics(
+                pred,
+                ref,
+                spacing=spacing,
+                metrics=plan.metrics,
+                labels=list(plan.labels),
+                connectivity=plan.connectivity,
+                **_metric_kwargs(plan),
+            )
+        except MetricInputError as err:
+            raise CCBenchError(f"case {cid}: {err}") from err
+        rows = [
+            ResultRow(label, metric, float(result.values[label][metric]))
+            for label in plan.labels
+            for metric in plan.metrics
+        ]
+        components = [
+            ComponentRow(label, metric, index, float(value))
+            for label, per_metric in result.per_component.items()
+            for metric, values in per_metric.items()
+            for index, value in enumerate(values)
+        ]
+        if not pred.any():
+            error = CaseError(
+                "empty",
+                f"prediction {cid}: holds no foreground voxel; scored by the metrics' "
+                "edge-case rules",
+            )
+    if plan.aggregated_dice:
+        # a rejected prediction counts as empty: it adds the reference volume and no overlap
+        painted = np.zeros_like(ref) if pred is None else pred
+        for label in plan.labels:
+            p, r = painted == label, ref == label
+            rows.append(ResultRow(label, AGG_INTERSECTION, float(np.count_nonzero(p & r))))
+            rows.append(
+                ResultRow(label, AGG_VOLUME, float(np.count_nonzero(p) + np.count_nonzero(r)))
+            )
+    if plan.negative_case_metrics is not None and not ref.any():
+        keep = set(plan.negative_case_metrics)
+        rows = [r if r.metric in keep else r._replace(value=math.nan) for r in rows]
+        components = [c for c in components if c.metric in keep]
+    return CaseOutcome(
+        case_id=cid,
+        rows=rows,
+        components=components,
+        error=error,
+        seconds=time.perf_counter() - start,
+        read_seconds=read_seconds,
+    )

@@ -1,0 +1,410 @@
+"""Held-out test set plus k-fold cross-validation, written as nnU-Net ``splits_final.json``.
+
+Files (``TaskSpec.split_file``, e.g. ``<workspace>/splits/autopet.json``):
+
+* ``<name>.json``: exactly nnU-Net v2's ``splits_final.json``, a list of ``folds`` dicts
+  ``{"train": [...], "val": [...]}`` over the development cases (every case not in the test set);
+  nnU-Net reads it unchanged (copy it to ``nnUNet_preprocessed/<dataset>/splits_final.json``).
+* ``<name>.test.json``: ``{"task", "scheme", "seed", "test_fraction", "stratify", "test": [...]}``,
+  the held-out test ids and how they were drawn.
+
+Split names understood by :func:`resolve_split`: ``test``; ``fold0`` ... ``fold{k-1}`` (the
+validation cases of that fold); ``train`` (every development case, i.e. the union of the folds'
+validation cases); ``all`` (every case of the dataset, no split file needed).
+
+Schemes (``TaskSpec.split.scheme``), following the thesis, appendix E.1.2:
+
+* ``stratified_kfold``: cases are grouped by the metadata fields in ``split.stratify`` (AutoPET:
+  diagnosis and sex; HECKTOR: sex and centre). A group smaller than ``folds`` is merged with the
+  other small groups that agree on all but the last field, then all but the last two, ... and
+  finally into one remainder group, so tiny groups never break the split. Within a group the
+  ids are shuffled (seeded) and then ordered by their full key, so that the members of a merged
+  stratum stay together and are still spread over the folds. The test set is a systematic
+  sample of ``test_fraction`` of the concatenated groups (so each group gives its share,
+  rounded), and the remaining cases are dealt round-robin into the folds (each group's cases
+  spread over the folds within one case).
+* ``kfold``: the same with a single group (BTCV).
+* ``official``: the test set is the dataset's official test subset (``metadata["subset"] ==
+  "test"``, ChestXDet); the official training cases are dealt into the folds.
+
+The same cases, metadata and seed give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluator.datasets.base import open_dataset, read_json, resolve_task
+from evaluator.datasets.registry import Registry, TaskSpec
+from evaluator.errors import ImageReadError, SplitError
+from evaluator.workspace import Workspace
+
+__all__ = [
+    "SplitResult",
+    "assign_split",
+    "heldout_path",
+    "make_split",
+    "read_split",
+    "resolve_split",
+    "split_names",
+]
+
+_UNKNOWN = "unknown"
+_REMAINDER = "(other)"
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """What :func:`make_split` wrote.
+
+    Attributes
+    ----------
+    task
+        Task name.
+    path, test_path
+        The nnU-Net splits file and the test-set file.
+    folds
+        ``[{"train": [...], "val": [...]}, ...]`` as written.
+    test
+        Held-out test ids, sorted.
+    scheme, stratify, seed
+        How the split was drawn.
+    strata
+        Stratum (``"MELANOMA/M"``; ``"all"`` when unstratified) -> part (``"test"``,
+        ``"fold0"``, ...) -> number of cases.
+    merged
+        Strata too small for their own group and merged into a coarser one.
+    """
+
+    task: str
+    path: Path
+    test_path: Path
+    folds: list[dict[str, list[str]]]
+    test: list[str]
+    scheme: str
+    stratify: tuple[str, ...]
+    seed: int
+    strata: dict[str, dict[str, int]] = field(default_factory=dict)
+    merged: list[str] = field(default_factory=list)
+
+    @property
+    def n_cases(self) -> int:
+        """Test plus development cases."""
+        return len(self.test) + len(self.folds[0]["train"]) + len(self.folds[0]["val"])
+
+
+def heldout_path(split_path: Path) -> Path:
+    """The test-set file next to a splits file: ``x.json`` -> ``x.test.json``.
+
+    Examples
+    --------
+    >>> heldout_path(Path("splits/autopet.json"))
+    PosixPath('splits/autopet.test.json')
+    """
+    stem = (
+        split_path.name[: -len(".json")] if split_path.name.endswith(".json") else split_path.name
+    )
+    return split_path.with_name(f"{stem}.test.json")
+
+
+def _groups(
+    keys: Mapping[str, tuple[str, ...]], min_size: int
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Group ids by key; small groups fall back to shorter key prefixes (see module docstring)."""
+    current = dict(keys)
+    width = max((len(k) for k in keys.values()), default=0)
+    for level in range(width, 0, -1):
+        counts = Counter(current.values())
+        for cid, key in current.items():
+            if len(key) == level and counts[key] < min_size:
+                current[cid] = key[:-1]
+    groups: dict[str, list[str]] = defaultdict(list)
+    for cid, key in current.items():
+        groups["/".join(key) if key else _REMAINDER].append(cid)
+    merged = {"/".join(keys[cid]) for cid in keys if current[cid] != keys[cid]}
+    return dict(groups), sorted(merged)
+
+
+def assign_split(
+    keys: Mapping[str, tuple[str, ...]],
+    *,
+    folds: int,
+    test_fraction: float,
+    seed: int,
+    fixed_test: Sequence[str] | None = None,
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """Draw a stratified test set and k folds from case ids and their stratum keys.
+
+    Parameters
+    ----------
+    keys
+        Case id -> stratum key (one string per stratification field; ``()`` unstratified).
+    folds
+        Number of cross-validation folds (>= 2).
+    test_fraction
+        Share of cases held out, in ``[0, 1)``; the test set has ``floor`` or ``ceil`` of
+        ``test_fraction * n`` cases. Ignored when ``fixed_test`` is given.
+    seed
+        Seed of every random choice.
+    fixed_test
+        An official test set; those ids are held out and the rest dealt into folds.
+
+    Returns
+    -------
+    test, fold_val, merged
+        Sorted test ids; for each fold its sorted validation ids; merged small strata.
+
+    Raises
+    ------
+    SplitError
+        When fewer development cases than folds remain.
+
+    Examples
+    --------
+    >>> keys = {f"c{i}": ("M" if i % 2 else "F",) for i in range(10)}
+    >>> test, val, merged = assign_split(keys, folds=2, test_fraction=0.2, seed=0)
+    >>> len(test), [len(v) for v in val], merged
+    (2, [4, 4], [])
+    >>> sorted(keys[c][0] for c in test)
+    ['F', 'M']
+    """
+    rng = np.random.default_rng(seed)
+    groups, merged = _groups(keys, folds)
+    ordered: list[str] = []
+    for name in sorted(groups):
+        ids = sorted(groups[name])
+        shuffled = [ids[i] for i in rng.permutation(len(ids))]
+        # Stable sort by the full key: merged strata stay contiguous, so they are spread too.
+        ordered += sorted(shuffled, key=lambda cid: keys[cid])
+    if fixed_test is not None:
+        test_set = set(fixed_test) & set(keys)
+        offset_u = 0.0
+    else:
+        offset_u = float(rng.random())
+        test_set = {
+            cid
+            for i, cid in enumerate(ordered)
+            if math.floor((i + 1) * test_fraction + offset_u)
+            > math.floor(i * test_fraction + offset_u)
+        }
+    development = [cid for cid in ordered if cid not in test_set]
+    if len(development) < folds:
+        raise SplitError(
+            f"only {len(development)} development cases for {folds}-fold cross-validation "
+            f"({len(keys)} cases, {len(test_set)} held out); need at least {folds}"
+        )
+    start = int(rng.integers(folds))
+    val: list[list[str]] = [[] for _ in range(folds)]
+    for j, cid in enumerate(development):
+        val[(j + start) % folds].append(cid)
+    return sorted(test_set), [sorted(v) for v in val], merged
+
+
+def _stratum_key(metadata: Mapping[str, Any], fields: Sequence[str]) -> tuple[str, ...]:
+    return tuple(str(metadata.get(f) or _UNKNOWN) for f in fields)
+
+
+def make_split(
+    task: str | TaskSpec,
+    *,
+    workspace: Workspace,
+    data_root: Path | None = None,
+    seed: int = 12345,
+    out: Path | None = None,
+    registry: Registry | None = None,
+) -> SplitResult:
+    """Make and write the test set and cross-validation folds of a task.
+
+    Parameters
+    ----------
+    task
+        Task name or spec; ``task.split`` gives scheme, folds, test fraction and strata.
+    workspace
+        Workspace (data root and default split file).
+    data_root
+        Overrides the task's data root.
+    seed
+        Seed; the same dataset and seed give byte-identical files.
+    out
+        Splits file; default ``task.split_file`` in the workspace. The test set goes to
+        :func:`heldout_path` of it.
+    registry
+        Registry to resolve a task name in.
+
+    Returns
+    -------
+    SplitResult
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When the data root is missing or empty.
+    SplitError
+        Too few cases, or an ``official`` scheme without an official test subset.
+    """
+    spec = resolve_task(task, registry)
+    adapter = open_dataset(spec, workspace=workspace, data_root=data_root, registry=registry)
+    cases = list(adapter.cases())
+    settings = spec.split
+    stratify = tuple(settings.stratify) if settings.scheme == "stratified_kfold" else ()
+    keys = {c.case_id: _stratum_key(c.metadata, stratify) for c in cases}
+    fixed_test = None
+    if settings.scheme == "official":
+        fixed_test = [c.case_id for c in cases if c.metadata.get("subset") == "test"]
+        if not fixed_test:
+            raise SplitError(
+                f"task '{spec.name}': scheme 'official' needs an official test subset, but no "
+                f"case of {adapter.root} is marked as test"
+            )
+    try:
+        test, val, merged = assign_split(
+            keys,
+            folds=settings.folds,
+            test_fraction=settings.test_fraction,
+            seed=seed,
+            fixed_test=fixed_test,
+        )
+    except SplitError as err:
+        raise SplitError(f"task '{spec.name}' at {adapter.root}: {err}") from None
+    development = sorted(cid for v in val for cid in v)
+    folds = [{"train": sorted(set(development) - set(v)), "val": v} for v in val]
+    path = Path(out) if out is not None else spec.split_path(workspace)
+    test_path = heldout_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(folds, indent=4) + "\n")
+    test_doc = {
+        "task": spec.name,
+        "scheme": settings.scheme,
+        "seed": seed,
+        "folds": settings.folds,
+        "test_fraction": settings.test_fraction,
+        "stratify": list(stratify),
+        "test": test,
+    }
+    test_path.write_text(json.dumps(test_doc, indent=4) + "\n")
+    part_of = {cid: "test" for cid in test}
+    part_of.update({cid: f"fold{k}" for k, v in enumerate(val) for cid in v})
+    strata: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for cid, key in keys.items():
+        strata["/".join(key) or "all"][part_of[cid]] += 1
+    return SplitResult(
+        task=spec.name,
+        path=path,
+        test_path=test_path,
+        folds=folds,
+        test=test,
+        scheme=settings.scheme,
+        stratify=stratify,
+        seed=seed,
+        strata={k: dict(v) for k, v in sorted(strata.items())},
+        merged=merged,
+    )
+
+
+def read_split(path: Path) -> tuple[list[dict[str, list[str]]], list[str]]:
+    """Read a splits file and its test-set file.
+
+    Returns
+    -------
+    folds, test
+        The nnU-Net fold list and the test ids (empty when the test file is absent).
+
+    Raises
+    ------
+    SplitError
+        When the splits file is missing or not a list of ``{"train", "val"}`` dicts.
+    """
+    if not path.is_file():
+        raise SplitError(f"no split file {path}")
+    try:
+        folds = read_json(path, what="split file")
+        test_path = heldout_path(path)
+        test_doc = read_json(test_path, what="test-set file") if test_path.is_file() else {}
+    except ImageReadError as err:
+        raise SplitError(str(err)) from err
+    if not isinstance(folds, list) or not all(
+        isinstance(f, dict) and isinstance(f.get("train"), list) and isinstance(f.get("val"), list)
+        for f in folds
+    ):
+        raise SplitError(f"{path}: expected a list of {{'train': [...], 'val': [...]}} folds")
+    test = test_doc.get("test", []) if isinstance(test_doc, dict) else []
+    return folds, [str(t) for t in test]
+
+
+def split_names(folds: int) -> list[str]:
+    """Names :func:`resolve_split` understands for a split with ``folds`` folds.
+
+    Examples
+    --------
+    >>> split_names(2)
+    ['all', 'train', 'test', 'fold0', 'fold1']
+    """
+    return ["all", "train", "test", *(f"fold{k}" for k in range(folds))]
+
+
+def resolve_split(
+    task: str | TaskSpec,
+    split_name: str,
+    *,
+    workspace: Workspace,
+    data_root: Path | None = None,
+    registry: Registry | None = None,
+) -> list[str]:
+    """The sorted case ids of a named split.
+
+    Parameters
+    ----------
+    task
+        Task name or spec.
+    split_name
+        ``all``, ``train``, ``test``, ``fold0`` ... ``fold4`` (see the module docstring).
+    workspace, data_root, registry
+        As for :func:`open_dataset`; the split file is ``task.split_file`` in the workspace.
+
+    Raises
+    ------
+    SplitError
+        No split file (says to run ``ccbench data split``), an unknown split name (lists the
+        known ones), or a split file naming cases that the dataset does not have.
+    DatasetNotFoundError
+        When the data root is missing or empty.
+    """
+    spec = resolve_task(task, registry)
+    adapter = open_dataset(spec, workspace=workspace, data_root=data_root, registry=registry)
+    available = adapter.case_ids()
+    if split_name == "all":
+        return available
+    path = spec.split_path(workspace)
+    if not path.is_file():
+        raise SplitError(
+            f"task '{spec.name}': no split file {path}; run `ccbench data split --task {spec.name}`"
+        )
+    folds, test = read_split(path)
+    names = split_names(len(folds))
+    if split_name not in names:
+        raise SplitError(
+            f"task '{spec.name}': unknown split '{split_name}' (known: {', '.join(names)})"
+        )
+    if split_name == "test":
+        ids = test
+    elif split_name == "train":
+        ids = sorted({cid for f in folds for cid in f["val"]})
+    else:
+        ids = [str(c) for c in folds[int(split_name[len("fold") :])]["val"]]
+    missing = sorted(set(ids) - set(available))
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise SplitError(
+            f"task '{spec.name}': split file {path} lists {len(missing)} case(s) of split "
+            f"'{split_name}' that are not in the dataset at {adapter.root} ({shown}); "
+            f"run `ccbench data split --task {spec.name}` again"
+        )
+    return sorted(ids)

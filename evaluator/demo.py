@@ -1,0 +1,114 @@
+"""``ccbench demo``: the main job end to end on phantom data.
+
+Each step calls the same library functions as the corresponding command, so the demo shows what a
+user's commands do. A failing step is reported and the remaining steps still run; the demo
+returns False when any step failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from evaluator.workspace import Workspace
+
+__all__ = ["DEMO_TASKS", "DemoStep", "demo_steps", "run_demo"]
+
+#: The four tasks, each demonstrated on its phantom version.
+DEMO_TASKS = ("autopet", "hecktor", "btcv", "chestxdet")
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One step of the demo: a title and a callable returning a one-line summary."""
+
+    title: str
+    run: Callable[[Workspace, int, Console], str]
+
+
+def _phantoms(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.datasets.phantoms import write_phantoms
+    from evaluator.reporting import print_phantom_summary
+
+    results = [
+        write_phantoms(t, workspace=ws, cases=None, size="small", seed=seed, out=None)
+        for t in DEMO_TASKS
+    ]
+    print_phantom_summary(results, console=console)
+    return f"{len(results)} phantom datasets written under {ws.phantoms}"
+
+
+def _check(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.datasets.check import check_dataset
+    from evaluator.reporting import print_check_report
+
+    bad = []
+    for task in DEMO_TASKS:
+        report = check_dataset(f"{task}-phantom", workspace=ws, data_root=None)
+        print_check_report(report, console=console)
+        if not report.ok:
+            bad.append(task)
+    if bad:
+        raise RuntimeError(f"data check found problems in: {', '.join(bad)}")
+    return "all phantom datasets pass `ccbench data check`"
+
+
+def _split(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.datasets.splits import make_split
+    from evaluator.reporting import print_split_summary
+
+    for task in DEMO_TASKS:
+        print_split_summary(
+            make_split(f"{task}-phantom", workspace=ws, data_root=None, seed=seed, out=None),
+            console=console,
+        )
+    return f"splits written under {ws.splits}"
+
+
+def demo_steps() -> list[DemoStep]:
+    """The demo's steps, in order."""
+    return [
+        DemoStep("Phantom data for all four tasks", _phantoms),
+        DemoStep("Check the phantom data", _check),
+        DemoStep("Stratified splits", _split),
+    ]
+
+
+def run_demo(workspace: Workspace, *, seed: int = 0, console: Console | None = None) -> bool:
+    """Run every demo step in ``workspace``; return True when all succeeded.
+
+    Parameters
+    ----------
+    workspace
+        Where everything is written (created if missing).
+    seed
+        Seed of every random choice; the same seed gives the same numbers.
+    console
+        Where to print; a default rich console when omitted.
+    """
+    console = console or Console()
+    workspace.ensure()
+    outcomes: list[tuple[str, bool, str, float]] = []
+    for number, step in enumerate(demo_steps(), start=1):
+        console.rule(f"[bold]{number}. {step.title}")
+        start = time.perf_counter()
+        try:
+            summary = step.run(workspace, seed, console)
+            ok = True
+        except Exception as err:  # a failing step must not hide the others' results
+            summary, ok = f"{type(err).__name__}: {err}", False
+            console.print(f"[bold red]step failed:[/] {summary}", highlight=False)
+        outcomes.append((step.title, ok, summary, time.perf_counter() - start))
+    table = Table(title=f"ccbench demo - workspace {workspace.root}")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("result")
+    table.add_column("seconds", justify="right")
+    for title, ok, summary, seconds in outcomes:
+        table.add_row(title, "[green]ok" if ok else "[red]failed", summary, f"{seconds:.1f}")
+    console.print(table)
+    return all(ok for _, ok, _, _ in outcomes)

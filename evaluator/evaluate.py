@@ -1,0 +1,834 @@
+"""``ccbench evaluate``: score a folder of predictions against a split, into the results store.
+
+Pipeline: the split's case ids -> prediction files matched by case id -> one :class:`CaseJob`
+per case -> scored in parallel (a local process pool, or an existing Dask cluster) -> each case
+written to the store in ONE transaction as soon as it is scored -> run-level aggregates ->
+``results.csv`` and ``summary.json``. A killed run is resumed by running the same command again:
+only the cases missing from the store are scored. A finished run is a no-op unless ``force``.
+
+Prediction layouts (3D tasks), tried in this order for each case id ``C``:
+
+1. ``<pred>/C.nii.gz`` (or ``.nii``, ``.mha``, ``.nrrd``): the nnU-Net / batch layout.
+2. ``<pred>/mapping.json``: ``{"C": "images/<slug>/<uuid>.mha", ...}``, paths relative to
+   ``<pred>``, for grand-challenge style output folders (``<pred>/images/<slug>/<uuid>.mha``).
+3. ``<pred>/C/``: a per-case folder (the grand-challenge "one container run per case" output)
+   holding exactly one image file at any depth, e.g. ``<pred>/C/images/<slug>/<uuid>.mha``.
+
+ChestXDet (2D instance task): ``<pred>`` is a JSON file, or a folder holding exactly one. Either
+the standard COCO results list ``[{"image_id", "category_id", "segmentation" (RLE), "score"}]``,
+where ``image_id`` is the case id (the image file stem, string or integer), or the ChestXDet
+style ``[{"file_name", "syms": [class names], "polygons": [[[x, y], ...]], "scores": [...]}]``
+(scores default to 1). An image with no instance is an empty prediction; a missing or unreadable
+JSON file makes every case ``missing`` / ``undecodable``.
+
+Bad predictions (:data:`ERROR_CLASSES`): a missing file, an undecodable file, wrong geometry, NaN,
+a label outside the map are recorded as a per-case error and scored with the worst value of every
+metric (:attr:`MetricSpec.worst`; for CC distances the profile's ``cc_worst_distance_mm``), so a
+team cannot skip hard cases. An empty prediction is scored normally by the metrics' edge-case
+rules (:data:`~evaluator.metrics.registry.EDGE_CASES`) and is noted as an ``empty`` case error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evaluator._scoring import (
+    AGG_INTERSECTION,
+    AGG_VOLUME,
+    CaseJob,
+    CaseOutcome,
+    ScoringPlan,
+    score_case,
+)
+from evaluator.datasets.registry import MetricProfile, Registry, TaskSpec, load_registry
+from evaluator.errors import CCBenchError, ImageReadError, InvalidPredictionError
+from evaluator.store import ResultRow, RunInfo, Store
+from evaluator.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evaluator.datasets.base import Case, DatasetAdapter
+
+__all__ = [
+    "ERROR_CLASSES",
+    "IMAGE_EXTENSIONS",
+    "EvaluationResult",
+    "evaluate_run",
+    "find_predictions",
+    "make_plan",
+    "summarize_run",
+    "write_degraded_predictions",
+]
+
+#: Per-case error classes: short name -> what it means. All but ``empty`` get worst values.
+ERROR_CLASSES: dict[str, str] = {
+    "missing": "no prediction for the case",
+    "undecodable": "the prediction file cannot be read or decoded",
+    "geometry": "size, spacing, origin or direction differ from the reference",
+    "nan": "the prediction holds NaN or infinite values",
+    "label": "the prediction holds values outside the task's label map",
+    "empty": "the prediction holds no foreground (scored by the edge-case rules)",
+}
+
+#: File endings of prediction images, tried in this order.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd", ".png")
+
+_CONVENTIONS = {
+    "worst": "Rejected predictions (missing, undecodable, geometry, nan, label) are scored with "
+    "the worst value of every metric (distances: inf; CC distances: cc_worst_distance_mm).",
+    "empty": "Empty predictions are scored by the metrics' edge-case rules (EDGE_CASES).",
+    "negative": "Negative cases (empty reference) are scored with {metrics} only; every other "
+    "metric is NaN and left out of the means (autoPET III/IV convention).",
+    "resample": "A prediction with the reference spacing but another extent is resampled onto "
+    "the reference grid (nearest neighbour); another spacing is rejected (HECKTOR 2022).",
+    "aggregated_dice": "aggregated_dice: 2 * sum |P ∩ R| / sum (|P| + |R|) over all cases per "
+    "label; label 0 holds the mean over labels (HECKTOR 2022 final score).",
+    "means": "Means ignore NaN; n counts the cases with a value. Label 0 rows: mean over labels.",
+}
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate_run` did.
+
+    Attributes
+    ----------
+    run
+        The run in the store (status ``finished`` after a complete run).
+    summary
+        The content of ``summary.json``.
+    out
+        Folder holding ``results.csv`` and ``summary.json``.
+    scored
+        Cases scored by this call (0 for a finished run re-run without ``force``).
+    skipped
+        Cases already in the store from an earlier, interrupted call.
+    """
+
+    run: RunInfo
+    summary: dict[str, Any]
+    out: Path
+    scored: int
+    skipped: int
+    store_url: str
+    results: pd.DataFrame = field(repr=False)
+
+    @property
+    def results_csv(self) -> Path:
+        """One row per case and label, one column per metric."""
+        return self.out / "results.csv"
+
+    @property
+    def summary_json(self) -> Path:
+        """Means, aggregates, error counts and the conventions applied."""
+        return self.out / "summary.json"
+
+
+def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
+    """The scoring plan of a task: per-case metrics, parameters and worst values.
+
+    Instance metrics (COCO AP) are run-level and not part of the per-case metrics.
+
+    Examples
+    --------
+    >>> reg = load_registry()
+    >>> plan = make_plan(reg.task("hecktor"), reg.profile("hecktor"))
+    >>> plan.metrics[:2], plan.worst["hd95"], plan.worst["cc_hd95"], plan.aggregated_dice
+    (('dice', 'hd95'), inf, 50.0, True)
+    """
+    from evaluator.metrics.registry import METRICS
+
+    unknown = [m for m in profile.metrics if m not in METRICS]
+    if unknown:
+        raise CCBenchError(
+            f"metric profile '{profile.name}': unknown metrics {unknown} (known: {', '.join(METRICS)})"
+        )
+    per_case = tuple(m for m in profile.metrics if METRICS[m].kind != "instance")
+    cc_worst = float(profile.params.get("cc_worst_distance_mm", math.nan))
+    worst = {}
+    for name in per_case:
+        spec = METRICS[name]
+        cc_distance = spec.kind == "cc" and spec.unit == "mm" and not math.isnan(cc_worst)
+        worst[name] = cc_worst if cc_distance else spec.worst
+    return ScoringPlan(
+        task=task.name,
+        dims=task.dims,
+        labels=dict(task.labels),
+        metrics=per_case,
+        params=dict(profile.params),
+        connectivity=task.connectivity,
+        worst=worst,
+        negative_case_metrics=profile.negative_case_metrics,
+        resample_extent=profile.resample_extent,
+        aggregated_dice="aggregated_dice" in profile.aggregates,
+        instance_metrics=tuple(m for m in profile.metrics if METRICS[m].kind == "instance"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# prediction matching
+# --------------------------------------------------------------------------------------------
+
+
+def _single_image(folder: Path) -> Path | None:
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.name.endswith(IMAGE_EXTENSIONS)
+    )
+    return files[0] if len(files) == 1 else None
+
+
+def find_predictions(pred: Path, case_ids: Sequence[str]) -> dict[str, Path | None]:
+    """Match prediction image files to case ids (3D tasks; see the module docstring).
+
+    Parameters
+    ----------
+    pred
+        The predictions folder.
+    case_ids
+        Cases of the split.
+
+    Returns
+    -------
+    dict
+        Case id -> file, or None when no file matches (scored as ``missing``).
+
+    Raises
+    ------
+    InvalidPredictionError
+        When ``pred`` is not a folder or ``mapping.json`` is malformed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "0001.nii.gz").write_bytes(b"")
+    >>> {k: (v.name if v else None) for k, v in find_predictions(folder, ["0001", "0002"]).items()}
+    {'0001': '0001.nii.gz', '0002': None}
+    """
+    if not pred.is_dir():
+        raise InvalidPredictionError(f"predictions folder {pred} does not exist")
+    mapping: dict[str, str] = {}
+    mapping_file = pred / "mapping.json"
+    if mapping_file.is_file():
+        from evaluator.datasets.base import read_json
+
+        try:
+            raw = read_json(mapping_file, what="prediction mapping")
+        except ImageReadError as err:
+            raise InvalidPredictionError(str(err)) from err
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise InvalidPredictionError(
+                f"{mapping_file}: expected an object {{case id: relative file path}}"
+            )
+        mapping = {str(k): v for k, v in raw.items()}
+    found: dict[str, Path | None] = {}
+    for cid in case_ids:
+        match: Path | None = None
+        for ext in IMAGE_EXTENSIONS:
+            if (pred / f"{cid}{ext}").is_file():
+                match = pred / f"{cid}{ext}"
+                break
+        if match is None and cid in mapping:
+            match = pred / mapping[cid]
+        if match is None and (pred / cid).is_dir():
+            match = _single_image(pred / cid)
+        found[cid] = match
+    return found
+
+
+def _instance_predictions(
+    pred: Path, task: TaskSpec, case_ids: Sequence[str]
+) -> tuple[dict[str, tuple[tuple[int, float, dict[str, Any]], ...]], str | None]:
+    """Parse a COCO results or ChestXDet-style JSON; returns per-case instances or an error."""
+    from evaluator.datasets.base import read_json
+
+    file = pred
+    if pred.is_dir():
+        candidates = sorted(pred.glob("*.json"))
+        if len(candidates) != 1:
+            return {}, f"expected one JSON file in {pred}, found {len(candidates)}"
+        file = candidates[0]
+    if not file.is_file():
+        return {}, f"prediction file {file} does not exist"
+    raw = read_json(file, what="predictions")
+    if not isinstance(raw, list):
+        raise InvalidPredictionError(f"{file}: expected a JSON list of predictions")
+    by_name = {name: value for value, name in task.labels.items()}
+    out: dict[str, list[tuple[int, float, dict[str, Any]]]] = {cid: [] for cid in case_ids}
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise InvalidPredictionError(f"{file}: item {i} is not an object")
+        if "segmentation" in item:
+            cid = Path(str(item.get("image_id"))).name.split(".")[0]
+            entries = [
+                (
+                    int(item.get("category_id", -1)),
+                    float(item.get("score", 1.0)),
+                    item["segmentation"],
+                )
+            ]
+        elif "polygons" in item:
+            cid = Path(str(item.get("file_name"))).name.split(".")[0]
+            syms, polys = item.get("syms", []), item["polygons"]
+            scores = item.get("scores") or [1.0] * len(polys)
+            if not (len(syms) == len(polys) == len(scores)):
+                raise InvalidPredictionError(
+                    f"{file}: item {i} ({cid}): syms, polygons and scores differ in length"
+                )
+            entries = [
+                (by_name.get(str(s), -1), float(sc), {"polygon": poly})
+                for s, poly, sc in zip(syms, polys, scores, strict=True)
+            ]
+        else:
+            raise InvalidPredictionError(
+                f"{file}: item {i} has neither 'segmentation' (COCO results) nor 'polygons' "
+                "(ChestXDet style)"
+            )
+        if cid in out:
+            out[cid].extend(entries)
+    return {cid: tuple(items) for cid, items in out.items()}, None
+
+
+def _jobs(
+    task: TaskSpec,
+    plan: ScoringPlan,
+    dataset: DatasetAdapter,
+    pred: Path,
+    case_ids: Sequence[str],
+) -> list[CaseJob]:
+    if task.dims == 2:
+        try:
+            instances, problem = _instance_predictions(pred, task, case_ids)
+        except (ImageReadError, InvalidPredictionError) as err:
+            return [
+                CaseJob(
+                    dataset.case(c), plan, preset_error=("undecodable", f"prediction {c}: {err}")
+                )
+                for c in case_ids
+            ]
+        return [
+            CaseJob(
+                dataset.case(c),
+                plan,
+                instances=instances.get(c),
+                missing_reason=problem or "no prediction",
+            )
+            for c in case_ids
+        ]
+    files = find_predictions(pred, case_ids)
+    return [
+        CaseJob(
+            dataset.case(c),
+            plan,
+            prediction=files[c],
+            missing_reason=f"no prediction file for case {c} in {pred}",
+        )
+        for c in case_ids
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# running
+# --------------------------------------------------------------------------------------------
+
+
+def _outcomes_local(
+    jobs: Sequence[Any], workers: int, fn: Callable[[Any], Any] = score_case
+) -> Iterator[Any]:
+    """``fn(job)`` of every job in completion order (the simulation studies pass their own)."""
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield fn(job)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    pending = list(reversed(jobs))
+    running: set[Future[Any]] = set()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        try:
+            while pending or running:
+                while pending and len(running) < 2 * workers:  # bounded: few cases in flight
+                    running.add(pool.submit(fn, pending.pop()))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _outcomes_dask(
+    jobs: Sequence[Any], scheduler: str, fn: Callable[[Any], Any] = score_case
+) -> Iterator[Any]:
+    """As :func:`_outcomes_local` on an existing Dask cluster."""
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(scheduler, set_as_default=False)
+    except OSError as err:
+        raise CCBenchError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from err
+    try:
+        window = max(2 * sum(client.nthreads().values()), 2)
+        pending = list(reversed(jobs))
+        first = [
+            client.submit(fn, pending.pop(), pure=False) for _ in range(min(window, len(pending)))
+        ]
+        completed = as_completed(first, loop=client.loop)
+        for future in completed:
+            outcome = future.result()
+            future.release()
+            if pending:
+                completed.add(client.submit(fn, pending.pop(), pure=False))
+            yield outcome
+    finally:
+        client.close()
+
+
+def _fingerprint(cases: Iterable[Case]) -> str:
+    """sha256 over case ids and the name and size of each reference file."""
+    digest = hashlib.sha256()
+    for case in cases:
+        size = case.label.stat().st_size if case.label and case.label.exists() else -1
+        digest.update(f"{case.case_id}\0{case.label.name if case.label else ''}\0{size}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def evaluate_run(
+    task: str,
+    split: str,
+    pred: str | os.PathLike[str],
+    *,
+    workspace: Workspace,
+    run_name: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    store: str | Store | None = None,
+    force: bool = False,
+    entry: str | None = None,
+    image_digest: str | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    registry: Registry | None = None,
+    on_case: Callable[[CaseOutcome, int, int], None] | None = None,
+) -> EvaluationResult:
+    """Score a folder of predictions against a split and store every number.
+
+    Parameters
+    ----------
+    task
+        Task name from ``datasets.yaml``.
+    split
+        A split name understood by :func:`evaluator.datasets.splits.resolve_split` (``test``,
+        ``fold0`` ...), or ``all``: every case that has a reference.
+    pred
+        Predictions folder (3D) or JSON file / folder (ChestXDet); layouts in the module doc.
+    workspace
+        Holds the data, the default store and the run folders.
+    run_name
+        Names the run in the store; default ``<task>-<split>-<pred folder name>``. The same
+        name resumes the run.
+    out
+        Where ``results.csv`` and ``summary.json`` go; default ``<workspace>/runs/<run name>``.
+    workers
+        Local processes; default: one per CPU (at most one per case); 1 scores in-process.
+    scheduler
+        Address of a Dask distributed scheduler (``tcp://host:8786``); overrides ``workers``.
+    store
+        A SQLAlchemy URL or an open :class:`Store`; default ``CCBENCH_STORE`` or the workspace.
+    force
+        Score every case again even when the run is finished (its rows are replaced).
+    entry, image_digest
+        Provenance of the predictions (the container runner passes them).
+    data_root
+        Overrides the task's data root.
+    registry
+        Task registry; default :func:`load_registry`.
+    on_case
+        Called after each stored case with ``(outcome, done, total)`` (progress display).
+
+    Returns
+    -------
+    EvaluationResult
+
+    Raises
+    ------
+    DatasetNotFoundError, InvalidPredictionError, StoreError
+        For problems of the data, the predictions folder as a whole, or the store; a bad
+        prediction of one case is never raised but recorded.
+    """
+    from evaluator.datasets.base import open_dataset
+    from evaluator.datasets.splits import resolve_split
+
+    reg = registry or load_registry()
+    spec = reg.task(task)
+    profile = reg.profile(spec)
+    plan = make_plan(spec, profile)
+    pred_path = Path(pred).expanduser().absolute()
+    root = None if data_root is None else Path(data_root)
+    dataset = open_dataset(spec, workspace=workspace, data_root=root, registry=reg)
+    case_ids = resolve_split(spec, split, workspace=workspace, data_root=root, registry=reg)
+    name = run_name or f"{task}-{split}-{pred_path.name}"
+    parameters = {
+        "pred": str(pred_path),
+        "profile": profile.model_dump(mode="json"),
+        "data_root": None if root is None else str(root.absolute()),
+    }
+    db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
+    run = db.get_or_create_run(
+        name=name,
+        task=task,
+        split=split,
+        parameters=parameters,
+        entry=entry,
+        image_digest=image_digest,
+    )
+    if force:
+        db.reset_run(run.id)
+    done = db.completed_cases(run.id)
+    todo = [] if run.status == "finished" and not force else [c for c in case_ids if c not in done]
+    if todo:
+        jobs = _jobs(spec, plan, dataset, pred_path, todo)
+        db.update_run(run.id, dataset_fingerprint=_fingerprint(dataset.case(c) for c in case_ids))
+        if scheduler:
+            outcomes = _outcomes_dask(jobs, scheduler)
+        else:
+            n = workers if workers is not None else os.cpu_count() or 1
+            outcomes = _outcomes_local(jobs, min(n, len(jobs)))
+        for i, outcome in enumerate(outcomes, start=1):
+            db.record_case(
+                run.id,
+                outcome.case_id,
+                outcome.rows,
+                error=outcome.error,
+                components=outcome.components,
+                seconds=outcome.seconds,
+            )
+            if on_case is not None:
+                on_case(outcome, i, len(jobs))
+    if todo or run.status != "finished":
+        aggregates = _aggregates(db, run.id, plan)
+        if plan.instance_metrics:
+            rejected = db.errors_frame(run_ids=[run.id])
+            rejected = set(rejected.loc[rejected["error_class"] != "empty", "case_id"])
+            jobs = _jobs(spec, plan, dataset, pred_path, case_ids)
+            aggregates += _coco_aggregates(plan, jobs, rejected)
+        db.finish_run(run.id, aggregates=aggregates)
+    run = db.get_run(run.id)
+    out_dir = Path(out) if out is not None else workspace.runs / name
+    summary, table = summarize_run(db, run, plan, profile, case_ids=case_ids)
+    summary["scored_now"], summary["skipped"] = len(todo), len(case_ids) - len(todo)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "results.csv", index=False)
+    (out_dir / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    return EvaluationResult(
+        run=run,
+        summary=summary,
+        out=out_dir,
+        scored=len(todo),
+        skipped=len(case_ids) - len(todo),
+        store_url=db.url,
+        results=table,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# summary
+# --------------------------------------------------------------------------------------------
+
+
+def _aggregates(db: Store, run_id: int, plan: ScoringPlan) -> list[ResultRow]:
+    rows: list[ResultRow] = []
+    if plan.aggregated_dice:
+        frame = db.results_frame(run_ids=[run_id])
+        sums = frame[frame["metric"].isin([AGG_INTERSECTION, AGG_VOLUME])].pivot_table(
+            index="label", columns="metric", values="value", aggfunc="sum"
+        )
+        per_label = []
+        for label in plan.labels:
+            if label in sums.index and sums.loc[label, AGG_VOLUME] > 0:
+                value = 2.0 * sums.loc[label, AGG_INTERSECTION] / sums.loc[label, AGG_VOLUME]
+            else:
+                value = math.nan
+            rows.append(ResultRow(label, "aggregated_dice", float(value)))
+            per_label.append(value)
+        valid = [v for v in per_label if not math.isnan(v)]
+        rows.append(ResultRow(0, "aggregated_dice", float(np.mean(valid)) if valid else math.nan))
+    return rows
+
+
+def _coco_aggregates(
+    plan: ScoringPlan, jobs: Sequence[CaseJob], rejected: set[str]
+) -> list[ResultRow]:
+    """COCO mask AP over the whole split (pycocotools); rejected cases have no detections."""
+    from evaluator.metrics.coco import Instance, coco_mask_ap
+
+    gt: dict[str, list[Instance]] = {}
+    preds: dict[str, list[Instance]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    for job in jobs:
+        cid = job.case.case_id
+        truth = job.case.read_instances()
+        gt[cid] = [Instance(t.class_id, mask=t.mask) for t in truth]
+        shape = job.case.read_label().GetSize()
+        sizes[cid] = (int(shape[1]), int(shape[0]))
+        if cid in rejected or job.instances is None:
+            continue
+        preds[cid] = [
+            Instance(c, polygon=seg["polygon"], score=score)
+            if "polygon" in seg
+            else Instance(c, mask=_decode_rle(seg), score=score)
+            for c, score, seg in job.instances
+        ]
+    result = coco_mask_ap(gt, preds, categories=dict(plan.labels), image_sizes=sizes)
+    means = {"coco_ap": result.ap, "coco_ap50": result.ap50, "coco_ap75": result.ap75}
+    rows = [ResultRow(0, m, float(means[m])) for m in plan.instance_metrics]
+    for label, values in result.per_class.items():
+        rows += [ResultRow(int(label), m, float(values[m])) for m in plan.instance_metrics]
+    return rows
+
+
+def _decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    return np.asarray(mask_utils.decode(dict(rle)), dtype=bool)
+
+
+def summarize_run(
+    db: Store,
+    run: RunInfo,
+    plan: ScoringPlan,
+    profile: MetricProfile,
+    *,
+    case_ids: Sequence[str],
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The summary (means, aggregates, error counts, conventions) and the per-case table.
+
+    Returns
+    -------
+    (dict, pandas.DataFrame)
+        ``summary.json`` content, and the ``results.csv`` table: one row per case and label
+        with columns ``case_id, label, label_name, error_class`` and one per metric.
+    """
+    import pandas as pd
+
+    long = db.results_frame(run_ids=[run.id])
+    long = long[long["metric"].isin(plan.metrics)]
+    errors = db.errors_frame(run_ids=[run.id])
+    error_of = dict(zip(errors["case_id"], errors["error_class"], strict=True))
+    if long.empty:
+        table = pd.DataFrame(
+            columns=["case_id", "label", "label_name", "error_class", *plan.metrics]
+        )
+    else:
+        table = long.pivot_table(
+            index=["case_id", "label"], columns="metric", values="value", dropna=False
+        ).reset_index()
+        table.columns.name = None
+        table = table.reindex(columns=["case_id", "label", *plan.metrics])
+        table.insert(2, "label_name", table["label"].map(dict(plan.labels)))
+        table.insert(3, "error_class", table["case_id"].map(lambda c: error_of.get(c, "")))
+    means: dict[str, dict[str, dict[str, float]]] = {}
+    for label, name in plan.labels.items():
+        rows = table[table["label"] == label]
+        means[f"{label}:{name}"] = {m: _stats(rows[m]) for m in plan.metrics}
+    over_labels = {
+        m: float(np.mean([means[k][m]["mean"] for k in means])) if means else math.nan
+        for m in plan.metrics
+    }
+    counts = {cls: 0 for cls in ERROR_CLASSES}
+    for cls in errors["error_class"]:
+        counts[cls] = counts.get(cls, 0) + 1
+    aggregates = db.aggregates_frame(run_ids=[run.id])
+    conventions = [_CONVENTIONS["worst"], _CONVENTIONS["empty"], _CONVENTIONS["means"]]
+    if profile.negative_case_metrics is not None:
+        conventions.append(
+            _CONVENTIONS["negative"].format(metrics=", ".join(profile.negative_case_metrics))
+        )
+    if profile.resample_extent:
+        conventions.append(_CONVENTIONS["resample"])
+    if "aggregated_dice" in profile.aggregates:
+        conventions.append(_CONVENTIONS["aggregated_dice"])
+    summary: dict[str, Any] = {
+        "task": run.task,
+        "split": run.split,
+        "run": run.name,
+        "run_id": run.id,
+        "entry": run.entry,
+        "status": run.status,
+        "store": db.url,
+        "dataset_fingerprint": run.dataset_fingerprint,
+        "ccbench_version": run.ccbench_version,
+        "cases": len(case_ids),
+        "completed": len(db.completed_cases(run.id)),
+        "error_counts": counts,
+        "error_cases": {
+            cls: sorted(errors.loc[errors["error_class"] == cls, "case_id"]) for cls in counts
+        },
+        "means": means,
+        "mean_over_labels": over_labels,
+        "aggregates": {
+            f"{int(r.label)}:{plan.labels.get(int(r.label), 'mean')}:{r.metric}": float(r.value)
+            for r in aggregates.itertuples()
+        },
+        "conventions": conventions,
+    }
+    return summary, table
+
+
+def _stats(values: pd.Series) -> dict[str, float]:
+    arr = values.to_numpy(dtype=float)
+    valid = arr[~np.isnan(arr)]
+    if valid.size == 0:
+        return {"mean": math.nan, "median": math.nan, "n": 0}
+    return {"mean": float(valid.mean()), "median": float(np.median(valid)), "n": int(valid.size)}
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN -> null and ±inf -> "inf"/"-inf", so summary.json is strict JSON."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# degraded predictions (demo entries of different quality)
+# --------------------------------------------------------------------------------------------
+
+
+def _degrade_mask(mask: np.ndarray, rng: np.random.Generator, quality: float) -> np.ndarray:
+    """Drop, erode or dilate each connected component of a boolean mask."""
+    import cc3d
+    from scipy import ndimage
+
+    components = cc3d.connected_components(mask.astype(np.uint8))
+    out = np.zeros_like(mask, dtype=bool)
+    for index in range(1, int(components.max()) + 1):
+        comp = components == index
+        draw = rng.random()
+        if draw < (1.0 - quality) * 0.5:
+            continue  # dropped lesion / organ part: a false negative component
+        if draw < 1.0 - quality:
+            comp = (
+                ndimage.binary_erosion(comp)
+                if rng.random() < 0.5
+                else ndimage.binary_dilation(comp)
+            )
+        out |= comp
+    return out
+
+
+def _false_positive_blob(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    centre = [int(rng.integers(2, max(s - 2, 3))) for s in shape]
+    grid = np.ogrid[tuple(slice(0, s) for s in shape)]
+    dist = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
+    return np.asarray(dist <= 4)
+
+
+def write_degraded_predictions(
+    task: str,
+    split: str,
+    out: str | os.PathLike[str],
+    *,
+    workspace: Workspace,
+    seed: int = 0,
+    quality: float = 0.8,
+    data_root: str | os.PathLike[str] | None = None,
+    registry: Registry | None = None,
+) -> Path:
+    """Write predictions made by degrading a split's references (demo and test entries).
+
+    Each reference component is, independently, dropped with probability ``(1 - quality) / 2``,
+    else eroded or dilated by one voxel with probability ``(1 - quality) / 2``; with probability
+    ``1 - quality`` a small false-positive blob is added per case. ``quality=1`` copies the
+    references.
+
+    Parameters
+    ----------
+    task, split
+        As for :func:`evaluate_run`.
+    out
+        Folder; 3D tasks get ``<out>/<case id>.nii.gz`` on the reference grid, ChestXDet gets
+        ``<out>/predictions.json`` in the COCO results format (``image_id`` = case id).
+    workspace, data_root, registry
+        Where the data is.
+    seed
+        Same seed, same files (each case uses ``(seed, crc32(case id))``).
+    quality
+        In [0, 1]; lower is worse.
+
+    Returns
+    -------
+    Path
+        ``out``.
+    """
+    import zlib
+
+    import SimpleITK as sitk
+
+    from evaluator.datasets.base import label_array, open_dataset
+    from evaluator.datasets.splits import resolve_split
+
+    if not 0.0 <= quality <= 1.0:
+        raise CCBenchError(f"quality must be in [0, 1], got {quality}")
+    reg = registry or load_registry()
+    spec = reg.task(task)
+    root = None if data_root is None else Path(data_root)
+    dataset = open_dataset(spec, workspace=workspace, data_root=root, registry=reg)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    coco: list[dict[str, Any]] = []
+    for cid in resolve_split(spec, split, workspace=workspace, data_root=root, registry=reg):
+        rng = np.random.default_rng([seed, zlib.crc32(cid.encode())])
+        case = dataset.case(cid)
+        if spec.dims == 2:
+            from pycocotools import mask as mask_utils
+
+            for inst in case.read_instances():
+                mask = _degrade_mask(inst.mask, rng, quality)
+                if mask.any():
+                    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+                    rle["counts"] = rle["counts"].decode("ascii")
+                    score = float(np.clip(quality + rng.normal(0, 0.1), 0.01, 1.0))
+                    coco.append(
+                        {
+                            "image_id": cid,
+                            "category_id": inst.class_id,
+                            "segmentation": rle,
+                            "score": score,
+                        }
+                    )
+            continue
+        ref_img = case.read_label()
+        ref = label_array(ref_img, labels=spec.labels, what=f"reference {cid}")
+        pred = np.zeros_like(ref)
+        for label in spec.labels:
+            pred[_degrade_mask(ref == label, rng, quality)] = label
+        if rng.random() < 1.0 - quality:
+            pred[_false_positive_blob(ref.shape, rng) & (pred == 0)] = min(spec.labels)
+        img = sitk.GetImageFromArray(pred)
+        img.CopyInformation(ref_img)
+        sitk.WriteImage(img, str(out_dir / f"{cid}.nii.gz"))
+    if spec.dims == 2:
+        (out_dir / "predictions.json").write_text(json.dumps(coco))
+    return out_dir

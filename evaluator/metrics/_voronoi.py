@@ -1,0 +1,360 @@
+"""Sparse connected components and the exact nearest-component (generalized Voronoi) assignment.
+
+CC-Metrics need, for every prediction voxel, the reference component whose voxels are nearest
+(Algorithm 2 of the CC-Metrics chapter: one Euclidean feature transform of the reference, then
+the component label at the nearest feature). A full-volume feature transform costs seconds and
+gigabytes on a CT volume; the label is only needed where the prediction has voxels. This module
+computes it there alone, and breaks ties exactly as ``scipy.ndimage.distance_transform_edt``
+does, so the result equals Algorithm 2 voxel for voxel.
+
+The tie rule of scipy's feature transform (Maurer et al. 2003, ``ni_morphology.c``:
+``_ComputeFT`` / ``_VoronoiFT``) follows from its structure: it runs one pass along axis 0, then
+along axis 1 over the partial results, and so on up to the last axis; within a pass, on equal
+squared distances it keeps the candidate of the lower coordinate along that axis, and a candidate
+is only dropped from the lower envelope when it is strictly worse everywhere. Among all features
+at the minimal squared distance it therefore returns the one with the smallest last-axis
+coordinate, then the smallest coordinate along the axis before it, and so on, i.e. the smallest
+Fortran-order flat index. Squared distances are compared as scipy computes them in float64:
+``sum over axes j in order of ((f_j - x_j) * s_j) ** 2``.
+
+The nearest reference voxel of a voxel outside the reference is always a surface voxel (an
+interior voxel has a face neighbour that is strictly closer), so the search runs on the
+reference surface only: a KD-tree in millimetres finds the candidates, those within a relative
+band of 1e-9 of the nearest distance are recomputed with scipy's arithmetic, and the rule above
+picks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from evaluator.errors import MetricInputError
+from evaluator.metrics.lesion import default_connectivity
+from evaluator.metrics.surface import surface_mask
+from evaluator.typing import BoolArray, IntArray
+
+__all__ = [
+    "Components",
+    "nearest_component",
+    "sparse_components",
+    "structure",
+    "tight_boxes",
+]
+
+#: Relative width of the band of KD-tree distances treated as possible ties.
+_TIE_BAND = 1e-9
+#: Candidates fetched per ambiguous voxel before falling back to a radius query.
+_K_TIES = 16
+_RANKS = {2: {4: 1, 8: 2}, 3: {6: 1, 18: 2, 26: 3}}
+
+
+def structure(ndim: int, connectivity: int | None) -> BoolArray:
+    """The scipy structuring element of a connectivity (default 26 in 3D, 8 in 2D).
+
+    Raises
+    ------
+    MetricInputError
+        The connectivity does not fit the number of dimensions.
+
+    Examples
+    --------
+    >>> int(structure(3, None).sum()), int(structure(2, 4).sum())
+    (27, 5)
+    """
+    conn = default_connectivity(ndim) if connectivity is None else connectivity
+    rank = _RANKS.get(ndim, {}).get(int(conn))
+    if rank is None:
+        raise MetricInputError(
+            f"connectivity {conn} is not valid for a {ndim}D image "
+            f"(use one of {tuple(_RANKS.get(ndim, {}))})"
+        )
+    return np.asarray(ndimage.generate_binary_structure(ndim, rank))
+
+
+def tight_boxes(mask: BoolArray) -> list[tuple[slice, ...]]:
+    """Boxes that hold all foreground of `mask`, separated from each other by empty planes.
+
+    The image is split recursively at planes (along any axis) that hold no foreground voxel of
+    the box being split, and every box is shrunk to its foreground, until no box can be split.
+    No connected component (of any connectivity) crosses from one box to another, and every
+    voxel just outside a box face is background, so components, surfaces and erosions can be
+    computed box by box. Cost: a few boolean projections, mostly of small boxes.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool
+        2D or 3D mask.
+
+    Returns
+    -------
+    list of tuple of slice
+        One box per cluster of foreground (empty list for an empty mask), in no particular
+        order.
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 9), bool); m[1, 1:3] = m[2, 6] = m[0, 8] = True
+    >>> sorted((b[0].start, b[0].stop, b[1].start, b[1].stop) for b in tight_boxes(m))
+    [(0, 1, 8, 9), (1, 2, 1, 3), (2, 3, 6, 7)]
+    """
+    ndim = mask.ndim
+    out: list[tuple[slice, ...]] = []
+    stack: list[tuple[tuple[slice, ...], int, int]] = [
+        (tuple(slice(0, n) for n in mask.shape), 0, 0)
+    ]
+    while stack:
+        box, axis, settled = stack.pop()
+        others = tuple(a for a in range(ndim) if a != axis)
+        hits = np.flatnonzero(mask[box].any(axis=others))
+        if hits.size == 0:
+            continue
+        gaps = np.flatnonzero(np.diff(hits) > 1)
+        starts = np.concatenate(([hits[0]], hits[gaps + 1])) + box[axis].start
+        stops = np.concatenate((hits[gaps], [hits[-1]])) + 1 + box[axis].start
+        following = (axis + 1) % ndim
+        # After a split (or a shrink that found one run) the box is tight along `axis`.
+        count = settled + 1 if starts.size == 1 else 1
+        for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
+            sub = (*box[:axis], slice(lo, hi), *box[axis + 1 :])
+            if count >= ndim:
+                out.append(sub)
+            else:
+                stack.append((sub, following, count))
+    return out
+
+
+@dataclass(frozen=True)
+class Components:
+    """Connected components of a mask, stored sparsely (voxel coordinates only).
+
+    Components are numbered ``1..n`` in raster (C) order of their first voxel, exactly as
+    ``scipy.ndimage.label`` numbers them.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Shape of the labelled image.
+    coords : numpy.ndarray of int64, shape (n_voxels, ndim)
+        Foreground voxels, grouped by component (component 1 first), raster order within one.
+    offsets : numpy.ndarray of int64, shape (n + 1,)
+        Component ``k`` owns ``coords[offsets[k - 1]:offsets[k]]``.
+    surface_coords : numpy.ndarray of int64, shape (n_surface, ndim)
+        Surface voxels (6-/4-connected erosion, zero border; :func:`surface_mask`) of all
+        components; empty unless requested.
+    surface_labels : numpy.ndarray of int64, shape (n_surface,)
+        Component number of each surface voxel.
+    """
+
+    shape: tuple[int, ...]
+    coords: IntArray
+    offsets: IntArray
+    surface_coords: IntArray
+    surface_labels: IntArray
+
+    @property
+    def n(self) -> int:
+        """Number of components."""
+        return int(self.offsets.size - 1)
+
+    @property
+    def sizes(self) -> IntArray:
+        """Voxel count of each component, shape ``(n,)``."""
+        return np.diff(self.offsets)
+
+    @property
+    def labels(self) -> IntArray:
+        """Component number of each voxel of :attr:`coords`, shape ``(n_voxels,)``."""
+        return np.repeat(np.arange(1, self.n + 1, dtype=np.int64), self.sizes)
+
+    def voxels(self, k: int) -> IntArray:
+        """Coordinates of component `k` (1-based), shape ``(size_k, ndim)``."""
+        return self.coords[self.offsets[k - 1] : self.offsets[k]]
+
+
+def sparse_components(
+    mask: BoolArray, *, connectivity: int | None = None, surfaces: bool = False
+) -> Components:
+    """Label the connected components of `mask` box by box (see :func:`tight_boxes`).
+
+    Only the boxes around the foreground are labelled, so the cost follows the objects rather
+    than the image size. The numbering equals ``scipy.ndimage.label`` with the same
+    connectivity.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool
+        2D ``(y, x)`` or 3D ``(z, y, x)`` mask.
+    connectivity : {4, 8} in 2D, {6, 18, 26} in 3D, optional
+        Default 26 in 3D, 8 in 2D.
+    surfaces : bool
+        Also collect the surface voxels of every component.
+
+    Returns
+    -------
+    Components
+
+    Examples
+    --------
+    >>> m = np.array([[0, 1, 0, 0], [0, 0, 0, 1], [1, 1, 0, 1]], bool)
+    >>> c = sparse_components(m)
+    >>> c.n, c.sizes.tolist(), c.voxels(2).tolist()
+    (3, [1, 2, 2], [[1, 3], [2, 3]])
+    """
+    ndim = mask.ndim
+    struct = structure(ndim, connectivity)
+    coords: list[IntArray] = []
+    labels: list[IntArray] = []
+    firsts: list[IntArray] = []
+    s_coords: list[IntArray] = []
+    s_labels: list[IntArray] = []
+    count = 0
+    for box in tight_boxes(mask):
+        lab, n = ndimage.label(mask[box], structure=struct)
+        origin = np.array([b.start for b in box], dtype=np.int64)
+        where = np.nonzero(lab)
+        local = lab[where].astype(np.int64)
+        pts = np.stack(where, axis=1).astype(np.int64) + origin
+        _, first = np.unique(local, return_index=True)
+        coords.append(pts)
+        labels.append(local + count)
+        firsts.append(np.ravel_multi_index(tuple(pts[first].T), mask.shape))
+        if surfaces:
+            surf = np.nonzero(surface_mask(lab > 0))
+            s_coords.append(np.stack(surf, axis=1).astype(np.int64) + origin)
+            s_labels.append(lab[surf].astype(np.int64) + count)
+        count += int(n)
+    if count == 0:
+        none = np.zeros((0, ndim), dtype=np.int64)
+        return Components(
+            tuple(mask.shape), none, np.zeros(1, np.int64), none, np.zeros(0, np.int64)
+        )
+    # Renumber in raster order of each component's first voxel (scipy.ndimage.label order).
+    rank = np.empty(count, dtype=np.int64)
+    rank[np.argsort(np.concatenate(firsts), kind="stable")] = np.arange(1, count + 1)
+    all_labels = rank[np.concatenate(labels) - 1]
+    order = np.argsort(all_labels, kind="stable")
+    offsets = np.concatenate(([0], np.cumsum(np.bincount(all_labels, minlength=count + 1)[1:])))
+    if surfaces:
+        surf_coords = np.concatenate(s_coords)
+        surf_labels = rank[np.concatenate(s_labels) - 1]
+    else:
+        surf_coords = np.zeros((0, ndim), dtype=np.int64)
+        surf_labels = np.zeros(0, dtype=np.int64)
+    return Components(
+        tuple(mask.shape),
+        np.concatenate(coords)[order],
+        offsets.astype(np.int64),
+        surf_coords,
+        surf_labels,
+    )
+
+
+def _scipy_sq_distance(cand: IntArray, points: IntArray, spacing: Sequence[float]) -> np.ndarray:
+    """Squared distances computed exactly as scipy's feature transform does (float64, axis order).
+
+    `cand` has shape ``(m, k, ndim)``, `points` ``(m, ndim)``; returns ``(m, k)``.
+    """
+    acc = np.zeros(cand.shape[:2], dtype=np.float64)
+    for j, s in enumerate(spacing):
+        t = (cand[:, :, j] - points[:, None, j]).astype(np.float64) * float(s)
+        acc = acc + t * t
+    return acc
+
+
+def _resolve(
+    points: IntArray,
+    cand_idx: IntArray,
+    valid: BoolArray,
+    seeds: IntArray,
+    seed_keys: IntArray,
+    spacing: Sequence[float],
+) -> IntArray:
+    """Index into `seeds` of scipy's choice among the valid candidates of each point."""
+    safe = np.where(valid, cand_idx, 0)
+    d2 = _scipy_sq_distance(seeds[safe], points, spacing)
+    d2[~valid] = np.inf
+    tied = d2 == d2.min(axis=1, keepdims=True)
+    keys = np.where(tied, seed_keys[safe], np.iinfo(np.int64).max)
+    return np.asarray(safe[np.arange(safe.shape[0]), keys.argmin(axis=1)])
+
+
+def nearest_component(
+    points: IntArray,
+    seeds: IntArray,
+    seed_labels: IntArray,
+    *,
+    spacing: Sequence[float],
+    shape: Sequence[int],
+) -> IntArray:
+    """Label of the nearest seed voxel of each point, with scipy's feature-transform tie rule.
+
+    Parameters
+    ----------
+    points : numpy.ndarray of int, shape (m, ndim)
+        Voxel coordinates to assign (typically prediction voxels outside the reference).
+    seeds : numpy.ndarray of int, shape (n, ndim), n >= 1
+        Candidate voxels (the reference surface voxels suffice for points outside the reference).
+    seed_labels : numpy.ndarray of int, shape (n,)
+        Component number of each seed.
+    spacing : sequence of float
+        Distance weights per axis (mm; ones for voxel units), as scipy's ``sampling``.
+    shape : sequence of int
+        Image shape (orders seeds for the tie rule).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (m,)
+        ``seed_labels`` of the seed scipy's ``distance_transform_edt(..., return_indices=True)``
+        would return for each point.
+
+    Examples
+    --------
+    >>> seeds = np.array([[0, 0], [0, 4]]); pts = np.array([[0, 1], [0, 2], [0, 3]])
+    >>> nearest_component(pts, seeds, np.array([1, 2]), spacing=(1.0, 1.0), shape=(1, 5)).tolist()
+    [1, 1, 2]
+    """
+    m = int(points.shape[0])
+    out = np.zeros(m, dtype=np.int64)
+    if m == 0:
+        return out
+    if seeds.shape[0] == 0:
+        raise MetricInputError("nearest_component: no seed voxels to assign points to")
+    scale = np.asarray(spacing, dtype=np.float64)
+    tree = cKDTree(seeds.astype(np.float64) * scale, leafsize=32)
+    pts_mm = points.astype(np.float64) * scale
+    k = min(2, seeds.shape[0])
+    dist, idx = tree.query(pts_mm, k=k)
+    if k == 1:
+        return np.asarray(seed_labels[idx], dtype=np.int64)
+    out[:] = seed_labels[idx[:, 0]]
+    band = dist[:, 0] * (1.0 + _TIE_BAND) + 1e-12
+    amb = np.flatnonzero(dist[:, 1] <= band)
+    if amb.size == 0:
+        return out
+    # Seeds ordered for the tie rule: smallest Fortran-order flat index wins.
+    seed_keys = np.ravel_multi_index(tuple(seeds.T), tuple(shape), order="F").astype(np.int64)
+    kk = min(_K_TIES, seeds.shape[0])
+    dist_k, idx_k = tree.query(pts_mm[amb], k=kk)
+    band_k = band[amb][:, None]
+    valid = dist_k <= band_k
+    overflow = valid[:, -1] if kk < seeds.shape[0] else np.zeros(amb.size, dtype=bool)
+    chosen = _resolve(points[amb], idx_k, valid, seeds, seed_keys, spacing)
+    out[amb] = seed_labels[chosen]
+    for row in np.flatnonzero(overflow):
+        # More than kk candidates in the band: take every seed within it.
+        within = np.asarray(tree.query_ball_point(pts_mm[amb[row]], r=float(band_k[row, 0])))
+        pick = _resolve(
+            points[amb[row]][None],
+            within[None],
+            np.ones((1, within.size), dtype=bool),
+            seeds,
+            seed_keys,
+            spacing,
+        )
+        out[amb[row]] = seed_labels[pick[0]]
+    return out

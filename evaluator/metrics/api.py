@@ -1,0 +1,347 @@
+"""Any set of metrics for one case in one call, sharing work between metrics.
+
+:func:`compute_metrics` takes two label maps and a spacing, splits them into one binary mask pair
+per label (``pred == label``, ``ref == label``), crops each pair to the bounding box of
+``pred | ref`` (plus one voxel), and computes every requested metric from shared intermediate
+results: one TP/FP/FN count for the overlap metrics, one surface-distance computation for
+HD/HD95/ASSD/NSD, one lesion labelling for all lesion metrics and one call of
+:func:`evaluator.metrics.cc.cc_metrics` for all CC-Metrics. Every value equals a direct call of
+the metric's own function on the full masks (edge cases included).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from evaluator.errors import MetricInputError, UnknownMetricError
+from evaluator.metrics.overlap import overlap_counts, overlap_value
+from evaluator.metrics.registry import METRICS
+from evaluator.metrics.surface import (
+    bounding_box,
+    check_spacing,
+    image_diagonal_mm,
+    surface_metrics,
+)
+from evaluator.typing import BoolArray, Connectivity, LabelArray, Spacing
+
+__all__ = ["CaseMetrics", "check_label_map", "compute_metrics", "present_labels", "resolve_metrics"]
+
+_LESION_MATCHES = ("any_overlap", "iou_0.5")
+_CC_MODES = ("mm", "voxel")
+
+
+@dataclass
+class CaseMetrics:
+    """Metric values of one case.
+
+    Attributes
+    ----------
+    values : dict of int to dict of str to float
+        Label -> metric name -> value, metrics in the requested order. Units as in
+        :data:`evaluator.metrics.registry.METRICS` (mm, ml, counts, or [0, 1]).
+    per_component : dict of int to dict of str to list of float
+        Label -> CC-metric name -> one value per reference connected component (scan order of
+        the component labelling); empty when no CC-Metric was requested.
+    """
+
+    values: dict[int, dict[str, float]]
+    per_component: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (label keys as strings; ``inf``/``nan`` stay floats).
+
+        Examples
+        --------
+        >>> CaseMetrics({1: {"dice": 0.5}}).as_dict()
+        {'values': {'1': {'dice': 0.5}}, 'per_component': {}}
+        """
+        return {
+            "values": {str(k): dict(v) for k, v in self.values.items()},
+            "per_component": {
+                str(k): {m: list(vals) for m, vals in v.items()}
+                for k, v in self.per_component.items()
+            },
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text of :meth:`as_dict`; non-finite values are written as ``Infinity``/``NaN``.
+
+        Examples
+        --------
+        >>> print(CaseMetrics({1: {"hd": math.inf}}).to_json(indent=None))
+        {"values": {"1": {"hd": Infinity}}, "per_component": {}}
+        """
+        return json.dumps(self.as_dict(), indent=indent)
+
+
+def resolve_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+    """Validate metric names against the registry (order kept, duplicates removed).
+
+    Raises
+    ------
+    UnknownMetricError
+        A name not in :data:`~evaluator.metrics.registry.METRICS`, or an instance (COCO) metric,
+        which needs instance annotations rather than label maps.
+
+    Examples
+    --------
+    >>> resolve_metrics(["dice", "hd95", "dice"])
+    ('dice', 'hd95')
+    """
+    names = tuple(dict.fromkeys(metrics))
+    if not names:
+        raise UnknownMetricError("no metric requested")
+    for name in names:
+        spec = METRICS.get(name)
+        if spec is None:
+            raise UnknownMetricError(
+                f"unknown metric {name!r}; known metrics: {', '.join(METRICS)}"
+            )
+        if spec.kind == "instance":
+            raise UnknownMetricError(
+                f"{name!r} is an instance metric (COCO mask AP); it needs instance annotations, "
+                "use evaluator.metrics.coco"
+            )
+    return names
+
+
+def check_label_map(array: Any, *, name: str) -> LabelArray:
+    """Validate a label map: 2D or 3D, integer values, no NaN; booleans become ``uint8``.
+
+    Raises
+    ------
+    MetricInputError
+        Wrong number of dimensions, unsupported dtype, NaN/inf or non-integer values.
+
+    Examples
+    --------
+    >>> check_label_map(np.array([[0.0, 2.0]]), name="prediction").tolist()
+    [[0, 2]]
+    """
+    arr = np.asarray(array)
+    if arr.ndim not in (2, 3):
+        raise MetricInputError(f"{name}: expected a 2D or 3D label map, got shape {arr.shape}")
+    if arr.dtype == np.bool_:
+        return arr.view(np.uint8)
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise MetricInputError(f"{name}: contains NaN or infinite values")
+        rounded = np.rint(arr)
+        if not np.array_equal(arr, rounded):
+            raise MetricInputError(f"{name}: contains non-integer label values")
+        return rounded.astype(np.int64)
+    if arr.dtype.kind not in "iu":
+        raise MetricInputError(f"{name}: unsupported dtype {arr.dtype} (need integer labels)")
+    return arr
+
+
+def present_labels(array: LabelArray) -> list[int]:
+    """Sorted non-zero label values present in an integer label map.
+
+    Only the foreground voxels are sorted, so this is cheap on sparse maps of large volumes.
+
+    Examples
+    --------
+    >>> present_labels(np.array([[0, 3], [1, 3]], dtype=np.uint8))
+    [1, 3]
+    """
+    foreground = array[array != 0]
+    return [int(v) for v in np.unique(foreground)]
+
+
+def _crop_box(p: BoolArray, r: BoolArray) -> tuple[slice, ...]:
+    """Bounding box of ``p | r`` plus one voxel; one voxel when both are empty."""
+    box = bounding_box(p | r, margin=1)
+    return (slice(0, 1),) * p.ndim if box is None else box
+
+
+def _one_label(
+    p_full: BoolArray,
+    r_full: BoolArray,
+    *,
+    names: tuple[str, ...],
+    spacing: Spacing,
+    diagonal_mm: float,
+    connectivity: Connectivity | None,
+    nsd_tolerance_mm: float,
+    lesion_match: Literal["any_overlap", "iou_0.5"],
+    cc_mode: Literal["mm", "voxel"],
+    cc_worst_distance_mm: float,
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    out: dict[str, float] = {}
+    per_component: dict[str, list[float]] = {}
+    kinds = {name: METRICS[name].kind for name in names}
+    box = _crop_box(p_full, r_full)
+    p, r = p_full[box], r_full[box]
+
+    if any(kind == "overlap" for kind in kinds.values()):
+        counts = overlap_counts(p, r)
+        for name in names:
+            if kinds[name] == "overlap":
+                out[name] = overlap_value(name, counts)
+
+    surface_names = [name for name in names if kinds[name] == "surface"]
+    if surface_names:
+        out.update(
+            surface_metrics(
+                p,
+                r,
+                spacing=spacing,
+                metrics=surface_names,
+                tolerance_mm=nsd_tolerance_mm,
+                diagonal_mm=diagonal_mm,
+            )
+        )
+
+    lesion_names = [name for name in names if kinds[name] == "lesion"]
+    if lesion_names:
+        from evaluator.metrics.lesion import lesion_metrics
+
+        out.update(
+            lesion_metrics(
+                p,
+                r,
+                spacing=spacing,
+                metrics=lesion_names,
+                connectivity=connectivity,
+                match=lesion_match,
+            )
+        )
+
+    cc_names = [name for name in names if kinds[name] == "cc"]
+    if cc_names:
+        from evaluator.metrics.cc import cc_metrics
+
+        # cc_boundary_iou takes its band width from the image diagonal: give it the full grid
+        full = "cc_boundary_iou" in cc_names
+        result = cc_metrics(
+            p_full if full else p,
+            r_full if full else r,
+            spacing=spacing,
+            metrics=cc_names,
+            connectivity=connectivity,
+            mode=cc_mode,
+            nsd_tolerance_mm=nsd_tolerance_mm,
+            worst_distance_mm=cc_worst_distance_mm,
+        )
+        for name in cc_names:
+            out[name] = float(result.means[name])
+            per_component[name] = [float(v) for v in result.per_component[name]]
+
+    return {name: out[name] for name in names}, per_component
+
+
+def compute_metrics(
+    pred: LabelArray,
+    ref: LabelArray,
+    *,
+    spacing: Sequence[float],
+    metrics: Sequence[str],
+    labels: Sequence[int] | None = None,
+    connectivity: Connectivity | None = None,
+    nsd_tolerance_mm: float = 1.0,
+    lesion_match: Literal["any_overlap", "iou_0.5"] = "any_overlap",
+    cc_mode: Literal["mm", "voxel"] = "mm",
+    cc_worst_distance_mm: float = 50.0,
+) -> CaseMetrics:
+    """Compute any set of voxel metrics of one case, per label, in one call.
+
+    Parameters
+    ----------
+    pred, ref : numpy.ndarray
+        Label maps of equal shape, ``(z, y, x)`` or ``(y, x)``; integer (or whole-valued float,
+        or boolean) values, 0 = background.
+    spacing : sequence of float
+        Voxel size per array axis, mm.
+    metrics : sequence of str
+        Metric names from :data:`~evaluator.metrics.registry.METRICS` (not the COCO ones).
+    labels : sequence of int, optional
+        Label values to score, each as the binary pair ``(pred == l, ref == l)``. Default: every
+        non-zero value present in either map; ``[1]`` if both maps are empty (so the result holds
+        the both-empty values of the edge-case table).
+    connectivity : {4, 8, 6, 18, 26}, optional
+        Connected-component connectivity of the lesion and CC metrics (default 26 in 3D, 8 in 2D).
+    nsd_tolerance_mm : float
+        Tolerance of ``nsd`` and ``cc_nsd``, mm.
+    lesion_match : {"any_overlap", "iou_0.5"}
+        Match rule of ``lesion_tp/fp/fn/precision/recall/f1``.
+    cc_mode : {"mm", "voxel"}
+        CC-Metrics units: millimetres (default) or voxels (as the ``ccmetrics`` package).
+    cc_worst_distance_mm : float
+        Value of a CC distance metric for a missed component, mm.
+
+    Returns
+    -------
+    CaseMetrics
+        Values per label and metric; per-component values of the CC-Metrics.
+
+    Raises
+    ------
+    MetricInputError
+        Shape mismatch, invalid label maps or spacing, bad option values.
+    UnknownMetricError
+        Unknown or instance metric names.
+
+    Examples
+    --------
+    >>> ref = np.zeros((1, 4, 6), np.uint8); ref[0, 1:3, 1:3] = 1; ref[0, 1:3, 4] = 2
+    >>> pred = np.zeros_like(ref); pred[0, 1:3, 2:4] = 1
+    >>> res = compute_metrics(pred, ref, spacing=(2.0, 1.0, 1.0), metrics=["dice", "hd"])
+    >>> res.values
+    {1: {'dice': 0.5, 'hd': 1.0}, 2: {'dice': 0.0, 'hd': inf}}
+    """
+    names = resolve_metrics(metrics)
+    p_map = check_label_map(pred, name="prediction")
+    r_map = check_label_map(ref, name="reference")
+    if p_map.shape != r_map.shape:
+        raise MetricInputError(
+            f"prediction shape {p_map.shape} does not match reference {r_map.shape}"
+        )
+    sp = check_spacing(spacing, p_map.ndim)
+    if not (math.isfinite(nsd_tolerance_mm) and nsd_tolerance_mm >= 0):
+        raise MetricInputError(f"NSD tolerance {nsd_tolerance_mm!r} mm must be finite and >= 0")
+    if lesion_match not in _LESION_MATCHES:
+        raise MetricInputError(
+            f"unknown lesion match rule {lesion_match!r} (use {_LESION_MATCHES})"
+        )
+    if cc_mode not in _CC_MODES:
+        raise MetricInputError(f"unknown CC-Metrics mode {cc_mode!r} (use {_CC_MODES})")
+    if not (math.isfinite(cc_worst_distance_mm) and cc_worst_distance_mm >= 0):
+        raise MetricInputError(
+            f"CC worst distance {cc_worst_distance_mm!r} mm must be finite and >= 0"
+        )
+    if labels is None:
+        found = sorted(set(present_labels(p_map)) | set(present_labels(r_map)))
+        label_list = found or [1]
+    else:
+        label_list = [int(v) for v in dict.fromkeys(labels)]
+        if not label_list:
+            raise MetricInputError("no label requested")
+        if 0 in label_list:
+            raise MetricInputError("label 0 is the background and cannot be scored")
+
+    diagonal = image_diagonal_mm(p_map.shape, sp)
+    result = CaseMetrics(values={}, per_component={})
+    for label in label_list:
+        values, per_comp = _one_label(
+            p_map == label,
+            r_map == label,
+            names=names,
+            spacing=sp,
+            diagonal_mm=diagonal,
+            connectivity=connectivity,
+            nsd_tolerance_mm=float(nsd_tolerance_mm),
+            lesion_match=lesion_match,
+            cc_mode=cc_mode,
+            cc_worst_distance_mm=float(cc_worst_distance_mm),
+        )
+        result.values[label] = values
+        if per_comp:
+            result.per_component[label] = per_comp
+    return result

@@ -1,0 +1,670 @@
+"""The container contract: entries (manifests), resources, input staging and output collection.
+
+Two interfaces:
+
+``batch`` (default)
+    One container run per split. ``/input/<case_id>/<channel><ext>`` holds every case
+    (``.nii.gz`` or ``.mha``; channels as in ``datasets.yaml``) and ``/input/cases.json`` lists
+    them: ``{"task": ..., "cases": [{"case_id": ..., "channels": {"CT": "<case_id>/CT.nii.gz"}}]}``.
+    The container writes ``/output/<case_id><ext>`` with ``ext`` one of
+    :data:`OUTPUT_EXTENSIONS`.
+``grand-challenge``
+    One run per case: ``/input/images/<slug>/<uuid>.mha`` per channel, output
+    ``/output/images/<output-slug>/<uuid>.mha``; the slugs of the autoPET grand-challenge
+    algorithms (``ct``, ``pet`` -> ``automated-petct-lesion-segmentation``) are the AutoPET
+    defaults, so an existing autoPET grand-challenge container runs unchanged.
+
+A program inside a container reads ``/input`` and writes ``/output``; the local development
+backend sets ``CCBENCH_INPUT`` / ``CCBENCH_OUTPUT`` to the host folders instead (and replaces
+``{input}``, ``{output}``, ``{python}`` in the entry's command).
+
+Collection never follows a link: an output that is a symbolic link, not a regular file, has an
+unexpected name or exceeds the size cap is rejected with a per-case reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evaluator.errors import SubmissionError
+
+if TYPE_CHECKING:
+    from evaluator.datasets.base import Case
+    from evaluator.datasets.registry import TaskSpec
+
+__all__ = [
+    "GC_DEFAULTS",
+    "INPUT_EXTENSIONS",
+    "OUTPUT_EXTENSIONS",
+    "CollectedOutputs",
+    "ContainerRun",
+    "GrandChallengeSlugs",
+    "Interface",
+    "Manifest",
+    "Resources",
+    "RunStatus",
+    "SandboxLimits",
+    "collect_batch_outputs",
+    "collect_gc_output",
+    "describe_exit",
+    "finished_run",
+    "folder_bytes",
+    "gc_slugs",
+    "load_manifest",
+    "manifest_path",
+    "stage_batch_inputs",
+    "stage_gc_inputs",
+    "supervise",
+    "truncate_log",
+    "write_manifest",
+]
+
+Interface = Literal["batch", "grand-challenge"]
+
+#: Image files staged as inputs unchanged (anything else is converted to ``.mha``).
+INPUT_EXTENSIONS = (".nii.gz", ".nii", ".mha")
+#: Extensions a prediction may have, most specific first.
+OUTPUT_EXTENSIONS = (".nii.gz", ".nii", ".mha", ".nrrd", ".png")
+
+#: Unexpected files listed one by one before the rest are summarised.
+_MAX_REJECTED = 50
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Resources(_Frozen):
+    """What one entry may use per container run (defaults follow grand-challenge).
+
+    Attributes
+    ----------
+    memory_mb
+        Memory limit, MiB, with no extra swap; the ``/tmp`` tmpfs counts against it.
+    cpus
+        CPU share (``--cpus``); ``OMP_NUM_THREADS`` and friends are set to ``ceil(cpus)``.
+    pids
+        Process-count limit (grand-challenge uses 128-256).
+    time_limit_s
+        Wall-clock limit per case, seconds; a batch run gets ``time_limit_s * n_cases``.
+    tmp_mb
+        Size of the writable ``/tmp`` tmpfs, MiB.
+    shm_mb
+        ``/dev/shm`` size, MiB (nnU-Net needs more than Docker's 64).
+    output_mb
+        Output cap per case, MiB (a batch run gets ``output_mb * n_cases``); a single file may
+        not exceed it either.
+    gpus
+        ``"auto"``: pass every GPU through when the host has a GPU runtime; ``"never"``.
+    """
+
+    memory_mb: int = Field(default=4096, ge=64)
+    cpus: float = Field(default=2.0, gt=0)
+    pids: int = Field(default=256, ge=8)
+    time_limit_s: float = Field(default=600.0, gt=0)
+    tmp_mb: int = Field(default=512, ge=1)
+    shm_mb: int = Field(default=64, ge=1)
+    output_mb: int = Field(default=256, ge=1)
+    gpus: Literal["auto", "never"] = "auto"
+
+
+class SandboxLimits(_Frozen):
+    """Upper bounds the organiser sets; an entry's :class:`Resources` must stay within them.
+
+    Examples
+    --------
+    >>> SandboxLimits().check(Resources(memory_mb=1024), entry="demo")
+    >>> SandboxLimits(max_memory_mb=512).check(Resources(memory_mb=1024), entry="demo")
+    Traceback (most recent call last):
+    ...
+    evaluator.errors.SubmissionError: entry demo: memory_mb 1024 exceeds the organiser's limit 512
+    """
+
+    max_memory_mb: int = 32768
+    max_cpus: float = 16.0
+    max_pids: int = 512
+    max_time_limit_s: float = 3600.0
+    max_tmp_mb: int = 8192
+    max_shm_mb: int = 16384
+    max_output_mb: int = 4096
+
+    def check(self, resources: Resources, *, entry: str) -> None:
+        """Raise :class:`SubmissionError` naming the first resource above its limit."""
+        for name in ("memory_mb", "cpus", "pids", "time_limit_s", "tmp_mb", "shm_mb", "output_mb"):
+            value = getattr(resources, name)
+            limit = getattr(self, f"max_{name}")
+            if value > limit:
+                raise SubmissionError(
+                    f"entry {entry}: {name} {value} exceeds the organiser's limit {limit}"
+                )
+
+
+@dataclass(frozen=True)
+class GrandChallengeSlugs:
+    """Input slug per channel and the output slug of the grand-challenge interface."""
+
+    inputs: Mapping[str, str]
+    output: str
+
+
+#: Defaults per dataset family (``TaskSpec.phantom_of`` or the task name before ``-``).
+GC_DEFAULTS: dict[str, GrandChallengeSlugs] = {
+    "autopet": GrandChallengeSlugs(
+        {"CT": "ct", "PET": "pet"}, "automated-petct-lesion-segmentation"
+    ),
+    "hecktor": GrandChallengeSlugs({"CT": "ct", "PT": "pet"}, "gtv-segmentation"),
+}
+
+
+class Manifest(_Frozen):
+    """One submitted entry: ``submissions/<name>.yaml``.
+
+    Examples
+    --------
+    >>> m = Manifest(name="thr", image="ccbench/thr:1", image_digest="sha256:" + "0" * 64,
+    ...              tasks=("autopet-phantom",))
+    >>> m.interface, m.resources.pids
+    ('batch', 256)
+    """
+
+    name: str = Field(pattern=_NAME_RE)
+    team: str = ""
+    image: str = Field(min_length=1)
+    image_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    interface: Interface = "batch"
+    tasks: tuple[str, ...] = Field(min_length=1)
+    resources: Resources = Field(default_factory=Resources)
+    command: tuple[str, ...] | None = None
+    gc_inputs: dict[str, str] | None = None
+    gc_output: str | None = None
+    submitted: str = ""
+
+
+def manifest_path(name: str, submissions_dir: Path) -> Path:
+    """``<submissions_dir>/<name>.yaml``."""
+    return submissions_dir / f"{name}.yaml"
+
+
+def write_manifest(manifest: Manifest, submissions_dir: Path) -> Path:
+    """Write ``manifest`` as YAML (``submitted`` stamped now when empty); return the path."""
+    if not manifest.submitted:
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest = manifest.model_copy(update={"submitted": stamp})
+    submissions_dir.mkdir(parents=True, exist_ok=True)
+    path = manifest_path(manifest.name, submissions_dir)
+    data = manifest.model_dump(mode="json", exclude_none=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def load_manifest(entry: str | os.PathLike[str], *, submissions_dir: Path) -> Manifest:
+    """Load an entry by name (``submissions_dir/<name>.yaml``) or by path.
+
+    Raises
+    ------
+    SubmissionError
+        Missing file, bad YAML, or a field that fails validation (named).
+    """
+    path = Path(entry)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = manifest_path(str(entry), submissions_dir)
+    if not path.is_file():
+        known = sorted(p.stem for p in submissions_dir.glob("*.yaml"))
+        raise SubmissionError(
+            f"no entry '{entry}' ({path} does not exist; known: {', '.join(known) or 'none'}); "
+            "register one with `ccbench submit IMAGE --name N --task T`"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return Manifest(**raw)
+    except (yaml.YAMLError, TypeError) as err:
+        raise SubmissionError(f"{path}: not a mapping of manifest fields: {err}") from err
+    except ValidationError as err:
+        parts = [f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in err.errors()]
+        raise SubmissionError(f"{path}: {'; '.join(parts)}") from err
+
+
+def gc_slugs(manifest: Manifest, task: TaskSpec) -> GrandChallengeSlugs:
+    """The grand-challenge slugs of ``task`` for ``manifest`` (manifest fields win).
+
+    Channels without a known slug use the channel name in lower case; the default output slug is
+    ``segmentation``.
+    """
+    family = task.phantom_of or task.name.split("-")[0]
+    default = GC_DEFAULTS.get(family, GrandChallengeSlugs({}, "segmentation"))
+    inputs = {ch: default.inputs.get(ch, ch.lower()) for ch in task.channels}
+    inputs.update(manifest.gc_inputs or {})
+    return GrandChallengeSlugs(inputs, manifest.gc_output or default.output)
+
+
+# --------------------------------------------------------------------------------------------
+# staging
+# --------------------------------------------------------------------------------------------
+
+
+def _image_suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((ext for ext in OUTPUT_EXTENSIONS if name.endswith(ext)), path.suffix.lower())
+
+
+def _resampled(case: Case, channel: str) -> bool:
+    """Whether the adapter resamples this channel when read (HECKTOR PT onto CT)."""
+    ref = getattr(case, "reference_channel", None)
+    return ref is not None and channel != ref
+
+
+def _place(case: Case, channel: str, dest_stem: Path) -> Path:
+    """Hard-link (or copy) a channel file, or write it as ``.mha`` when it must be converted."""
+    import SimpleITK as sitk
+
+    src = Path(case.channels[channel])
+    ext = _image_suffix(src)
+    if ext in INPUT_EXTENSIONS and not _resampled(case, channel):
+        dest = dest_stem.with_name(dest_stem.name + ext)
+        try:
+            os.link(src, dest)
+        except OSError:
+            shutil.copyfile(src, dest)
+        dest.chmod(0o644)
+        return dest
+    dest = dest_stem.with_name(dest_stem.name + ".mha")
+    sitk.WriteImage(case.read_channel(channel), str(dest))
+    dest.chmod(0o644)
+    return dest
+
+
+def stage_batch_inputs(cases: Sequence[Case], input_dir: Path, *, task: TaskSpec) -> Path:
+    """Lay out ``/input`` of the batch interface; return the path of ``cases.json``.
+
+    Files are hard-linked when possible (cheap, read-only in the container); HECKTOR PET is
+    staged resampled onto the CT grid and 2D images as ``.mha``. Folders are world-readable so
+    the container's non-root user can read them.
+    """
+    input_dir.mkdir(parents=True, exist_ok=True)
+    input_dir.chmod(0o755)
+    listing = []
+    for case in cases:
+        folder = input_dir / case.case_id
+        folder.mkdir()
+        folder.chmod(0o755)
+        channels = {
+            ch: _place(case, ch, folder / ch).relative_to(input_dir).as_posix()
+            for ch in task.channels
+        }
+        listing.append({"case_id": case.case_id, "channels": channels})
+    path = input_dir / "cases.json"
+    path.write_text(json.dumps({"task": task.name, "cases": listing}, indent=1))
+    path.chmod(0o644)
+    return path
+
+
+def stage_gc_inputs(
+    case: Case, input_dir: Path, *, task: TaskSpec, slugs: GrandChallengeSlugs
+) -> str:
+    """Lay out ``/input/images/<slug>/<uuid>.mha`` for one case; return the uuid."""
+    import SimpleITK as sitk
+
+    key = str(uuid.uuid4())
+    for folder in (input_dir, input_dir / "images"):
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)
+    for channel in task.channels:
+        folder = input_dir / "images" / slugs.inputs[channel]
+        folder.mkdir()
+        folder.chmod(0o755)
+        src = Path(case.channels[channel])
+        dest = folder / f"{key}.mha"
+        if _image_suffix(src) == ".mha" and not _resampled(case, channel):
+            shutil.copyfile(src, dest)
+        else:
+            sitk.WriteImage(case.read_channel(channel), str(dest))
+        dest.chmod(0o644)
+    return key
+
+
+# --------------------------------------------------------------------------------------------
+# collection
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CollectedOutputs:
+    """Outputs moved out of a container's ``/output``.
+
+    Attributes
+    ----------
+    predictions
+        Case id -> prediction file (now under the destination folder).
+    errors
+        Case id -> why no usable output was found for it.
+    rejected
+        Other things found in ``/output`` and why they were ignored.
+    """
+
+    predictions: dict[str, Path] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    rejected: list[str] = field(default_factory=list)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Total size of the regular files under ``folder`` in bytes (links are not followed).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "a").write_bytes(b"123")
+    >>> folder_bytes(d)
+    3
+    """
+    total = 0
+    stack = [str(folder)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _check_regular(path: Path, *, max_bytes: int) -> str | None:
+    """Why ``path`` may not be used as a prediction (``None``: it may)."""
+    try:
+        st = os.lstat(path)
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return f"is a symbolic link (to {os.readlink(path)!r}); links are never followed"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if st.st_size > max_bytes:
+        return (
+            f"is {st.st_size / 2**20:.1f} MiB, above the output cap of {max_bytes / 2**20:.1f} MiB"
+        )
+    if st.st_size == 0:
+        return "is empty (0 bytes)"
+    return None
+
+
+def _move(src: Path, dest_dir: Path, name: str) -> Path:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / name
+    shutil.move(src, dest)
+    return dest
+
+
+def collect_batch_outputs(
+    output_dir: Path, case_ids: Sequence[str], dest_dir: Path, *, max_bytes: int
+) -> CollectedOutputs:
+    """Move ``/output/<case_id><ext>`` files of a batch run to ``dest_dir``.
+
+    Parameters
+    ----------
+    output_dir
+        The host folder mounted at ``/output``.
+    case_ids
+        Cases of the split; every one gets a prediction or an error.
+    dest_dir
+        Predictions folder of the run (created).
+    max_bytes
+        Cap for a single output file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out, dest = (pathlib.Path(tempfile.mkdtemp()) for _ in range(2))
+    >>> _ = (out / "c1.mha").write_bytes(b"x")
+    >>> (out / "c2.nii.gz").symlink_to("/etc/passwd")
+    >>> got = collect_batch_outputs(out, ["c1", "c2", "c3"], dest, max_bytes=100)
+    >>> sorted(got.predictions), sorted(got.errors)
+    (['c1'], ['c2', 'c3'])
+    >>> got.errors["c3"]
+    'no output file (expected c3.nii.gz, .nii, .mha, .nrrd or .png in /output)'
+    """
+    result = CollectedOutputs()
+    wanted = set(case_ids)
+    found: dict[str, list[tuple[str, str]]] = {}
+    try:
+        names = sorted(os.listdir(output_dir))
+    except OSError as err:
+        names = []
+        result.rejected.append(f"/output cannot be listed: {err.strerror}")
+    for name in names:
+        ext = next((e for e in OUTPUT_EXTENSIONS if name.lower().endswith(e)), None)
+        stem = name[: -len(ext)] if ext else name
+        if ext is None or stem not in wanted:
+            if len(result.rejected) < _MAX_REJECTED:
+                result.rejected.append(f"/output/{name}: not <case_id><ext> of a case in the split")
+            elif len(result.rejected) == _MAX_REJECTED:
+                result.rejected.append("/output: more unexpected files not listed")
+            continue
+        found.setdefault(stem, []).append((name, ext))
+    for case_id in case_ids:
+        files = found.get(case_id, [])
+        if not files:
+            result.errors[case_id] = (
+                f"no output file (expected {case_id}{OUTPUT_EXTENSIONS[0]}, "
+                f"{', '.join(OUTPUT_EXTENSIONS[1:-1])} or {OUTPUT_EXTENSIONS[-1]} in /output)"
+            )
+            continue
+        if len(files) > 1:
+            listed = ", ".join(n for n, _ in files)
+            result.errors[case_id] = f"several output files ({listed}); write exactly one"
+            continue
+        name, ext = files[0]
+        problem = _check_regular(output_dir / name, max_bytes=max_bytes)
+        if problem:
+            result.errors[case_id] = f"/output/{name} {problem}"
+            continue
+        result.predictions[case_id] = _move(output_dir / name, dest_dir, case_id + ext)
+    return result
+
+
+def collect_gc_output(
+    output_dir: Path,
+    case_id: str,
+    key: str,
+    dest_dir: Path,
+    *,
+    slug: str,
+    max_bytes: int,
+) -> CollectedOutputs:
+    """Move ``/output/images/<slug>/<key>.mha`` (or the only ``.mha``/``.nii.gz`` there).
+
+    grand-challenge algorithms often name their output after the input uuid, some use a fixed
+    name; exactly one image file in the slug folder is accepted either way.
+    """
+    result = CollectedOutputs()
+    folder = output_dir / "images" / slug
+    where = f"/output/images/{slug}"
+    if os.path.islink(folder) or not folder.is_dir():
+        result.errors[case_id] = f"no output folder {where}"
+        return result
+    names = sorted(
+        n for n in os.listdir(folder) if any(n.lower().endswith(e) for e in OUTPUT_EXTENSIONS)
+    )
+    preferred = [n for n in names if n.startswith(key)]
+    pick = preferred or names
+    if not pick:
+        result.errors[case_id] = f"no output image in {where}"
+        return result
+    if len(pick) > 1:
+        result.errors[case_id] = f"several output images in {where} ({', '.join(pick)})"
+        return result
+    name = pick[0]
+    problem = _check_regular(folder / name, max_bytes=max_bytes)
+    if problem:
+        result.errors[case_id] = f"{where}/{name} {problem}"
+        return result
+    ext = _image_suffix(folder / name)
+    result.predictions[case_id] = _move(folder / name, dest_dir, case_id + ext)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# one container run
+# --------------------------------------------------------------------------------------------
+
+RunStatus = Literal["ok", "exit", "timeout", "oom", "output_cap", "error"]
+
+
+@dataclass
+class ContainerRun:
+    """The outcome of one container (or local process) run.
+
+    Attributes
+    ----------
+    label
+        ``"split"`` for a batch run, the case id for a grand-challenge run.
+    status
+        ``ok``, ``exit`` (non-zero exit code), ``timeout``, ``oom``, ``output_cap`` or ``error``
+        (the engine refused to start it).
+    reason
+        One line for people; empty when ``status == "ok"``.
+    exit_code
+        The main process's exit status (``None`` when it never ran).
+    seconds
+        Wall-clock time from start to exit or kill.
+    log
+        stdout and stderr, truncated (see :func:`truncate_log`).
+    """
+
+    label: str
+    status: RunStatus
+    reason: str
+    exit_code: int | None
+    seconds: float
+    log: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the run ended by itself with exit code 0."""
+        return self.status == "ok"
+
+
+def supervise(
+    wait_once: Callable[[float], int | None],
+    kill: Callable[[], None],
+    *,
+    output_dir: Path,
+    time_limit_s: float,
+    output_cap_bytes: int,
+    poll_s: float = 0.25,
+) -> tuple[RunStatus, int | None]:
+    """Wait for a started process under a wall-clock limit and an output-size cap.
+
+    Parameters
+    ----------
+    wait_once
+        Waits at most the given seconds; returns the exit code, or ``None`` while it still runs.
+    kill
+        Kills it at once (SIGKILL: a process that ignores SIGTERM still stops on time).
+    output_dir
+        Watched between waits; above ``output_cap_bytes`` the process is killed.
+    time_limit_s
+        Wall-clock limit, seconds.
+
+    Returns
+    -------
+    tuple
+        ``("exit", code)``, ``("timeout", None)`` or ``("output_cap", None)``.
+
+    Examples
+    --------
+    >>> supervise(lambda t: 0, lambda: None, output_dir=Path("."), time_limit_s=1,
+    ...           output_cap_bytes=1)
+    ('exit', 0)
+    """
+    deadline = time.monotonic() + time_limit_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            kill()
+            return "timeout", None
+        code = wait_once(max(0.01, min(poll_s, remaining)))
+        if code is not None:
+            return "exit", code
+        if folder_bytes(output_dir) > output_cap_bytes:
+            kill()
+            return "output_cap", None
+
+
+def finished_run(
+    label: str,
+    status: RunStatus,
+    exit_code: int | None,
+    *,
+    log: str,
+    seconds: float,
+    time_limit_s: float,
+    details: dict[str, Any] | None = None,
+) -> ContainerRun:
+    """A :class:`ContainerRun` with its reason; exit code 0 turns status ``exit`` into ``ok``.
+
+    Examples
+    --------
+    >>> finished_run("split", "exit", 3, log="boom", seconds=1.0, time_limit_s=9).reason
+    'container exited with code 3: boom'
+    """
+    if status == "exit" and exit_code == 0:
+        status = "ok"
+    return ContainerRun(
+        label=label,
+        status=status,
+        reason=describe_exit(status, exit_code, log, time_limit_s),
+        exit_code=exit_code,
+        seconds=seconds,
+        log=log,
+        details=details or {},
+    )
+
+
+def truncate_log(text: str, *, limit: int = 65536) -> str:
+    """Keep the first and last ``limit // 2`` characters of a long log.
+
+    Examples
+    --------
+    >>> truncate_log("a" * 10 + "b" * 10, limit=8)
+    'aaaa\\n[... 12 characters cut ...]\\nbbbb'
+    """
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+
+
+def describe_exit(status: RunStatus, exit_code: int | None, log: str, limit_s: float) -> str:
+    """A one-line reason for a run that did not end with exit code 0."""
+    last = next((ln.strip() for ln in reversed(log.splitlines()) if ln.strip()), "")
+    tail = f": {last[:200]}" if last else ""
+    return {
+        "ok": "",
+        "exit": f"container exited with code {exit_code}{tail}",
+        "timeout": f"container timed out after {limit_s:g} s and was killed",
+        "oom": "container ran out of memory and was killed (OOM)",
+        "output_cap": "container exceeded the output size cap and was killed",
+        "error": f"container could not be started{tail}",
+    }[status]

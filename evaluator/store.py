@@ -1,0 +1,872 @@
+"""The results store: every per-case number of every run, in one SQL database.
+
+SQLite by default (``results.sqlite`` in the workspace, :attr:`Workspace.store_url`); any
+SQLAlchemy URL works (``postgresql+psycopg://user@host/ccbench`` for a shared server). The URL is
+chosen by :func:`resolve_store_url`: an explicit ``--store URL``, then ``CCBENCH_STORE``, then the
+workspace default.
+
+Tables
+------
+``entries``
+    One row per submitted entry (name, image, image digest, manifest JSON).
+``runs``
+    One row per evaluation run: task, split, entry, image digest, dataset fingerprint, ccbench
+    version, parameters (JSON), started/finished (UTC), status (``running``, ``finished``,
+    ``failed``).
+``cases``
+    One row per scored case of a run: the marker that the case is complete (``scored`` or
+    ``error``) and the seconds it took. :meth:`Store.completed_cases` reads this table.
+``results``
+    ``(run, case, label, metric, value)``; NaN is stored as SQL ``NULL`` and read back as NaN.
+``components``
+    Per-component values of the CC-Metrics: ``(run, case, label, metric, component, value)``,
+    ``component`` numbering the reference components from 0.
+``case_errors``
+    ``(run, case, error class, message)`` for predictions that could not be scored as given.
+``aggregates``
+    Run-level numbers that are not means of per-case values (HECKTOR aggregated Dice, COCO AP).
+``run_logs``
+    Free text lines of a run (container stdout/stderr, warnings).
+
+Every write of one case (its results, components, error and ``cases`` marker) happens in ONE
+transaction (:meth:`Store.record_case`), so a process killed at any moment leaves either all of a
+case or nothing of it; re-running the same command scores only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from evaluator.errors import StoreError
+from evaluator.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "ENV_STORE",
+    "CaseError",
+    "ComponentRow",
+    "ResultRow",
+    "RunInfo",
+    "Store",
+    "resolve_store_url",
+]
+
+#: Environment variable holding a SQLAlchemy URL of the results store.
+ENV_STORE = "CCBENCH_STORE"
+
+_metadata = sa.MetaData()
+
+entries_table = sa.Table(
+    "entries",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("image", sa.String(500)),
+    sa.Column("image_digest", sa.String(200)),
+    sa.Column("manifest", sa.Text),
+    sa.Column("created_at", sa.DateTime),
+)
+
+runs_table = sa.Table(
+    "runs",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(300), nullable=False, unique=True),
+    sa.Column("task", sa.String(100), nullable=False),
+    sa.Column("split", sa.String(100), nullable=False),
+    sa.Column("entry_id", sa.Integer, sa.ForeignKey("entries.id")),
+    sa.Column("image_digest", sa.String(200)),
+    sa.Column("dataset_fingerprint", sa.String(200)),
+    sa.Column("ccbench_version", sa.String(50)),
+    sa.Column("parameters", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("status", sa.String(20), nullable=False),
+)
+
+cases_table = sa.Table(
+    "cases",
+    _metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("case_id", sa.String(300), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("seconds", sa.Float),
+    sa.Column("completed_at", sa.DateTime),
+)
+
+results_table = sa.Table(
+    "results",
+    _metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("case_id", sa.String(300), primary_key=True),
+    sa.Column("label", sa.Integer, primary_key=True),
+    sa.Column("metric", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+)
+
+components_table = sa.Table(
+    "components",
+    _metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("case_id", sa.String(300), primary_key=True),
+    sa.Column("label", sa.Integer, primary_key=True),
+    sa.Column("metric", sa.String(100), primary_key=True),
+    sa.Column("component", sa.Integer, primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+)
+
+case_errors_table = sa.Table(
+    "case_errors",
+    _metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("case_id", sa.String(300), primary_key=True),
+    sa.Column("error_class", sa.String(50), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+aggregates_table = sa.Table(
+    "aggregates",
+    _metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+    sa.Column("label", sa.Integer, primary_key=True),
+    sa.Column("metric", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Float, nullable=True),
+)
+
+run_logs_table = sa.Table(
+    "run_logs",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
+    sa.Column("case_id", sa.String(300)),
+    sa.Column("stream", sa.String(20), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime),
+)
+
+_PER_RUN_TABLES = (
+    results_table,
+    components_table,
+    case_errors_table,
+    cases_table,
+    aggregates_table,
+    run_logs_table,
+)
+
+
+class ResultRow(NamedTuple):
+    """One number of one case: ``value`` of ``metric`` for ``label`` (NaN allowed)."""
+
+    label: int
+    metric: str
+    value: float
+
+
+class ComponentRow(NamedTuple):
+    """One per-component value of a CC metric; ``component`` numbers reference components."""
+
+    label: int
+    metric: str
+    component: int
+    value: float
+
+
+@dataclass(frozen=True)
+class CaseError:
+    """Why a case's prediction could not be scored as given.
+
+    ``error_class`` is one of the short names of :data:`evaluator.evaluate.ERROR_CLASSES`
+    (``missing``, ``undecodable``, ``geometry``, ``nan``, ``label``, ``empty``) or any other short
+    name a caller chooses (e.g. ``container``).
+    """
+
+    error_class: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of the ``runs`` table."""
+
+    id: int
+    name: str
+    task: str
+    split: str
+    entry: str | None
+    image_digest: str | None
+    dataset_fingerprint: str | None
+    ccbench_version: str | None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    status: str = "running"
+
+
+def resolve_store_url(url: str | None = None, *, workspace: Workspace | None = None) -> str:
+    """The store URL: ``url``, then ``CCBENCH_STORE``, then the workspace's SQLite file.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> resolve_store_url("sqlite://")
+    'sqlite://'
+    >>> resolve_store_url(workspace=Workspace(Path("/tmp/ws"))) in (
+    ...     "sqlite:////tmp/ws/results.sqlite", os.environ.get(ENV_STORE))
+    True
+    """
+    if url:
+        return url
+    env = os.environ.get(ENV_STORE)
+    if env:
+        return env
+    if workspace is None:
+        raise StoreError(f"no store given: pass a URL, set {ENV_STORE} or give a workspace")
+    return workspace.store_url
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _to_sql(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _from_sql(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _params_json(parameters: Mapping[str, Any]) -> str:
+    return json.dumps(dict(parameters), sort_keys=True, default=str)
+
+
+class Store:
+    """A connection to the results database.
+
+    Open with :meth:`open`; tables are created when missing. All methods raise
+    :class:`~evaluator.errors.StoreError` on database failures.
+
+    Examples
+    --------
+    >>> store = Store.open("sqlite://")
+    >>> run = store.get_or_create_run(name="r1", task="btcv", split="test", parameters={})
+    >>> store.record_case(run.id, "0001", [ResultRow(1, "dice", 0.5)])
+    >>> sorted(store.completed_cases(run.id))
+    ['0001']
+    >>> store.results_frame(run_ids=[run.id])[["case_id", "label", "metric", "value"]].values.tolist()
+    [['0001', 1, 'dice', 0.5]]
+    """
+
+    def __init__(self, engine: sa.Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    @classmethod
+    def open(cls, url: str | None = None, *, workspace: Workspace | None = None) -> Store:
+        """Open (and create if needed) the store at ``url`` (see :func:`resolve_store_url`)."""
+        resolved = resolve_store_url(url, workspace=workspace)
+        try:
+            engine = sa.create_engine(resolved)
+            if engine.dialect.name == "sqlite":
+                database = engine.url.database
+                if database and database != ":memory:":
+                    os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+                sa.event.listen(engine, "connect", _sqlite_pragmas)
+            _create_tables(engine)
+        except (SQLAlchemyError, OSError) as err:
+            raise StoreError(f"cannot open results store {resolved}: {err}") from err
+        return cls(engine, resolved)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- entries --------------------------------------------------------------------------
+
+    def ensure_entry(
+        self,
+        name: str,
+        *,
+        image: str | None = None,
+        image_digest: str | None = None,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Return the id of entry ``name``, creating it (or updating its image) as needed."""
+        values = {
+            "image": image,
+            "image_digest": image_digest,
+            "manifest": None if manifest is None else json.dumps(dict(manifest), default=str),
+        }
+        with self._begin() as conn:
+            row = conn.execute(
+                sa.select(entries_table.c.id).where(entries_table.c.name == name)
+            ).first()
+            if row is None:
+                result = conn.execute(
+                    entries_table.insert().values(name=name, created_at=_now(), **values)
+                )
+                return int(result.inserted_primary_key[0])  # type: ignore[index]
+            updates = {k: v for k, v in values.items() if v is not None}
+            if updates:
+                conn.execute(
+                    entries_table.update().where(entries_table.c.id == row.id).values(**updates)
+                )
+            return int(row.id)
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def get_or_create_run(
+        self,
+        *,
+        name: str,
+        task: str,
+        split: str,
+        parameters: Mapping[str, Any],
+        entry: str | None = None,
+        image_digest: str | None = None,
+        dataset_fingerprint: str | None = None,
+        ccbench_version: str | None = None,
+    ) -> RunInfo:
+        """Return run ``name``, creating it when new.
+
+        An existing run is returned as it is (to be resumed) when its task, split, entry and
+        parameters equal the ones given; otherwise :class:`StoreError` says what differs (use
+        another run name, or :meth:`reset_run`).
+        """
+        existing = self.find_run(name)
+        if existing is not None:
+            wanted = {
+                "task": task,
+                "split": split,
+                "entry": entry,
+                "parameters": json.loads(_params_json(parameters)),
+            }
+            got = {
+                "task": existing.task,
+                "split": existing.split,
+                "entry": existing.entry,
+                "parameters": existing.parameters,
+            }
+            diff = [k for k in wanted if wanted[k] != got[k]]
+            if diff:
+                detail = "; ".join(f"{k}: stored {got[k]!r}, asked {wanted[k]!r}" for k in diff)
+                raise StoreError(
+                    f"run '{name}' already exists in {self.url} with other settings ({detail}); "
+                    "choose another --run-name or pass --force"
+                )
+            return existing
+        return self.create_run(
+            name=name,
+            task=task,
+            split=split,
+            parameters=parameters,
+            entry=entry,
+            image_digest=image_digest,
+            dataset_fingerprint=dataset_fingerprint,
+            ccbench_version=ccbench_version,
+        )
+
+    def create_run(
+        self,
+        *,
+        name: str,
+        task: str,
+        split: str,
+        parameters: Mapping[str, Any],
+        entry: str | None = None,
+        image_digest: str | None = None,
+        dataset_fingerprint: str | None = None,
+        ccbench_version: str | None = None,
+    ) -> RunInfo:
+        """Insert a new run with status ``running``; the name must be new."""
+        if ccbench_version is None:
+            ccbench_version = _ccbench_version()
+        entry_id = None if entry is None else self.ensure_entry(entry, image_digest=image_digest)
+        try:
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    runs_table.insert().values(
+                        name=name,
+                        task=task,
+                        split=split,
+                        entry_id=entry_id,
+                        image_digest=image_digest,
+                        dataset_fingerprint=dataset_fingerprint,
+                        ccbench_version=ccbench_version,
+                        parameters=_params_json(parameters),
+                        started_at=_now(),
+                        status="running",
+                    )
+                )
+                run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        except sa.exc.IntegrityError as err:
+            raise StoreError(f"run '{name}' already exists in {self.url}") from err
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot create run '{name}' in {self.url}: {err}") from err
+        return self.get_run(run_id)
+
+    def _run_select(self) -> sa.Select[Any]:
+        return sa.select(runs_table, entries_table.c.name.label("entry_name")).select_from(
+            runs_table.outerjoin(entries_table, runs_table.c.entry_id == entries_table.c.id)
+        )
+
+    @staticmethod
+    def _run_info(row: Any) -> RunInfo:
+        return RunInfo(
+            id=int(row.id),
+            name=row.name,
+            task=row.task,
+            split=row.split,
+            entry=row.entry_name,
+            image_digest=row.image_digest,
+            dataset_fingerprint=row.dataset_fingerprint,
+            ccbench_version=row.ccbench_version,
+            parameters=json.loads(row.parameters),
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            status=row.status,
+        )
+
+    def get_run(self, run_id: int) -> RunInfo:
+        """The run with id ``run_id``; :class:`StoreError` if there is none."""
+        with self._connect() as conn:
+            row = conn.execute(self._run_select().where(runs_table.c.id == run_id)).first()
+        if row is None:
+            raise StoreError(f"no run with id {run_id} in {self.url}")
+        return self._run_info(row)
+
+    def find_run(self, name: str) -> RunInfo | None:
+        """The run called ``name``, or None."""
+        with self._connect() as conn:
+            row = conn.execute(self._run_select().where(runs_table.c.name == name)).first()
+        return None if row is None else self._run_info(row)
+
+    def list_runs(
+        self,
+        *,
+        task: str | None = None,
+        split: str | None = None,
+        entry: str | None = None,
+        status: str | None = None,
+    ) -> list[RunInfo]:
+        """Runs matching every filter given, oldest first."""
+        query = self._run_select().order_by(runs_table.c.id)
+        if task is not None:
+            query = query.where(runs_table.c.task == task)
+        if split is not None:
+            query = query.where(runs_table.c.split == split)
+        if entry is not None:
+            query = query.where(entries_table.c.name == entry)
+        if status is not None:
+            query = query.where(runs_table.c.status == status)
+        with self._connect() as conn:
+            return [self._run_info(row) for row in conn.execute(query)]
+
+    def reset_run(self, run_id: int) -> None:
+        """Delete every case, result, error, aggregate and log of a run; status ``running``."""
+        with self._begin() as conn:
+            for table in _PER_RUN_TABLES:
+                conn.execute(table.delete().where(table.c.run_id == run_id))
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id == run_id)
+                .values(status="running", started_at=_now(), finished_at=None)
+            )
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        image_digest: str | None = None,
+        dataset_fingerprint: str | None = None,
+        ccbench_version: str | None = None,
+    ) -> None:
+        """Fill in provenance fields of a run (those given)."""
+        values = {
+            k: v
+            for k, v in {
+                "image_digest": image_digest,
+                "dataset_fingerprint": dataset_fingerprint,
+                "ccbench_version": ccbench_version,
+            }.items()
+            if v is not None
+        }
+        if values:
+            with self._begin() as conn:
+                conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str = "finished",
+        aggregates: Iterable[ResultRow] = (),
+    ) -> None:
+        """Mark a run finished (or ``failed``) and replace its run-level aggregate numbers."""
+        with self._begin() as conn:
+            conn.execute(aggregates_table.delete().where(aggregates_table.c.run_id == run_id))
+            rows = [
+                {
+                    "run_id": run_id,
+                    "label": int(r.label),
+                    "metric": r.metric,
+                    "value": _to_sql(r.value),
+                }
+                for r in aggregates
+            ]
+            if rows:
+                conn.execute(aggregates_table.insert(), rows)
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.id == run_id)
+                .values(status=status, finished_at=_now())
+            )
+
+    # ---- cases ----------------------------------------------------------------------------
+
+    def record_case(
+        self,
+        run_id: int,
+        case_id: str,
+        rows: Iterable[ResultRow],
+        *,
+        error: CaseError | None = None,
+        components: Iterable[ComponentRow] = (),
+        seconds: float | None = None,
+    ) -> None:
+        """Write everything about one case in ONE transaction, replacing earlier rows of it.
+
+        Parameters
+        ----------
+        run_id
+            The run.
+        case_id
+            The case.
+        rows
+            Per-label metric values (NaN allowed: stored as NULL).
+        error
+            Set when the prediction could not be scored as given; the case still counts as
+            complete (its rows are the worst-case values).
+        components
+            Per-component CC values.
+        seconds
+            Wall time spent on the case.
+        """
+        result_rows = [
+            {
+                "run_id": run_id,
+                "case_id": case_id,
+                "label": int(r.label),
+                "metric": r.metric,
+                "value": _to_sql(r.value),
+            }
+            for r in rows
+        ]
+        component_rows = [
+            {
+                "run_id": run_id,
+                "case_id": case_id,
+                "label": int(c.label),
+                "metric": c.metric,
+                "component": int(c.component),
+                "value": _to_sql(c.value),
+            }
+            for c in components
+        ]
+        with self._begin() as conn:
+            for table in (results_table, components_table, case_errors_table, cases_table):
+                conn.execute(
+                    table.delete().where(table.c.run_id == run_id, table.c.case_id == case_id)
+                )
+            if result_rows:
+                conn.execute(results_table.insert(), result_rows)
+            if component_rows:
+                conn.execute(components_table.insert(), component_rows)
+            if error is not None:
+                conn.execute(
+                    case_errors_table.insert().values(
+                        run_id=run_id,
+                        case_id=case_id,
+                        error_class=error.error_class,
+                        message=error.message,
+                    )
+                )
+            conn.execute(
+                cases_table.insert().values(
+                    run_id=run_id,
+                    case_id=case_id,
+                    status="scored" if error is None else "error",
+                    seconds=seconds,
+                    completed_at=_now(),
+                )
+            )
+
+    def completed_cases(self, run_id: int) -> set[str]:
+        """Ids of the cases of a run whose rows are all written."""
+        with self._connect() as conn:
+            return {
+                row.case_id
+                for row in conn.execute(
+                    sa.select(cases_table.c.case_id).where(cases_table.c.run_id == run_id)
+                )
+            }
+
+    def log(
+        self, run_id: int, message: str, *, case_id: str | None = None, stream: str = "log"
+    ) -> None:
+        """Append one log line (container stdout/stderr, warnings) to a run."""
+        with self._begin() as conn:
+            conn.execute(
+                run_logs_table.insert().values(
+                    run_id=run_id,
+                    case_id=case_id,
+                    stream=stream,
+                    message=message,
+                    created_at=_now(),
+                )
+            )
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def _frame(
+        self,
+        table: sa.Table,
+        columns: Sequence[str],
+        *,
+        task: str | None,
+        split: str | None,
+        run_ids: Sequence[int] | None,
+        entry: str | None,
+        order: Sequence[str],
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        query = (
+            sa.select(
+                table.c.run_id,
+                runs_table.c.name.label("run"),
+                runs_table.c.task,
+                runs_table.c.split,
+                entries_table.c.name.label("entry"),
+                *[table.c[c] for c in columns],
+            )
+            .select_from(
+                table.join(runs_table, table.c.run_id == runs_table.c.id).outerjoin(
+                    entries_table, runs_table.c.entry_id == entries_table.c.id
+                )
+            )
+            .order_by(table.c.run_id, *[table.c[c] for c in order])
+        )
+        if task is not None:
+            query = query.where(runs_table.c.task == task)
+        if split is not None:
+            query = query.where(runs_table.c.split == split)
+        if run_ids is not None:
+            query = query.where(table.c.run_id.in_(list(run_ids)))
+        if entry is not None:
+            query = query.where(entries_table.c.name == entry)
+        with self._connect() as conn:
+            records = [dict(row._mapping) for row in conn.execute(query)]
+        frame = pd.DataFrame.from_records(
+            records, columns=["run_id", "run", "task", "split", "entry", *columns]
+        )
+        if "value" in frame:
+            frame["value"] = frame["value"].astype(float)
+        return frame
+
+    def results_frame(
+        self,
+        *,
+        task: str | None = None,
+        split: str | None = None,
+        run_ids: Sequence[int] | None = None,
+        entry: str | None = None,
+    ) -> pd.DataFrame:
+        """Per-case results, long format.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``run_id, run, task, split, entry, case_id, label, metric, value``; one row
+            per (run, case, label, metric), sorted by run, case, label, metric; NaN where a
+            metric is undefined for the case (e.g. Dice of an AutoPET negative case).
+        """
+        return self._frame(
+            results_table,
+            ["case_id", "label", "metric", "value"],
+            task=task,
+            split=split,
+            run_ids=run_ids,
+            entry=entry,
+            order=["case_id", "label", "metric"],
+        )
+
+    def components_frame(
+        self,
+        *,
+        task: str | None = None,
+        split: str | None = None,
+        run_ids: Sequence[int] | None = None,
+        entry: str | None = None,
+    ) -> pd.DataFrame:
+        """Per-component CC values: ``... case_id, label, metric, component, value``."""
+        return self._frame(
+            components_table,
+            ["case_id", "label", "metric", "component", "value"],
+            task=task,
+            split=split,
+            run_ids=run_ids,
+            entry=entry,
+            order=["case_id", "label", "metric", "component"],
+        )
+
+    def errors_frame(
+        self,
+        *,
+        task: str | None = None,
+        split: str | None = None,
+        run_ids: Sequence[int] | None = None,
+        entry: str | None = None,
+    ) -> pd.DataFrame:
+        """Per-case errors: ``... case_id, error_class, message``."""
+        return self._frame(
+            case_errors_table,
+            ["case_id", "error_class", "message"],
+            task=task,
+            split=split,
+            run_ids=run_ids,
+            entry=entry,
+            order=["case_id"],
+        )
+
+    def cases_frame(
+        self,
+        *,
+        task: str | None = None,
+        split: str | None = None,
+        run_ids: Sequence[int] | None = None,
+        entry: str | None = None,
+    ) -> pd.DataFrame:
+        """Completed cases: ``... case_id, status, seconds``."""
+        return self._frame(
+            cases_table,
+            ["case_id", "status", "seconds"],
+            task=task,
+            split=split,
+            run_ids=run_ids,
+            entry=entry,
+            order=["case_id"],
+        )
+
+    def aggregates_frame(
+        self,
+        *,
+        task: str | None = None,
+        split: str | None = None,
+        run_ids: Sequence[int] | None = None,
+        entry: str | None = None,
+    ) -> pd.DataFrame:
+        """Run-level aggregates: ``... label, metric, value`` (label 0: over all labels)."""
+        return self._frame(
+            aggregates_table,
+            ["label", "metric", "value"],
+            task=task,
+            split=split,
+            run_ids=run_ids,
+            entry=entry,
+            order=["label", "metric"],
+        )
+
+    def logs(self, run_id: int) -> list[tuple[str | None, str, str]]:
+        """A run's log lines as ``(case_id, stream, message)``, in order."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    run_logs_table.c.case_id, run_logs_table.c.stream, run_logs_table.c.message
+                )
+                .where(run_logs_table.c.run_id == run_id)
+                .order_by(run_logs_table.c.id)
+            )
+            return [(r.case_id, r.stream, r.message) for r in rows]
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _connect(self) -> _Guard:
+        return _Guard(self, begin=False)
+
+    def _begin(self) -> _Guard:
+        return _Guard(self, begin=True)
+
+
+class _Guard:
+    """A connection (optionally in a transaction) whose database errors become StoreError."""
+
+    def __init__(self, store: Store, *, begin: bool) -> None:
+        self.store = store
+        self.begin = begin
+        self._ctx: Any = None
+
+    def __enter__(self) -> sa.Connection:
+        try:
+            self._ctx = self.store.engine.begin() if self.begin else self.store.engine.connect()
+            return self._ctx.__enter__()
+        except SQLAlchemyError as err:
+            raise StoreError(f"results store {self.store.url}: {err}") from err
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._ctx.__exit__(exc_type, exc, tb)
+        except SQLAlchemyError as err:
+            raise StoreError(f"results store {self.store.url}: {err}") from err
+        if isinstance(exc, SQLAlchemyError):
+            raise StoreError(f"results store {self.store.url}: {exc}") from exc
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Write-ahead log with ``synchronous=NORMAL``: a commit survives a killed process (the
+    resume guarantee) without an fsync per case; only a power cut may lose the last cases, which
+    a re-run then scores again."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _ccbench_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ccbench")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _create_tables(engine: sa.Engine, attempts: int = 5) -> None:
+    """Create missing tables; another process creating them at the same moment is fine."""
+    for attempt in range(attempts):
+        try:
+            _metadata.create_all(engine)
+            return
+        except sa.exc.OperationalError as err:
+            if "already exists" not in str(err) or attempt == attempts - 1:
+                raise

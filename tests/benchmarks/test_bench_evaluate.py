@@ -1,0 +1,88 @@
+"""Throughput of ``ccbench evaluate`` and per-case scoring time against the file-reading floor.
+
+Run with ``pytest tests/benchmarks/test_bench_evaluate.py --benchmark-only -s``. Each benchmark
+prints and stores (``extra_info``) cases per second, the mean per-case time inside the worker
+(read + validate + score + nothing else), the time needed just to read the reference and the
+prediction with SimpleITK, and their ratio (goal: at most 2).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import SimpleITK as sitk
+
+from evaluator._scoring import CaseOutcome
+from evaluator.datasets.base import open_dataset
+from evaluator.evaluate import evaluate_run, write_degraded_predictions
+from evaluator.workspace import Workspace
+
+CASES = 4
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Workspace, Path]]:
+    from evaluator.datasets.phantoms import write_phantoms
+
+    ws = Workspace(tmp_path_factory.mktemp("bench")).ensure()
+    out = {}
+    for task in ("hecktor", "btcv", "autopet"):
+        write_phantoms(task, workspace=ws, cases=CASES, progress=False)
+        pred = write_degraded_predictions(
+            f"{task}-phantom", "all", ws.root / f"pred-{task}", workspace=ws, seed=1, quality=0.6
+        )
+        out[task] = (ws, pred)
+    return out
+
+
+def _read_floor(ws: Workspace, task: str, pred: Path) -> float:
+    """Mean seconds per case to read the reference label and the prediction file."""
+    dataset = open_dataset(f"{task}-phantom", workspace=ws)
+    times = []
+    for cid in dataset.case_ids():
+        start = time.perf_counter()
+        sitk.GetArrayFromImage(sitk.ReadImage(str(dataset.case(cid).label)))
+        sitk.GetArrayFromImage(sitk.ReadImage(str(pred / f"{cid}.nii.gz")))
+        times.append(time.perf_counter() - start)
+    return statistics.mean(times)
+
+
+@pytest.mark.parametrize("task", ["hecktor", "btcv", "autopet"])
+def test_bench_evaluate(
+    benchmark: Any, data: dict[str, tuple[Workspace, Path]], task: str, tmp_path: Path
+) -> None:
+    ws, pred = data[task]
+    outcomes: list[CaseOutcome] = []
+    rounds = iter(range(1000))
+
+    def once() -> None:
+        outcomes.clear()
+        evaluate_run(
+            f"{task}-phantom",
+            "all",
+            pred,
+            workspace=ws,
+            workers=1,
+            run_name=f"bench-{task}-{next(rounds)}",
+            store=f"sqlite:///{tmp_path / 'bench.sqlite'}",
+            on_case=lambda outcome, _done, _total: outcomes.append(outcome),
+        )
+
+    benchmark.pedantic(once, rounds=2, iterations=1, warmup_rounds=0)
+    floor = _read_floor(ws, task, pred)
+    per_case = statistics.mean(o.seconds for o in outcomes)
+    read_validate = statistics.mean(o.read_seconds for o in outcomes)
+    info = {
+        "cases_per_second": CASES / benchmark.stats.stats.mean,
+        "per_case_s": per_case,
+        "read_and_validate_s": read_validate,
+        "read_floor_s": floor,
+        "ratio_to_floor": per_case / floor,
+    }
+    benchmark.extra_info.update(info)
+    print(task, {k: round(v, 4) for k, v in info.items()})
+    assert len(outcomes) == CASES

@@ -1,0 +1,178 @@
+"""`ccbench evaluate` through the CLI, killed with SIGKILL and resumed; the Dask path."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evaluator.cli import app
+from evaluator.evaluate import evaluate_run
+from evaluator.store import Store
+from evaluator.workspace import Workspace
+
+from .conftest import Dataset
+
+# Runs `ccbench evaluate` in a fresh interpreter with every case slowed down by 0.4 s, so the
+# test can kill it half-way; nothing else differs from the console script.
+SLOW_CLI = """
+import sys, time
+import evaluator.evaluate as evaluate
+score = evaluate.score_case
+def slow(job):
+    time.sleep(0.4)
+    return score(job)
+evaluate.score_case = slow
+from evaluator.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _args(ds: Dataset, ws: Path, store: str, *extra: str) -> list[str]:
+    return [
+        "evaluate",
+        "--task",
+        ds.task,
+        "--split",
+        "all",
+        "--pred",
+        str(ds.preds),
+        "--data-root",
+        str(ds.root),
+        "--workers",
+        "1",
+        "--store",
+        store,
+        "--workspace",
+        str(ws),
+        *extra,
+    ]
+
+
+def _rows(url: str, name: str) -> list[tuple]:
+    store = Store.open(url)
+    run = store.find_run(name)
+    assert run is not None
+    frame = store.results_frame(run_ids=[run.id])
+    comps = store.components_frame(run_ids=[run.id])
+    errors = store.errors_frame(run_ids=[run.id])
+
+    def norm(v: float) -> object:
+        return "nan" if math.isnan(v) else v
+
+    return (
+        [(r.case_id, r.label, r.metric, norm(r.value)) for r in frame.itertuples()]
+        + [(r.case_id, r.label, r.metric, r.component, norm(r.value)) for r in comps.itertuples()]
+        + [(r.case_id, r.error_class, r.message) for r in errors.itertuples()]
+    )
+
+
+def test_cli_evaluate_prints_and_writes(hecktor: Dataset, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    out = tmp_path / "out"
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    result = CliRunner().invoke(app, [*_args(hecktor, ws, url), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "GTVn" in result.output and "aggregated_dice" in result.output
+    assert "4/4 scored" in result.output
+    assert (out / "results.csv").is_file() and (out / "summary.json").is_file()
+    again = CliRunner().invoke(app, [*_args(hecktor, ws, url), "--out", str(out)])
+    assert again.exit_code == 0 and "0 now, 4 from the store" in again.output
+
+
+def test_cli_reports_a_missing_predictions_folder(hecktor: Dataset, tmp_path: Path) -> None:
+    args = _args(hecktor, tmp_path / "ws", f"sqlite:///{tmp_path / 's.sqlite'}")
+    args[args.index("--pred") + 1] = str(tmp_path / "nowhere")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "error:" in result.output and "nowhere" in result.output
+
+
+def test_sigkill_mid_run_then_resume_gives_the_clean_rows(hecktor: Dataset, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    clean_url = f"sqlite:///{tmp_path / 'clean.sqlite'}"
+    url = f"sqlite:///{tmp_path / 'killed.sqlite'}"
+    assert CliRunner().invoke(app, _args(hecktor, ws, clean_url)).exit_code == 0
+
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CLI, *_args(hecktor, ws, url)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    name = "hecktor-all-preds"
+    completed = 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if Path(url.removeprefix("sqlite:///")).exists():
+                store = Store.open(url)
+                run = store.find_run(name)
+                completed = 0 if run is None else len(store.completed_cases(run.id))
+                store.close()
+                if completed >= 2:
+                    break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    store = Store.open(url)
+    run = store.find_run(name)
+    assert run is not None and run.status == "running"
+    assert 2 <= len(store.completed_cases(run.id)) < 4
+
+    resumed = CliRunner().invoke(app, _args(hecktor, ws, url))
+    assert resumed.exit_code == 0, resumed.output
+    assert "4/4 scored" in resumed.output
+    assert _rows(url, name) == _rows(clean_url, name)
+
+
+def test_dask_cluster_gives_the_local_rows(hecktor: Dataset, workspace: Workspace) -> None:
+    from distributed import LocalCluster
+
+    local = evaluate_run(
+        "hecktor", "all", hecktor.preds, workspace=workspace, data_root=hecktor.root, workers=1
+    )
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", dashboard_address=None
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        remote = evaluate_run(
+            "hecktor",
+            "all",
+            hecktor.preds,
+            workspace=workspace,
+            data_root=hecktor.root,
+            scheduler=cluster.scheduler_address,
+            run_name="dask",
+        )
+    assert remote.scored == 4
+    assert _rows(local.store_url, local.run.name) == _rows(remote.store_url, "dask")
+
+
+def test_unreachable_scheduler_is_a_clean_error(hecktor: Dataset, workspace: Workspace) -> None:
+    import dask
+
+    from evaluator.errors import CCBenchError
+
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(CCBenchError, match="Dask scheduler"),
+    ):
+        evaluate_run(
+            "hecktor",
+            "all",
+            hecktor.preds,
+            workspace=workspace,
+            data_root=hecktor.root,
+            scheduler="tcp://127.0.0.1:9",
+        )

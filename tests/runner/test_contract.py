@@ -1,0 +1,178 @@
+"""The container contract without containers: manifests, limits, staging and output collection."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from evaluator.datasets.registry import load_registry
+from evaluator.errors import DockerUnavailableError, SubmissionError
+from evaluator.runner.contract import (
+    Manifest,
+    Resources,
+    SandboxLimits,
+    collect_batch_outputs,
+    collect_gc_output,
+    gc_slugs,
+    load_manifest,
+    stage_batch_inputs,
+    stage_gc_inputs,
+    write_manifest,
+)
+from evaluator.runner.images import apt_mirror
+from evaluator.runner.submissions import submit_image
+
+from .conftest import TinyDataset
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def _manifest(**fields: object) -> Manifest:
+    base: dict[str, object] = {
+        "name": "thr",
+        "image": "ccbench/thr:1",
+        "image_digest": DIGEST,
+        "tasks": ("btcv-phantom",),
+    }
+    return Manifest(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_manifest_round_trip(tmp_path: Path) -> None:
+    m = _manifest(team="t", interface="grand-challenge", resources=Resources(pids=128))
+    path = write_manifest(m, tmp_path)
+    got = load_manifest("thr", submissions_dir=tmp_path)
+    assert got.model_copy(update={"submitted": ""}) == m
+    assert got.submitted  # stamped on write
+    assert load_manifest(path, submissions_dir=tmp_path / "elsewhere") == got
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: thr\nimage: x\nimage_digest: nope\ntasks: [a]\n", "field 'image_digest'"),
+        ("name: thr\nimage: x\nimage_digest: " + DIGEST + "\ntasks: []\n", "field 'tasks'"),
+        ("- just a list\n", "not a mapping"),
+        (
+            "name: thr\nimage: x\nimage_digest: " + DIGEST + "\ntasks: [a]\nsurprise: 1\n",
+            "surprise",
+        ),
+    ],
+)
+def test_bad_manifests_name_the_field(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "thr.yaml").write_text(text)
+    with pytest.raises(SubmissionError, match=message):
+        load_manifest("thr", submissions_dir=tmp_path)
+
+
+def test_unknown_entry_says_how_to_register(tmp_path: Path) -> None:
+    write_manifest(_manifest(name="other"), tmp_path)
+    with pytest.raises(SubmissionError, match=r"known: other.*ccbench submit"):
+        load_manifest("thr", submissions_dir=tmp_path)
+
+
+@pytest.mark.parametrize("field", ["memory_mb", "pids", "time_limit_s", "shm_mb", "output_mb"])
+def test_limits_reject_each_resource(field: str) -> None:
+    limits = SandboxLimits()
+    too_much = getattr(limits, f"max_{field}") + 1
+    with pytest.raises(SubmissionError, match=f"{field} {too_much} exceeds"):
+        limits.check(Resources(**{field: too_much}), entry="e")  # type: ignore[arg-type]
+
+
+def test_submit_with_digest_and_unknown_task(tmp_path: Path) -> None:
+    m, path = submit_image(
+        "img",
+        name="e1",
+        tasks=["btcv"],
+        image_digest=DIGEST,
+        submissions_dir=tmp_path,
+        command=["python", "x.py"],
+    )
+    assert path.is_file() and m.command == ("python", "x.py") and m.submitted
+    with pytest.raises(SubmissionError, match="already exists"):
+        submit_image(
+            "img", name="e1", tasks=["btcv"], image_digest=DIGEST, submissions_dir=tmp_path
+        )
+    with pytest.raises(SubmissionError, match="unknown or no task"):
+        submit_image(
+            "img", name="e2", tasks=["nope"], image_digest=DIGEST, submissions_dir=tmp_path
+        )
+    with pytest.raises(SubmissionError, match="name"):
+        submit_image(
+            "img", name="../up", tasks=["btcv"], image_digest=DIGEST, submissions_dir=tmp_path
+        )
+
+
+def test_batch_staging_layout(tiny: TinyDataset, tmp_path: Path) -> None:
+    inp = tmp_path / "input"
+    listing = json.loads(stage_batch_inputs(tiny.cases, inp, task=tiny.task).read_text())
+    assert listing["task"] == "btcv-phantom"
+    assert [c["case_id"] for c in listing["cases"]] == ["0001", "0002", "0003"]
+    assert listing["cases"][0]["channels"] == {"CT": "0001/CT.nii.gz"}
+    staged = inp / "0001" / "CT.nii.gz"
+    assert staged.read_bytes() == tiny.cases[0].channels["CT"].read_bytes()
+    assert staged.stat().st_mode & 0o777 == 0o644 and inp.stat().st_mode & 0o777 == 0o755
+    assert not any(p.name.startswith("label") for p in inp.rglob("*"))  # no ground truth
+
+
+def test_gc_staging_uses_autopet_slugs(tiny: TinyDataset, tmp_path: Path) -> None:
+    autopet = load_registry().task("autopet-phantom")
+    slugs = gc_slugs(_manifest(tasks=("autopet-phantom",)), autopet)
+    assert dict(slugs.inputs) == {"CT": "ct", "PET": "pet"}
+    assert slugs.output == "automated-petct-lesion-segmentation"
+    override = gc_slugs(_manifest(gc_output="out", gc_inputs={"CT": "ct-image"}), tiny.task)
+    assert dict(override.inputs) == {"CT": "ct-image"} and override.output == "out"
+    default = gc_slugs(_manifest(), tiny.task)
+    key = stage_gc_inputs(tiny.cases[0], tmp_path, task=tiny.task, slugs=default)
+    assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.mha")] == [
+        f"images/ct/{key}.mha"
+    ]
+
+
+def test_collect_rejects_links_dirs_oversize_and_duplicates(tmp_path: Path) -> None:
+    out, dest = tmp_path / "out", tmp_path / "dest"
+    out.mkdir()
+    (out / "a.nii.gz").write_bytes(b"x" * 10)
+    (out / "b.nii.gz").symlink_to(out / "a.nii.gz")
+    (out / "c.mha").mkdir()
+    (out / "d.mha").write_bytes(b"x" * 101)
+    (out / "e.mha").write_bytes(b"")
+    (out / "f.mha").write_bytes(b"x")
+    (out / "f.nii.gz").write_bytes(b"x")
+    (out / "stray.txt").write_bytes(b"x")
+    os.mkfifo(out / "g.nii")
+    got = collect_batch_outputs(out, list("abcdefgh"), dest, max_bytes=100)
+    assert got.predictions == {"a": dest / "a.nii.gz"}
+    assert "symbolic link" in got.errors["b"]
+    assert "not a regular file" in got.errors["c"] and "not a regular file" in got.errors["g"]
+    assert "above the output cap" in got.errors["d"]
+    assert "empty" in got.errors["e"]
+    assert "several output files" in got.errors["f"]
+    assert got.errors["h"].startswith("no output file")
+    assert got.rejected == ["/output/stray.txt: not <case_id><ext> of a case in the split"]
+
+
+def test_collect_gc_output(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    folder = out / "images" / "seg"
+    folder.mkdir(parents=True)
+    got = collect_gc_output(out, "c1", "k", tmp_path / "d", slug="seg", max_bytes=10)
+    assert got.errors["c1"] == "no output image in /output/images/seg"
+    (folder / "fixed-name.mha").write_bytes(b"x")
+    got = collect_gc_output(out, "c1", "k", tmp_path / "d", slug="seg", max_bytes=10)
+    assert got.predictions == {"c1": tmp_path / "d" / "c1.mha"}
+    got = collect_gc_output(out, "c2", "k", tmp_path / "d", slug="other", max_bytes=10)
+    assert got.errors["c2"] == "no output folder /output/images/other"
+
+
+def test_apt_mirror_reads_one_line_sources(tmp_path: Path) -> None:
+    lst = tmp_path / "sources.list"
+    lst.write_text(
+        "# comment\ndeb http://security.example/debian-security bookworm-security main\n"
+        "deb [arch=amd64] http://mirror.example/debian bookworm main\n"
+    )
+    assert apt_mirror([lst]) == "http://mirror.example/debian"
+    with pytest.raises(DockerUnavailableError, match="no apt source for Debian 'trixie'"):
+        apt_mirror([lst], suite="trixie")
