@@ -195,6 +195,16 @@ def data_check(
 # --------------------------------------------------------------------------------------------
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    """Parse a comma-separated list of integers, e.g. ``"1,2"``."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a comma-separated list of integers", param_hint=option
+        ) from None
+
+
 @app.command("metrics")
 @_fail_cleanly
 def metrics_cmd(
@@ -240,7 +250,7 @@ def metrics_cmd(
         pred,
         ref,
         metrics=None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()],
-        labels=None if labels is None else [int(v) for v in labels.split(",") if v.strip()],
+        labels=None if labels is None else _int_list(labels, "--labels"),
         connectivity=connectivity,
         nsd_tolerance_mm=nsd_tolerance,
         cc_mode=mode,
@@ -613,6 +623,57 @@ def simulate_dataset(
             on_case=on_case,
         )
     print_dataset_study(result, console=console)
+
+
+# --------------------------------------------------------------------------------------------
+# leaderboard
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("leaderboard")
+@_fail_cleanly
+def leaderboard_cmd(
+    task: TaskOpt,
+    split: Annotated[
+        str, typer.Option("--split", "-s", help="Split name (test, fold0, ...).")
+    ] = "test",
+    out: Annotated[
+        Path | None, typer.Option(help="Site folder [default: <workspace>/leaderboard].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    n_resamples: Annotated[
+        int, typer.Option("--resamples", help="Bootstrap samples over cases.")
+    ] = 1000,
+    alpha: Annotated[
+        float, typer.Option(help="Significance level of the test-based ranking.")
+    ] = 0.05,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Results store URL [default: $CCBENCH_STORE or the workspace]."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Rank every finished run of a task and split; write plots and a static HTML site.
+
+    Examples:
+
+        ccbench leaderboard --task autopet-phantom --split test --out site/
+
+        ccbench leaderboard -t hecktor --split test --resamples 200 --seed 1
+    """
+    from leaderboards.site import publish_leaderboard
+
+    index = publish_leaderboard(
+        task,
+        split,
+        workspace=_workspace(workspace).ensure(),
+        out=out,
+        seed=seed,
+        n_resamples=n_resamples,
+        alpha=alpha,
+        store=store,
+    )
+    console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,12 +69,68 @@ def _split(ws: Workspace, seed: int, console: Console) -> str:
     return f"splits written under {ws.splits}"
 
 
+#: Demo entries made by degrading the references: name -> quality (1 = perfect copy).
+DEMO_ENTRIES = {"phantom-strong": 0.95, "phantom-medium": 0.8, "phantom-weak": 0.55}
+#: Split the demo scores and ranks (every case that has a reference; phantom splits are small).
+DEMO_SPLIT = "all"
+
+
+def _metrics(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.datasets.base import open_dataset
+    from evaluator.evaluate import write_degraded_predictions
+    from evaluator.metrics.files import score_files
+    from evaluator.reporting import print_case_metrics
+
+    dataset = open_dataset("autopet-phantom", workspace=ws)
+    case = next(c for c in dataset.cases() if c.metadata.get("diagnosis") != "NEGATIVE")
+    preds = write_degraded_predictions(
+        "autopet-phantom", DEMO_SPLIT, ws.tmp / "demo-single", workspace=ws, seed=seed, quality=0.7
+    )
+    pred = next(preds.glob(f"{case.case_id}.*"))
+    if case.label is None:
+        raise RuntimeError(f"phantom case {case.case_id} has no label file")
+    result = score_files(pred, case.label, metrics=None, labels=None, connectivity=None)
+    print_case_metrics(result, console=console, per_component=True)
+    values = result.values[1]
+    return (
+        f"`ccbench metrics` on {case.case_id}: Dice {values['dice']:.3f}, "
+        f"CC-Dice {values['cc_dice']:.3f}, HD95 {values['hd95']:.1f} mm, CC-HD95 {values['cc_hd95']:.1f} mm"
+    )
+
+
+def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.evaluate import evaluate_run, write_degraded_predictions
+    from evaluator.reporting import print_evaluation
+
+    runs = 0
+    for task in DEMO_TASKS:
+        name = f"{task}-phantom"
+        for number, (entry, quality) in enumerate(DEMO_ENTRIES.items()):
+            preds = write_degraded_predictions(
+                name,
+                DEMO_SPLIT,
+                ws.tmp / "demo-predictions" / name / entry,
+                workspace=ws,
+                seed=seed + number,
+                quality=quality,
+            )
+            result = evaluate_run(
+                name, DEMO_SPLIT, preds, workspace=ws, entry=entry, run_name=f"{entry}@{name}"
+            )
+            if entry == "phantom-medium":
+                print_evaluation(result, console=console)
+            runs += 1
+    return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(DEMO_TASKS)} tasks) scored into {ws.store_path}"
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps, in order."""
     return [
         DemoStep("Phantom data for all four tasks", _phantoms),
         DemoStep("Check the phantom data", _check),
         DemoStep("Stratified splits", _split),
+        DemoStep("Score one prediction (`ccbench metrics`)", _metrics),
+        DemoStep("Local evaluation of three entries per task (`ccbench evaluate`)", _evaluate),
     ]
 
 

@@ -395,6 +395,10 @@ def _outcomes_dask(
         client.close()
 
 
+def _has_reference(case: Case) -> bool:
+    return case.label is not None and case.label.is_file()
+
+
 def _fingerprint(cases: Iterable[Case]) -> str:
     """sha256 over case ids and the name and size of each reference file."""
     digest = hashlib.sha256()
@@ -478,6 +482,8 @@ def evaluate_run(
     root = None if data_root is None else Path(data_root)
     dataset = open_dataset(spec, workspace=workspace, data_root=root, registry=reg)
     case_ids = resolve_split(spec, split, workspace=workspace, data_root=root, registry=reg)
+    if split == "all":  # every case that has a reference
+        case_ids = [c for c in case_ids if _has_reference(dataset.case(c))]
     name = run_name or f"{task}-{split}-{pred_path.name}"
     parameters = {
         "pred": str(pred_path),

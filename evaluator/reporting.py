@@ -16,8 +16,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from evaluator.datasets.phantoms import PhantomResult
     from evaluator.datasets.check import CheckReport
+    from evaluator.datasets.phantoms import PhantomResult
     from evaluator.datasets.splits import SplitResult
     from evaluator.metrics.api import CaseMetrics
 
@@ -60,6 +60,9 @@ def kv_table(title: str, rows: dict[str, Any]) -> Table:
 def print_phantom_summary(results: Sequence[PhantomResult], console: Console) -> None:
     """Print one row per phantom task written: where, how many cases and objects, geometry, time.
 
+    Objects are lesions (AutoPET, HECKTOR), organs (BTCV) or annotated instances (ChestXDet);
+    size and spacing are in SimpleITK order (x, y, z).
+
     Examples
     --------
     >>> from pathlib import Path
@@ -67,32 +70,36 @@ def print_phantom_summary(results: Sequence[PhantomResult], console: Console) ->
     >>> res = PhantomResult(task="autopet", out=Path("/ws/phantoms/autopet"), cases=12,
     ...     objects=150, negatives=3, max_objects=58, size=(96, 96, 80),
     ...     spacing=(2.0364, 2.0364, 2.0), seconds=4.2)
-    >>> print_phantom_summary([res], Console(width=120, color_system=None))
+    >>> print_phantom_summary([res], Console(width=100, color_system=None))
     Phantom datasets: 1 task(s)
     ...
-    │ autopet │    12 │ 150 (max 58, 3 neg) │ 96 x 96 x 80  │ 2.036 x 2.036 x 2.000 │ 4.2s │ /ws/phantoms/autopet │
+    │ autopet │    12 │     150 │  58 │   3 │ 96x96x80 │ 2.04x2.04x2 │ 4.2s │
     ...
+    autopet: /ws/phantoms/autopet
     """
     console.print(f"Phantom datasets: {len(results)} task(s)", highlight=False)
     table = Table()
     table.add_column("task", style="bold")
-    table.add_column("cases", justify="right")
-    table.add_column("lesions / instances")
-    table.add_column("size (voxels)")
-    table.add_column("spacing (mm)")
+    for name in ("cases", "objects", "max", "neg"):
+        table.add_column(name, justify="right")
+    table.add_column("voxels", no_wrap=True)
+    table.add_column("mm", no_wrap=True)
     table.add_column("time", justify="right")
-    table.add_column("written to", overflow="fold")
     for r in results:
         table.add_row(
             r.task,
             str(r.cases),
-            f"{r.objects} (max {r.max_objects}, {r.negatives} neg)",
-            " x ".join(str(v) for v in r.size),
-            " x ".join(f"{v:.3f}" for v in r.spacing),
+            str(r.objects),
+            str(r.max_objects),
+            str(r.negatives),
+            "x".join(str(v) for v in r.size),
+            "x".join(f"{v:.3g}" for v in r.spacing),
             f"{r.seconds:.1f}s",
-            str(r.out),
         )
     console.print(table)
+    for r in results:
+        console.print(f"{r.task}: {r.out}", highlight=False, soft_wrap=True)
+
 
 # ---- datasets: splits and checks ------------------------------------------------------------
 
@@ -286,18 +293,25 @@ def print_evaluation(result: Any, *, console: Console) -> None:
     """Print an :class:`~evaluator.evaluate.EvaluationResult`: means per label, errors, outputs."""
     summary = result.summary
     metrics = list(summary["mean_over_labels"])
-    table = Table(title=f"{summary['task']} / {summary['split']}: run '{summary['run']}'")
-    table.add_column("label", style="bold")
-    for metric in metrics:
-        table.add_column(metric, justify="right")
-    for label, per_metric in summary["means"].items():
-        table.add_row(label, *(_fmt_value(per_metric[m]["mean"]) for m in metrics))
-    if len(summary["means"]) > 1:
-        table.add_row(
-            "mean over labels",
-            *(_fmt_value(summary["mean_over_labels"][m]) for m in metrics),
-            style="italic",
-        )
+    columns = {
+        label: {m: v["mean"] for m, v in per.items()} for label, per in summary["means"].items()
+    }
+    if len(columns) > 1:
+        columns["mean over labels"] = dict(summary["mean_over_labels"])
+    title = f"{summary['task']} / {summary['split']}: means over cases"
+    table = Table(title=title)
+    if len(metrics) >= len(columns):  # one row per metric, one column per label
+        table.add_column("metric", style="bold")
+        for label in columns:
+            table.add_column(label, justify="right")
+        for metric in metrics:
+            table.add_row(metric, *(_fmt_value(columns[label][metric]) for label in columns))
+    else:  # one row per label, one column per metric
+        table.add_column("label", style="bold")
+        for metric in metrics:
+            table.add_column(metric, justify="right")
+        for label, values in columns.items():
+            table.add_row(label, *(_fmt_value(values[m]) for m in metrics))
     console.print(table)
     if summary["aggregates"]:
         console.print(
@@ -305,6 +319,7 @@ def print_evaluation(result: Any, *, console: Console) -> None:
         )
     errors = {k: v for k, v in summary["error_counts"].items() if v}
     info = {
+        "run": f"{summary['run']} (id {summary['run_id']}, {summary['status']})",
         "cases": f"{summary['completed']}/{summary['cases']} scored "
         f"({result.scored} now, {result.skipped} from the store)",
         "errors": ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none",

@@ -41,7 +41,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -57,6 +57,7 @@ __all__ = [
     "CaseError",
     "ComponentRow",
     "ResultRow",
+    "RunFilter",
     "RunInfo",
     "Store",
     "resolve_store_url",
@@ -163,6 +164,15 @@ _PER_RUN_TABLES = (
     aggregates_table,
     run_logs_table,
 )
+
+
+class RunFilter(TypedDict, total=False):
+    """Filters of the ``*_frame`` readers; each one given must match."""
+
+    task: str | None
+    split: str | None
+    run_ids: Sequence[int] | None
+    entry: str | None
 
 
 class ResultRow(NamedTuple):
@@ -650,12 +660,8 @@ class Store:
         self,
         table: sa.Table,
         columns: Sequence[str],
-        *,
-        task: str | None,
-        split: str | None,
-        run_ids: Sequence[int] | None,
-        entry: str | None,
         order: Sequence[str],
+        filters: RunFilter,
     ) -> pd.DataFrame:
         import pandas as pd
 
@@ -675,14 +681,15 @@ class Store:
             )
             .order_by(table.c.run_id, *[table.c[c] for c in order])
         )
-        if task is not None:
-            query = query.where(runs_table.c.task == task)
-        if split is not None:
-            query = query.where(runs_table.c.split == split)
+        if filters.get("task") is not None:
+            query = query.where(runs_table.c.task == filters["task"])
+        if filters.get("split") is not None:
+            query = query.where(runs_table.c.split == filters["split"])
+        run_ids = filters.get("run_ids")
         if run_ids is not None:
             query = query.where(table.c.run_id.in_(list(run_ids)))
-        if entry is not None:
-            query = query.where(entries_table.c.name == entry)
+        if filters.get("entry") is not None:
+            query = query.where(entries_table.c.name == filters["entry"])
         with self._connect() as conn:
             records = [dict(row._mapping) for row in conn.execute(query)]
         frame = pd.DataFrame.from_records(
@@ -692,15 +699,13 @@ class Store:
             frame["value"] = frame["value"].astype(float)
         return frame
 
-    def results_frame(
-        self,
-        *,
-        task: str | None = None,
-        split: str | None = None,
-        run_ids: Sequence[int] | None = None,
-        entry: str | None = None,
-    ) -> pd.DataFrame:
-        """Per-case results, long format.
+    def results_frame(self, **filters: Unpack[RunFilter]) -> pd.DataFrame:
+        """Per-case results, long format, for the runs matching every filter given.
+
+        Parameters
+        ----------
+        **filters
+            ``task``, ``split``, ``entry`` (names) and ``run_ids`` (a sequence of run ids).
 
         Returns
         -------
@@ -709,91 +714,28 @@ class Store:
             per (run, case, label, metric), sorted by run, case, label, metric; NaN where a
             metric is undefined for the case (e.g. Dice of an AutoPET negative case).
         """
-        return self._frame(
-            results_table,
-            ["case_id", "label", "metric", "value"],
-            task=task,
-            split=split,
-            run_ids=run_ids,
-            entry=entry,
-            order=["case_id", "label", "metric"],
-        )
+        columns = ["case_id", "label", "metric", "value"]
+        return self._frame(results_table, columns, columns[:3], filters)
 
-    def components_frame(
-        self,
-        *,
-        task: str | None = None,
-        split: str | None = None,
-        run_ids: Sequence[int] | None = None,
-        entry: str | None = None,
-    ) -> pd.DataFrame:
+    def components_frame(self, **filters: Unpack[RunFilter]) -> pd.DataFrame:
         """Per-component CC values: ``... case_id, label, metric, component, value``."""
-        return self._frame(
-            components_table,
-            ["case_id", "label", "metric", "component", "value"],
-            task=task,
-            split=split,
-            run_ids=run_ids,
-            entry=entry,
-            order=["case_id", "label", "metric", "component"],
-        )
+        columns = ["case_id", "label", "metric", "component", "value"]
+        return self._frame(components_table, columns, columns[:4], filters)
 
-    def errors_frame(
-        self,
-        *,
-        task: str | None = None,
-        split: str | None = None,
-        run_ids: Sequence[int] | None = None,
-        entry: str | None = None,
-    ) -> pd.DataFrame:
+    def errors_frame(self, **filters: Unpack[RunFilter]) -> pd.DataFrame:
         """Per-case errors: ``... case_id, error_class, message``."""
-        return self._frame(
-            case_errors_table,
-            ["case_id", "error_class", "message"],
-            task=task,
-            split=split,
-            run_ids=run_ids,
-            entry=entry,
-            order=["case_id"],
-        )
+        columns = ["case_id", "error_class", "message"]
+        return self._frame(case_errors_table, columns, columns[:1], filters)
 
-    def cases_frame(
-        self,
-        *,
-        task: str | None = None,
-        split: str | None = None,
-        run_ids: Sequence[int] | None = None,
-        entry: str | None = None,
-    ) -> pd.DataFrame:
+    def cases_frame(self, **filters: Unpack[RunFilter]) -> pd.DataFrame:
         """Completed cases: ``... case_id, status, seconds``."""
-        return self._frame(
-            cases_table,
-            ["case_id", "status", "seconds"],
-            task=task,
-            split=split,
-            run_ids=run_ids,
-            entry=entry,
-            order=["case_id"],
-        )
+        columns = ["case_id", "status", "seconds"]
+        return self._frame(cases_table, columns, columns[:1], filters)
 
-    def aggregates_frame(
-        self,
-        *,
-        task: str | None = None,
-        split: str | None = None,
-        run_ids: Sequence[int] | None = None,
-        entry: str | None = None,
-    ) -> pd.DataFrame:
+    def aggregates_frame(self, **filters: Unpack[RunFilter]) -> pd.DataFrame:
         """Run-level aggregates: ``... label, metric, value`` (label 0: over all labels)."""
-        return self._frame(
-            aggregates_table,
-            ["label", "metric", "value"],
-            task=task,
-            split=split,
-            run_ids=run_ids,
-            entry=entry,
-            order=["label", "metric"],
-        )
+        columns = ["label", "metric", "value"]
+        return self._frame(aggregates_table, columns, columns[:2], filters)
 
     def logs(self, run_id: int) -> list[tuple[str | None, str, str]]:
         """A run's log lines as ``(case_id, stream, message)``, in order."""

@@ -8,14 +8,20 @@ number of resamples and seed give the same numbers.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from leaderboards.ranking import RankingMethod, rank_entries
+from leaderboards.ranking import RankingMethod, WeightedRanking, rank_entries
 
-__all__ = ["bootstrap_aggregate_ci", "bootstrap_ranks", "rank_stability"]
+__all__ = [
+    "bootstrap_aggregate_ci",
+    "bootstrap_ranks",
+    "bootstrap_weighted_ranks",
+    "rank_stability",
+]
 
 
 def _resample_indices(n_cases: int, n_resamples: int, seed: int) -> np.ndarray:
@@ -73,13 +79,9 @@ def bootstrap_ranks(
     idx = _resample_indices(values.shape[0], n_resamples, seed)
     if method in ("mean", "median"):
         agg = _aggregate(values[idx], method)  # (B, E)
-        signed = -agg if higher_is_better else agg
-        signed = np.where(np.isnan(signed), np.inf, signed)
-        ranks = rankdata(signed, method="min", axis=1).astype(int)
+        ranks = rankdata(_signed(agg, higher_is_better), method="min", axis=1).astype(int)
     elif method == "rank_then_mean":
-        signed = -values if higher_is_better else values
-        signed = np.where(np.isnan(signed), np.inf, signed)
-        per_case = rankdata(signed, method="average", axis=1)  # (cases, E)
+        per_case = rankdata(_signed(values, higher_is_better), method="average", axis=1)  # (cases, E)
         mean_rank = per_case[idx].mean(axis=1)
         ranks = rankdata(mean_rank, method="min", axis=1).astype(int)
     else:
@@ -157,3 +159,69 @@ def bootstrap_aggregate_ci(
     out = pd.DataFrame({"estimate": estimate, "ci_low": low, "ci_high": high}, index=scores.columns)
     out.index.name = "entry"
     return out
+
+
+def _signed(agg: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """Aggregates turned into 'lower is better' keys, NaN last."""
+    signed = -agg if higher_is_better else agg
+    return np.where(np.isnan(signed), np.inf, signed)
+
+
+def bootstrap_weighted_ranks(
+    per_metric_scores: Mapping[str, pd.DataFrame],
+    directions: Mapping[str, bool],
+    scheme: WeightedRanking,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Bootstrap the multi-metric ranking of :func:`leaderboards.ranking.weighted_rank`.
+
+    Every resample draws one set of cases (rows, with replacement) and uses it for all metrics,
+    so the metrics of a resample describe the same cases. On each resample the entries are ranked
+    exactly as :func:`~leaderboards.ranking.weighted_rank` ranks them on all cases: per-metric
+    aggregate-then-rank ranks (ties share the minimum rank, NaN last), their weighted mean, ties
+    broken by the tie-break metric's aggregate.
+
+    Parameters
+    ----------
+    per_metric_scores
+        Metric -> case x entry matrix; the same cases (rows) and entries (columns) in each.
+    directions
+        Metric -> higher_is_better.
+    scheme
+        Weights, tie-break metric and aggregate.
+    n_resamples, seed
+        Number of bootstrap samples and the seed of the resampling.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per resample, one column per entry, integer ranks (1 = best).
+
+    Examples
+    --------
+    >>> dice = pd.DataFrame({"a": [0.9, 0.8, 0.7], "b": [0.5, 0.4, 0.6]})
+    >>> scheme = WeightedRanking({"dice": 1.0}, tiebreak="dice")
+    >>> r = bootstrap_weighted_ranks({"dice": dice}, {"dice": True}, scheme, n_resamples=20)
+    >>> r.shape, bool((r["a"] == 1).all())
+    ((20, 2), True)
+    """
+    from scipy.stats import rankdata
+
+    first = per_metric_scores[scheme.tiebreak]
+    idx = _resample_indices(first.shape[0], n_resamples, seed)
+    total = sum(scheme.weights.values())
+    score = np.zeros((n_resamples, first.shape[1]))
+    for metric, weight in scheme.weights.items():
+        values = per_metric_scores[metric].to_numpy(dtype=float)
+        agg = _signed(_aggregate(values[idx], scheme.aggregate), directions[metric])
+        score = score + rankdata(agg, method="min", axis=1) * (weight / total)
+    tie = _aggregate(first.to_numpy(dtype=float)[idx], scheme.aggregate)
+    tie = _signed(tie, directions[scheme.tiebreak])
+    # better[b, i, j]: entry j is ahead of entry i in resample b
+    better = (score[:, None, :] < score[:, :, None]) | (
+        (score[:, None, :] == score[:, :, None]) & (tie[:, None, :] < tie[:, :, None])
+    )
+    ranks = 1 + better.sum(axis=2)
+    return pd.DataFrame(ranks.astype(int), columns=first.columns)

@@ -15,7 +15,7 @@ set -uo pipefail
 
 LOG="${CCBENCH_DOCKERD_LOG:-/var/log/ccbench-dockerd.log}"
 WAIT_S="${CCBENCH_DOCKER_WAIT_S:-90}"
-LOCK="${TMPDIR:-/tmp}/ccbench-docker-engine.lock"
+LOCK="${TMPDIR:-/tmp}/ccbench-docker-engine-setup.lock"
 
 say() { echo "docker-engine: $*" >&2; }
 fail() { say "$*"; exit 1; }
@@ -46,7 +46,7 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 exec 9>"$LOCK" || fail "cannot open lock file $LOCK"
-flock -w 600 9 || fail "timed out waiting for another docker-engine.sh to finish"
+flock -w 300 9 || fail "timed out waiting for another docker-engine.sh to finish ($LOCK)"
 
 # Someone else may have started it while we waited for the lock.
 if answers; then
@@ -68,7 +68,8 @@ fi
 if ! pgrep -x dockerd >/dev/null 2>&1; then
     say "starting dockerd (log: $LOG)"
     # setsid + nohup: the daemon outlives this script and the caller's terminal.
-    "${SUDO[@]}" setsid nohup /usr/sbin/dockerd >>"$LOG" 2>&1 </dev/null &
+    # 9>&-: the daemon must not inherit (and so hold forever) the lock.
+    "${SUDO[@]}" setsid nohup /usr/sbin/dockerd >>"$LOG" 2>&1 </dev/null 9>&- &
 fi
 
 for ((i = 0; i < WAIT_S; i++)); do
@@ -78,4 +79,4 @@ for ((i = 0; i < WAIT_S; i++)); do
     fi
     sleep 1
 done
-fail "dockerd did not answer within ${WAIT_S}s; see $LOG"
+fail "dockerd did not answer within ${WAIT_S}s${DOCKER_HOST:+ at DOCKER_HOST=$DOCKER_HOST}; see $LOG"

@@ -46,6 +46,14 @@ def run_batch(inp: Path, out: Path) -> int:
     return 0
 
 
+def output_slug(out: Path) -> str:
+    """``CCBENCH_GC_OUTPUT``, else the only folder the harness created, else the autoPET slug."""
+    if "CCBENCH_GC_OUTPUT" in os.environ:
+        return os.environ["CCBENCH_GC_OUTPUT"]
+    made = [p.name for p in (out / "images").glob("*") if p.is_dir()]
+    return made[0] if len(made) == 1 else "automated-petct-lesion-segmentation"
+
+
 def run_grand_challenge(inp: Path, out: Path) -> int:
     slug_dirs = sorted(p for p in (inp / "images").iterdir() if p.is_dir())
     channels = {}
@@ -55,9 +63,7 @@ def run_grand_challenge(inp: Path, out: Path) -> int:
             name = "PET" if folder.name in PET_SLUGS else folder.name.upper()
             channels[name] = files[0]
     key = next(iter(channels.values())).stem
-    dest = (
-        out / "images" / os.environ.get("CCBENCH_GC_OUTPUT", "automated-petct-lesion-segmentation")
-    )
+    dest = out / "images" / output_slug(out)
     dest.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(segment(channels), str(dest / f"{key}.mha"), True)
     print(f"{key}: done", flush=True)

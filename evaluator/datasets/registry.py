@@ -23,6 +23,7 @@ __all__ = [
     "ENV_REGISTRY",
     "AdapterName",
     "MetricProfile",
+    "RankingSpec",
     "Registry",
     "SplitSpec",
     "TaskSpec",
@@ -49,6 +50,37 @@ class SplitSpec(_Frozen):
     stratify: tuple[str, ...] = ()
 
 
+class RankingSpec(_Frozen):
+    """How a leaderboard orders entries (``ranking:`` of a metric profile).
+
+    Either one ``primary`` metric, or ``weights``: the weighted mean of per-metric ranks (the
+    autoPET scheme: ``{dice: 0.5, fp_volume_ml: 0.25, fn_volume_ml: 0.25}``); ties are broken by
+    the aggregate of ``tiebreak``. Each metric is aggregated over cases with ``aggregate``; the
+    ranking direction of every metric comes from :data:`evaluator.metrics.METRICS`.
+    """
+
+    primary: str | None = None
+    weights: dict[str, float] = Field(default_factory=dict)
+    tiebreak: str | None = None
+    aggregate: Literal["mean", "median"] = "mean"
+
+    @model_validator(mode="after")
+    def _primary_or_weights(self) -> RankingSpec:
+        if (self.primary is None) == (not self.weights):
+            raise ValueError("give either 'primary' (one metric) or 'weights' (metric: weight)")
+        if any(w <= 0 for w in self.weights.values()):
+            raise ValueError(f"weights must be positive, got {self.weights}")
+        return self
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric the ranking reads (weighted or primary, then the tie-break)."""
+        names = list(self.weights) if self.weights else [str(self.primary)]
+        if self.tiebreak is not None and self.tiebreak not in names:
+            names.append(self.tiebreak)
+        return tuple(names)
+
+
 class MetricProfile(_Frozen):
     """The metrics a task is scored with, their parameters and the task's scoring conventions.
 
@@ -58,6 +90,8 @@ class MetricProfile(_Frozen):
     onto the reference grid (nearest neighbour); another spacing is still rejected (HECKTOR).
     ``aggregates``: run-level numbers besides per-case means (``aggregated_dice``: HECKTOR 2022's
     2 * sum |P ∩ R| / sum (|P| + |R|) over all cases, per label).
+    ``ranking``: how the task's leaderboard orders entries (:class:`RankingSpec`); default: the
+    first metric of ``metrics``.
     """
 
     name: str
@@ -66,6 +100,16 @@ class MetricProfile(_Frozen):
     negative_case_metrics: tuple[str, ...] | None = None
     resample_extent: bool = False
     aggregates: tuple[Literal["aggregated_dice"], ...] = ()
+    ranking: RankingSpec | None = None
+
+    @model_validator(mode="after")
+    def _ranking_uses_profile_metrics(self) -> MetricProfile:
+        unknown = [
+            m for m in (self.ranking.metrics if self.ranking else ()) if m not in self.metrics
+        ]
+        if unknown:
+            raise ValueError(f"ranking metrics {unknown} are not among the profile's metrics")
+        return self
 
 
 class TaskSpec(_Frozen):

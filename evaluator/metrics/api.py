@@ -132,10 +132,11 @@ def check_label_map(array: Any, *, name: str) -> LabelArray:
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise MetricInputError(f"{name}: contains NaN or infinite values")
-        rounded = np.rint(arr)
-        if not np.array_equal(arr, rounded):
+        if not np.array_equal(arr, np.rint(arr)):
             raise MetricInputError(f"{name}: contains non-integer label values")
-        return rounded.astype(np.int64)
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        small = np.uint8 if hi <= 255 else np.uint16 if hi <= 65535 else np.int64
+        return arr.astype(small if lo >= 0 else np.int64)
     if arr.dtype.kind not in "iu":
         raise MetricInputError(f"{name}: unsupported dtype {arr.dtype} (need integer labels)")
     return arr
@@ -180,39 +181,29 @@ def _one_label(
     box = _crop_box(p_full, r_full)
     p, r = p_full[box], r_full[box]
 
-    if any(kind == "overlap" for kind in kinds.values()):
+    overlap_names = [name for name in names if kinds[name] == "overlap"]
+    if overlap_names:
         counts = overlap_counts(p, r)
-        for name in names:
-            if kinds[name] == "overlap":
-                out[name] = overlap_value(name, counts)
+        out.update({name: overlap_value(name, counts) for name in overlap_names})
 
     surface_names = [name for name in names if kinds[name] == "surface"]
     if surface_names:
-        out.update(
-            surface_metrics(
-                p,
-                r,
-                spacing=spacing,
-                metrics=surface_names,
-                tolerance_mm=nsd_tolerance_mm,
-                diagonal_mm=diagonal_mm,
-            )
-        )
+        surface_options = {"tolerance_mm": nsd_tolerance_mm, "diagonal_mm": diagonal_mm}
+        out.update(surface_metrics(p, r, spacing=spacing, metrics=surface_names, **surface_options))
 
     lesion_names = [name for name in names if kinds[name] == "lesion"]
     if lesion_names:
         from evaluator.metrics.lesion import lesion_metrics
 
-        out.update(
-            lesion_metrics(
-                p,
-                r,
-                spacing=spacing,
-                metrics=lesion_names,
-                connectivity=connectivity,
-                match=lesion_match,
-            )
+        lesion = lesion_metrics(
+            p,
+            r,
+            spacing=spacing,
+            metrics=lesion_names,
+            connectivity=connectivity,
+            match=lesion_match,
         )
+        out.update(lesion)
 
     cc_names = [name for name in names if kinds[name] == "cc"]
     if cc_names:

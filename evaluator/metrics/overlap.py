@@ -165,15 +165,7 @@ def dice(pred: Any, ref: Any) -> float:
 def iou(pred: Any, ref: Any) -> float:
     """Intersection over union (Jaccard index) ``|P∩R| / |P∪R|``, in [0, 1].
 
-    Parameters
-    ----------
-    pred, ref : array_like
-        Masks of equal shape (see :func:`as_mask`).
-
-    Returns
-    -------
-    float
-        1.0 if both masks are empty; 0.0 if exactly one is empty.
+    Inputs and empty-mask values as :func:`dice`; ``iou = dice / (2 - dice)``.
 
     Examples
     --------

@@ -84,253 +84,83 @@ class EdgeCase:
     pred_empty: float | None
 
 
-def _spec(
-    name: str,
-    unit: str,
-    higher: bool,
-    spacing: bool,
-    kind: MetricKind,
-    best: float,
-    worst: float,
-    description: str,
-) -> MetricSpec:
-    return MetricSpec(name, unit, higher, spacing, kind, best, worst, description)
+_Row: TypeAlias = tuple[MetricSpec, EdgeCase]
 
 
-_ROWS: tuple[tuple[MetricSpec, EdgeCase], ...] = (
-    # ---- overlap (evaluator.metrics.overlap) ----
-    (
-        _spec("dice", "", True, False, "overlap", 1.0, 0.0, "2|P∩R| / (|P|+|R|)"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("iou", "", True, False, "overlap", 1.0, 0.0, "|P∩R| / |P∪R| (Jaccard)"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    # ---- surface (evaluator.metrics.surface) ----
-    (
-        _spec(
-            "hd",
-            "mm",
-            False,
-            True,
-            "surface",
-            0.0,
-            INF,
-            "Hausdorff distance: max of both directed maxima of surface-voxel distances",
-        ),
-        EdgeCase(0.0, INF, INF),
-    ),
-    (
-        _spec(
-            "hd95",
-            "mm",
-            False,
-            True,
-            "surface",
-            0.0,
-            INF,
-            "max of the two directed 95th percentiles (linear interpolation) of surface distances",
-        ),
-        EdgeCase(0.0, INF, INF),
-    ),
-    (
-        _spec(
-            "assd",
-            "mm",
-            False,
-            True,
-            "surface",
-            0.0,
-            INF,
-            "mean of all surface distances of both directions pooled (MONAI symmetric ASD)",
-        ),
-        EdgeCase(0.0, INF, INF),
-    ),
-    (
-        _spec(
-            "nsd",
-            "",
-            True,
-            True,
-            "surface",
-            1.0,
-            0.0,
-            "surface Dice: share of surface voxels of both masks within the tolerance (mm) of the other surface",
-        ),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec(
-            "boundary_iou",
-            "",
-            True,
-            True,
-            "surface",
-            1.0,
-            0.0,
-            "IoU of the boundary bands: mask voxels within d = 2% of the image diagonal (mm) of the complement",
-        ),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    # ---- lesion level (evaluator.metrics.lesion) ----
-    (
-        _spec("lesion_tp", "count", True, False, "lesion", NAN, NAN, "matched reference lesions"),
-        EdgeCase(None, None, None),
-    ),
-    (
-        _spec(
-            "lesion_fp", "count", False, False, "lesion", 0.0, NAN, "unmatched predicted lesions"
-        ),
-        EdgeCase(None, None, None),
-    ),
-    (
-        _spec(
-            "lesion_fn", "count", False, False, "lesion", 0.0, NAN, "unmatched reference lesions"
-        ),
-        EdgeCase(None, None, None),
-    ),
-    (
-        _spec("lesion_precision", "", True, False, "lesion", 1.0, 0.0, "TP / (TP + FP)"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("lesion_recall", "", True, False, "lesion", 1.0, 0.0, "TP / (TP + FN)"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("lesion_f1", "", True, False, "lesion", 1.0, 0.0, "2 TP / (2 TP + FP + FN)"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("pq", "", True, False, "lesion", 1.0, 0.0, "panoptic quality SQ x RQ (IoU > 0.5)"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("sq", "", True, False, "lesion", 1.0, 0.0, "mean IoU of matched lesion pairs"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("rq", "", True, False, "lesion", 1.0, 0.0, "TP / (TP + FP/2 + FN/2)"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec(
-            "lesion_dice",
-            "",
-            True,
-            False,
-            "lesion",
-            1.0,
-            0.0,
-            "BraTS lesion-wise Dice: sum of per-lesion Dice / (reference lesions + FP lesions)",
-        ),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec(
-            "fp_volume_ml",
-            "ml",
-            False,
-            True,
-            "lesion",
-            0.0,
-            INF,
-            "autoPET: volume of predicted 18-connected components with no reference overlap",
-        ),
+def _score(name: str, kind: MetricKind, spacing: bool, description: str) -> _Row:
+    """A score in [0, 1], higher is better: 1 if both masks are empty, 0 if one is."""
+    return MetricSpec(name, "", True, spacing, kind, 1.0, 0.0, description), EdgeCase(1.0, 0.0, 0.0)
+
+
+def _distance(name: str, kind: MetricKind, worst: float, description: str) -> _Row:
+    """A distance in mm, lower is better: 0 if both masks are empty, `worst` if one is."""
+    spec = MetricSpec(name, "mm", False, True, kind, 0.0, worst, description)
+    return spec, EdgeCase(0.0, worst, worst)
+
+
+def _count(name: str, higher: bool, description: str) -> _Row:
+    """A lesion count: the formula holds for empty masks too (0 lesions)."""
+    best = math.nan if higher else 0.0
+    spec = MetricSpec(name, "count", higher, False, "lesion", best, math.nan, description)
+    return spec, EdgeCase(None, None, None)
+
+
+def _volume(name: str, edge: EdgeCase, description: str) -> _Row:
+    """An autoPET volume in ml, lower is better."""
+    return MetricSpec(name, "ml", False, True, "lesion", 0.0, INF, description), edge
+
+
+def _coco(name: str, description: str) -> _Row:
+    """COCO mask AP: NaN for a class absent from both (pycocotools' -1), 0 if one side is empty."""
+    spec = MetricSpec(name, "", True, False, "instance", 1.0, 0.0, description)
+    return spec, EdgeCase(NAN, 0.0, 0.0)
+
+
+_MISSED = "; a missed component scores the worst distance"
+
+_ROWS: tuple[_Row, ...] = (
+    # overlap (evaluator.metrics.overlap)
+    _score("dice", "overlap", False, "2|P∩R| / (|P|+|R|)"),
+    _score("iou", "overlap", False, "|P∩R| / |P∪R| (Jaccard)"),
+    # surface (evaluator.metrics.surface)
+    _distance("hd", "surface", INF, "larger of the two directed maxima of surface distances"),
+    _distance("hd95", "surface", INF, "larger of the two directed 95th percentiles (linear)"),
+    _distance("assd", "surface", INF, "mean of both directions' surface distances, pooled"),
+    _score("nsd", "surface", True, "share of both surfaces within the tolerance (mm) of the other"),
+    _score("boundary_iou", "surface", True, "IoU of the bands within 2% of the diagonal (mm)"),
+    # lesion level (evaluator.metrics.lesion)
+    _count("lesion_tp", True, "matched reference lesions"),
+    _count("lesion_fp", False, "unmatched predicted lesions"),
+    _count("lesion_fn", False, "unmatched reference lesions"),
+    _score("lesion_precision", "lesion", False, "TP / (TP + FP)"),
+    _score("lesion_recall", "lesion", False, "TP / (TP + FN)"),
+    _score("lesion_f1", "lesion", False, "2 TP / (2 TP + FP + FN)"),
+    _score("pq", "lesion", False, "panoptic quality SQ x RQ (IoU > 0.5)"),
+    _score("sq", "lesion", False, "mean IoU of matched lesion pairs"),
+    _score("rq", "lesion", False, "TP / (TP + FP/2 + FN/2)"),
+    _score("lesion_dice", "lesion", False, "BraTS: sum of lesion Dice / (lesions + FP lesions)"),
+    _volume(
+        "fp_volume_ml",
         EdgeCase(0.0, None, 0.0),
+        "autoPET: predicted 18-connected components without reference overlap",
     ),
-    (
-        _spec(
-            "fn_volume_ml",
-            "ml",
-            False,
-            True,
-            "lesion",
-            0.0,
-            INF,
-            "autoPET: volume of reference 18-connected components with no predicted overlap",
-        ),
+    _volume(
+        "fn_volume_ml",
         EdgeCase(0.0, 0.0, None),
+        "autoPET: reference 18-connected components without predicted overlap",
     ),
-    # ---- CC-Metrics (evaluator.metrics.cc) ----
-    (
-        _spec("cc_dice", "", True, True, "cc", 1.0, 0.0, "Dice per Voronoi region, averaged"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("cc_iou", "", True, True, "cc", 1.0, 0.0, "IoU per Voronoi region, averaged"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec("cc_nsd", "", True, True, "cc", 1.0, 0.0, "NSD per Voronoi region, averaged"),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec(
-            "cc_boundary_iou",
-            "",
-            True,
-            True,
-            "cc",
-            1.0,
-            0.0,
-            "Boundary IoU per Voronoi region, averaged",
-        ),
-        EdgeCase(1.0, 0.0, 0.0),
-    ),
-    (
-        _spec(
-            "cc_hd",
-            "mm",
-            False,
-            True,
-            "cc",
-            0.0,
-            50.0,
-            "HD per Voronoi region, averaged; a missed component scores the worst distance",
-        ),
-        EdgeCase(0.0, 50.0, 50.0),
-    ),
-    (
-        _spec(
-            "cc_hd95",
-            "mm",
-            False,
-            True,
-            "cc",
-            0.0,
-            50.0,
-            "HD95 per Voronoi region, averaged; a missed component scores the worst distance",
-        ),
-        EdgeCase(0.0, 50.0, 50.0),
-    ),
-    (
-        _spec(
-            "cc_assd",
-            "mm",
-            False,
-            True,
-            "cc",
-            0.0,
-            50.0,
-            "ASSD per Voronoi region, averaged; a missed component scores the worst distance",
-        ),
-        EdgeCase(0.0, 50.0, 50.0),
-    ),
-    # ---- instances (evaluator.metrics.coco) ----
-    (
-        _spec("coco_ap", "", True, False, "instance", 1.0, 0.0, "COCO mask AP@[.5:.95]"),
-        EdgeCase(NAN, 0.0, 0.0),
-    ),
-    (
-        _spec("coco_ap50", "", True, False, "instance", 1.0, 0.0, "COCO mask AP at IoU 0.5"),
-        EdgeCase(NAN, 0.0, 0.0),
-    ),
-    (
-        _spec("coco_ap75", "", True, False, "instance", 1.0, 0.0, "COCO mask AP at IoU 0.75"),
-        EdgeCase(NAN, 0.0, 0.0),
-    ),
+    # CC-Metrics (evaluator.metrics.cc); spacing matters through the regions in mm
+    _score("cc_dice", "cc", True, "Dice per Voronoi region, averaged"),
+    _score("cc_iou", "cc", True, "IoU per Voronoi region, averaged"),
+    _score("cc_nsd", "cc", True, "NSD per Voronoi region, averaged"),
+    _score("cc_boundary_iou", "cc", True, "Boundary IoU per Voronoi region, averaged"),
+    _distance("cc_hd", "cc", 50.0, "HD per Voronoi region, averaged" + _MISSED),
+    _distance("cc_hd95", "cc", 50.0, "HD95 per Voronoi region, averaged" + _MISSED),
+    _distance("cc_assd", "cc", 50.0, "ASSD per Voronoi region, averaged" + _MISSED),
+    # instances (evaluator.metrics.coco)
+    _coco("coco_ap", "COCO mask AP@[.5:.95]"),
+    _coco("coco_ap50", "COCO mask AP at IoU 0.5"),
+    _coco("coco_ap75", "COCO mask AP at IoU 0.75"),
 )
 
 #: Every metric ccbench computes, by name.

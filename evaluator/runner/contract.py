@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import SimpleITK as sitk
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -267,10 +268,15 @@ def _resampled(case: Case, channel: str) -> bool:
     return ref is not None and channel != ref
 
 
+def _write_mha(img: sitk.Image, dest: Path) -> None:
+    """Write ``img`` as MHA without the source format's metadata (NIfTI header fields)."""
+    for key in img.GetMetaDataKeys():
+        img.EraseMetaData(key)
+    sitk.WriteImage(img, str(dest))
+
+
 def _place(case: Case, channel: str, dest_stem: Path) -> Path:
     """Hard-link (or copy) a channel file, or write it as ``.mha`` when it must be converted."""
-    import SimpleITK as sitk
-
     src = Path(case.channels[channel])
     ext = _image_suffix(src)
     if ext in INPUT_EXTENSIONS and not _resampled(case, channel):
@@ -282,7 +288,7 @@ def _place(case: Case, channel: str, dest_stem: Path) -> Path:
         dest.chmod(0o644)
         return dest
     dest = dest_stem.with_name(dest_stem.name + ".mha")
-    sitk.WriteImage(case.read_channel(channel), str(dest))
+    _write_mha(case.read_channel(channel), dest)
     dest.chmod(0o644)
     return dest
 
@@ -316,8 +322,6 @@ def stage_gc_inputs(
     case: Case, input_dir: Path, *, task: TaskSpec, slugs: GrandChallengeSlugs
 ) -> str:
     """Lay out ``/input/images/<slug>/<uuid>.mha`` for one case; return the uuid."""
-    import SimpleITK as sitk
-
     key = str(uuid.uuid4())
     for folder in (input_dir, input_dir / "images"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -331,7 +335,7 @@ def stage_gc_inputs(
         if _image_suffix(src) == ".mha" and not _resampled(case, channel):
             shutil.copyfile(src, dest)
         else:
-            sitk.WriteImage(case.read_channel(channel), str(dest))
+            _write_mha(case.read_channel(channel), dest)
         dest.chmod(0o644)
     return key
 

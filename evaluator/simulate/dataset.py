@@ -66,13 +66,12 @@ __all__ = [
     "summarize",
 ]
 
+Operation = Literal["drop", "enlarge", "insert", "erode"]
 #: Operators of the dataset studies, in the order of the thesis figures.
-DATASET_OPERATIONS: tuple[str, ...] = ("drop", "enlarge", "insert", "erode")
+DATASET_OPERATIONS: tuple[Operation, ...] = ("drop", "enlarge", "insert", "erode")
 ORDERS: tuple[Order, ...] = ("smallest", "largest")
 #: Extra number stored per case and label: how many reference components it has.
 REF_COMPONENTS = "ref_components"
-
-Operation = Literal["drop", "enlarge", "insert", "erode"]
 
 
 @dataclass(frozen=True)
@@ -191,7 +190,7 @@ def simulate_case(job: StudyJob) -> StudyOutcome:
     rows: dict[int, list[ResultRow]] = {n: [] for n in job.ns}
     for label in plan.labels:
         ref = ref_all == label
-        _, count = label_components(ref, connectivity=plan.connectivity)  # type: ignore[arg-type]
+        _, count = label_components(ref, connectivity=plan.connectivity)
         for n in job.ns:
             if count == 0 or count < study.min_components(n):
                 continue
@@ -211,7 +210,7 @@ def simulate_case(job: StudyJob) -> StudyOutcome:
                 spacing=spacing,
                 metrics=plan.metrics,
                 labels=[1],
-                connectivity=plan.connectivity,  # type: ignore[arg-type]
+                connectivity=plan.connectivity,
                 **kwargs,
             )
             rows[n] += [ResultRow(label, m, float(result.values[1][m])) for m in plan.metrics]
@@ -399,6 +398,25 @@ def study_rows(
     return rows.reset_index(drop=True)
 
 
+def _quantile(values: pd.Series, q: float) -> float:
+    """Linear-interpolation quantile that keeps infinite distances (empty predictions) infinite.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> _quantile(pd.Series([1.0, float("inf"), float("inf")]), 0.75)
+    inf
+    """
+    data = values.to_numpy(dtype=float)
+    data = data[~np.isnan(data)]
+    if data.size == 0:
+        return float("nan")
+    with np.errstate(invalid="ignore"):
+        result = float(np.quantile(data, q))
+    # inf - inf inside the interpolation gives NaN where both neighbours are infinite
+    return float("inf") if np.isnan(result) else result
+
+
 def summarize(rows: pd.DataFrame, *, n_max: int | None = None) -> pd.DataFrame:
     """Median and 25th / 75th percentiles per order, ``n`` and metric.
 
@@ -420,8 +438,10 @@ def summarize(rows: pd.DataFrame, *, n_max: int | None = None) -> pd.DataFrame:
     >>> import pandas as pd
     >>> rows = pd.DataFrame({"order": "smallest", "case_id": ["a", "b", "c", "a"],
     ...     "label": 1, "n": [1, 1, 1, 2], "metric": "dice", "value": [0.2, 0.4, 0.9, 0.1]})
-    >>> summarize(rows)[["n", "median", "q25", "q75", "cases"]].values.tolist()
-    [[1, 0.4, 0.30000000000000004, 0.65, 3], [2, 0.1, 0.1, 0.1, 1]]
+    >>> summarize(rows)[["median", "q25", "q75"]].round(3).values.tolist()
+    [[0.4, 0.3, 0.65], [0.1, 0.1, 0.1]]
+    >>> summarize(rows)["cases"].tolist()
+    [3, 1]
     >>> summarize(rows, n_max=2)["cases"].tolist()
     [1, 1]
     """
@@ -432,9 +452,9 @@ def summarize(rows: pd.DataFrame, *, n_max: int | None = None) -> pd.DataFrame:
         rows = rows.merge(keep, on=keys)
     grouped = rows.groupby(["order", "n", "metric"], sort=False)["value"]
     out = grouped.agg(
-        median="median",
-        q25=lambda v: v.quantile(0.25),
-        q75=lambda v: v.quantile(0.75),
+        median=lambda v: _quantile(v, 0.5),
+        q25=lambda v: _quantile(v, 0.25),
+        q75=lambda v: _quantile(v, 0.75),
         cases="count",
     ).reset_index()
     return out.sort_values(["order", "metric", "n"], kind="stable").reset_index(drop=True)
@@ -588,6 +608,8 @@ def redraw_dataset_study(
         ):
             part = summary[summary["subset"] == subset]
             if len(part):
+                if subset == "fixed":
+                    note += f", {int(part['cases'].max())} (case, label) pairs"
                 files += plot_dataset_study(
                     part, out_dir / f"{study.op}{suffix}", title=f"{what} ({note})"
                 )
@@ -619,7 +641,7 @@ def _sensitivity_of_store(
     for op in DATASET_OPERATIONS:
         other = DatasetStudy(
             study.task, study.split, op, study.order, study.n_max, study.seed, study.margin_mm
-        )  # type: ignore[arg-type]
+        )
         both = _all_orders(db, other, case_ids)
         if len(both):
             summaries.append(summarize(both).assign(op=op))

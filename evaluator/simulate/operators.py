@@ -185,8 +185,17 @@ def _morph(
     if iterations == 0 or not mask.any():
         return mask.copy()
     element = _structure(mask.ndim, structure)
-    op = ndimage.binary_dilation if grow else ndimage.binary_erosion
-    return np.asarray(op(mask, structure=element, iterations=iterations))
+    if iterations == 1:
+        op = ndimage.binary_dilation if grow else ndimage.binary_erosion
+        return np.asarray(op(mask, structure=element, iterations=1))
+    # k steps of the cube / cross are one step of the chessboard / taxicab ball of radius k:
+    # one chamfer distance transform (exact for these two metrics) instead of k passes
+    metric = "chessboard" if structure == "full" else "taxicab"
+    if grow:
+        return mask | (ndimage.distance_transform_cdt(~mask, metric=metric) <= iterations)
+    padded = np.pad(mask, 1)
+    inner = ndimage.distance_transform_cdt(padded, metric=metric) > iterations
+    return np.asarray(inner[tuple(slice(1, -1) for _ in range(mask.ndim))])
 
 
 def dilate_all(
@@ -478,10 +487,11 @@ def insert_components(
     in mm, to it than to any other component). Its volume is the ``volume_quantile`` (default the
     25th percentile, linear interpolation) of the reference's component volumes, rounded to whole
     voxels (at least 1); its shape is the set of voxels nearest to the centre in mm, so it is a ball
-    on anisotropic grids too. The centre is drawn among the voxels of the region whose distance to
-    the reference and to components inserted before exceeds the ball radius plus one voxel, so the
-    inserted component neither overlaps nor touches a lesion; when no voxel of the region is that
-    far, the farthest one is used.
+    on anisotropic grids too. The centre is drawn among the voxels of the region farther than
+    ``r + 2d`` from every lesion voxel and ``2r + 3d`` from every centre inserted before (``r``
+    the ball radius, ``d`` the voxel diagonal, mm), so the inserted component neither overlaps
+    nor touches a lesion or another inserted component; when no voxel of the region is that far,
+    the one farthest from the lesions is used.
 
     Parameters
     ----------
@@ -517,22 +527,33 @@ def insert_components(
         return ref.copy()
     volumes = component_volumes(labels, count)
     volume = max(1, round(float(np.quantile(volumes, volume_quantile))))
-    # nearest reference or inserted voxel farther than the ball plus one diagonal voxel step
-    clearance = _ball_radius_mm(volume, sampling) + 2.0 * float(np.linalg.norm(sampling))
+    # The ``volume`` voxels nearest to a centre lie within r + d/2 of it (r: ball radius, d:
+    # voxel diagonal), so a centre farther than r + 2d from every lesion voxel, and farther than
+    # 2r + 3d from every centre inserted before, gives a component that touches nothing.
+    radius = _ball_radius_mm(volume, sampling)
+    diagonal = float(np.linalg.norm(sampling))
+    distance = ndimage.distance_transform_edt(~ref, sampling=sampling)  # one transform for all
     regions = voronoi_regions(ref, spacing=sampling, connectivity=connectivity)
     rng = np.random.default_rng(seed)
     out = ref.copy()
+    centres: list[np.ndarray] = []
     for cid in ids:
-        distance = ndimage.distance_transform_edt(~out, sampling=sampling)
         # the region numbering of the metrics may differ from ours: use the id on the component
         first = np.unravel_index(int(np.argmax(labels == cid)), ref.shape)
         region = regions == regions[first]
-        candidates = np.flatnonzero(region & (distance > clearance))
+        candidates = np.flatnonzero(region & (distance > radius + 2 * diagonal))
+        if centres and candidates.size:
+            points = np.stack(np.unravel_index(candidates, ref.shape), axis=1) * sampling
+            far = np.ones(candidates.size, bool)
+            for c in centres:
+                far &= ((points - c) ** 2).sum(axis=1) > (2 * radius + 3 * diagonal) ** 2
+            candidates = candidates[far]
         if candidates.size:
             flat = int(candidates[rng.integers(candidates.size)])
         else:
             flat = int(np.argmax(np.where(region, distance, -1.0)))
         centre = tuple(int(v) for v in np.unravel_index(flat, ref.shape))
+        centres.append(np.asarray(centre) * sampling)
         out |= _nearest_voxels_ball(ref.shape, centre, volume, sampling)
     return out
 

@@ -8,8 +8,8 @@ Geometry (unit spacing, voxels where ``(z-cz)^2 + (y-cy)^2 + (x-cx)^2 < r^2``):
   (145, 75, 75) and (75, 160, 75), for the Lesion Dice studies.
 
 Each study starts from a perfect prediction (step 0) and degrades it step by step
-(:data:`TOY_STUDIES`). ``scale`` shrinks shape, centres and radii (and the number of steps of the
-erosion studies) for quick runs; the default ``1.0`` is the thesis geometry.
+(:data:`TOY_STUDIES`). ``scale`` shrinks shape, centres and radii (and the number of steps, or the
+shift per step) for quick runs; the default ``1.0`` is the thesis geometry.
 
 The masks are rendered only inside the bounding box of the spheres plus a margin that holds
 every degraded prediction of the study. This crop is exact for every metric used here: overlap
@@ -30,6 +30,7 @@ import numpy as np
 
 from evaluator.errors import SimulationError
 from evaluator.simulate.operators import (
+    Order,
     dilate_all,
     erode_all,
     erode_components,
@@ -155,7 +156,8 @@ class ToyStudy:
     steps
         Number of degradation steps at scale 1 (step 0, the perfect prediction, comes first).
     scale_steps
-        Whether the number of steps shrinks with the geometry (erosion studies) or not.
+        Whether the number of steps shrinks with the geometry (all studies but the shift study,
+        whose shift per step shrinks instead).
     variants
         Variant name -> degradation function.
     amount
@@ -211,6 +213,24 @@ def _separate_dilation(ref: BoolArray, iterations: int) -> BoolArray:
         regions, footprint=full
     )
     return grown & ~border
+
+
+def _erode_one(order: Order) -> Degrade:
+    """Erode the smallest or largest sphere by ``step`` voxels of the 6-connected cross."""
+
+    def degrade(ref: BoolArray, step: int, scale: float) -> BoolArray:
+        return erode_components(ref, 1, order=order, iterations=step, structure="cross")
+
+    return degrade
+
+
+def _shift_one(order: Order) -> Degrade:
+    """Shift the smallest or largest sphere along the second axis (4 voxels per step at scale 1)."""
+
+    def degrade(ref: BoolArray, step: int, scale: float) -> BoolArray:
+        return shift_components(ref, 1, order=order, offset=(0, _shift_voxels(step, scale), 0))
+
+    return degrade
 
 
 def _merged_dilation(ref: BoolArray, step: int, scale: float) -> BoolArray:
@@ -278,14 +298,7 @@ TOY_STUDIES: dict[str, ToyStudy] = {
             metrics=("hd95", "cc_hd95"),
             steps=15,
             scale_steps=True,
-            variants={
-                order: (
-                    lambda ref, k, s, order=order: erode_components(
-                        ref, 1, order=order, iterations=k, structure="cross"
-                    )
-                )
-                for order in ("smallest", "largest")
-            },
+            variants={order: _erode_one(order) for order in ("smallest", "largest")},
             amount=lambda k, s: k,
             per_component=("cc_hd95",),
         ),
@@ -296,14 +309,7 @@ TOY_STUDIES: dict[str, ToyStudy] = {
             metrics=("nsd", "cc_nsd"),
             steps=10,
             scale_steps=False,
-            variants={
-                order: (
-                    lambda ref, k, s, order=order: shift_components(
-                        ref, 1, order=order, offset=(0, _shift_voxels(k, s), 0)
-                    )
-                )
-                for order in ("smallest", "largest")
-            },
+            variants={order: _shift_one(order) for order in ("smallest", "largest")},
             amount=_shift_voxels,
             margin=lambda steps, scale: _shift_voxels(steps, scale) + 2,
             per_component=("cc_nsd",),

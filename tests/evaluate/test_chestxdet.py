@@ -43,7 +43,7 @@ def chest(tmp_path: Path) -> Path:
                         max(p[1] for p in poly),
                     ]
                     for _, poly in instances
-                ],  # fmt: skip
+                ],
                 "polygons": [poly for _, poly in instances],
             }
         )

@@ -181,7 +181,7 @@ def test_prediction_layouts(tmp_path: Path) -> None:
     assert found["c"] == pred / "c" / "images" / "seg" / "9f.mha"
     assert found["d"] is None and found["e"] is None
     (pred / "mapping.json").write_text("[1, 2]")
-    with pytest.raises(InvalidPredictionError, match="mapping.json"):
+    with pytest.raises(InvalidPredictionError, match=r"mapping\.json"):
         find_predictions(pred, ["a"])
     with pytest.raises(InvalidPredictionError, match="does not exist"):
         find_predictions(tmp_path / "nope", ["a"])
@@ -196,3 +196,10 @@ def test_plan_uses_profile_worst_for_cc_distances() -> None:
     assert plan.negative_case_metrics == ("fp_volume_ml",)
     chest = make_plan(reg.task("chestxdet"), reg.profile("chestxdet"))
     assert "coco_ap" not in chest.metrics and "dice" in chest.metrics
+
+
+def test_split_all_skips_cases_without_reference(hecktor: Dataset, workspace: Workspace) -> None:
+    (hecktor.root / "imagesTr").mkdir()
+    (hecktor.root / "imagesTr" / "CHUM-009__CT.nii.gz").write_bytes(b"")  # image, no label
+    result = _run(hecktor, workspace)
+    assert result.summary["cases"] == 4 and result.summary["error_counts"]["missing"] == 0

@@ -181,3 +181,11 @@ def test_bad_input(kwargs: dict[str, Any], error: type[Exception], match: str) -
 
 def test_resolve_metrics_keeps_order() -> None:
     assert resolve_metrics(["hd95", "dice", "hd95"]) == ("hd95", "dice")
+
+
+def test_float_label_maps_keep_their_values() -> None:
+    from evaluator.metrics.api import check_label_map
+
+    assert check_label_map(np.array([[0.0, 3.0]]), name="p").dtype == np.uint8
+    assert check_label_map(np.array([[0.0, 300.0]]), name="p").tolist() == [[0, 300]]
+    assert check_label_map(np.array([[-1.0, 70000.0]]), name="p").tolist() == [[-1, 70000]]

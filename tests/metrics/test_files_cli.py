@@ -195,3 +195,10 @@ def test_inf_is_written_as_json_infinity(tmp_path: Path, pair: tuple[Path, Path]
     empty = _write(tmp_path / "empty.nii.gz", np.zeros_like(_ref_array()))
     result = runner.invoke(app, ["metrics", str(empty), str(pair[1]), "-m", "hd", "--json"])
     assert json.loads(result.stdout)["values"]["1"]["hd"] == math.inf
+
+
+def test_cli_bad_labels_option(pair: tuple[Path, Path]) -> None:
+    result = runner.invoke(app, ["metrics", str(pair[0]), str(pair[1]), "--labels", "1,a"])
+    assert result.exit_code == 2
+    assert "comma-separated list of integers" in result.output
+    assert "Traceback" not in result.output

@@ -19,41 +19,17 @@ from evaluator.metrics.registry import (
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 #: Every metric name the metrics issue asks for.
-REQUIRED = [
-    "dice",
-    "iou",
-    "hd",
-    "hd95",
-    "assd",
-    "nsd",
-    "boundary_iou",
-    "lesion_tp",
-    "lesion_fp",
-    "lesion_fn",
-    "lesion_precision",
-    "lesion_recall",
-    "lesion_f1",
-    "pq",
-    "sq",
-    "rq",
-    "lesion_dice",
-    "fp_volume_ml",
-    "fn_volume_ml",
-    "cc_dice",
-    "cc_iou",
-    "cc_nsd",
-    "cc_hd",
-    "cc_hd95",
-    "cc_assd",
-    "cc_boundary_iou",
-    "coco_ap",
-    "coco_ap50",
-    "coco_ap75",
-]
+REQUIRED = {
+    *("dice", "iou", "hd", "hd95", "assd", "nsd", "boundary_iou"),
+    *("lesion_tp", "lesion_fp", "lesion_fn", "lesion_precision", "lesion_recall", "lesion_f1"),
+    *("pq", "sq", "rq", "lesion_dice", "fp_volume_ml", "fn_volume_ml"),
+    *("cc_dice", "cc_iou", "cc_nsd", "cc_hd", "cc_hd95", "cc_assd", "cc_boundary_iou"),
+    *("coco_ap", "coco_ap50", "coco_ap75"),
+}
 
 
 def test_every_required_metric_has_a_spec_and_an_edge_row() -> None:
-    assert set(REQUIRED) == set(METRICS) == set(EDGE_CASES)
+    assert REQUIRED == set(METRICS) == set(EDGE_CASES)
     assert all(spec.name == name for name, spec in METRICS.items())
     assert set(VOXEL_METRICS) == {n for n in METRICS if not n.startswith("coco_")}
 
@@ -104,3 +80,23 @@ def test_doc_holds_the_generated_table() -> None:
     table = conventions_markdown().splitlines()
     assert len(table) == 2 + len(METRICS)
     assert all(len(re.split(r"(?<!\\)\|", line)) == 9 for line in table)
+
+
+@pytest.mark.parametrize("name", ["coco_ap", "coco_ap50", "coco_ap75"])
+def test_coco_edge_cases_follow_registry(name: str) -> None:
+    """Per class: no instances at all / predictions only / ground truth only."""
+    import numpy as np
+
+    from evaluator.metrics.coco import Instance, coco_mask_ap
+
+    mask = np.zeros((8, 8), bool)
+    mask[2:6, 2:6] = True
+    obj = [Instance(1, mask=mask, score=0.9)]
+    row = EDGE_CASES[name]
+    none: list[Instance] = []
+    cases = [({"a": none}, {}, row.both_empty), ({"a": none}, {"a": obj}, row.ref_empty),
+             ({"a": obj}, {}, row.pred_empty)]  # fmt: skip
+    for gt, pred, table in cases:
+        got = coco_mask_ap(gt, pred, categories=[1], image_sizes=(8, 8)).per_class[1][name]
+        assert table is not None
+        assert (math.isnan(got) and math.isnan(table)) or got == table, (gt, pred, got)

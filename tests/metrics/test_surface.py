@@ -292,10 +292,11 @@ def test_bounding_box_empty_and_margin() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _brute_boundary_iou(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...]) -> float:
+def _brute_boundary_iou(
+    pred: np.ndarray, ref: np.ndarray, spacing: tuple[float, ...], width: float
+) -> float:
     """Band by definition: voxel-centre distance to the nearest non-mask voxel of the padded
     image (cdist), plus the 6-connected surface; IoU of the two bands."""
-    width = 0.02 * math.sqrt(sum((n * s) ** 2 for n, s in zip(pred.shape, spacing, strict=True)))
 
     def band(mask: np.ndarray) -> np.ndarray:
         padded = np.pad(mask, 1)
@@ -310,14 +311,24 @@ def _brute_boundary_iou(pred: np.ndarray, ref: np.ndarray, spacing: tuple[float,
     return float((bp & br).sum() / (bp | br).sum())
 
 
+@pytest.mark.parametrize("path", ["kdtree", "edt"])
 @pytest.mark.parametrize("seed", range(200, 225), ids=lambda s: f"seed{s}")
-def test_boundary_iou_matches_brute_force(seed: int) -> None:
+def test_boundary_iou_matches_brute_force(
+    seed: int, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both band algorithms (KD-tree for small masks, per-component EDT for large) are exact."""
+    limit = 10**9 if path == "kdtree" else 0
+    monkeypatch.setattr("evaluator.metrics.surface.BAND_KDTREE_MAX_VOXELS", limit)
     pred, ref, spacing = make_pair(seed, max_side=16 if seed % 3 else 40)
-    if seed % 2:  # thicker bands: coarse spacing along one axis makes d several voxels wide
-        spacing = tuple(s * 4 if i == 0 else s for i, s in enumerate(spacing))
-    assert boundary_iou(pred, ref, spacing=spacing) == pytest.approx(
-        _brute_boundary_iou(pred, ref, spacing), abs=1e-12
-    )
+    # the paper's width on this grid, and wider bands (odd factors: no ties at the width)
+    width = [
+        0.02 * image_diagonal_mm(pred.shape, spacing),
+        1.37 * max(spacing),
+        2.93 * max(spacing),
+    ]
+    for w in width:
+        got = boundary_iou(pred, ref, spacing=spacing, diagonal_mm=w / 0.02)
+        assert got == pytest.approx(_brute_boundary_iou(pred, ref, spacing, w), abs=1e-12), w
 
 
 def test_boundary_iou_wide_band_equals_iou_and_diagonal_override() -> None:

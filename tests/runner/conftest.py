@@ -1,7 +1,8 @@
 """Fixtures of the runner tests: a tiny BTCV-layout dataset, the Docker engine and test images.
 
-Container tests are marked ``docker``; they are skipped, with the engine's own error as the
-reason, only when no Docker engine answers (``scripts/docker-engine.sh`` starts one, as root).
+Container tests are marked ``docker``. When no Docker engine answers, ``scripts/docker-engine.sh``
+is run once to install and start one (as root); only when that fails too are they skipped, with
+the script's reason.
 Images are built once per session on the local base image (``ccbench images build-base``).
 """
 
@@ -92,12 +93,23 @@ def tiny(tmp_path: Path) -> TinyDataset:
 @pytest.fixture(scope="session")
 def docker_backend() -> Any:
     """A connected :class:`DockerBackend`; skips (with the reason) when no engine answers."""
+    import subprocess
+
     from evaluator.runner.docker_backend import DockerBackend
 
     try:
         return DockerBackend()
-    except DockerUnavailableError as err:
-        pytest.skip(f"no Docker engine: {err}")
+    except DockerUnavailableError:
+        # Try to set one up (installs and starts dockerd when root), then ask again.
+        script = ROOT / "scripts" / "docker-engine.sh"
+        proc = subprocess.run(
+            ["bash", str(script)], capture_output=True, text=True, check=False, timeout=900
+        )
+        try:
+            return DockerBackend()
+        except DockerUnavailableError as err:
+            why = (proc.stderr.strip().splitlines() or [""])[-1]
+            pytest.skip(f"no Docker engine ({why or err})")
 
 
 @pytest.fixture(scope="session")

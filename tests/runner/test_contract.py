@@ -176,3 +176,28 @@ def test_apt_mirror_reads_one_line_sources(tmp_path: Path) -> None:
     assert apt_mirror([lst]) == "http://mirror.example/debian"
     with pytest.raises(DockerUnavailableError, match="no apt source for Debian 'trixie'"):
         apt_mirror([lst], suite="trixie")
+
+
+def test_resampled_channel_is_staged_on_the_reference_grid(tmp_path: Path) -> None:
+    import numpy as np
+    import SimpleITK as sitk
+
+    from evaluator.datasets.base import Case
+
+    ct = sitk.GetImageFromArray(np.zeros((4, 6, 8), dtype=np.int16))
+    ct.SetSpacing((1.0, 1.0, 2.0))
+    pt = sitk.GetImageFromArray(np.ones((2, 3, 4), dtype=np.float32))
+    pt.SetSpacing((2.0, 2.0, 4.0))
+    sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(pt, str(tmp_path / "pt.nii.gz"))
+    case = Case(
+        case_id="CHUM-001",
+        channels={"CT": tmp_path / "ct.nii.gz", "PT": tmp_path / "pt.nii.gz"},
+        label=None,
+        reference_channel="CT",
+    )
+    task = load_registry().task("hecktor-phantom")
+    listing = json.loads(stage_batch_inputs([case], tmp_path / "in", task=task).read_text())
+    assert listing["cases"][0]["channels"] == {"CT": "CHUM-001/CT.nii.gz", "PT": "CHUM-001/PT.mha"}
+    staged = sitk.ReadImage(str(tmp_path / "in" / "CHUM-001" / "PT.mha"))
+    assert staged.GetSize() == ct.GetSize() and staged.GetSpacing() == ct.GetSpacing()

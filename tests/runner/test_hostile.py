@@ -186,8 +186,11 @@ def test_crash_keeps_what_was_written(
 def test_nothing_written(
     tiny: TinyDataset, workspace: Workspace, docker_backend: Any, test_images: dict[str, str]
 ) -> None:
-    out = _run("nothing", tiny, workspace, docker_backend, test_images)
+    auto = TIGHT.model_copy(update={"gpus": "auto"})  # tried, never required
+    out = _run("nothing", tiny, workspace, docker_backend, test_images, resources=auto)
     assert out.container_runs[0].ok and out.predictions == {}
+    has_gpu = docker_backend.gpus_available(test_images["hostile"])
+    assert out.container_runs[0].details["gpus"] is has_gpu
     assert all(why.startswith("no output file") for why in out.case_errors.values())
 
 

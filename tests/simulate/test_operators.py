@@ -149,6 +149,28 @@ def test_margin_morphology_matches_brute_force_cdist(seed: int, spacing: tuple[f
     np.testing.assert_array_equal(erode_all(m, margin_mm=margin, spacing=spacing), expected_eroded)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("structure", ["full", "cross"])
+@pytest.mark.parametrize("shape", [(13, 17), (9, 10, 11)])
+def test_voxel_steps_equal_iterated_scipy_morphology(
+    seed: int, structure: str, shape: tuple[int, ...]
+) -> None:
+    rng = np.random.default_rng(seed)
+    m = ndimage.binary_closing(rng.random(shape) < 0.5)
+    element = ndimage.generate_binary_structure(
+        len(shape), len(shape) if structure == "full" else 1
+    )
+    for k in (1, 2, 3, 5):
+        np.testing.assert_array_equal(
+            erode_all(m, iterations=k, structure=structure),  # type: ignore[arg-type]
+            ndimage.binary_erosion(m, structure=element, iterations=k),
+        )
+        np.testing.assert_array_equal(
+            dilate_all(m, iterations=k, structure=structure),  # type: ignore[arg-type]
+            ndimage.binary_dilation(m, structure=element, iterations=k),
+        )
+
+
 def test_enlarge_and_erode_touch_only_the_chosen_components() -> None:
     m = _three_cubes_3d()
     big = enlarge_components(m, 1, order="largest")

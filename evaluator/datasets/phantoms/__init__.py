@@ -3,7 +3,7 @@
 One module per task writes cases exactly as the real dataset stores them (see
 ``docs/architecture.md``, "On-disk layouts"), so the same adapters read phantoms and real data:
 
-* :mod:`~evaluator.datasets.phantoms.autopet`: whole-body PET/CT with 0 to 65 lesions per case;
+* :mod:`~evaluator.datasets.phantoms.autopet`: whole-body PET/CT with 0 to 70 lesions per case;
 * :mod:`~evaluator.datasets.phantoms.hecktor`: head-and-neck PET/CT, primary tumour and nodes,
   PET on its own coarser grid;
 * :mod:`~evaluator.datasets.phantoms.btcv`: abdominal CT with the 13 BTCV organ labels;
@@ -15,6 +15,9 @@ same seed gives the same bytes, and case ``i`` does not depend on how many cases
 
 from __future__ import annotations
 
+import importlib
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -22,8 +25,11 @@ from evaluator.datasets.phantoms._common import PhantomResult, TaskWriter, parse
 from evaluator.errors import CCBenchError
 from evaluator.workspace import Workspace
 
-__all__ = ["PHANTOM_TASKS", "PhantomResult", "phantom_writer", "write_phantoms"]
+__all__ = ["MARKER", "PHANTOM_TASKS", "PhantomResult", "phantom_writer", "write_phantoms"]
 
+#: File a phantom run leaves in its output folder (task, cases, size, seed); a later run into the
+#: same folder replaces that run's files, and refuses to touch a folder without it.
+MARKER = ".ccbench-phantom.json"
 #: Tasks ``ccbench data phantoms`` can write, in the order it writes them.
 PHANTOM_TASKS: tuple[str, ...] = ("autopet", "hecktor", "btcv", "chestxdet")
 
@@ -42,25 +48,39 @@ def phantom_writer(task: str) -> TaskWriter:
     8
     """
     name = task.removesuffix("-phantom")
-    if name == "autopet":
-        from evaluator.datasets.phantoms.autopet import WRITER as autopet
+    if name not in PHANTOM_TASKS:
+        raise CCBenchError(
+            f"no phantom generator for task '{task}' (known: {', '.join(PHANTOM_TASKS)})"
+        )
+    module = importlib.import_module(f"evaluator.datasets.phantoms.{name}")
+    writer: TaskWriter = module.WRITER
+    return writer
 
-        return autopet
-    if name == "hecktor":
-        from evaluator.datasets.phantoms.hecktor import WRITER as hecktor
 
-        return hecktor
-    if name == "btcv":
-        from evaluator.datasets.phantoms.btcv import WRITER as btcv
+def _clear_previous(out: Path, writer: TaskWriter) -> None:
+    """Remove what an earlier phantom run wrote to ``out`` (its layout entries only).
 
-        return btcv
-    if name == "chestxdet":
-        from evaluator.datasets.phantoms.chestxdet import WRITER as chestxdet
-
-        return chestxdet
-    raise CCBenchError(
-        f"no phantom generator for task '{task}' (known: {', '.join(PHANTOM_TASKS)})"
-    )
+    Raises
+    ------
+    CCBenchError
+        When ``out`` holds the task's layout but no marker of a phantom run (real data, say).
+    """
+    present = [name for name in writer.layout if (out / name).exists()]
+    if not (out / MARKER).is_file():
+        if present:
+            raise CCBenchError(
+                f"{out} already holds {', '.join(present)} but was not written by "
+                "`ccbench data phantoms`; choose an empty --out folder"
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        return
+    for name in present:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    (out / MARKER).unlink()
 
 
 def write_phantoms(
@@ -90,7 +110,9 @@ def write_phantoms(
     seed
         Random seed; the same seed gives byte-identical files.
     out
-        Output folder; default: the phantom task's data root.
+        Output folder; default: the phantom task's data root. What an earlier phantom run wrote
+        there (its layout entries, found through the :data:`MARKER` file) is replaced; other
+        files are left alone.
     progress
         Show a rich progress bar (on stderr) while writing.
 
@@ -102,7 +124,8 @@ def write_phantoms(
     Raises
     ------
     CCBenchError
-        For an unknown task, a bad size or a non-positive number of cases.
+        For an unknown task, a bad size, a non-positive number of cases, or an output folder
+        that holds the task's layout without a phantom marker (real data is never overwritten).
     """
     writer = phantom_writer(task)
     n_cases = writer.default_cases if cases is None else int(cases)
@@ -114,7 +137,7 @@ def write_phantoms(
 
         out = load_registry().task(f"{writer.task}-phantom").data_root(workspace)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _clear_previous(out, writer)
     start = time.perf_counter()
     infos = []
     from rich.console import Console
@@ -126,6 +149,8 @@ def write_phantoms(
             infos.append(writer.write_case(out, index, seed, size_xyz, spacing))
             bar.advance(job)
     writer.write_index(out, infos)
+    marker = {"task": writer.task, "cases": n_cases, "size": list(size_xyz), "seed": seed}
+    (out / MARKER).write_text(json.dumps(marker) + "\n")
     counts = [info.objects for info in infos]
     return PhantomResult(
         task=writer.task,

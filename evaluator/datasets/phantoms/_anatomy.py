@@ -78,56 +78,21 @@ def _mirror(part: Part, name: str, label: int = 0) -> Part:
 
 def _vertebrae() -> list[Part]:
     return [
-        Part(
-            "vertebra",
-            "ellipsoid",
-            (0.19 + 0.031 * k, 0.48, 0.0),
-            (0.013, 0.12, 0.12),
-            hu=450.0,
-            suv=1.0,
-        )
+        Part("vertebra", "ellipsoid", (0.19 + 0.031 * k, 0.48, 0.0), (0.013, 0.12, 0.12), 450, 1)
         for k in range(20)
     ]
 
 
-_RIGHT_KIDNEY = Part(
-    "right kidney",
-    "ellipsoid",
-    (0.5, 0.36, -0.44),
-    (0.045, 0.17, 0.13),
-    hu=150.0,
-    suv=4.0,
-    angle=20.0,
-    label=2,
-)
-_RIGHT_ADRENAL = Part(
-    "right adrenal gland",
-    "ellipsoid",
-    (0.555, 0.34, -0.3),
-    (0.016, 0.06, 0.04),
-    hu=30.0,
-    suv=1.2,
-    angle=30.0,
-    label=12,
-)
-_RIGHT_LUNG = Part(
-    "right lung", "ellipsoid", (0.655, 0.02, -0.47), (0.075, 0.5, 0.36), hu=-850.0, suv=0.35
-)
-_RIGHT_FEMUR = Part(
-    "right femur",
-    "tube",
-    (0.0, 0.02, -0.48),
-    (0.09, 0.09, 0.09),
-    hu=600.0,
-    suv=0.9,
-    end=(0.2, 0.02, -0.42),
-)
-_RIGHT_PAROTID = Part(
-    "right parotid", "ellipsoid", (0.835, 0.08, -0.3), (0.02, 0.1, 0.06), hu=20.0, suv=2.5
-)
-_RIGHT_TONSIL = Part(
-    "right tonsil", "ellipsoid", (0.815, 0.0, -0.08), (0.012, 0.045, 0.035), hu=45.0, suv=3.5
-)
+E: Kind = "ellipsoid"
+T: Kind = "tube"
+# fmt: off
+#                  name                   kind  centre (bz, by, bx)    radii (rz, ry, rx)     HU    SUV
+_RIGHT_KIDNEY = Part("right kidney",        E, (0.5, 0.36, -0.44),   (0.045, 0.17, 0.13),   150, 4.0, angle=20, label=2)
+_RIGHT_ADRENAL = Part("right adrenal gland", E, (0.555, 0.34, -0.3),  (0.016, 0.06, 0.04),   30, 1.2, angle=30, label=12)
+_RIGHT_LUNG = Part("right lung",            E, (0.655, 0.02, -0.47), (0.075, 0.5, 0.36),    -850, 0.35)
+_RIGHT_FEMUR = Part("right femur",          T, (0.0, 0.02, -0.48),   (0.09, 0.09, 0.09),    600, 0.9, end=(0.2, 0.02, -0.42))
+_RIGHT_PAROTID = Part("right parotid",      E, (0.835, 0.08, -0.3),  (0.02, 0.1, 0.06),     20, 2.5)
+_RIGHT_TONSIL = Part("right tonsil",        E, (0.815, 0.0, -0.08),  (0.012, 0.045, 0.035), 45, 3.5)
 
 #: The body, in painting order (later parts overwrite earlier ones).
 BODY_PARTS: tuple[Part, ...] = (
@@ -139,135 +104,30 @@ BODY_PARTS: tuple[Part, ...] = (
     *_pair("head", "ellipsoid", (0.885, 0.02, 0.0), (0.09, 0.5, 0.42)),
     _RIGHT_LUNG,
     _mirror(_RIGHT_LUNG, "left lung"),
-    Part(
-        "ribs",
-        "ribs",
-        (0.52, 0.0, 0.0),
-        (0.0, 0.585, 0.86),
-        hu=550.0,
-        suv=0.9,
-        end=(0.72, 0.0, 0.0),
-        inner=0.88,
-    ),
-    Part(
-        "trachea",
-        "tube",
-        (0.66, 0.05, 0.0),
-        (0.04, 0.04, 0.04),
-        hu=-950.0,
-        suv=0.2,
-        end=(0.76, -0.05, 0.0),
-    ),
-    Part(
-        "pharynx",
-        "tube",
-        (0.76, -0.05, 0.0),
-        (0.06, 0.06, 0.06),
-        hu=-950.0,
-        suv=0.2,
-        end=(0.835, 0.0, 0.0),
-    ),
-    Part(
-        "heart", "ellipsoid", (0.63, -0.17, 0.12), (0.045, 0.32, 0.33), hu=40.0, suv=3.0, angle=30.0
-    ),
-    Part(
-        "liver",
-        "ellipsoid",
-        (0.565, 0.02, -0.42),
-        (0.05, 0.5, 0.48),
-        hu=60.0,
-        suv=2.2,
-        angle=-15.0,
-        label=6,
-    ),
-    Part(
-        "gallbladder",
-        "ellipsoid",
-        (0.538, -0.3, -0.34),
-        (0.018, 0.1, 0.07),
-        hu=10.0,
-        suv=0.5,
-        label=4,
-    ),
-    Part(
-        "spleen",
-        "ellipsoid",
-        (0.57, 0.3, 0.62),
-        (0.038, 0.25, 0.17),
-        hu=50.0,
-        suv=1.8,
-        angle=20.0,
-        label=1,
-    ),
-    Part(
-        "stomach",
-        "ellipsoid",
-        (0.56, -0.22, 0.38),
-        (0.03, 0.22, 0.28),
-        hu=30.0,
-        suv=1.5,
-        angle=-20.0,
-        label=7,
-    ),
-    Part(
-        "pancreas",
-        "ellipsoid",
-        (0.525, 0.06, 0.1),
-        (0.016, 0.09, 0.36),
-        hu=45.0,
-        suv=1.3,
-        angle=-10.0,
-        label=11,
-    ),
-    Part(
-        "portal vein and splenic vein",
-        "tube",
-        (0.532, 0.12, -0.28),
-        (0.035, 0.035, 0.035),
-        hu=150.0,
-        suv=1.5,
-        end=(0.535, 0.2, 0.5),
-        label=10,
-    ),
-    Part(
-        "aorta",
-        "tube",
-        (0.42, 0.25, 0.08),
-        (0.07, 0.07, 0.07),
-        hu=180.0,
-        suv=1.6,
-        end=(0.68, 0.25, 0.08),
-        label=8,
-    ),
-    Part(
-        "inferior vena cava",
-        "tube",
-        (0.42, 0.22, -0.14),
-        (0.065, 0.065, 0.065),
-        hu=120.0,
-        suv=1.5,
-        end=(0.6, 0.18, -0.16),
-        label=9,
-    ),
-    Part(
-        "esophagus",
-        "tube",
-        (0.56, 0.32, 0.1),
-        (0.045, 0.045, 0.045),
-        hu=40.0,
-        suv=1.5,
-        end=(0.74, 0.34, 0.0),
-        label=5,
-    ),
+    Part("ribs",         "ribs", (0.52, 0.0, 0.0),     (0.0, 0.585, 0.86),    550, 0.9, end=(0.72, 0.0, 0.0), inner=0.88),
+    Part("trachea",      T, (0.66, 0.05, 0.0),         (0.04, 0.04, 0.04),    -950, 0.2, end=(0.76, -0.05, 0.0)),
+    Part("pharynx",      T, (0.76, -0.05, 0.0),        (0.06, 0.06, 0.06),    -950, 0.2, end=(0.835, 0.0, 0.0)),
+    Part("heart",        E, (0.63, -0.17, 0.12),       (0.045, 0.32, 0.33),   40, 3.0, angle=30),
+    Part("liver",        E, (0.565, 0.02, -0.42),      (0.05, 0.5, 0.48),     60, 2.2, angle=-15, label=6),
+    Part("gallbladder",  E, (0.538, -0.3, -0.34),      (0.018, 0.1, 0.07),    10, 0.5, label=4),
+    Part("spleen",       E, (0.57, 0.3, 0.62),         (0.038, 0.25, 0.17),   50, 1.8, angle=20, label=1),
+    Part("stomach",      E, (0.56, -0.22, 0.38),       (0.03, 0.22, 0.28),    30, 1.5, angle=-20, label=7),
+    Part("pancreas",     E, (0.525, 0.06, 0.1),        (0.016, 0.09, 0.36),   45, 1.3, angle=-10, label=11),
+    Part("portal vein and splenic vein",
+                         T, (0.532, 0.12, -0.28),      (0.035, 0.035, 0.035), 150, 1.5, end=(0.535, 0.2, 0.5), label=10),
+    Part("aorta",        T, (0.42, 0.25, 0.08),        (0.07, 0.07, 0.07),    180, 1.6, end=(0.68, 0.25, 0.08), label=8),
+    Part("inferior vena cava",
+                         T, (0.42, 0.22, -0.14),       (0.065, 0.065, 0.065), 120, 1.5, end=(0.6, 0.18, -0.16), label=9),
+    Part("esophagus",    T, (0.56, 0.32, 0.1),         (0.045, 0.045, 0.045), 40, 1.5, end=(0.74, 0.34, 0.0), label=5),
     _RIGHT_KIDNEY,
     _mirror(_RIGHT_KIDNEY, "left kidney", label=3),
     *_vertebrae(),
-    Part("pelvis", "shell", (0.27, 0.1, 0.0), (0.05, 0.55, 0.85), hu=400.0, suv=0.9, inner=0.85),
+    Part("pelvis",       "shell", (0.27, 0.1, 0.0),    (0.05, 0.55, 0.85),    400, 0.9, inner=0.85),
     _RIGHT_FEMUR,
     _mirror(_RIGHT_FEMUR, "left femur"),
-    Part("bladder", "ellipsoid", (0.26, -0.2, 0.0), (0.03, 0.2, 0.22), hu=5.0, suv=20.0),
-    Part("skull", "shell", (0.888, 0.02, 0.0), (0.082, 0.46, 0.38), hu=900.0, suv=0.8, inner=0.87),
-    Part("brain", "ellipsoid", (0.89, 0.03, 0.0), (0.07, 0.4, 0.33), hu=35.0, suv=8.0),
+    Part("bladder",      E, (0.26, -0.2, 0.0),         (0.03, 0.2, 0.22),     5, 20.0),
+    Part("skull",        "shell", (0.888, 0.02, 0.0),  (0.082, 0.46, 0.38),   900, 0.8, inner=0.87),
+    Part("brain",        E, (0.89, 0.03, 0.0),         (0.07, 0.4, 0.33),     35, 8.0),
     _RIGHT_PAROTID,
     _mirror(_RIGHT_PAROTID, "left parotid"),
     _RIGHT_TONSIL,
@@ -275,6 +135,7 @@ BODY_PARTS: tuple[Part, ...] = (
     _RIGHT_ADRENAL,
     _mirror(_RIGHT_ADRENAL, "left adrenal gland", label=13),
 )
+# fmt: on
 
 #: Tissues where lesions may grow (soft tissue, fat, solid organs, bone; not air, brain, urine).
 LESION_HOSTS: frozenset[str] = frozenset(
@@ -324,7 +185,7 @@ class Frame:
 
     def to_mm(self, point: tuple[float, float, float]) -> tuple[float, float, float]:
         """Body coordinates ``(bz, by, bx)`` to world mm ``(z, y, x)``."""
-        cz, cy, cx = self.grid.centre_mm()
+        _, cy, cx = self.grid.centre_mm()
         z0 = self.grid.origin[0] - self.grid.spacing[0] / 2.0
         return (
             z0 + (point[0] - self.window[0]) * self.length_mm,
@@ -456,8 +317,8 @@ def render_body(
     --------
     >>> g = Grid((40, 32, 32), (4.0, 4.0, 4.0), (0.0, 0.0, 0.0))
     >>> r = render_body(Frame(g, (0.4, 0.7), 0.8))
-    >>> bool(r.body().any()), sorted(set(np.unique(r.label[r.index])) - {0})[:3]
-    (True, [1, 2, 3])
+    >>> bool(r.body().any()), np.unique(r.label[r.index]).tolist()[:4]
+    (True, [0, 1, 2, 3])
     """
     target = frame.grid if grid is None else grid
     if len(parts) > 254:

@@ -36,16 +36,12 @@ PET_FWHM_MM = 6.5
 
 @dataclass(frozen=True)
 class CaseInfo:
-    """What one written case holds: its id, its objects (lesions or instances) and metadata.
-
-    ``volumes_ml`` lists each placed lesion's volume (empty for 2D tasks); ``row`` is the
-    case's metadata as written to the task's table.
-    """
+    """What one written case holds: its id, its objects (lesions, organs or instances) and the
+    metadata (``row``) that the task's table or annotation list receives."""
 
     case_id: str
     objects: int
     row: dict[str, Any] = field(default_factory=dict)
-    volumes_ml: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,7 @@ class TaskWriter:
     same keys to the voxel size in array order ``(z, y, x)`` (custom sizes use the ``small``
     spacing). ``write_case(out, index, seed, size_xyz, spacing)`` writes case ``index``;
     ``write_index(out, infos)`` writes the metadata/annotation tables once all cases exist.
+    ``layout`` names the top-level files and folders a run writes (replaced by the next run).
     """
 
     task: str
@@ -65,6 +62,7 @@ class TaskWriter:
     spacing: dict[str, Spacing]
     write_case: Callable[[Path, int, int, tuple[int, ...], Spacing], CaseInfo]
     write_index: Callable[[Path, Sequence[CaseInfo]], None]
+    layout: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,32 @@ class Grid:
     spacing: Spacing
     origin: tuple[float, ...]
 
+    @classmethod
+    def scanner(
+        cls,
+        size_xyz: Sequence[int],
+        spacing: Spacing,
+        *,
+        z_origin: float,
+        shift_yx: tuple[float, float] = (0.0, 0.0),
+    ) -> Grid:
+        """A 3D grid of ``size_xyz`` voxels (SimpleITK order), centred in-plane on the scanner
+        axis (plus ``shift_yx`` mm), its first slice at ``z_origin`` mm; ``spacing`` is
+        ``(z, y, x)``.
+
+        Examples
+        --------
+        >>> Grid.scanner((4, 2, 3), (2.0, 1.0, 1.0), z_origin=-6.0).origin
+        (-6.0, -0.5, -1.5)
+        """
+        shape = (int(size_xyz[2]), int(size_xyz[1]), int(size_xyz[0]))
+        origin = (
+            float(z_origin),
+            -(shape[1] - 1) * spacing[1] / 2.0 + shift_yx[0],
+            -(shape[2] - 1) * spacing[2] / 2.0 + shift_yx[1],
+        )
+        return cls(shape, tuple(spacing), origin)
+
     @property
     def extent_mm(self) -> tuple[float, ...]:
         """Field of view per axis, mm (voxels times spacing)."""
@@ -81,10 +107,11 @@ class Grid:
         """Volume of one voxel, millilitres."""
         return float(np.prod(self.spacing)) / 1000.0
 
-    def to_voxel(self, point_mm: Sequence[float]) -> tuple[float, ...]:
+    def to_voxel(self, point_mm: npt.ArrayLike) -> tuple[float, ...]:
         """World point (mm, ``(z, y, x)``) to continuous voxel index."""
+        point = np.asarray(point_mm, dtype=np.float64)
         return tuple(
-            (p - o) / s for p, o, s in zip(point_mm, self.origin, self.spacing, strict=True)
+            (float(p) - o) / s for p, o, s in zip(point, self.origin, self.spacing, strict=True)
         )
 
     def centre_mm(self) -> tuple[float, ...]:
@@ -112,24 +139,26 @@ def case_rng(seed: int, task_code: int, index: int) -> np.random.Generator:
 
 
 def _box(
-    grid: Grid, centre_mm: Sequence[float], half_mm: Sequence[float]
+    grid: Grid, centre_mm: npt.ArrayLike, half_mm: npt.ArrayLike
 ) -> tuple[tuple[slice, ...], list[FloatArray]] | None:
     """Slices of the box ``centre +- half`` (clipped) and open-grid world offsets from the centre."""
+    centre_mm = np.asarray(centre_mm, dtype=np.float64)
+    half_mm = np.asarray(half_mm, dtype=np.float64)
     slices = []
-    offsets = []
+    offsets: list[FloatArray] = []
     ndim = len(grid.shape)
     for axis in range(ndim):
-        c = (centre_mm[axis] - grid.origin[axis]) / grid.spacing[axis]
-        h = half_mm[axis] / grid.spacing[axis]
-        lo = max(int(math.floor(c - h)), 0)
-        hi = min(int(math.ceil(c + h)) + 1, grid.shape[axis])
+        c = float(centre_mm[axis] - grid.origin[axis]) / grid.spacing[axis]
+        h = float(half_mm[axis]) / grid.spacing[axis]
+        lo = max(math.floor(c - h), 0)
+        hi = min(math.ceil(c + h) + 1, grid.shape[axis])
         if hi <= lo:
             return None
         slices.append(slice(lo, hi))
         idx = np.arange(lo, hi, dtype=np.float64)
         shape = [1] * ndim
         shape[axis] = hi - lo
-        offsets.append(((idx - c) * grid.spacing[axis]).reshape(shape))
+        offsets.append(((idx - c) * grid.spacing[axis]).astype(np.float32).reshape(shape))
     return tuple(slices), offsets
 
 
@@ -144,7 +173,7 @@ def random_rotation(rng: np.random.Generator) -> FloatArray:
 
 def ellipsoid(
     grid: Grid,
-    centre_mm: Sequence[float],
+    centre_mm: npt.ArrayLike,
     radii_mm: Sequence[float],
     *,
     rotation: FloatArray | None = None,
@@ -196,23 +225,22 @@ def ellipsoid(
     if found is None:
         return None
     slices, (dz, dy, dx) = found
+    r = [float(v) for v in radii]
     if rotation is None:
-        qz, qy, qx = dz / radii[0], dy / radii[1], dx / radii[2]
+        qz, qy, qx = dz / r[0], dy / r[1], dx / r[2]
     else:
-        rot = np.asarray(rotation, dtype=np.float64)
-        qz, qy, qx = (
-            (rot[k, 0] * dz + rot[k, 1] * dy + rot[k, 2] * dx) / radii[k] for k in range(3)
-        )
+        rot = np.asarray(rotation, dtype=np.float64).tolist()
+        qz, qy, qx = ((rot[k][0] * dz + rot[k][1] * dy + rot[k][2] * dx) / r[k] for k in range(3))
     r2 = qz * qz + qy * qy + qx * qx
     if wobble is None:
-        outer = np.ones_like(r2)
+        mask = (r2 <= 1.0) & (r2 >= inner * inner)
     else:
-        norm = np.sqrt(dz * dz + dy * dy + dx * dx) + 1e-9
+        norm = np.sqrt(dz * dz + dy * dy + dx * dx) + np.float32(1e-6)
         uz, uy, ux = dz / norm, dy / norm, dx / norm
         outer = np.ones_like(r2)
-        for amp, wz, wy, wx in np.asarray(wobble, dtype=np.float64):
-            outer = outer + amp * np.cos(wz * uz + wy * uy + wx * ux)
-    mask = (r2 <= outer * outer) & (r2 >= (inner * outer) ** 2)
+        for amp, wz, wy, wx in np.asarray(wobble, dtype=np.float64).tolist():
+            outer += amp * np.cos(wz * uz + wy * uy + wx * ux)
+        mask = (r2 <= outer * outer) & (r2 >= (inner * outer) ** 2)
     if keep_centre:
         centre_idx = tuple(
             min(max(round(v) - s.start, 0), n - 1)
@@ -223,7 +251,7 @@ def ellipsoid(
 
 
 def tube(
-    grid: Grid, start_mm: Sequence[float], end_mm: Sequence[float], radius_mm: float
+    grid: Grid, start_mm: npt.ArrayLike, end_mm: npt.ArrayLike, radius_mm: float
 ) -> Box | None:
     """Rasterise a capsule: points within ``radius_mm`` of the segment ``start``-``end``.
 
@@ -353,7 +381,7 @@ class Lesion:
 
 def _random_lesion(
     rng: np.random.Generator,
-    centre_mm: Sequence[float],
+    centre_mm: FloatArray,
     radius_mm: float,
     *,
     uptake: float,
@@ -407,7 +435,7 @@ def place_lesions(
     rng: np.random.Generator,
     grid: Grid,
     allowed: BoolArray,
-    radii_mm: Sequence[float],
+    radii_mm: npt.ArrayLike,
     *,
     uptake: tuple[float, float],
     hu_delta: tuple[float, float] = (-10.0, 20.0),
@@ -449,20 +477,19 @@ def place_lesions(
     if candidates.size == 0:
         return placed
     log_lo, log_hi = math.log(uptake[0]), math.log(uptake[1])
-    for radius in radii_mm:
+    for radius in np.atleast_1d(np.asarray(radii_mm, dtype=np.float64)):
         partners = [*near, *placed]
+        centre: FloatArray | None = None
         if partners and rng.random() < touch_fraction:
             other = partners[int(rng.integers(len(partners)))]
             direction = rng.standard_normal(3)
             direction /= np.linalg.norm(direction)
             distance = (other.mean_radius_mm + radius) * rng.uniform(0.75, 1.05)
             centre = np.asarray(other.centre_mm) + direction * distance
-            voxel = np.round(grid.to_voxel(centre)).astype(int)
+            voxel = tuple(round(v) for v in grid.to_voxel(centre))
             inside = all(0 <= v < n for v, n in zip(voxel, grid.shape, strict=True))
-            if not inside or not allowed[tuple(voxel)]:
+            if not inside or not allowed[voxel]:
                 centre = None
-        else:
-            centre = None
         if centre is None:
             centre = _free_centre(rng, grid, candidates, float(radius), partners)
         placed.append(

@@ -15,9 +15,10 @@ previous case's patient (as in the real data, where some patients have two studi
 
 Diagnosis follows the case's patient: NEGATIVE, MELANOMA, LYMPHOMA, LUNG_CANCER in turn, and a
 study is NEGATIVE exactly when it has no lesion. Lesion burden cycles low (1-4), medium (5-15)
-and high (45-65 lesions) over the positive cases, so a default dataset holds negatives and
-cases with 40+ lesions; lesion radii are log-uniform between 1.5 and 22 mm (volumes spread
-over more than three orders of magnitude) and about one lesion in seven touches another.
+and high (50-70 lesions) over the positive cases, so a default dataset holds negatives and
+cases with 40+ lesions; lesion radii are log-uniform between 1.5 and 22 mm (12 mm in the
+high-burden cases), so volumes spread over more than three orders of magnitude, and about one
+lesion in seven touches another (touching lesions merge into one component, or nearly do).
 Lesions are hot on PET (SUV 2.5-18 before the 6.5 mm PSF) and faint on CT (-10..+20 HU).
 """
 
@@ -60,7 +61,7 @@ _SERIES = (
     ("PT", "PET corr.", "SUV.nii.gz"),
     ("SEG", "Segmentation", "SEG.nii.gz"),
 )
-_BURDEN = ((1, 4), (5, 15), (45, 65))
+_BURDEN = ((1, 4), (5, 15), (50, 70))
 
 
 def _patient_index(index: int) -> int:
@@ -74,7 +75,7 @@ def burden(index: int) -> tuple[int, int]:
     Examples
     --------
     >>> [burden(i) for i in range(4)]
-    [(0, 0), (5, 15), (45, 65), (1, 4)]
+    [(0, 0), (5, 15), (50, 70), (1, 4)]
     """
     if DIAGNOSES[_patient_index(index) % len(DIAGNOSES)] == "NEGATIVE":
         return (0, 0)
@@ -113,27 +114,19 @@ def case_identity(index: int, seed: int) -> dict[str, str]:
     }
 
 
-def _grid(size_xyz: tuple[int, ...], spacing: Spacing) -> Grid:
-    shape = (size_xyz[2], size_xyz[1], size_xyz[0])
-    origin = (
-        -shape[0] * spacing[0],
-        -(shape[1] - 1) * spacing[1] / 2.0,
-        -(shape[2] - 1) * spacing[2] / 2.0,
-    )
-    return Grid(shape, tuple(spacing), origin)
-
-
 def _write_case(
     out: Path, index: int, seed: int, size_xyz: tuple[int, ...], spacing: Spacing
 ) -> CaseInfo:
     ident = case_identity(index, seed)
     rng = case_rng(seed, _CODE, index)
-    grid = _grid(size_xyz, spacing)
+    grid = Grid.scanner(size_xyz, spacing, z_origin=-size_xyz[2] * spacing[0])
     frame = Frame(grid, (0.0, 1.0), 0.7 * float(rng.uniform(0.92, 1.05)))
     body = render_body(frame, vary(rng))
     low, high = burden(index)
     count = int(rng.integers(low, high + 1))
-    radii = lesion_radii(rng, count, low_mm=1.5, high_mm=min(22.0, 0.3 * frame.half_width_mm))
+    # many-lesion cases (disseminated disease) have mostly small lesions
+    largest = 12.0 if count > 20 else min(22.0, 0.3 * frame.half_width_mm)
+    radii = lesion_radii(rng, count, low_mm=1.5, high_mm=largest)
     hosts = body.mask(LESION_HOSTS)
     lesions = place_lesions(rng, grid, hosts, radii, uptake=(2.5, 18.0), hu_delta=(-10.0, 20.0))
     label = np.zeros(grid.shape, dtype=np.uint8)
@@ -144,16 +137,10 @@ def _write_case(
     write_nifti(ct_image(hu, rng, spacing=grid.spacing), grid, folder / "CTres.nii.gz")
     write_nifti(pet_image(activity, rng, spacing=grid.spacing), grid, folder / "SUV.nii.gz")
     write_nifti(label, grid, folder / "SEG.nii.gz")
-    volumes = tuple(
-        float(np.count_nonzero(label[box[0]] & box[1]) * grid.voxel_ml)
-        for box in (lesion.box(grid) for lesion in lesions)
-        if box is not None
-    )
     return CaseInfo(
         case_id=f"{ident['Subject ID']}/{ident['study_folder']}",
         objects=len(lesions),
         row=ident,
-        volumes_ml=volumes,
     )
 
 
@@ -191,4 +178,5 @@ WRITER = TaskWriter(
     spacing={"small": (2.0, 2.0364, 2.0364), "full": (2.0, 2.0364, 2.0364)},
     write_case=_write_case,
     write_index=_write_index,
+    layout=("FDG-PET-CT-Lesions", "Metadata.csv"),
 )

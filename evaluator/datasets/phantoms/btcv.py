@@ -49,13 +49,7 @@ def _write_case(
 ) -> CaseInfo:
     rng = case_rng(seed, _CODE, index)
     number = case_number(index)
-    shape = (size_xyz[2], size_xyz[1], size_xyz[0])
-    origin = (
-        float(rng.uniform(-300.0, -100.0)),
-        -(shape[1] - 1) * spacing[1] / 2.0,
-        -(shape[2] - 1) * spacing[2] / 2.0,
-    )
-    grid = Grid(shape, tuple(spacing), origin)
+    grid = Grid.scanner(size_xyz, spacing, z_origin=float(rng.uniform(-300.0, -100.0)))
     frame = Frame(grid, _WINDOW, 0.82 * float(rng.uniform(0.93, 1.05)))
     body = render_body(frame, vary(rng, amount=0.015))
     label = body.label[body.index]
@@ -106,4 +100,5 @@ WRITER = TaskWriter(
     spacing={"small": (5.0, 3.5, 3.5), "full": (2.5, 0.78, 0.78)},
     write_case=_write_case,
     write_index=_write_index,
+    layout=("img", "label", "dataset_0.json"),
 )

@@ -250,7 +250,7 @@ def _soft_mask(
     """The polygon filled and blurred by ``blur`` pixels, on its bounding box (+ margin)."""
     from PIL import Image, ImageDraw
 
-    margin = int(math.ceil(3 * blur)) + 1
+    margin = math.ceil(3 * blur) + 1
     x0, y0 = max(int(polygon[:, 0].min()) - margin, 0), max(int(polygon[:, 1].min()) - margin, 0)
     x1 = min(int(polygon[:, 0].max()) + margin + 1, width)
     y1 = min(int(polygon[:, 1].max()) + margin + 1, height)
@@ -271,8 +271,11 @@ def _pick_classes(rng: np.random.Generator, index: int, chest: _Chest) -> list[t
         names.append("Cardiomegaly")
     picks = [(n, -1) for n in names]
     if index % 4 == 1:
-        host, inner = [("Consolidation", "Nodule"), ("Effusion", "Atelectasis"),
-                       ("Mass", "Calcification")][int(rng.integers(3))]
+        host, inner = [
+            ("Consolidation", "Nodule"),
+            ("Effusion", "Atelectasis"),
+            ("Mass", "Calcification"),
+        ][int(rng.integers(3))]
         picks += [(host, -1), (inner, len(picks))]
     return picks
 
@@ -304,8 +307,14 @@ def _write_case(
         att[box] += np.float32(change) * mask
         syms.append(name)
         polygons.append(poly.tolist())
-        boxes.append([int(poly[:, 0].min()), int(poly[:, 1].min()),
-                      int(poly[:, 0].max()), int(poly[:, 1].max())])
+        boxes.append(
+            [
+                int(poly[:, 0].min()),
+                int(poly[:, 1].min()),
+                int(poly[:, 0].max()),
+                int(poly[:, 1].max()),
+            ]
+        )
     blurred = ndimage.gaussian_filter(att, 1.5 * chest.scale)
     noisy = blurred + np.float32(0.015) * rng.standard_normal(blurred.shape, dtype=np.float32)
     pixels = np.clip(np.rint(255.0 * np.clip(noisy, 0.0, 1.0) ** 0.85), 0, 255).astype(np.uint8)
@@ -315,7 +324,9 @@ def _write_case(
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path, format="PNG", compress_level=4)
     entry: dict[str, Any] = {"file_name": name, "syms": syms, "boxes": boxes, "polygons": polygons}
-    return CaseInfo(case_id=name.removesuffix(".png"), objects=len(syms), row={"subset": subset, "entry": entry})
+    return CaseInfo(
+        case_id=name.removesuffix(".png"), objects=len(syms), row={"subset": subset, "entry": entry}
+    )
 
 
 def _write_index(out: Path, infos: Sequence[CaseInfo]) -> None:
@@ -333,4 +344,5 @@ WRITER = TaskWriter(
     spacing={"small": (1.0, 1.0), "full": (1.0, 1.0)},
     write_case=_write_case,
     write_index=_write_index,
+    layout=("train", "test", *_ANNOTATIONS.values()),
 )

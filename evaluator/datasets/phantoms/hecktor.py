@@ -94,13 +94,9 @@ def _write_case(
 ) -> CaseInfo:
     rng = case_rng(seed, _CODE, index)
     name = case_name(index)
-    shape = (size_xyz[2], size_xyz[1], size_xyz[0])
-    origin = (
-        float(rng.uniform(-900.0, -700.0)),
-        -(shape[1] - 1) * spacing[1] / 2.0 + float(rng.uniform(-5, 5)),
-        -(shape[2] - 1) * spacing[2] / 2.0 + float(rng.uniform(-5, 5)),
-    )
-    ct = Grid(shape, tuple(spacing), origin)
+    z_origin = float(rng.uniform(-900.0, -700.0))
+    shift = (float(rng.uniform(-5, 5)), float(rng.uniform(-5, 5)))
+    ct = Grid.scanner(size_xyz, spacing, z_origin=z_origin, shift_yx=shift)
     pt = pet_grid(ct)
     # render the activity on the PET field of view at a fine pitch, blur, then sample the PET grid
     fine = Grid(
@@ -196,4 +192,5 @@ WRITER = TaskWriter(
     spacing={"small": (3.0, 0.977, 0.977), "full": (3.0, 0.977, 0.977)},
     write_case=_write_case,
     write_index=_write_index,
+    layout=("imagesTr", "labelsTr", "hecktor2022_patient_info.csv"),
 )

@@ -1,0 +1,236 @@
+"""Loading a task's leaderboard from the results store: entries, runs and score matrices.
+
+For a task and split, every entry's most recent *finished* run is its leaderboard run (runs
+without an entry are listed under their run name). The leaderboard's cases are the union of the
+cases scored by those runs; a case an entry did not score (missing prediction, failed container)
+gets the metric's worst value (:attr:`evaluator.metrics.registry.MetricSpec.worst`), so skipping a
+hard case never helps. Per-label values of a case are averaged (NaN-aware) into one number per
+case. Which metrics are ranked, and how, comes from the task's metric profile in
+``datasets.yaml`` (``ranking:``, see :class:`evaluator.datasets.registry.RankingSpec`); ranking
+directions come from :data:`evaluator.metrics.METRICS` only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from evaluator.datasets.registry import RankingSpec, Registry, TaskSpec, load_registry
+from evaluator.errors import StoreError
+from evaluator.metrics.registry import METRICS
+from evaluator.store import RunInfo, Store
+from leaderboards.ranking import WeightedRanking, score_matrix
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "LeaderboardData",
+    "cc_pairs",
+    "load_leaderboard_data",
+    "ranked_metrics",
+    "ranking_spec",
+    "weighted_scheme",
+]
+
+
+@dataclass(frozen=True)
+class LeaderboardData:
+    """Everything a leaderboard of one task and split is computed from.
+
+    Attributes
+    ----------
+    task, split : str
+        What is ranked.
+    spec : TaskSpec
+        The task's registry entry.
+    ranking : RankingSpec
+        The task's ranking configuration.
+    metrics : tuple of str
+        Ranked metrics (profile metrics with per-case values and a finite ranking direction).
+    entries : list of str
+        Entry names, in store order of their runs.
+    cases : list of str
+        Sorted case ids (union over the entries' runs).
+    runs : dict
+        Entry -> its leaderboard :class:`~evaluator.store.RunInfo`.
+    scores : dict
+        Metric -> case x entry :class:`pandas.DataFrame` (missing cases: the metric's worst).
+    results, errors, cases_frame, aggregates : pandas.DataFrame
+        The store's long frames restricted to the leaderboard runs.
+    logs : dict
+        Entry -> the run's log lines ``(case_id, stream, message)``.
+    """
+
+    task: str
+    split: str
+    spec: TaskSpec
+    ranking: RankingSpec
+    metrics: tuple[str, ...]
+    entries: list[str]
+    cases: list[str]
+    runs: dict[str, RunInfo]
+    scores: dict[str, pd.DataFrame]
+    results: pd.DataFrame
+    errors: pd.DataFrame
+    cases_frame: pd.DataFrame
+    aggregates: pd.DataFrame
+    logs: dict[str, list[tuple[str | None, str, str]]] = field(default_factory=dict)
+
+    def directions(self) -> dict[str, bool]:
+        """Metric -> higher_is_better, from :data:`evaluator.metrics.METRICS`."""
+        return {m: METRICS[m].higher_is_better for m in self.metrics}
+
+
+def ranking_spec(profile_ranking: RankingSpec | None, metrics: tuple[str, ...]) -> RankingSpec:
+    """The configured ranking, or the default: the first ranked metric alone.
+
+    Examples
+    --------
+    >>> ranking_spec(None, ("dice", "hd95")).primary
+    'dice'
+    """
+    if profile_ranking is not None:
+        return profile_ranking
+    return RankingSpec(primary=metrics[0])
+
+
+def weighted_scheme(ranking: RankingSpec) -> WeightedRanking:
+    """The ranking as a :class:`leaderboards.ranking.WeightedRanking`.
+
+    A primary-metric ranking is the weighted ranking with weight 1 on the primary metric, ties
+    broken by ``tiebreak`` (by the primary metric itself when none is set).
+
+    Examples
+    --------
+    >>> weighted_scheme(RankingSpec(primary="dice", tiebreak="hd95")).weights
+    {'dice': 1.0}
+    """
+    if ranking.weights:
+        weights = dict(ranking.weights)
+        tiebreak = ranking.tiebreak or next(iter(weights))
+    else:
+        weights = {str(ranking.primary): 1.0}
+        tiebreak = ranking.tiebreak or str(ranking.primary)
+    return WeightedRanking(weights, tiebreak=tiebreak, aggregate=ranking.aggregate)
+
+
+def ranked_metrics(profile_metrics: tuple[str, ...], present: set[str]) -> tuple[str, ...]:
+    """Profile metrics that have per-case values in the store and a defined worst value.
+
+    Counts (``lesion_tp`` ...) have no worst value (NaN) and are left out; so are run-level
+    numbers such as COCO AP that have no per-case rows.
+
+    Examples
+    --------
+    >>> ranked_metrics(("coco_ap", "dice", "lesion_tp"), {"dice", "lesion_tp"})
+    ('dice',)
+    """
+    return tuple(
+        m
+        for m in profile_metrics
+        if m in present and m in METRICS and not math.isnan(METRICS[m].worst)
+    )
+
+
+def cc_pairs(metrics: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(standard, CC) metric pairs both ranked, e.g. ``("dice", "cc_dice")``.
+
+    Examples
+    --------
+    >>> cc_pairs(("dice", "hd95", "cc_dice", "nsd"))
+    [('dice', 'cc_dice')]
+    """
+    return [(m, f"cc_{m}") for m in metrics if f"cc_{m}" in metrics]
+
+
+def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
+    chosen: dict[str, RunInfo] = {}
+    for run in runs:  # oldest first: later runs replace earlier ones of the same entry
+        if run.status == "finished":
+            chosen[run.entry or run.name] = run
+    return chosen
+
+
+def load_leaderboard_data(
+    task: str,
+    split: str,
+    *,
+    store: Store,
+    registry: Registry | None = None,
+) -> LeaderboardData:
+    """Read a task's leaderboard runs and build one score matrix per ranked metric.
+
+    Parameters
+    ----------
+    task, split
+        Task name (``datasets.yaml``) and split name as stored by ``ccbench evaluate``/``run``.
+    store
+        An open results store.
+    registry
+        Task registry; default :func:`evaluator.datasets.registry.load_registry`.
+
+    Returns
+    -------
+    LeaderboardData
+
+    Raises
+    ------
+    StoreError
+        When the store holds no finished run of the task and split, or none has per-case values
+        of a rankable metric.
+    """
+    reg = registry or load_registry()
+    spec = reg.task(task)
+    profile = reg.profile(spec)
+    runs = _leaderboard_runs(store.list_runs(task=task, split=split))
+    if not runs:
+        raise StoreError(
+            f"no finished run of task '{task}', split '{split}' in {store.url}: "
+            f"run `ccbench evaluate --task {task} --split {split}` or `ccbench run` first"
+        )
+    run_ids = [r.id for r in runs.values()]
+    entry_of = {r.id: e for e, r in runs.items()}
+
+    def frame(method: str) -> pd.DataFrame:
+        df: pd.DataFrame = getattr(store, method)(run_ids=run_ids)
+        df["entry"] = df["run_id"].map(entry_of)
+        return df
+
+    results = frame("results_frame").rename(columns={"case_id": "case"})
+    cases_frame = frame("cases_frame")
+    metrics = ranked_metrics(profile.metrics, set(results["metric"].unique()))
+    if not metrics:
+        raise StoreError(
+            f"task '{task}', split '{split}': the runs in {store.url} hold no per-case values "
+            f"of the profile's metrics ({', '.join(profile.metrics)})"
+        )
+    ranking = ranking_spec(profile.ranking, metrics)
+    missing = [m for m in ranking.metrics if m not in metrics]
+    if missing:
+        raise StoreError(
+            f"task '{task}': the ranking needs {missing}, which the stored runs do not hold"
+        )
+    entries = list(runs)
+    cases = sorted(set(cases_frame["case_id"]) | set(results["case"]))
+    scores = {
+        m: score_matrix(results, m, entries=entries, cases=cases, worst=METRICS[m].worst)
+        for m in metrics
+    }
+    return LeaderboardData(
+        task=task,
+        split=split,
+        spec=spec,
+        ranking=ranking,
+        metrics=metrics,
+        entries=entries,
+        cases=cases,
+        runs=runs,
+        scores=scores,
+        results=results,
+        errors=frame("errors_frame"),
+        cases_frame=cases_frame,
+        aggregates=frame("aggregates_frame"),
+        logs={e: store.logs(r.id) for e, r in runs.items()},
+    )

@@ -1,0 +1,58 @@
+"""Published rows: transcribed exactly from the cited source lines, mapped to known metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evaluator.datasets.registry import load_registry
+from evaluator.metrics.registry import METRICS
+from leaderboards.reference import load_reference_tables, parse_reported
+
+SEEDS = Path("/work/shared/seeds")
+
+
+def test_tables_refer_to_known_tasks_and_metrics() -> None:
+    tables = load_reference_tables()
+    assert {t.id for t in tables} == {
+        "apex-table2",
+        "apex-chestxdet",
+        "thesis-table16-autopet",
+        "thesis-table16-hecktor",
+        "multitalent-table1",
+    }
+    tasks = load_registry().tasks
+    for table in tables:
+        assert all(t in tasks for t in table.tasks)
+        assert all(m is None or m in METRICS for m in table.columns.values())
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="source texts not available")
+def test_values_are_copied_from_the_cited_lines() -> None:
+    for table in load_reference_tables():
+        lines = (SEEDS / table.file).read_text(encoding="utf-8").splitlines()
+        for row in table.rows:
+            cited = lines[row.line - 1].replace("\t", " ")
+            wrapped = " ".join(lines[row.line - 1 : row.line + 1]).replace("\t", " ")
+            for column, value in row.values.items():
+                # numbers must be on the cited line; a wrapped text cell may go on to the next
+                where = (table.id, row.method, column, value, row.line)
+                if parse_reported(value) is not None:
+                    assert value in cited, where
+                else:
+                    assert all(word in wrapped for word in value.split()), where
+
+
+def test_known_published_numbers() -> None:
+    """Spot checks against the papers: thesis nnUNet Dice 67.5 / CC-Dice 47.4, APEX test Dice."""
+    tables = {t.id: t for t in load_reference_tables()}
+    nnunet = tables["thesis-table16-autopet"].rows[0]
+    assert (nnunet.method, nnunet.values["Dice"], nnunet.values["CC-Dice"]) == (
+        "nnUNet",
+        "67.5",
+        "47.4",
+    )
+    apex = tables["apex-table2"].rows[-1]
+    assert parse_reported(apex.values["test Dice"]) == (73.01, 0.7)
+    assert parse_reported("_") is None
