@@ -8,6 +8,7 @@ env-test:
 	bash scripts/bootstrap.sh test
 
 demo: env
+	bash scripts/docker-engine.sh || echo "no Docker engine: the demo runs the baseline with --backend local"
 	.venv/bin/ccbench demo
 
 test: env-test

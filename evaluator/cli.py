@@ -676,6 +676,48 @@ def leaderboard_cmd(
     console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
 
 
+# --------------------------------------------------------------------------------------------
+# baselines
+# --------------------------------------------------------------------------------------------
+
+baselines_app = typer.Typer(help="The reference algorithms under baselines/.", no_args_is_help=True)
+app.add_typer(baselines_app, name="baselines")
+
+
+@baselines_app.command("build")
+@_fail_cleanly
+def baselines_build(
+    name: Annotated[
+        list[str] | None,
+        typer.Option("--name", "-n", help="Baseline to build (repeatable) [default: all]."),
+    ] = None,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Build no image: write manifests for `run --backend local`."),
+    ] = False,
+    submissions: SubmissionsOpt = Path("submissions"),
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Build each baseline's image on the local base images and submit it as an entry.
+
+    Examples:
+
+        ccbench baselines build                        # every folder of baselines/
+
+        ccbench baselines build --name threshold --submissions ./my-entries
+    """
+    from evaluator.reporting import kv_table
+    from evaluator.runner.baselines import build_baselines
+
+    builds = build_baselines(
+        workspace=_workspace(workspace).ensure(),
+        submissions_dir=submissions,
+        names=name,
+        docker=not local,
+    )
+    console.print(kv_table("baselines", {b.name: f"{b.image} -> {b.manifest}" for b in builds}))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ccbench`` console script."""
     app(args=argv if argv is not None else sys.argv[1:], prog_name="ccbench")

@@ -123,6 +123,62 @@ def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
     return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(DEMO_TASKS)} tasks) scored into {ws.store_path}"
 
 
+#: Tasks the threshold baseline container is run on in the demo.
+CONTAINER_TASKS = ("autopet-phantom", "hecktor-phantom", "btcv-phantom")
+
+
+def _containers(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.errors import DockerUnavailableError
+    from evaluator.reporting import print_run_outcome
+    from evaluator.runner.baselines import build_baselines
+    from evaluator.runner.docker_backend import connect
+    from evaluator.runner.run import BackendName, run_entry
+
+    backend: BackendName
+    try:
+        connect(timeout_s=10.0).close()
+        backend = "docker"
+    except DockerUnavailableError as err:
+        backend = "local"
+        console.print(
+            f"[yellow]no Docker engine ({err}); running the baseline with --backend local "
+            "(development only, no sandbox). `bash scripts/docker-engine.sh` starts one.[/]",
+            highlight=False,
+        )
+    submissions = ws.root / "submissions"
+    builds = build_baselines(workspace=ws, submissions_dir=submissions, docker=backend == "docker")
+    scored = 0
+    for build in builds:
+        for task in CONTAINER_TASKS:
+            outcome = run_entry(
+                build.name,
+                task=task,
+                split=DEMO_SPLIT,
+                workspace=ws,
+                backend=backend,
+                submissions_dir=submissions,
+            )
+            print_run_outcome(outcome, console=console)
+            scored += len(outcome.predictions)
+    names = ", ".join(b.name for b in builds)
+    return f"baseline(s) {names} run with the {backend} backend on {len(CONTAINER_TASKS)} tasks: {scored} predictions scored"
+
+
+def _simulate(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.reporting import print_dataset_study, print_toy_result
+    from evaluator.simulate.dataset import run_dataset_study
+    from evaluator.simulate.toy import run_toy_studies
+
+    toy = run_toy_studies(ws.simulations / "toy", scale=0.25)
+    print_toy_result(toy, console=console)
+    for order in ("smallest", "largest"):
+        study = run_dataset_study(
+            "autopet-phantom", DEMO_SPLIT, op="drop", order=order, workspace=ws, n_max=5, seed=seed
+        )
+        print_dataset_study(study, console=console)
+    return f"toy studies (scale 0.25) and AutoPET drop studies: plots under {ws.simulations}"
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps, in order."""
     return [
@@ -131,6 +187,8 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Stratified splits", _split),
         DemoStep("Score one prediction (`ccbench metrics`)", _metrics),
         DemoStep("Local evaluation of three entries per task (`ccbench evaluate`)", _evaluate),
+        DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
+        DemoStep("Degradation studies (`ccbench simulate`)", _simulate),
     ]
 
 

@@ -35,7 +35,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,7 @@ ERROR_CLASSES: dict[str, str] = {
     "nan": "the prediction holds NaN or infinite values",
     "label": "the prediction holds values outside the task's label map",
     "empty": "the prediction holds no foreground (scored by the edge-case rules)",
+    "container": "the submitted container failed on the case and wrote no prediction",
 }
 
 #: File endings of prediction images, tried in this order.
@@ -305,6 +306,40 @@ def _jobs(
     dataset: DatasetAdapter,
     pred: Path,
     case_ids: Sequence[str],
+    case_errors: Mapping[str, str] | None = None,
+) -> list[CaseJob]:
+    jobs = _prediction_jobs(task, plan, dataset, pred, case_ids)
+    if not case_errors:
+        return jobs
+    # A container failure explains a missing prediction better than "no file".
+    return [
+        replace(
+            job,
+            preset_error=(
+                "container",
+                f"prediction {job.case.case_id}: {case_errors[job.case.case_id]}",
+            ),
+        )
+        if job.case.case_id in case_errors and _is_missing(job)
+        else job
+        for job in jobs
+    ]
+
+
+def _is_missing(job: CaseJob) -> bool:
+    if job.preset_error is not None:
+        return False
+    if job.plan.dims == 2:
+        return job.instances is None
+    return job.prediction is None or not job.prediction.exists()
+
+
+def _prediction_jobs(
+    task: TaskSpec,
+    plan: ScoringPlan,
+    dataset: DatasetAdapter,
+    pred: Path,
+    case_ids: Sequence[str],
 ) -> list[CaseJob]:
     if task.dims == 2:
         try:
@@ -425,6 +460,7 @@ def evaluate_run(
     data_root: str | os.PathLike[str] | None = None,
     registry: Registry | None = None,
     on_case: Callable[[CaseOutcome, int, int], None] | None = None,
+    case_errors: Mapping[str, str] | None = None,
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -460,6 +496,10 @@ def evaluate_run(
         Task registry; default :func:`load_registry`.
     on_case
         Called after each stored case with ``(outcome, done, total)`` (progress display).
+    case_errors
+        Case id -> why the submitted container produced nothing for it (the container runner
+        passes these); such a case without a prediction is recorded with the error class
+        ``container`` and that reason instead of ``missing``, and scored with worst values.
 
     Returns
     -------
@@ -504,7 +544,7 @@ def evaluate_run(
     done = db.completed_cases(run.id)
     todo = [] if run.status == "finished" and not force else [c for c in case_ids if c not in done]
     if todo:
-        jobs = _jobs(spec, plan, dataset, pred_path, todo)
+        jobs = _jobs(spec, plan, dataset, pred_path, todo, case_errors)
         db.update_run(run.id, dataset_fingerprint=_fingerprint(dataset.case(c) for c in case_ids))
         if scheduler:
             outcomes = _outcomes_dask(jobs, scheduler)
@@ -527,7 +567,7 @@ def evaluate_run(
         if plan.instance_metrics:
             rejected = db.errors_frame(run_ids=[run.id])
             rejected = set(rejected.loc[rejected["error_class"] != "empty", "case_id"])
-            jobs = _jobs(spec, plan, dataset, pred_path, case_ids)
+            jobs = _jobs(spec, plan, dataset, pred_path, case_ids, case_errors)
             aggregates += _coco_aggregates(plan, jobs, rejected)
         db.finish_run(run.id, aggregates=aggregates)
     run = db.get_run(run.id)

@@ -81,7 +81,9 @@ def bootstrap_ranks(
         agg = _aggregate(values[idx], method)  # (B, E)
         ranks = rankdata(_signed(agg, higher_is_better), method="min", axis=1).astype(int)
     elif method == "rank_then_mean":
-        per_case = rankdata(_signed(values, higher_is_better), method="average", axis=1)  # (cases, E)
+        per_case = rankdata(
+            _signed(values, higher_is_better), method="average", axis=1
+        )  # (cases, E)
         mean_rank = per_case[idx].mean(axis=1)
         ranks = rankdata(mean_rank, method="min", axis=1).astype(int)
     else:

@@ -47,19 +47,19 @@ from scipy import ndimage
 from evaluator.errors import MetricInputError, UnknownMetricError
 from evaluator.metrics._voronoi import (
     Components,
-    flat_coords,
+    grid_components,
     nearest_component,
-    sparse_components,
     structure,
 )
+from evaluator.metrics.lesion import default_connectivity
 from evaluator.metrics.overlap import check_pair
 from evaluator.metrics.registry import EDGE_CASES, METRICS
 from evaluator.metrics.surface import (
-    SurfaceDistances,
-    boundary_iou,
+    BOUNDARY_DILATION_RATIO,
+    _Padded,
+    _surface_values,
     check_spacing,
     image_diagonal_mm,
-    surface_distances,
 )
 from evaluator.typing import BoolArray, IntArray, Spacing
 
@@ -149,18 +149,17 @@ def _empty_reference(
 
 
 def _region_labels(
-    pred: BoolArray, ref: BoolArray, comps_coords: IntArray, comps_labels: IntArray
+    grid_p: _Padded, grid_r: _Padded, connectivity: int
 ) -> tuple[IntArray, IntArray, BoolArray]:
-    """Prediction voxel coordinates, their region labels, and whether each lies in the reference."""
-    flat = np.flatnonzero(pred)
-    coords = flat_coords(flat, pred.shape)
-    inside = ref.ravel()[flat]
-    labels = np.zeros(flat.size, dtype=np.int64)
-    if inside.any():
-        ref_flat = np.ravel_multi_index(tuple(comps_coords.T), pred.shape)
-        order = np.argsort(ref_flat)
-        pos = np.searchsorted(ref_flat[order], flat[inside])
-        labels[inside] = comps_labels[order[pos]]
+    """Prediction voxel coordinates, their region labels, and whether each lies in the reference.
+
+    Labels are set for the voxels inside the reference (their component) and 0 elsewhere.
+    """
+    coords = grid_p.grid_coords(grid_p.idx)
+    inside = grid_r.contains(grid_p.idx)
+    labels = np.zeros(grid_p.idx.size, dtype=np.int64)
+    ref_labels, _ = grid_r.components(connectivity)
+    labels[inside] = ref_labels[grid_r.position(grid_p.idx[inside])]
     return coords, labels, inside
 
 
@@ -174,6 +173,7 @@ def cc_metrics(
     mode: CCMode = "mm",
     nsd_tolerance_mm: float = 1.0,
     worst_distance_mm: float = 50.0,
+    diagonal_mm: float | None = None,
 ) -> CCResult:
     """Compute any set of CC-Metrics of one case in one pass.
 
@@ -196,6 +196,10 @@ def cc_metrics(
     worst_distance_mm : float
         HD/HD95/ASSD of a missed component and of a prediction without reference (mm; voxels
         in ``"voxel"`` mode).
+    diagonal_mm : float, optional
+        Image diagonal that sets the ``cc_boundary_iou`` band width (2 % of it; mm, voxels in
+        ``"voxel"`` mode); default that of the given arrays. Pass the full image's diagonal
+        when calling on a crop.
 
     Returns
     -------
@@ -222,19 +226,50 @@ def cc_metrics(
     names = _check_options(metrics, mode, nsd_tolerance_mm, worst_distance_mm)
     p, r = check_pair(pred, ref)
     sp = check_spacing(spacing, p.ndim)
-    dist_sp: Spacing = sp if mode == "mm" else (1.0,) * p.ndim
-    comps = sparse_components(r, connectivity=connectivity, surfaces=True)
-    pred_empty = not p.any()
+    structure(p.ndim, connectivity)  # validates the connectivity
+    if diagonal_mm is not None and not (math.isfinite(diagonal_mm) and diagonal_mm >= 0):
+        raise MetricInputError(f"image diagonal {diagonal_mm!r} must be finite and >= 0")
+    return _cc_on_grids(
+        _Padded.from_mask(p),
+        _Padded.from_mask(r),
+        sp,
+        names,
+        connectivity=connectivity,
+        mode=mode,
+        nsd_tolerance_mm=nsd_tolerance_mm,
+        worst_distance_mm=worst_distance_mm,
+        diagonal_mm=diagonal_mm,
+    )
+
+
+def _cc_on_grids(
+    grid_p: _Padded,
+    grid_r: _Padded,
+    sp: Spacing,
+    names: tuple[str, ...],
+    *,
+    connectivity: int | None,
+    mode: CCMode,
+    nsd_tolerance_mm: float,
+    worst_distance_mm: float,
+    diagonal_mm: float | None,
+) -> CCResult:
+    """:func:`cc_metrics` on validated, sparsely stored masks (labellings shared via the grids)."""
+    ndim = len(grid_r.shape)
+    conn = default_connectivity(ndim) if connectivity is None else int(connectivity)
+    dist_sp: Spacing = sp if mode == "mm" else (1.0,) * ndim
+    comps = grid_components(grid_r, conn, surfaces=True)
+    pred_empty = grid_p.idx.size == 0
     if comps.n == 0:
         return _empty_reference(names, pred_empty, worst_distance_mm)
-    coords, labels, inside = _region_labels(p, r, comps.coords, comps.labels)
+    coords, labels, inside = _region_labels(grid_p, grid_r, conn)
     outside = ~inside
     labels[outside] = nearest_component(
         coords[outside],
         comps.surface_coords,
         comps.surface_labels,
         spacing=dist_sp,
-        shape=p.shape,
+        shape=comps.shape,
     )
     n = comps.n
     sizes = comps.sizes
@@ -249,9 +284,17 @@ def cc_metrics(
         values["cc_iou"] = (tp / (tp + fp + fn)).tolist()
     wanted = [m for m in names if m in (*_SURFACE, "cc_boundary_iou")]
     if wanted:
+        diagonal = image_diagonal_mm(comps.shape, dist_sp) if diagonal_mm is None else diagonal_mm
         values.update(
             _per_component_surface(
-                wanted, coords, labels, comps, dist_sp, nsd_tolerance_mm, worst_distance_mm
+                wanted,
+                coords,
+                labels,
+                comps,
+                dist_sp,
+                nsd_tolerance_mm,
+                worst_distance_mm,
+                BOUNDARY_DILATION_RATIO * diagonal,
             )
         )
     per_component = {m: values[m] for m in names}
@@ -267,13 +310,14 @@ def _per_component_surface(
     spacing: Spacing,
     tolerance: float,
     worst: float,
+    band_mm: float,
 ) -> dict[str, list[float]]:
     """HD, HD95, ASSD, NSD and Boundary IoU of every component on its own crop."""
     n = comps.n
     order = np.argsort(labels, kind="stable")
     starts = np.concatenate(([0], np.cumsum(np.bincount(labels, minlength=n + 1)[1:])))
     grouped = coords[order]
-    diagonal = image_diagonal_mm(comps.shape, spacing)
+    plain = [m[len("cc_") :] for m in wanted]  # cc_hd -> hd, ..., cc_boundary_iou -> boundary_iou
     out: dict[str, list[float]] = {m: [] for m in wanted}
     missed = {"cc_nsd": 0.0, "cc_boundary_iou": 0.0, **dict.fromkeys(_DISTANCES, worst)}
     for k in range(1, n + 1):
@@ -286,30 +330,17 @@ def _per_component_surface(
         lo = np.minimum(pk.min(axis=0), ck.min(axis=0))
         hi = np.maximum(pk.max(axis=0), ck.max(axis=0))
         crop_shape = tuple((hi - lo + 1).tolist())
-        pm = np.zeros(crop_shape, dtype=bool)
-        rm = np.zeros(crop_shape, dtype=bool)
-        pm[tuple((pk - lo).T)] = True
-        rm[tuple((ck - lo).T)] = True
-        if any(m in _SURFACE for m in wanted):
-            sd = surface_distances(pm, rm, spacing=spacing)
-            for m in wanted:
-                if m in _SURFACE:
-                    out[m].append(_surface_value(sd, m, tolerance))
-        if "cc_boundary_iou" in wanted:
-            out["cc_boundary_iou"].append(
-                boundary_iou(pm, rm, spacing=spacing, diagonal_mm=diagonal)
-            )
+        result = _surface_values(
+            _Padded.from_coords(pk - lo, crop_shape),
+            _Padded.from_coords(ck - lo, crop_shape),
+            spacing,
+            plain,
+            tolerance,
+            band_mm,
+        )
+        for m, name in zip(wanted, plain, strict=True):
+            out[m].append(result[name])
     return out
-
-
-def _surface_value(sd: SurfaceDistances, name: str, tolerance: float) -> float:
-    if name == "cc_nsd":
-        return sd.nsd(tolerance)
-    if name == "cc_hd":
-        return sd.hd()
-    if name == "cc_hd95":
-        return sd.hd95()
-    return sd.assd()
 
 
 def voronoi_regions(
@@ -363,10 +394,12 @@ def voronoi_regions(
         return np.asarray(lab[tuple(idx)], dtype=np.int32)
     w, _ = check_pair(where, r)
     out = np.zeros(r.shape, dtype=np.int32)
-    comps = sparse_components(r, connectivity=connectivity, surfaces=True)
+    conn = default_connectivity(r.ndim) if connectivity is None else int(connectivity)
+    grid_r = _Padded.from_mask(r)
+    comps = grid_components(grid_r, conn, surfaces=True)
     if comps.n == 0:
         return out
-    coords, labels, inside = _region_labels(w, r, comps.coords, comps.labels)
+    coords, labels, inside = _region_labels(_Padded.from_mask(w), grid_r, conn)
     labels[~inside] = nearest_component(
         coords[~inside], comps.surface_coords, comps.surface_labels, spacing=dist_sp, shape=r.shape
     )

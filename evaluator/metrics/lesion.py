@@ -1,9 +1,10 @@
 """Lesion-level metrics: connected components, matching, detection counts, PQ, BraTS and autoPET.
 
 Every metric here starts from the connected components of the prediction and of the reference
-(``cc3d``; 26-connectivity in 3D and 8 in 2D unless `connectivity` says otherwise), labelled once
-per image on the bounding box of ``pred | ref``; all overlaps between components come from one
-table of (reference component, prediction component, shared voxels) built from the voxels where
+(26-connectivity in 3D and 8 in 2D unless `connectivity` says otherwise, numbered as
+``scipy.ndimage.label``), labelled once per image from its foreground voxels alone (a sparse
+neighbour graph, :func:`evaluator.metrics._voronoi.label_sparse`); all overlaps between
+components come from one table of (reference component, prediction component, shared voxels) built from the voxels where
 both masks are set, so no metric loops over the full volume per component.
 
 Definitions
@@ -59,7 +60,7 @@ from scipy import ndimage
 from evaluator.errors import MetricInputError, UnknownMetricError
 from evaluator.metrics.overlap import check_pair
 from evaluator.metrics.registry import edge_value
-from evaluator.metrics.surface import bounding_box, check_spacing
+from evaluator.metrics.surface import _Padded, bounding_box, check_spacing
 from evaluator.typing import BoolArray, Connectivity, IntArray, Spacing
 
 if TYPE_CHECKING:
@@ -138,7 +139,10 @@ def _check_connectivity(connectivity: int | None, ndim: int) -> Connectivity:
 
 
 def label_components(mask: Any, *, connectivity: int | None = None) -> tuple[IntArray, int]:
-    """Connected components of a mask (``cc3d``), labelled ``1..n`` in scan order.
+    """Connected components of a mask, labelled ``1..n`` as ``scipy.ndimage.label`` does.
+
+    Components are numbered in raster (C) order of their first voxel, in 2D and 3D; only the
+    foreground voxels are visited (:func:`evaluator.metrics._voronoi.label_sparse`).
 
     Parameters
     ----------
@@ -165,14 +169,15 @@ def label_components(mask: Any, *, connectivity: int | None = None) -> tuple[Int
     >>> label_components(m)[1], label_components(m, connectivity=4)[1]
     (1, 2)
     """
-    import cc3d
+    from evaluator.metrics._voronoi import label_sparse
 
     m, _ = check_pair(mask, mask)
     conn = _check_connectivity(connectivity, m.ndim)
-    # cc3d 4.1 mislabels boolean input (2D 8-connectivity, some 3D shapes); a uint8 view is
-    # labelled correctly and costs no copy.
-    labels, n = cc3d.connected_components(m.view(np.uint8), connectivity=conn, return_N=True)
-    return labels, int(n)
+    grid = _Padded.from_mask(m)
+    labels, n = label_sparse(grid, conn)
+    out = np.zeros(m.shape, dtype=np.uint32)
+    out.ravel()[grid.unpadded_flat(grid.idx)] = labels
+    return out, n
 
 
 def _voxel_volume_ml(spacing: Spacing) -> float:
@@ -182,46 +187,32 @@ def _voxel_volume_ml(spacing: Spacing) -> float:
 
 
 class _Case:
-    """One pred/ref pair cropped to the bounding box of ``pred | ref``, with lazy labellings.
+    """One pred/ref pair stored sparsely (foreground voxels only), with shared labellings.
 
-    Labellings are cached by connectivity, so several metrics of one call share them.
+    Labellings are cached on the grids by connectivity, so several metrics of one call (and the
+    CC-Metrics of the same pair, see :func:`evaluator.metrics.api.compute_metrics`) share them.
     """
 
-    def __init__(self, pred: BoolArray, ref: BoolArray, spacing: Spacing, connectivity: int):
-        self.full = (pred, ref)
-        self.box = bounding_box(pred | ref)
-        covers_all = self.box is not None and all(
-            b.start == 0 and b.stop == n for b, n in zip(self.box, pred.shape, strict=True)
-        )
-        if self.box is not None and not covers_all:
-            pred, ref = pred[self.box], ref[self.box]
-        self.pred = pred
-        self.ref = ref
+    def __init__(self, grid_p: _Padded, grid_r: _Padded, spacing: Spacing, connectivity: int):
+        self.grids = {"pred": grid_p, "ref": grid_r}
+        self.ndim = len(grid_p.shape)
         self.spacing = spacing
         self.connectivity = connectivity
         self.voxel_ml = _voxel_volume_ml(spacing)
-        self._labels: dict[tuple[str, int], tuple[IntArray, int]] = {}
 
     def labels(self, which: Literal["pred", "ref"], connectivity: int) -> tuple[IntArray, int]:
-        """Labels of the cropped mask (C-contiguous, crop shape) and their number."""
-        key = (which, connectivity)
-        if key not in self._labels:
-            mask = self.pred if which == "pred" else self.ref
-            if self.box is None:
-                self._labels[key] = (np.zeros(mask.shape, np.uint32), 0)
-            else:
-                self._labels[key] = label_components(mask, connectivity=connectivity)
-        return self._labels[key]
+        """Component number of each foreground voxel (sorted flat order) and their number."""
+        return self.grids[which].components(connectivity)
 
-    # Flat (C-order, crop) indices of the foreground voxels: every per-component quantity is a
-    # gather at these indices plus a bincount, never a pass over the whole label volume.
-    @cached_property
+    # Sorted flat indices (padded grid) of the foreground voxels: every per-component quantity
+    # is a lookup at these indices plus a bincount, never a pass over the whole volume.
+    @property
     def pred_index(self) -> IntArray:
-        return np.flatnonzero(self.pred)
+        return self.grids["pred"].idx
 
-    @cached_property
+    @property
     def ref_index(self) -> IntArray:
-        return np.flatnonzero(self.ref)
+        return self.grids["ref"].idx
 
     @cached_property
     def both_index(self) -> IntArray:
@@ -230,14 +221,14 @@ class _Case:
     def labels_at(
         self, which: Literal["pred", "ref"], connectivity: int, index: IntArray
     ) -> IntArray:
+        """Component numbers at foreground voxels `index` (sorted flat indices) of `which`."""
         lab, _ = self.labels(which, connectivity)
-        return lab.ravel()[index].astype(np.int64)
+        return lab[self.grids[which].position(index)]
 
     def sizes(self, which: Literal["pred", "ref"], connectivity: int) -> IntArray:
         """Voxel count per component, index 0 unused (0)."""
-        _, n = self.labels(which, connectivity)
-        own = self.pred_index if which == "pred" else self.ref_index
-        return np.bincount(self.labels_at(which, connectivity, own), minlength=n + 1)
+        lab, n = self.labels(which, connectivity)
+        return np.bincount(lab, minlength=n + 1)
 
     @property
     def n_pred(self) -> int:
@@ -297,8 +288,8 @@ class _Case:
     def autopet_volume(self, side: Literal["fp", "fn"], connectivity: int | None) -> float:
         """autoPET FP (FN) volume: components of pred (ref) with no voxel in ref (pred), ml."""
         conn = _check_connectivity(
-            AUTOPET_CONNECTIVITY if connectivity is None and self.pred.ndim == 3 else connectivity,
-            self.pred.ndim,
+            AUTOPET_CONNECTIVITY if connectivity is None and self.ndim == 3 else connectivity,
+            self.ndim,
         )
         which: Literal["pred", "ref"] = "pred" if side == "fp" else "ref"
         _, n = self.labels(which, conn)
@@ -311,20 +302,13 @@ class _Case:
         return missed * self.voxel_ml
 
     def _pred_labels_in(self, region: tuple[slice, ...]) -> IntArray:
-        """Prediction labels (lesion connectivity) on a box given in full-image coordinates."""
+        """Prediction labels (lesion connectivity) on a box given in image coordinates."""
         lab, _ = self.labels("pred", self.connectivity)
-        out = np.zeros(tuple(r.stop - r.start for r in region), dtype=lab.dtype)
-        base = self.box or ()
-        lo = [max(r.start, b.start) for r, b in zip(region, base, strict=True)]
-        hi = [min(r.stop, b.stop) for r, b in zip(region, base, strict=True)]
-        if all(h > lo_ for lo_, h in zip(lo, hi, strict=True)):
-            dst = tuple(
-                slice(a - r.start, b - r.start) for a, b, r in zip(lo, hi, region, strict=True)
-            )
-            src = tuple(
-                slice(a - q.start, b - q.start) for a, b, q in zip(lo, hi, base, strict=True)
-            )
-            out[dst] = lab[src]
+        grid = self.grids["pred"]
+        out = np.zeros(tuple(r.stop - r.start for r in region), dtype=np.int64)
+        pts = grid.grid_coords(grid.idx) - np.array([r.start for r in region], dtype=np.int64)
+        keep = np.all((pts >= 0) & (pts < np.array(out.shape)), axis=1)
+        out[tuple(pts[keep].T)] = lab[keep]
         return out
 
     def brats_dice(self, dilation: int, min_volume_ml: float) -> float:
@@ -335,10 +319,11 @@ class _Case:
             # Work on the reference's bounding box widened by `dilation` inside the image (the
             # image border stays background, as in scipy), with the prediction's labels of the
             # whole crop copied in, so predicted components keep their identity.
-            region = bounding_box(self.full[1], margin=dilation) or ()
+            ref_full = self.grids["ref"].dense()
+            region = bounding_box(ref_full, margin=dilation) or ()
             pred_lab = self._pred_labels_in(region)
             pred_sizes = self.pred_sizes
-            ref_crop = self.full[1][region]
+            ref_crop = ref_full[region]
             structure = ndimage.generate_binary_structure(ref_crop.ndim, 2)
             grown = ndimage.binary_dilation(ref_crop, structure, iterations=dilation)
             grown_lab, n_ref = label_components(grown, connectivity=self.connectivity)
@@ -388,7 +373,7 @@ def _prepare(
     p, r = check_pair(pred, ref)
     sp = check_spacing((1.0,) * p.ndim if spacing is None else spacing, p.ndim)
     conn = _check_connectivity(connectivity, p.ndim)
-    return _Case(p, r, sp, conn)
+    return _Case(_Padded.from_mask(p), _Padded.from_mask(r), sp, conn)
 
 
 def _check_match(match: str) -> None:
@@ -536,7 +521,7 @@ def lesion_table(
     Returns
     -------
     pandas.DataFrame
-        Columns ``lesion`` (component id, 1-based in ``cc3d`` scan order), ``voxels``,
+        Columns ``lesion`` (component id, 1-based in raster order of the first voxel), ``voxels``,
         ``volume_ml``, ``detected`` (bool, under `match`), ``n_pred`` (predicted components that
         overlap the lesion), ``iou`` and ``dice`` (against the union of those components; 0 when
         there are none) and ``best_iou`` (largest IoU with a single predicted component, the

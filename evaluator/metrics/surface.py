@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -105,28 +105,75 @@ def bounding_box(mask: BoolArray, margin: int = 0) -> tuple[slice, ...] | None:
     return tuple(slices)
 
 
-class _Padded:
-    """A mask padded with one zero voxel per side, flattened, with its foreground indices.
+def _padded_strides(shape: Sequence[int]) -> list[int]:
+    return [int(np.prod(shape[a + 1 :], dtype=np.int64)) for a in range(len(shape))]
 
-    All index arrays are flat indices into the padded grid, in C order (i.e. ``np.argwhere``
-    order of the unpadded mask). Neighbour lookups are gathers on these indices, so the cost
-    grows with the number of foreground voxels, not with the grid.
+
+class _Padded:
+    """A mask on its grid padded with one zero voxel per side, stored sparsely.
+
+    ``idx`` holds the sorted flat indices (C order) of the foreground voxels in the padded grid
+    (so ``np.argwhere`` order of the unpadded mask). Membership and neighbour lookups are binary
+    searches in ``idx``, so every cost grows with the number of foreground voxels, never with
+    the grid; the padding ring keeps neighbour offsets from wrapping across rows.
+    Connected-component labellings are cached per connectivity (:meth:`components`), so all
+    metrics of one pair share them.
     """
 
-    def __init__(self, mask: BoolArray) -> None:
-        padded = np.zeros(tuple(n + 2 for n in mask.shape), dtype=bool)  # cheaper than np.pad
-        padded[tuple(slice(1, -1) for _ in mask.shape)] = mask
-        self.shape: tuple[int, ...] = padded.shape
-        self.flat = padded.ravel()
-        self.idx = np.flatnonzero(self.flat)
-        self.strides = [int(np.prod(self.shape[a + 1 :])) for a in range(len(self.shape))]
+    def __init__(self, idx: IntArray, shape: tuple[int, ...]) -> None:
+        self.shape = shape  # padded shape
+        self.idx = np.asarray(idx, dtype=np.int64)
+        self.strides = _padded_strides(shape)
+        self._components: dict[int, tuple[IntArray, int]] = {}
+
+    @classmethod
+    def from_mask(cls, mask: BoolArray) -> _Padded:
+        """Grid of a boolean mask (one pass over the mask)."""
+        return cls.from_flat(np.flatnonzero(mask), mask.shape)
+
+    @classmethod
+    def from_flat(cls, flat: IntArray, shape: Sequence[int]) -> _Padded:
+        """Grid of sorted C-order flat indices into an unpadded image of `shape`."""
+        padded = tuple(int(n) + 2 for n in shape)
+        out = np.zeros(flat.size, dtype=np.int64)
+        stride = 1
+        for axis in range(len(shape) - 1, -1, -1):
+            n = int(shape[axis])
+            out += ((flat // stride) % n + 1) * _padded_strides(padded)[axis]
+            stride *= n
+        return cls(out, padded)
+
+    @classmethod
+    def from_coords(cls, coords: IntArray, shape: Sequence[int]) -> _Padded:
+        """Grid of voxel coordinates ``(m, ndim)`` (any order, no repeats) in `shape`."""
+        padded = tuple(int(n) + 2 for n in shape)
+        flat = np.zeros(coords.shape[0], dtype=np.int64)
+        for axis, step in enumerate(_padded_strides(padded)):
+            flat += (coords[:, axis].astype(np.int64) + 1) * step
+        return cls(np.sort(flat), padded)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """Shape of the unpadded image."""
+        return tuple(n - 2 for n in self.shape)
+
+    def contains(self, query: IntArray) -> BoolArray:
+        """Whether each padded flat index in `query` is a foreground voxel."""
+        if self.idx.size == 0:
+            return np.zeros(np.shape(query), dtype=bool)
+        pos = np.minimum(np.searchsorted(self.idx, query), self.idx.size - 1)
+        return cast(BoolArray, self.idx[pos] == query)
+
+    def position(self, query: IntArray) -> IntArray:
+        """Position in ``idx`` of each padded flat index of `query` (all must be foreground)."""
+        return cast(IntArray, np.searchsorted(self.idx, query))
 
     def surface_flags(self) -> BoolArray:
         """For each foreground voxel: does it have a 6- (2D: 4-) neighbour outside the mask?"""
         inside = np.ones(self.idx.size, dtype=bool)
         for step in self.strides:
-            inside &= self.flat[self.idx + step]
-            inside &= self.flat[self.idx - step]
+            inside &= self.contains(self.idx + step)
+            inside &= self.contains(self.idx - step)
         return ~inside
 
     def surface(self) -> IntArray:
@@ -136,12 +183,38 @@ class _Padded:
     def outer(self) -> IntArray:
         """Flat indices of the background voxels with a 6- (2D: 4-) neighbour in the mask."""
         near = np.concatenate([self.idx + sgn * step for step in self.strides for sgn in (1, -1)])
-        return np.unique(near[~self.flat[near]])
+        return np.unique(near[~self.contains(near)])
+
+    def grid_coords(self, flat_idx: IntArray) -> IntArray:
+        """Unpadded voxel coordinates ``(n, ndim)`` (int64) of padded flat indices."""
+        out = np.empty((flat_idx.size, len(self.shape)), dtype=np.int64)
+        for axis, step in enumerate(self.strides):
+            out[:, axis] = (flat_idx // step) % self.shape[axis] - 1
+        return out
+
+    def unpadded_flat(self, flat_idx: IntArray) -> IntArray:
+        """C-order flat indices in the unpadded image of padded flat indices."""
+        return cast(
+            IntArray, np.ravel_multi_index(tuple(self.grid_coords(flat_idx).T), self.image_shape)
+        )
 
     def coords_mm(self, flat_idx: IntArray, spacing: Spacing) -> FloatArray:
         """Voxel-centre coordinates (mm) of flat indices; shape ``(n, ndim)``."""
-        grid = np.unravel_index(flat_idx, self.shape)
-        return np.stack(grid, axis=1).astype(np.float64) * np.asarray(spacing, np.float64)
+        return self.grid_coords(flat_idx).astype(np.float64) * np.asarray(spacing, np.float64)
+
+    def dense(self) -> BoolArray:
+        """The unpadded mask as a dense boolean array."""
+        out = np.zeros(self.image_shape, dtype=bool)
+        out.ravel()[self.unpadded_flat(self.idx)] = True
+        return out
+
+    def components(self, connectivity: int) -> tuple[IntArray, int]:
+        """Component number (1..n, raster order) of every voxel of ``idx``, and n (cached)."""
+        if connectivity not in self._components:
+            from evaluator.metrics._voronoi import label_sparse
+
+            self._components[connectivity] = label_sparse(self, connectivity)
+        return self._components[connectivity]
 
 
 def surface_mask(mask: Any) -> BoolArray:
@@ -169,13 +242,8 @@ def surface_mask(mask: Any) -> BoolArray:
     """
     m, _ = check_pair(mask, mask)
     out = np.zeros(m.shape, dtype=bool)
-    box = bounding_box(m)
-    if box is not None:
-        padded = _Padded(m[box])
-        flat = np.zeros(padded.flat.size, dtype=bool)
-        flat[padded.surface()] = True
-        inner = tuple(slice(1, -1) for _ in range(m.ndim))
-        out[box] = flat.reshape(padded.shape)[inner]
+    grid = _Padded.from_mask(m)
+    out.ravel()[grid.unpadded_flat(grid.surface())] = True
     return out
 
 
@@ -260,11 +328,10 @@ class SurfaceDistances:
 
 
 def _pair_grids(pred: Any, ref: Any, spacing: Sequence[float]) -> tuple[_Padded, _Padded, Spacing]:
-    """Validate a pair and pad both masks' crop to the bounding box of ``pred | ref``."""
+    """Validate a pair and store both masks sparsely on the padded image grid."""
     p, r = check_pair(pred, ref)
     sp = check_spacing(spacing, p.ndim)
-    box = bounding_box(p | r) or (slice(0, 0),) * p.ndim
-    return _Padded(p[box]), _Padded(r[box]), sp
+    return _Padded.from_mask(p), _Padded.from_mask(r), sp
 
 
 def _distances(grid_p: _Padded, grid_r: _Padded, sp: Spacing) -> SurfaceDistances:
@@ -399,21 +466,23 @@ def _band(grid: _Padded, spacing: Spacing, width_mm: float) -> IntArray:
         bound = float(np.nextafter(width_mm, np.inf))
         dist = tree.query(grid.coords_mm(grid.idx, spacing), k=1, distance_upper_bound=bound)[0]
         return grid.idx[(dist <= width_mm) | grid.surface_flags()]
-    import cc3d
     from scipy import ndimage
 
-    mask = grid.flat.reshape(grid.shape)
-    labels = cc3d.connected_components(mask, connectivity=26 if mask.ndim == 3 else 8)
-    band = np.zeros(grid.shape, dtype=bool)
-    band.ravel()[grid.surface()] = True
-    for k, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
-            continue
-        component = np.pad(labels[box] == k, 1)
+    labels, n = grid.components(26 if len(grid.shape) == 3 else 8)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(1, n + 2))
+    coords = grid.grid_coords(grid.idx)
+    keep = [grid.surface()]
+    for k in range(n):
+        members = order[bounds[k] : bounds[k + 1]]
+        pts = coords[members]
+        lo = pts.min(axis=0) - 1
+        component = np.zeros(tuple((pts.max(axis=0) - lo + 2).tolist()), dtype=bool)
+        local = tuple((pts - lo).T)
+        component[local] = True
         dist = ndimage.distance_transform_edt(component, sampling=spacing)
-        inner = tuple(slice(1, -1) for _ in range(mask.ndim))
-        band[box] |= (component & (dist <= width_mm))[inner]
-    return np.flatnonzero(band)
+        keep.append(grid.idx[members[dist[local] <= width_mm]])
+    return np.unique(np.concatenate(keep))
 
 
 def boundary_band(mask: BoolArray, *, spacing: Spacing, width_mm: float) -> BoolArray:
@@ -428,11 +497,10 @@ def boundary_band(mask: BoolArray, *, spacing: Spacing, width_mm: float) -> Bool
     >>> int(boundary_band(m, spacing=(1.0, 1.0), width_mm=2.0).sum())   # all but the centre
     24
     """
-    grid = _Padded(mask)
-    flat = np.zeros(grid.flat.size, dtype=bool)
-    flat[_band(grid, spacing, width_mm)] = True
-    inner = tuple(slice(1, -1) for _ in range(mask.ndim))
-    return flat.reshape(grid.shape)[inner]
+    grid = _Padded.from_mask(mask)
+    out = np.zeros(mask.shape, dtype=bool)
+    out.ravel()[grid.unpadded_flat(_band(grid, spacing, width_mm))] = True
+    return out
 
 
 def boundary_iou(
@@ -544,13 +612,24 @@ def surface_metrics(
     if unknown:
         raise UnknownMetricError(f"{unknown} are not surface metrics {SURFACE_METRICS}")
     grid_p, grid_r, sp = _pair_grids(pred, ref, spacing)
+    diag = image_diagonal_mm(np.shape(pred), sp) if diagonal_mm is None else float(diagonal_mm)
+    return _surface_values(grid_p, grid_r, sp, metrics, tolerance_mm, dilation_ratio * diag)
+
+
+def _surface_values(
+    grid_p: _Padded,
+    grid_r: _Padded,
+    spacing: Spacing,
+    metrics: Sequence[str],
+    tolerance_mm: float,
+    band_mm: float,
+) -> dict[str, float]:
+    """:func:`surface_metrics` on sparse grids (validated names; `band_mm`: Boundary IoU width)."""
     out: dict[str, float] = {}
-    dists = _distances(grid_p, grid_r, sp) if set(metrics) - {"boundary_iou"} else None
+    dists = _distances(grid_p, grid_r, spacing) if set(metrics) - {"boundary_iou"} else None
     for name in metrics:
         if name == "boundary_iou":
-            shape = tuple(np.shape(pred))
-            diag = image_diagonal_mm(shape, sp) if diagonal_mm is None else float(diagonal_mm)
-            out[name] = _boundary_iou(grid_p, grid_r, sp, dilation_ratio * diag)
+            out[name] = _boundary_iou(grid_p, grid_r, spacing, band_mm)
         elif dists is not None:
             out[name] = dists.nsd(tolerance_mm) if name == "nsd" else getattr(dists, name)()
     return out

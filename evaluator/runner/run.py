@@ -388,6 +388,7 @@ def _evaluate(
         image_digest=outcome.provenance.get("image_digest"),
         data_root=data_root,
         workers=workers,
+        case_errors=outcome.case_errors,
     )
     db = Store.open(result.store_url)
     try:

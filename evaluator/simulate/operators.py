@@ -25,7 +25,6 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Literal, TypeAlias
 
-import cc3d
 import numpy as np
 from scipy import ndimage
 
@@ -86,8 +85,9 @@ def label_components(
     Returns
     -------
     labels, n
-        ``labels`` has the shape of ``mask``, 0 = background, components numbered ``1..n`` in
-        raster order; ``n`` is 0 for an empty mask.
+        ``labels`` (int32) has the shape of ``mask``, 0 = background, components numbered
+        ``1..n`` as :func:`evaluator.metrics.lesion.label_components` numbers them; ``n`` is 0
+        for an empty mask.
 
     Examples
     --------
@@ -95,9 +95,10 @@ def label_components(
     >>> label_components(m)[1], label_components(m, connectivity=4)[1]
     (2, 3)
     """
+    from evaluator.metrics.lesion import label_components as _label
+
     mask = _as_bool(mask, "mask")
-    conn = _default_connectivity(mask.ndim, connectivity)
-    labels, n = cc3d.connected_components(mask, connectivity=conn, return_N=True)
+    labels, n = _label(mask, connectivity=_default_connectivity(mask.ndim, connectivity))
     return labels.astype(np.int32, copy=False), int(n)
 
 

@@ -130,6 +130,8 @@ def plot_toy_study(table: pd.DataFrame, stem: Path, *, title: str = "") -> list[
     list of Path
         The PNG and the SVG.
     """
+    from matplotlib.ticker import MaxNLocator
+
     from evaluator.simulate.toy import PRED_COMPONENTS
 
     variants = list(dict.fromkeys(table["variant"]))
@@ -179,6 +181,7 @@ def plot_toy_study(table: pd.DataFrame, stem: Path, *, title: str = "") -> list[
             )
         ax.set_title(f"{variant}", fontsize=10)
         ax.set_xlabel("degradation step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if title:
@@ -208,6 +211,8 @@ def plot_dataset_study(summary: pd.DataFrame, stem: Path, *, title: str = "") ->
         metric that has a CC variant (standard orange, CC blue; all metrics when none has), so
         the figure stays readable; every number is in the CSVs.
     """
+    from matplotlib.ticker import MaxNLocator
+
     present = set(summary["order"])
     orders = [o for o in ("smallest", "largest") if o in present]
     orders += sorted(present - set(orders))
@@ -236,6 +241,7 @@ def plot_dataset_study(summary: pd.DataFrame, stem: Path, *, title: str = "") ->
                 )
             ax.set_title(f"{' vs '.join(_label(m) for m in group)}: {order}", fontsize=9)
             ax.set_xlabel(f"n ({order} components)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     if title:

@@ -194,6 +194,31 @@ def test_nothing_written(
     assert all(why.startswith("no output file") for why in out.case_errors.values())
 
 
+def test_container_failure_is_the_recorded_reason(
+    tiny: TinyDataset, workspace: Workspace, docker_backend: Any, test_images: dict[str, str]
+) -> None:
+    out = _run("network", tiny, workspace, docker_backend, test_images)  # exits 3, writes nothing
+    assert out.case_errors and out.predictions == {}
+    result = evaluate_run(
+        "btcv-phantom",
+        "all",
+        out.run_dir / "predictions",
+        workspace=workspace,
+        data_root=tiny.root,
+        workers=1,
+        case_errors=out.case_errors,
+    )
+    db = Store.open(result.store_url)
+    try:
+        frame = db.errors_frame(run_ids=[result.run.id])
+    finally:
+        db.close()
+    assert set(frame["error_class"]) == {"container"}
+    for case_id, message in zip(frame["case_id"], frame["message"], strict=True):
+        assert out.case_errors[case_id] in message
+    assert result.summary["error_counts"]["container"] == len(frame) == 3
+
+
 @pytest.mark.parametrize(
     ("mode", "error_class"),
     [("malformed", "undecodable"), ("geometry", "geometry"), ("nan", "nan")],
