@@ -638,7 +638,7 @@ def leaderboard_cmd(
         str, typer.Option("--split", "-s", help="Split name (test, fold0, ...).")
     ] = "test",
     out: Annotated[
-        Path | None, typer.Option(help="Site folder [default: <workspace>/leaderboard].")
+        Path | None, typer.Option(help="Site folder [default: <workspace>/site].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     n_resamples: Annotated[

@@ -179,6 +179,16 @@ def _simulate(ws: Workspace, seed: int, console: Console) -> str:
     return f"toy studies (scale 0.25) and AutoPET drop studies: plots under {ws.simulations}"
 
 
+def _leaderboards(ws: Workspace, seed: int, console: Console) -> str:
+    from leaderboards.site import publish_leaderboard
+
+    site = ws.sites / "index.html"
+    for task in DEMO_TASKS:
+        site = publish_leaderboard(f"{task}-phantom", DEMO_SPLIT, workspace=ws, seed=seed)
+    console.print(f"[bold green]Leaderboard site:[/] {site}", highlight=False)
+    return f"static site with {len(DEMO_TASKS)} task leaderboards: {site}"
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps, in order."""
     return [
@@ -189,6 +199,7 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Local evaluation of three entries per task (`ccbench evaluate`)", _evaluate),
         DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
         DemoStep("Degradation studies (`ccbench simulate`)", _simulate),
+        DemoStep("Leaderboards: rankings, bootstrap, plots, static site", _leaderboards),
     ]
 
 
@@ -225,4 +236,7 @@ def run_demo(workspace: Workspace, *, seed: int = 0, console: Console | None = N
     for title, ok, summary, seconds in outcomes:
         table.add_row(title, "[green]ok" if ok else "[red]failed", summary, f"{seconds:.1f}")
     console.print(table)
+    site = workspace.sites / "index.html"
+    if site.is_file():
+        console.print(f"[bold green]Leaderboard site:[/] {site}", highlight=False)
     return all(ok for _, ok, _, _ in outcomes)

@@ -65,7 +65,7 @@ class Workspace:
 
     @property
     def sites(self) -> Path:
-        """Published leaderboard sites."""
+        """The published leaderboard site (``ccbench leaderboard`` default output)."""
         return self.root / "site"
 
     @property

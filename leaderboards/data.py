@@ -1,7 +1,8 @@
 """Loading a task's leaderboard from the results store: entries, runs and score matrices.
 
 For a task and split, every entry's most recent *finished* run is its leaderboard run (runs
-without an entry are listed under their run name). The leaderboard's cases are the union of the
+without an entry are listed under their run name; degradation-study runs, whose parameters name a
+``simulation``, never are). The leaderboard's cases are the union of the
 cases scored by those runs; a case an entry did not score (missing prediction, failed container)
 gets the metric's worst value (:attr:`evaluator.metrics.registry.MetricSpec.worst`), so skipping a
 hard case never helps. Per-label values of a case are averaged (NaN-aware) into one number per
@@ -148,7 +149,7 @@ def cc_pairs(metrics: tuple[str, ...]) -> list[tuple[str, str]]:
 def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
-        if run.status == "finished":
+        if run.status == "finished" and "simulation" not in run.parameters:
             chosen[run.entry or run.name] = run
     return chosen
 

@@ -301,17 +301,31 @@ def plot_slice_gallery(
     3D cases are shown as a coronal maximum-intensity projection of the PET/PT channel (the
     first channel when there is none) with the projected masks' contours, so every lesion is
     visible; 2D cases (ChestXDet) are shown as they are. The prediction is read from the run's
-    prediction folder (``parameters["pred"]`` of the run). Returns ``[]`` when no prediction can
-    be found (e.g. the run folder was deleted) or the task is 2D with instance predictions.
+    prediction folder (``parameters["pred"]`` of the run), the images from the data root the runs
+    were scored against. Returns ``[]`` when no prediction or image can be found (e.g. the run
+    folder was deleted) or the task is 2D with instance predictions.
     """
     from evaluator.datasets.base import label_array, open_dataset
+    from evaluator.errors import DatasetNotFoundError
     from evaluator.evaluate import find_predictions
 
     if lb.data.spec.dims != 3 or standard not in lb.data.scores or cc not in lb.data.scores:
         return []
     import SimpleITK as sitk
 
-    dataset = open_dataset(lb.data.spec, workspace=workspace)
+    # The data the runs were scored against (``--data-root`` of ``ccbench evaluate``), if any.
+    recorded = next(
+        (r.parameters["data_root"] for r in lb.data.runs.values() if r.parameters.get("data_root")),
+        None,
+    )
+    try:
+        dataset = open_dataset(
+            lb.data.spec,
+            workspace=workspace,
+            data_root=None if recorded is None else Path(recorded),
+        )
+    except DatasetNotFoundError:
+        return []  # the images are gone: no gallery, the rest of the site stands
     channel = next(
         (c for c in lb.data.spec.channels if c.upper() in ("PET", "PT")), lb.data.spec.channels[0]
     )

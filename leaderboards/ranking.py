@@ -144,7 +144,9 @@ def test_based_rank(
 
     For every ordered pair (A, B), A wins when the Wilcoxon signed-rank test of the paired per-case
     differences A - B (one-sided, in the better direction; zero differences dropped; cases with
-    NaN in either entry left out) rejects at level ``alpha``. Entries are ranked by the number of
+    NaN in either entry left out) rejects at level ``alpha``: exact below 50 pairs without tied
+    differences, else the normal approximation with continuity correction, as R's
+    ``wilcox.test``. Entries are ranked by the number of
     wins (more is better), as challengeR's ``testBased`` ranking.
 
     Returns
@@ -168,7 +170,19 @@ def test_based_rank(
         diff = (pair[a] - pair[b]).to_numpy()
         if np.count_nonzero(diff) == 0:
             continue
-        p = wilcoxon(diff, alternative=alternative, zero_method="wilcox").pvalue
+        nonzero = diff[diff != 0]
+        # as R's wilcox.test (challengeR): exact below 50 pairs without ties, else the normal
+        # approximation with continuity correction (scipy's "auto" would run a slow
+        # permutation test on tied bootstrap samples)
+        ties = np.unique(np.abs(nonzero)).size < nonzero.size
+        exact = nonzero.size < 50 and not ties
+        p = wilcoxon(
+            diff,
+            alternative=alternative,
+            zero_method="wilcox",
+            method="exact" if exact else "approx",
+            correction=not exact,
+        ).pvalue
         if p < alpha:
             wins[a] += 1
     out = pd.DataFrame({"score": wins, "rank": rank(wins.astype(float), higher_is_better=True)})

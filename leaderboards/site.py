@@ -473,7 +473,7 @@ def publish_leaderboard(
     workspace
         Holds the store (by default), the data (slice gallery) and simulation outputs.
     out
-        Site folder; default ``<workspace>/leaderboard``. Other tasks already published there
+        Site folder; default ``<workspace>/site``. Other tasks already published there
         stay listed in its index.
     seed
         Seed of the bootstrap (same data and seed: same intervals).
@@ -504,6 +504,6 @@ def publish_leaderboard(
         if not isinstance(store, Store):
             db.close()
     board = compute_leaderboard(data, n_resamples=n_resamples, seed=seed, alpha=alpha)
-    folder = Path(out) if out is not None else workspace.root / "leaderboard"
+    folder = Path(out) if out is not None else workspace.sites
     folder.mkdir(parents=True, exist_ok=True)
     return render_site(board, folder, workspace=workspace)

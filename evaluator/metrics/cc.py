@@ -56,8 +56,10 @@ from evaluator.metrics.overlap import check_pair
 from evaluator.metrics.registry import EDGE_CASES, METRICS
 from evaluator.metrics.surface import (
     BOUNDARY_DILATION_RATIO,
+    SurfaceDistances,
+    _band,
+    _directed,
     _Padded,
-    _surface_values,
     check_spacing,
     image_diagonal_mm,
 )
@@ -312,34 +314,51 @@ def _per_component_surface(
     worst: float,
     band_mm: float,
 ) -> dict[str, list[float]]:
-    """HD, HD95, ASSD, NSD and Boundary IoU of every component on its own crop."""
+    """HD, HD95, ASSD, NSD and Boundary IoU of every component, all components at once.
+
+    The prediction parts ``pred ∩ R_k`` and the components ``C_k`` are stored as blocks of two
+    sparse grids (block k = component k), so surfaces, nearest-surface searches and boundary
+    bands run once for all components, each block staying a mask of its own.
+    """
     n = comps.n
-    order = np.argsort(labels, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(np.bincount(labels, minlength=n + 1)[1:])))
-    grouped = coords[order]
-    plain = [m[len("cc_") :] for m in wanted]  # cc_hd -> hd, ..., cc_boundary_iou -> boundary_iou
-    out: dict[str, list[float]] = {m: [] for m in wanted}
+    detected = np.bincount(labels, minlength=n + 1) > 0
+    detected[0] = False
     missed = {"cc_nsd": 0.0, "cc_boundary_iou": 0.0, **dict.fromkeys(_DISTANCES, worst)}
-    for k in range(1, n + 1):
-        pk = grouped[starts[k - 1] : starts[k]]
-        ck = comps.voxels(k)
-        if pk.shape[0] == 0:
+    out: dict[str, list[float]] = {m: [missed[m]] * n for m in wanted}
+    if not detected.any():
+        return out
+    ref_labels = comps.labels
+    keep = detected[ref_labels]
+    grid_p = _Padded.from_coords(coords, comps.shape, labels)
+    grid_r = _Padded.from_coords(comps.coords[keep], comps.shape, ref_labels[keep])
+    found = np.flatnonzero(detected)
+
+    def by_block(flat: IntArray) -> IntArray:
+        """Start of each block's slice in sorted flat indices (block k: [s[k], s[k + 1]))."""
+        return np.searchsorted(flat // grid_p.block_size, np.arange(n + 2))
+
+    if any(m in _SURFACE for m in wanted):
+        surf_p, surf_r = grid_p.surface(), grid_r.surface()
+        to_ref = _directed(surf_p, surf_r, grid_p, spacing)
+        to_pred = _directed(surf_r, surf_p, grid_p, spacing)
+        sp_, sr_ = by_block(surf_p), by_block(surf_r)
+        for k in found.tolist():
+            sd = SurfaceDistances(to_ref[sp_[k] : sp_[k + 1]], to_pred[sr_[k] : sr_[k + 1]])
             for m in wanted:
-                out[m].append(missed[m])
-            continue
-        lo = np.minimum(pk.min(axis=0), ck.min(axis=0))
-        hi = np.maximum(pk.max(axis=0), ck.max(axis=0))
-        crop_shape = tuple((hi - lo + 1).tolist())
-        result = _surface_values(
-            _Padded.from_coords(pk - lo, crop_shape),
-            _Padded.from_coords(ck - lo, crop_shape),
-            spacing,
-            plain,
-            tolerance,
-            band_mm,
-        )
-        for m, name in zip(wanted, plain, strict=True):
-            out[m].append(result[name])
+                if m == "cc_nsd":
+                    out[m][k - 1] = sd.nsd(tolerance)
+                elif m in _SURFACE:
+                    out[m][k - 1] = getattr(sd, m[len("cc_") :])()
+    if "cc_boundary_iou" in wanted:
+        band_p = _band(grid_p, spacing, band_mm)
+        band_r = _band(grid_r, spacing, band_mm)
+        both = np.intersect1d(band_p, band_r, assume_unique=True)
+        size = grid_p.block_size
+        inter = np.bincount(both // size, minlength=n + 1)
+        union = np.bincount(band_p // size, minlength=n + 1)
+        union += np.bincount(band_r // size, minlength=n + 1) - inter
+        for k in found.tolist():
+            out["cc_boundary_iou"][k - 1] = float(inter[k] / union[k])
     return out
 
 

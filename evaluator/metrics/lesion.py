@@ -503,6 +503,24 @@ def lesion_metrics(
     )
 
 
+def _lesion_on_grids(
+    grid_p: _Padded,
+    grid_r: _Padded,
+    spacing: Spacing,
+    metrics: Sequence[str],
+    *,
+    connectivity: int | None,
+    match: str,
+) -> dict[str, float]:
+    """:func:`lesion_metrics` (no BraTS dilation) on validated, sparsely stored masks."""
+    _check_match(match)
+    conn = _check_connectivity(connectivity, len(grid_p.shape))
+    case = _Case(grid_p, grid_r, spacing, conn)
+    return _compute(
+        case, metrics, match=match, dilation=0, min_volume_ml=0.0, volume_connectivity=None
+    )
+
+
 def lesion_table(
     pred: Any,
     ref: Any,

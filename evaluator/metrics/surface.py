@@ -113,18 +113,26 @@ class _Padded:
     """A mask on its grid padded with one zero voxel per side, stored sparsely.
 
     ``idx`` holds the sorted flat indices (C order) of the foreground voxels in the padded grid
-    (so ``np.argwhere`` order of the unpadded mask). Membership and neighbour lookups are binary
-    searches in ``idx``, so every cost grows with the number of foreground voxels, never with
-    the grid; the padding ring keeps neighbour offsets from wrapping across rows.
+    (so ``np.argwhere`` order of the unpadded mask). Neighbour lookups are gathers at
+    ``idx + step``, so every cost grows with the number of foreground voxels, never with the
+    grid; the padding ring keeps neighbour offsets from wrapping across rows.
     Connected-component labellings are cached per connectivity (:meth:`components`), so all
     metrics of one pair share them.
+
+    With ``blocks > 1`` the grid holds several independent masks at once (mask ``b`` at flat
+    indices ``b * block_size + i``, see :meth:`from_coords`): neighbours never cross blocks,
+    and :meth:`coords_mm` adds a coordinate ``b * (2 * diagonal + 1)``, so a nearest-neighbour
+    search only ever finds voxels of the same mask.
     """
 
-    def __init__(self, idx: IntArray, shape: tuple[int, ...]) -> None:
+    def __init__(self, idx: IntArray, shape: tuple[int, ...], blocks: int = 1) -> None:
         self.shape = shape  # padded shape
         self.idx = np.asarray(idx, dtype=np.int64)
         self.strides = _padded_strides(shape)
+        self.blocks = int(blocks)
+        self.block_size = int(np.prod(shape, dtype=np.int64))
         self._components: dict[int, tuple[IntArray, int]] = {}
+        self._table: BoolArray | None = None
 
     @classmethod
     def from_mask(cls, mask: BoolArray) -> _Padded:
@@ -135,22 +143,31 @@ class _Padded:
     def from_flat(cls, flat: IntArray, shape: Sequence[int]) -> _Padded:
         """Grid of sorted C-order flat indices into an unpadded image of `shape`."""
         padded = tuple(int(n) + 2 for n in shape)
-        out = np.zeros(flat.size, dtype=np.int64)
-        stride = 1
-        for axis in range(len(shape) - 1, -1, -1):
-            n = int(shape[axis])
-            out += ((flat // stride) % n + 1) * _padded_strides(padded)[axis]
-            stride *= n
+        steps = _padded_strides(padded)
+        out = np.full(flat.size, sum(steps), dtype=np.int64)  # the +1 of every axis
+        rest = np.asarray(flat, dtype=np.int64)
+        for axis in range(len(shape) - 1, 0, -1):
+            rest, digit = np.divmod(rest, int(shape[axis]))
+            out += digit * steps[axis]
+        out += rest * steps[0]
         return cls(out, padded)
 
     @classmethod
-    def from_coords(cls, coords: IntArray, shape: Sequence[int]) -> _Padded:
-        """Grid of voxel coordinates ``(m, ndim)`` (any order, no repeats) in `shape`."""
+    def from_coords(
+        cls, coords: IntArray, shape: Sequence[int], blocks: IntArray | None = None
+    ) -> _Padded:
+        """Grid of voxel coordinates ``(m, ndim)`` (any order, no repeats) in `shape`.
+
+        `blocks` (``(m,)``, non-negative) puts each voxel into that block (one mask each).
+        """
         padded = tuple(int(n) + 2 for n in shape)
         flat = np.zeros(coords.shape[0], dtype=np.int64)
         for axis, step in enumerate(_padded_strides(padded)):
             flat += (coords[:, axis].astype(np.int64) + 1) * step
-        return cls(np.sort(flat), padded)
+        if blocks is None or blocks.size == 0:
+            return cls(np.sort(flat), padded)
+        size = int(np.prod(padded, dtype=np.int64))
+        return cls(np.sort(flat + blocks.astype(np.int64) * size), padded, int(blocks.max()) + 1)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -158,11 +175,20 @@ class _Padded:
         return tuple(n - 2 for n in self.shape)
 
     def contains(self, query: IntArray) -> BoolArray:
-        """Whether each padded flat index in `query` is a foreground voxel."""
-        if self.idx.size == 0:
-            return np.zeros(np.shape(query), dtype=bool)
-        pos = np.minimum(np.searchsorted(self.idx, query), self.idx.size - 1)
-        return cast(BoolArray, self.idx[pos] == query)
+        """Whether each padded flat index in `query` is a foreground voxel.
+
+        A lookup in a flat boolean table of the padded grid, built on first use: ``np.zeros``
+        maps zero pages lazily, so only the pages around the foreground are ever touched.
+        """
+        if self.blocks > 1:  # a table of every block could be large: binary search instead
+            if self.idx.size == 0:
+                return np.zeros(np.shape(query), dtype=bool)
+            pos = np.minimum(np.searchsorted(self.idx, query), self.idx.size - 1)
+            return cast(BoolArray, self.idx[pos] == query)
+        if self._table is None:
+            self._table = np.zeros(self.block_size, dtype=bool)
+            self._table[self.idx] = True
+        return cast(BoolArray, self._table[query])
 
     def position(self, query: IntArray) -> IntArray:
         """Position in ``idx`` of each padded flat index of `query` (all must be foreground)."""
@@ -199,8 +225,14 @@ class _Padded:
         )
 
     def coords_mm(self, flat_idx: IntArray, spacing: Spacing) -> FloatArray:
-        """Voxel-centre coordinates (mm) of flat indices; shape ``(n, ndim)``."""
-        return self.grid_coords(flat_idx).astype(np.float64) * np.asarray(spacing, np.float64)
+        """Voxel-centre coordinates (mm) of flat indices; shape ``(n, ndim)``, with one more
+        column (the block, far apart) when the grid holds several blocks."""
+        mm = self.grid_coords(flat_idx).astype(np.float64) * np.asarray(spacing, np.float64)
+        if self.blocks == 1:
+            return mm
+        far = 2.0 * image_diagonal_mm(self.shape, spacing) + 1.0
+        block = (flat_idx // self.block_size).astype(np.float64) * far
+        return np.concatenate((mm, block[:, None]), axis=1)
 
     def dense(self) -> BoolArray:
         """The unpadded mask as a dense boolean array."""
@@ -449,6 +481,35 @@ def image_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
 BAND_KDTREE_MAX_VOXELS = 100_000
 
 
+def _ray_bound(grid: _Padded, spacing: Spacing) -> FloatArray:
+    """An upper bound (mm) of each mask voxel's distance to the complement.
+
+    Walking from a voxel of component A along axis j, the first voxel not in A lies at most one
+    step beyond A's bounding box, and it is in the complement (a face neighbour of A in the
+    mask would belong to A). Without a cached labelling the bounding box of the mask (of each
+    block) is used (the same argument with A = the mask).
+    """
+    coords = grid.grid_coords(grid.idx)
+    labels = next(iter(grid._components.values()), None)
+    if grid.blocks > 1:  # each block is a mask of its own
+        labels = (grid.idx // grid.block_size, grid.blocks - 1)
+    if labels is None:
+        lo = coords.min(axis=0)[None, :]
+        hi = coords.max(axis=0)[None, :]
+    else:
+        lab, n = labels
+        lo = np.empty_like(coords)
+        hi = np.empty_like(coords)
+        for axis in range(coords.shape[1]):  # one-dimensional ufunc.at is the fast path
+            low = np.full(n + 1, np.iinfo(np.int64).max, dtype=np.int64)
+            high = np.full(n + 1, -1, dtype=np.int64)
+            np.minimum.at(low, lab, coords[:, axis])
+            np.maximum.at(high, lab, coords[:, axis])
+            lo[:, axis], hi[:, axis] = low[lab], high[lab]
+    steps = np.minimum(coords - lo, hi - coords) + 1
+    return cast(FloatArray, (steps * np.asarray(spacing, dtype=np.float64)).min(axis=1))
+
+
 def _band(grid: _Padded, spacing: Spacing, width_mm: float) -> IntArray:
     """Flat indices (sorted) of the boundary band of a padded mask (see :func:`boundary_band`).
 
@@ -462,10 +523,14 @@ def _band(grid: _Padded, spacing: Spacing, width_mm: float) -> IntArray:
     if grid.idx.size == 0:
         return grid.idx
     if grid.idx.size <= BAND_KDTREE_MAX_VOXELS:
-        tree = cKDTree(grid.coords_mm(grid.outer(), spacing), leafsize=32)
-        bound = float(np.nextafter(width_mm, np.inf))
-        dist = tree.query(grid.coords_mm(grid.idx, spacing), k=1, distance_upper_bound=bound)[0]
-        return grid.idx[(dist <= width_mm) | grid.surface_flags()]
+        keep = grid.surface_flags() | (_ray_bound(grid, spacing) <= width_mm)
+        todo = np.flatnonzero(~keep)
+        if todo.size:
+            tree = cKDTree(grid.coords_mm(grid.outer(), spacing), leafsize=32)
+            bound = float(np.nextafter(width_mm, np.inf))
+            query = grid.coords_mm(grid.idx[todo], spacing)
+            keep[todo] = tree.query(query, k=1, distance_upper_bound=bound)[0] <= width_mm
+        return grid.idx[keep]
     from scipy import ndimage
 
     labels, n = grid.components(26 if len(grid.shape) == 3 else 8)

@@ -37,10 +37,20 @@ def _break(ds: Dataset, kind: str) -> None:
         write_label(path, arr)
     elif kind == "empty":
         write_label(path, np.zeros_like(ref))
+    elif kind == "container":  # the container died on the case: no file, a reason
+        path.unlink()
 
 
-def _evaluate(ds: Dataset, ws: Workspace):
-    return evaluate_run(ds.task, "all", ds.preds, workspace=ws, data_root=ds.root, workers=1)
+def _evaluate(ds: Dataset, ws: Workspace, case_errors: dict[str, str] | None = None):
+    return evaluate_run(
+        ds.task,
+        "all",
+        ds.preds,
+        workspace=ws,
+        data_root=ds.root,
+        workers=1,
+        case_errors=case_errors,
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(set(ERROR_CLASSES) - {"empty"}))
@@ -48,12 +58,15 @@ def test_rejected_prediction_gets_worst_values(
     kind: str, hecktor: Dataset, workspace: Workspace
 ) -> None:
     _break(hecktor, kind)
-    result = _evaluate(hecktor, workspace)
+    why = {BAD: "container exited with code 137 (out of memory)"} if kind == "container" else None
+    result = _evaluate(hecktor, workspace, why)
     store = Store.open(result.store_url)
     errors = store.errors_frame(run_ids=[result.run.id])
     assert errors[["case_id", "error_class"]].values.tolist() == [[BAD, kind]]
     message = errors["message"].iloc[0]
     assert BAD in message
+    if why is not None:
+        assert why[BAD] in message
     reg = load_registry()
     plan = make_plan(reg.task("hecktor"), reg.profile("hecktor"))
     frame = store.results_frame(run_ids=[result.run.id])

@@ -118,6 +118,19 @@ def test_missing_cases_take_the_worst_value_and_failed_runs_are_left_out(
         load_leaderboard_data("btcv", "fold0", store=db)
 
 
+def test_degradation_study_runs_never_enter_the_leaderboard(workspace: Workspace) -> None:
+    db = _store_with_runs(f"sqlite:///{workspace.root / 'lb.sqlite'}")
+    study = db.create_run(
+        name="simulate/btcv/test/drop-smallest/n01",
+        task="btcv",
+        split="test",
+        parameters={"simulation": "dataset"},
+    )
+    db.record_case(study.id, "1", [ResultRow(1, "dice", 1.0)])
+    db.finish_run(study.id)
+    assert load_leaderboard_data("btcv", "test", store=db).entries == ["a", "b"]
+
+
 def test_primary_ranking_is_a_weighted_ranking_with_one_metric() -> None:
     scheme = weighted_scheme(RankingSpec(primary="dice", tiebreak="hd95"))
     assert scheme == WeightedRanking({"dice": 1.0}, tiebreak="hd95")
