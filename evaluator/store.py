@@ -96,11 +96,18 @@ runs_table = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
 )
 
+def _case_key() -> tuple[sa.Column[Any], sa.Column[Any]]:
+    """Fresh ``run_id`` + ``case_id`` primary-key columns of a per-case table."""
+    return (
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
+        sa.Column("case_id", sa.String(300), primary_key=True),
+    )
+
+
 cases_table = sa.Table(
     "cases",
     _metadata,
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-    sa.Column("case_id", sa.String(300), primary_key=True),
+    *_case_key(),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("seconds", sa.Float),
     sa.Column("completed_at", sa.DateTime),
@@ -109,8 +116,7 @@ cases_table = sa.Table(
 results_table = sa.Table(
     "results",
     _metadata,
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-    sa.Column("case_id", sa.String(300), primary_key=True),
+    *_case_key(),
     sa.Column("label", sa.Integer, primary_key=True),
     sa.Column("metric", sa.String(100), primary_key=True),
     sa.Column("value", sa.Float, nullable=True),
@@ -119,8 +125,7 @@ results_table = sa.Table(
 components_table = sa.Table(
     "components",
     _metadata,
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-    sa.Column("case_id", sa.String(300), primary_key=True),
+    *_case_key(),
     sa.Column("label", sa.Integer, primary_key=True),
     sa.Column("metric", sa.String(100), primary_key=True),
     sa.Column("component", sa.Integer, primary_key=True),
@@ -130,8 +135,7 @@ components_table = sa.Table(
 case_errors_table = sa.Table(
     "case_errors",
     _metadata,
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-    sa.Column("case_id", sa.String(300), primary_key=True),
+    *_case_key(),
     sa.Column("error_class", sa.String(50), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
 )

@@ -46,7 +46,6 @@ __all__ = [
     "nearest_component",
     "sparse_components",
     "structure",
-    "tight_boxes",
 ]
 
 #: Relative width of the band of KD-tree distances treated as possible ties.
@@ -79,58 +78,6 @@ def structure(ndim: int, connectivity: int | None) -> BoolArray:
             f"(use one of {tuple(_RANKS.get(ndim, {}))})"
         )
     return np.asarray(ndimage.generate_binary_structure(ndim, rank))
-
-
-def tight_boxes(mask: BoolArray) -> list[tuple[slice, ...]]:
-    """Boxes that hold all foreground of `mask`, separated from each other by empty planes.
-
-    The image is split recursively at planes (along any axis) that hold no foreground voxel of
-    the box being split, and every box is shrunk to its foreground, until no box can be split.
-    No connected component (of any connectivity) crosses from one box to another, and every
-    voxel just outside a box face is background, so components, surfaces and erosions can be
-    computed box by box. Cost: a few boolean projections, mostly of small boxes.
-
-    Parameters
-    ----------
-    mask : numpy.ndarray of bool
-        2D or 3D mask.
-
-    Returns
-    -------
-    list of tuple of slice
-        One box per cluster of foreground (empty list for an empty mask), in no particular
-        order.
-
-    Examples
-    --------
-    >>> m = np.zeros((4, 9), bool); m[1, 1:3] = m[2, 6] = m[0, 8] = True
-    >>> sorted((b[0].start, b[0].stop, b[1].start, b[1].stop) for b in tight_boxes(m))
-    [(0, 1, 8, 9), (1, 2, 1, 3), (2, 3, 6, 7)]
-    """
-    ndim = mask.ndim
-    out: list[tuple[slice, ...]] = []
-    stack: list[tuple[tuple[slice, ...], int, int]] = [
-        (tuple(slice(0, n) for n in mask.shape), 0, 0)
-    ]
-    while stack:
-        box, axis, settled = stack.pop()
-        others = tuple(a for a in range(ndim) if a != axis)
-        hits = np.flatnonzero(mask[box].any(axis=others))
-        if hits.size == 0:
-            continue
-        gaps = np.flatnonzero(np.diff(hits) > 1)
-        starts = np.concatenate(([hits[0]], hits[gaps + 1])) + box[axis].start
-        stops = np.concatenate((hits[gaps], [hits[-1]])) + 1 + box[axis].start
-        following = (axis + 1) % ndim
-        # After a split (or a shrink that found one run) the box is tight along `axis`.
-        count = settled + 1 if starts.size == 1 else 1
-        for lo, hi in zip(starts.tolist(), stops.tolist(), strict=True):
-            sub = (*box[:axis], slice(lo, hi), *box[axis + 1 :])
-            if count >= ndim:
-                out.append(sub)
-            else:
-                stack.append((sub, following, count))
-    return out
 
 
 @dataclass(frozen=True)
@@ -275,7 +222,9 @@ def label_sparse(grid: _Padded, connectivity: int | None = None) -> tuple[IntArr
     return np.repeat(rank[raw], np.diff(np.concatenate((first, [m])))), int(n)
 
 
-def grid_components(grid: _Padded, connectivity: int | None = None, *, surfaces: bool = False) -> Components:
+def grid_components(
+    grid: _Padded, connectivity: int | None = None, *, surfaces: bool = False
+) -> Components:
     """:class:`Components` of a sparsely stored mask (labelling shared via the grid's cache).
 
     Examples
@@ -298,9 +247,7 @@ def grid_components(grid: _Padded, connectivity: int | None = None, *, surfaces:
     else:
         surf_coords = np.zeros((0, ndim), dtype=np.int64)
         surf_labels = np.zeros(0, dtype=np.int64)
-    return Components(
-        grid.image_shape, coords, offsets.astype(np.int64), surf_coords, surf_labels
-    )
+    return Components(grid.image_shape, coords, offsets.astype(np.int64), surf_coords, surf_labels)
 
 
 def sparse_components(

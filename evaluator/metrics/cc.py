@@ -27,8 +27,9 @@ ignores the spacing for regions *and* distances (tolerance and worst value then 
 reproduces ``ccmetrics``' numbers.
 
 Speed: the regions are only evaluated where the prediction has voxels (exactly, see
-:mod:`evaluator.metrics._voronoi`), components are labelled box by box, and every metric of a
-case shares one labelling, one assignment and one crop per component. The cost grows with the
+:mod:`evaluator.metrics._voronoi`), components are labelled from the foreground voxels alone,
+and every metric of a case shares one labelling and one assignment; the per-component surface
+metrics run for all components at once (one block per component in one sparse grid). The cost grows with the
 number of prediction voxels outside the reference (one KD-tree query each, a few microseconds;
 more for voxels far from every lesion): lesion-like predictions take a fraction of a second on
 a CT volume, a 4-million-voxel false-positive slab tens of seconds.

@@ -144,13 +144,31 @@ class _Padded:
         """Grid of sorted C-order flat indices into an unpadded image of `shape`."""
         padded = tuple(int(n) + 2 for n in shape)
         steps = _padded_strides(padded)
-        out = np.full(flat.size, sum(steps), dtype=np.int64)  # the +1 of every axis
-        rest = np.asarray(flat, dtype=np.int64)
+        flat = np.asarray(flat, dtype=np.int64)
+        if flat.size == 0:
+            return cls(flat, padded)
+        # The voxels of a run (consecutive indices within one row) share one shift to the
+        # padded grid, so the coordinates are only computed at run starts.
+        row = int(shape[-1])
+        start = np.flatnonzero(np.diff(flat, prepend=flat[0] - 2) != 1)
+        length = np.diff(np.append(start, flat.size))
+        x0 = flat[start] % row
+        wraps = x0 + length > row  # a run of flat indices running on into the next row
+        if wraps.any():
+            cuts = [
+                np.arange(a + row - x, a + n, row)
+                for a, x, n in zip(start[wraps], x0[wraps], length[wraps], strict=True)
+            ]
+            start = np.union1d(start, np.concatenate(cuts))
+            length = np.diff(np.append(start, flat.size))
+        first = flat[start]
+        shift = np.full(start.size, sum(steps), dtype=np.int64) - first  # the +1 of every axis
+        rest = first
         for axis in range(len(shape) - 1, 0, -1):
             rest, digit = np.divmod(rest, int(shape[axis]))
-            out += digit * steps[axis]
-        out += rest * steps[0]
-        return cls(out, padded)
+            shift += digit * steps[axis]
+        shift += rest * steps[0]
+        return cls(flat + np.repeat(shift, length), padded)
 
     @classmethod
     def from_coords(
@@ -177,8 +195,8 @@ class _Padded:
     def contains(self, query: IntArray) -> BoolArray:
         """Whether each padded flat index in `query` is a foreground voxel.
 
-        A lookup in a flat boolean table of the padded grid, built on first use: ``np.zeros``
-        maps zero pages lazily, so only the pages around the foreground are ever touched.
+        A lookup in a flat boolean table of the padded grid, built on first use (only the pages
+        around the foreground are written).
         """
         if self.blocks > 1:  # a table of every block could be large: binary search instead
             if self.idx.size == 0:
@@ -537,7 +555,7 @@ def _band(grid: _Padded, spacing: Spacing, width_mm: float) -> IntArray:
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(1, n + 2))
     coords = grid.grid_coords(grid.idx)
-    keep = [grid.surface()]
+    parts = [grid.surface()]
     for k in range(n):
         members = order[bounds[k] : bounds[k + 1]]
         pts = coords[members]
@@ -546,8 +564,8 @@ def _band(grid: _Padded, spacing: Spacing, width_mm: float) -> IntArray:
         local = tuple((pts - lo).T)
         component[local] = True
         dist = ndimage.distance_transform_edt(component, sampling=spacing)
-        keep.append(grid.idx[members[dist[local] <= width_mm]])
-    return np.unique(np.concatenate(keep))
+        parts.append(grid.idx[members[dist[local] <= width_mm]])
+    return np.unique(np.concatenate(parts))
 
 
 def boundary_band(mask: BoolArray, *, spacing: Spacing, width_mm: float) -> BoolArray:

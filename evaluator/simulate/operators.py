@@ -176,11 +176,12 @@ def _morph(
             raise SimulationError(f"margin_mm must be >= 0, got {margin_mm}")
         if not mask.any():
             return mask.copy()
-        if grow:
-            return mask | (ndimage.distance_transform_edt(~mask, sampling=sampling) <= margin_mm)
-        padded = np.pad(mask, 1)
-        inner = ndimage.distance_transform_edt(padded, sampling=sampling) > margin_mm
-        return np.asarray(inner[tuple(slice(1, -1) for _ in range(mask.ndim))])
+        return _threshold_morph(
+            mask,
+            grow=grow,
+            distance=lambda m: ndimage.distance_transform_edt(m, sampling=sampling),
+            radius=margin_mm,
+        )
     if iterations < 0:
         raise SimulationError(f"iterations must be >= 0, got {iterations}")
     if iterations == 0 or not mask.any():
@@ -192,10 +193,30 @@ def _morph(
     # k steps of the cube / cross are one step of the chessboard / taxicab ball of radius k:
     # one chamfer distance transform (exact for these two metrics) instead of k passes
     metric = "chessboard" if structure == "full" else "taxicab"
+    return _threshold_morph(
+        mask,
+        grow=grow,
+        distance=lambda m: ndimage.distance_transform_cdt(m, metric=metric),
+        radius=iterations,
+    )
+
+
+def _threshold_morph(
+    mask: BoolArray,
+    *,
+    grow: bool,
+    distance: Callable[[BoolArray], np.ndarray],
+    radius: float,
+) -> BoolArray:
+    """Dilate or erode ``mask`` by thresholding a distance transform at ``radius``.
+
+    ``distance`` maps a mask to the distance of each foreground voxel to the nearest background
+    voxel. Erosion pads the mask by one background voxel so the outside of the image counts as
+    background.
+    """
     if grow:
-        return mask | (ndimage.distance_transform_cdt(~mask, metric=metric) <= iterations)
-    padded = np.pad(mask, 1)
-    inner = ndimage.distance_transform_cdt(padded, metric=metric) > iterations
+        return mask | (distance(~mask) <= radius)
+    inner = distance(np.pad(mask, 1)) > radius
     return np.asarray(inner[tuple(slice(1, -1) for _ in range(mask.ndim))])
 
 

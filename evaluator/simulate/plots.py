@@ -110,6 +110,26 @@ def _close(fig: Any) -> None:
     plt.close(fig)
 
 
+def _finish_axis(ax: Any, title: str, xlabel: str, *, title_size: int) -> None:
+    """Title, x label, integer x ticks, light grid and a small legend of one panel."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_title(title, fontsize=title_size)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _finish_figure(fig: Any, stem: Path, title: str) -> list[Path]:
+    """Add the optional figure title, save PNG + SVG at ``stem`` and close the figure."""
+    if title:
+        fig.suptitle(title, fontsize=11)
+    paths = _save(fig, stem)
+    _close(fig)
+    return paths
+
+
 def plot_toy_study(table: pd.DataFrame, stem: Path, *, title: str = "") -> list[Path]:
     """One toy study: one panel per variant, each metric per step, per-component values dashed.
 
@@ -130,8 +150,6 @@ def plot_toy_study(table: pd.DataFrame, stem: Path, *, title: str = "") -> list[
     list of Path
         The PNG and the SVG.
     """
-    from matplotlib.ticker import MaxNLocator
-
     from evaluator.simulate.toy import PRED_COMPONENTS
 
     variants = list(dict.fromkeys(table["variant"]))
@@ -179,16 +197,8 @@ def plot_toy_study(table: pd.DataFrame, stem: Path, *, title: str = "") -> list[
                 alpha=0.6,
                 label=f"{_label(str(metric))} {component}",
             )
-        ax.set_title(f"{variant}", fontsize=10)
-        ax.set_xlabel("degradation step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    paths = _save(fig, stem)
-    _close(fig)
-    return paths
+        _finish_axis(ax, f"{variant}", "degradation step", title_size=10)
+    return _finish_figure(fig, stem, title)
 
 
 def plot_dataset_study(summary: pd.DataFrame, stem: Path, *, title: str = "") -> list[Path]:
@@ -211,8 +221,6 @@ def plot_dataset_study(summary: pd.DataFrame, stem: Path, *, title: str = "") ->
         metric that has a CC variant (standard orange, CC blue; all metrics when none has), so
         the figure stays readable; every number is in the CSVs.
     """
-    from matplotlib.ticker import MaxNLocator
-
     present = set(summary["order"])
     orders = [o for o in ("smallest", "largest") if o in present]
     orders += sorted(present - set(orders))
@@ -239,13 +247,6 @@ def plot_dataset_study(summary: pd.DataFrame, stem: Path, *, title: str = "") ->
                     color=colour,
                     label=_label(metric),
                 )
-            ax.set_title(f"{' vs '.join(_label(m) for m in group)}: {order}", fontsize=9)
-            ax.set_xlabel(f"n ({order} components)")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    paths = _save(fig, stem)
-    _close(fig)
-    return paths
+            panel = f"{' vs '.join(_label(m) for m in group)}: {order}"
+            _finish_axis(ax, panel, f"n ({order} components)", title_size=9)
+    return _finish_figure(fig, stem, title)

@@ -6,9 +6,10 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from evaluator.evaluate import evaluate_run
+from evaluator.evaluate import EvaluationResult, evaluate_run
 from evaluator.store import Store
 from evaluator.workspace import Workspace
 
@@ -90,12 +91,17 @@ def _close(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or float(a) == pytest.approx(float(b), rel=1e-6)
 
 
+def _score(root: Path, preds: Path, workspace: Workspace) -> tuple[EvaluationResult, pd.DataFrame]:
+    """Evaluate the AutoPET predictions; return the result and its stored per-case values."""
+    result = evaluate_run("autopet", "all", preds, workspace=workspace, data_root=root, workers=1)
+    return result, Store.open(result.store_url).results_frame(run_ids=[result.run.id])
+
+
 def test_volume_metrics_match_known_answers_and_official_formulas(
     autopet: tuple[Path, Path, dict[str, dict[str, float]]], workspace: Workspace
 ) -> None:
     root, preds, expected = autopet
-    result = evaluate_run("autopet", "all", preds, workspace=workspace, data_root=root, workers=1)
-    frame = Store.open(result.store_url).results_frame(run_ids=[result.run.id])
+    result, frame = _score(root, preds, workspace)
     got = {(r.case_id, r.metric): r.value for r in frame.itertuples()}
     for cid, values in expected.items():
         patient = cid.rsplit("_", 1)[0]
@@ -111,8 +117,7 @@ def test_negative_cases_score_only_the_false_positive_volume(
     autopet: tuple[Path, Path, dict[str, dict[str, float]]], workspace: Workspace
 ) -> None:
     root, preds, _ = autopet
-    result = evaluate_run("autopet", "all", preds, workspace=workspace, data_root=root, workers=1)
-    frame = Store.open(result.store_url).results_frame(run_ids=[result.run.id])
+    result, frame = _score(root, preds, workspace)
     negative = frame[frame["case_id"] != "PETCT_aaa_0"]
     defined = negative.dropna(subset=["value"])
     assert set(defined["metric"]) == {"fp_volume_ml"}
@@ -131,8 +136,7 @@ def test_missing_prediction_on_a_negative_case(
 ) -> None:
     root, preds, _ = autopet
     (preds / "PETCT_bbb_0.nii.gz").unlink()
-    result = evaluate_run("autopet", "all", preds, workspace=workspace, data_root=root, workers=1)
-    frame = Store.open(result.store_url).results_frame(run_ids=[result.run.id])
+    result, frame = _score(root, preds, workspace)
     rows = frame[frame["case_id"] == "PETCT_bbb_0"].set_index("metric")["value"]
     assert rows["fp_volume_ml"] == math.inf  # worst value
     assert rows.drop("fp_volume_ml").isna().all()

@@ -22,14 +22,17 @@ from .conftest import Dataset
 
 # Runs `ccbench evaluate` in a fresh interpreter with every case slowed down by 0.4 s, so the
 # test can kill it half-way; nothing else differs from the console script.
+# Slows every case down so that the run can be killed half-way. score_case imports
+# compute_metrics when it runs, so patching the module attribute reaches it (also in forked
+# workers); evaluate.score_case itself is bound as a default argument and cannot be patched.
 SLOW_CLI = """
 import sys, time
-import evaluator.evaluate as evaluate
-score = evaluate.score_case
-def slow(job):
+import evaluator.metrics.api as api
+compute = api.compute_metrics
+def slow(*args, **kwargs):
     time.sleep(0.4)
-    return score(job)
-evaluate.score_case = slow
+    return compute(*args, **kwargs)
+api.compute_metrics = slow
 from evaluator.cli import main
 main(sys.argv[1:])
 """

@@ -10,7 +10,8 @@ from evaluator.datasets.registry import load_registry
 from evaluator.metrics.registry import METRICS
 from leaderboards.reference import load_reference_tables, parse_reported
 
-SEEDS = Path("/work/shared/seeds")
+# The source texts live beside the repository (../shared/seeds), as in CI.
+SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
 
 
 def test_tables_refer_to_known_tasks_and_metrics() -> None:

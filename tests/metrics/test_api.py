@@ -189,3 +189,37 @@ def test_float_label_maps_keep_their_values() -> None:
     assert check_label_map(np.array([[0.0, 3.0]]), name="p").dtype == np.uint8
     assert check_label_map(np.array([[0.0, 300.0]]), name="p").tolist() == [[0, 300]]
     assert check_label_map(np.array([[-1.0, 70000.0]]), name="p").tolist() == [[-1, 70000]]
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64]
+)
+def test_foreground_scan_equals_flatnonzero(dtype: Any) -> None:
+    """The eight-bytes-at-a-time scan finds exactly the non-zero voxels (any dtype, layout)."""
+    from evaluator.metrics.api import _foreground
+
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    values = np.array([1, 2, 255, 256, 257, 65536, -1, -256, info.max, info.min], dtype=np.int64)
+    values = values[(values >= info.min) & (values <= info.max) & (values != 0)]
+    shape = (5, 7, 13)  # 455 voxels: not a multiple of 8
+    arr = np.where(rng.random(shape) < 0.2, rng.choice(values, size=shape), 0).astype(dtype)
+    arr[-1, -1, -1] = values[0]  # the tail after the last whole word
+    for layout in (arr, arr.transpose(2, 0, 1), arr[:, ::2]):
+        index, found = _foreground(layout)
+        expected = np.flatnonzero(layout)
+        np.testing.assert_array_equal(index, expected)
+        np.testing.assert_array_equal(found, layout.ravel()[expected])
+    assert _foreground(np.zeros((3, 3), dtype))[0].size == 0
+
+
+def test_labels_share_no_work_across_each_other() -> None:
+    """Two labels touching each other: each is scored as its own binary pair."""
+    ref = np.zeros((1, 6, 8), np.uint16)
+    ref[0, 1:5, 1:4] = 300
+    ref[0, 1:5, 4:7] = 2
+    pred = ref.copy()
+    pred[0, 1:5, 3] = 2  # one column of label 300 predicted as 2
+    res = compute_metrics(pred, ref, spacing=(1.0, 1.0, 1.0), metrics=["dice", "lesion_tp"])
+    assert res.values[300] == {"dice": 2 * 8 / (8 + 12), "lesion_tp": 1.0}
+    assert res.values[2] == {"dice": 2 * 12 / (16 + 12), "lesion_tp": 1.0}

@@ -336,3 +336,26 @@ def test_bad_input_raises_named_errors() -> None:
         cc_metrics(ref, ref, spacing=ONE_D, worst_distance_mm=float("inf"))
     with pytest.raises(MetricInputError, match="spacing"):
         cc_metrics(ref, ref, spacing=(1.0,))
+
+
+def test_diagonal_option_lets_a_crop_give_the_full_image_values() -> None:
+    rng = np.random.default_rng(11)
+    ref = np.zeros((20, 40, 40), bool)
+    ref[5:9, 10:16, 10:18] = ref[12:15, 25:30, 22:27] = True
+    pred = np.roll(ref, 1, axis=2) & (rng.random(ref.shape) < 0.9)
+    spacing = (2.0, 0.8, 0.8)
+    full = cc_metrics(pred, ref, spacing=spacing, metrics=("cc_boundary_iou", "cc_dice"))
+    box = (slice(4, 16), slice(9, 31), slice(9, 29))
+    diagonal = image_diagonal_mm(ref.shape, spacing)
+    crop = cc_metrics(
+        pred[box],
+        ref[box],
+        spacing=spacing,
+        metrics=("cc_boundary_iou", "cc_dice"),
+        diagonal_mm=diagonal,
+    )
+    assert crop.per_component == full.per_component
+    plain = cc_metrics(pred[box], ref[box], spacing=spacing, metrics=("cc_boundary_iou",))
+    assert plain.per_component != full.per_component  # a smaller diagonal, a thinner band
+    with pytest.raises(MetricInputError, match="diagonal"):
+        cc_metrics(pred, ref, spacing=spacing, diagonal_mm=float("nan"))

@@ -515,3 +515,16 @@ def test_label_components_correct_where_cc3d_bool_input_is_not():
         assert n == n_expected
         assert not labels[~m].any()
         assert len(set(zip(labels[m].tolist(), expected[m].tolist(), strict=True))) == n
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("seed", range(6))
+def test_label_components_numbered_in_raster_order_as_scipy(ndim: int, seed: int) -> None:
+    """Not only the count: every label equals scipy's (raster order of first voxels), 2D too."""
+    rng = np.random.default_rng(seed)
+    for conn in {2: (4, 8), 3: (6, 18, 26)}[ndim]:
+        mask = rng.random(tuple(int(n) for n in rng.integers(3, 20, size=ndim))) < 0.3
+        labels, n = label_components(mask, connectivity=conn)
+        expected, n_expected = _scipy_label(mask, conn)
+        assert n == n_expected
+        np.testing.assert_array_equal(labels, expected)

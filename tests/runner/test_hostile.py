@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from evaluator.evaluate import evaluate_run
+from evaluator.evaluate import EvaluationResult, evaluate_run
 from evaluator.runner.contract import Resources
 from evaluator.runner.docker_backend import UNPRIVILEGED_UID
 from evaluator.runner.run import RunOutcome, run_cases
@@ -53,6 +54,26 @@ def _run(
     ), "every case needs a prediction or a reason"
     assert not any(workspace.tmp.iterdir()), "scratch folders left behind"
     return outcome
+
+
+def _score_with_errors(
+    out: RunOutcome, tiny: TinyDataset, workspace: Workspace, **options: Any
+) -> tuple[EvaluationResult, pd.DataFrame]:
+    """Score a run's predictions; return the result and its stored case errors."""
+    result = evaluate_run(
+        "btcv-phantom",
+        "all",
+        out.run_dir / "predictions",
+        workspace=workspace,
+        data_root=tiny.root,
+        workers=1,
+        **options,
+    )
+    db = Store.open(result.store_url)
+    try:
+        return result, db.errors_frame(run_ids=[result.run.id])
+    finally:
+        db.close()
 
 
 def _digest(folder: Path) -> str:
@@ -199,20 +220,7 @@ def test_container_failure_is_the_recorded_reason(
 ) -> None:
     out = _run("network", tiny, workspace, docker_backend, test_images)  # exits 3, writes nothing
     assert out.case_errors and out.predictions == {}
-    result = evaluate_run(
-        "btcv-phantom",
-        "all",
-        out.run_dir / "predictions",
-        workspace=workspace,
-        data_root=tiny.root,
-        workers=1,
-        case_errors=out.case_errors,
-    )
-    db = Store.open(result.store_url)
-    try:
-        frame = db.errors_frame(run_ids=[result.run.id])
-    finally:
-        db.close()
+    result, frame = _score_with_errors(out, tiny, workspace, case_errors=out.case_errors)
     assert set(frame["error_class"]) == {"container"}
     for case_id, message in zip(frame["case_id"], frame["message"], strict=True):
         assert out.case_errors[case_id] in message
@@ -233,19 +241,7 @@ def test_bad_outputs_are_scored_as_failures(
 ) -> None:
     out = _run(mode, tiny, workspace, docker_backend, test_images)
     assert out.container_runs[0].ok and len(out.predictions) == 3
-    result = evaluate_run(
-        "btcv-phantom",
-        "all",
-        out.run_dir / "predictions",
-        workspace=workspace,
-        data_root=tiny.root,
-        workers=1,
-    )
-    db = Store.open(result.store_url)
-    try:
-        frame = db.errors_frame(run_ids=[result.run.id])
-    finally:
-        db.close()
+    _, frame = _score_with_errors(out, tiny, workspace)
     assert sorted(frame["case_id"]) == ["0001", "0002", "0003"]
     assert set(frame["error_class"]) == {error_class}
 

@@ -18,11 +18,13 @@ from evaluator.errors import SimulationError
 from evaluator.simulate.dataset import (
     REF_COMPONENTS,
     DatasetStudy,
+    DatasetStudyResult,
     redraw_dataset_study,
     run_dataset_study,
     study_rows,
     summarize,
 )
+from evaluator.simulate.operators import Order
 from evaluator.store import Store
 from evaluator.workspace import Workspace
 
@@ -47,19 +49,27 @@ def _volumes(ws: Workspace) -> dict[str, np.ndarray]:
     return out
 
 
+def _drop_study(ws: Workspace, order: Order) -> DatasetStudyResult:
+    """Drop the ``order`` components, n = 0..3, on the phantom workspace (no plots)."""
+    return run_dataset_study(
+        TASK, "all", op="drop", order=order, workspace=ws, n_max=3, workers=1, plots=False
+    )
+
+
+def _assert_same_rows(
+    a: pd.DataFrame, b: pd.DataFrame, key: list[str], *, check_dtype: bool = True
+) -> None:
+    """Both frames hold the same rows, whatever their order."""
+    pd.testing.assert_frame_equal(
+        a.sort_values(key).reset_index(drop=True),
+        b.sort_values(key).reset_index(drop=True),
+        check_dtype=check_dtype,
+    )
+
+
 @pytest.fixture(scope="module")
 def drop_smallest(phantom_ws: Workspace) -> pd.DataFrame:
-    result = run_dataset_study(
-        TASK,
-        "all",
-        op="drop",
-        order="smallest",
-        workspace=phantom_ws,
-        n_max=3,
-        workers=1,
-        plots=False,
-    )
-    return result.rows
+    return _drop_study(phantom_ws, "smallest").rows
 
 
 def _value(rows: pd.DataFrame, case: str, n: int, metric: str) -> float:
@@ -106,11 +116,7 @@ def test_results_are_in_the_store_one_run_per_n(
             assert run.parameters["n"] == n and run.parameters["op"] == "drop"
             assert len(db.completed_cases(run.id)) == 5  # negatives recorded with no rows
         stored = study_rows(db, study)
-    pd.testing.assert_frame_equal(
-        stored.sort_values(["case_id", "n", "metric"]).reset_index(drop=True),
-        drop_smallest.sort_values(["case_id", "n", "metric"]).reset_index(drop=True),
-        check_dtype=False,
-    )
+    _assert_same_rows(stored, drop_smallest, ["case_id", "n", "metric"], check_dtype=False)
 
 
 def test_resume_after_interruption_gives_the_rows_of_a_clean_run(
@@ -133,11 +139,7 @@ def test_resume_after_interruption_gives_the_rows_of_a_clean_run(
     clean = run_dataset_study(
         TASK, "all", store=f"sqlite:///{tmp_path / 'clean.sqlite'}", out=tmp_path / "b", **kwargs
     )
-    key = ["case_id", "label", "n", "metric"]
-    pd.testing.assert_frame_equal(
-        resumed.rows.sort_values(key).reset_index(drop=True),
-        clean.rows.sort_values(key).reset_index(drop=True),
-    )
+    _assert_same_rows(resumed.rows, clean.rows, ["case_id", "label", "n", "metric"])
 
 
 def test_two_workers_give_the_same_numbers(phantom_ws: Workspace, tmp_path: Path) -> None:
@@ -158,11 +160,7 @@ def test_two_workers_give_the_same_numbers(phantom_ws: Workspace, tmp_path: Path
         out=tmp_path / "2",
         **kwargs,
     )
-    key = ["case_id", "label", "n", "metric"]
-    pd.testing.assert_frame_equal(
-        one.rows.sort_values(key).reset_index(drop=True),
-        two.rows.sort_values(key).reset_index(drop=True),
-    )
+    _assert_same_rows(one.rows, two.rows, ["case_id", "label", "n", "metric"])
     # inserted components are false positives: precision falls, the reference is fully found
     rows = one.rows
     at2 = rows[rows["n"] == 2].set_index(["case_id", "metric"])["value"]
@@ -174,16 +172,7 @@ def test_two_workers_give_the_same_numbers(phantom_ws: Workspace, tmp_path: Path
 def test_outputs_redraw_from_the_store_and_sensitivity(
     phantom_ws: Workspace, drop_smallest: pd.DataFrame, tmp_path: Path
 ) -> None:
-    run_dataset_study(
-        TASK,
-        "all",
-        op="drop",
-        order="largest",
-        workspace=phantom_ws,
-        n_max=3,
-        workers=1,
-        plots=False,
-    )
+    _drop_study(phantom_ws, "largest")
     study = DatasetStudy(TASK, "all", "drop", "smallest", n_max=3)
     with Store.open(workspace=phantom_ws) as db:
         result = redraw_dataset_study(study, db, tmp_path / "redrawn")
