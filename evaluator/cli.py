@@ -472,7 +472,9 @@ def submit_cmd(
 @app.command("run")
 @_fail_cleanly
 def run_cmd(
-    entry: Annotated[str, typer.Argument(help="Entry name (submissions/NAME.yaml) or a manifest path.")],
+    entry: Annotated[
+        str, typer.Argument(help="Entry name (submissions/NAME.yaml) or a manifest path.")
+    ],
     task: TaskOpt,
     split: Annotated[
         str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")

@@ -96,6 +96,7 @@ runs_table = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
 )
 
+
 def _case_key() -> tuple[sa.Column[Any], sa.Column[Any]]:
     """Fresh ``run_id`` + ``case_id`` primary-key columns of a per-case table."""
     return (

@@ -101,7 +101,7 @@ def test_volume_metrics_match_known_answers_and_official_formulas(
     autopet: tuple[Path, Path, dict[str, dict[str, float]]], workspace: Workspace
 ) -> None:
     root, preds, expected = autopet
-    result, frame = _score(root, preds, workspace)
+    _, frame = _score(root, preds, workspace)
     got = {(r.case_id, r.metric): r.value for r in frame.itertuples()}
     for cid, values in expected.items():
         patient = cid.rsplit("_", 1)[0]
