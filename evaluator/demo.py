@@ -231,7 +231,7 @@ def run_demo(workspace: Workspace, *, seed: int = 0, console: Console | None = N
     table = Table(title=f"ccbench demo - workspace {workspace.root}")
     table.add_column("step")
     table.add_column("status")
-    table.add_column("result")
+    table.add_column("result", overflow="fold")
     table.add_column("seconds", justify="right")
     for title, ok, summary, seconds in outcomes:
         table.add_row(title, "[green]ok" if ok else "[red]failed", summary, f"{seconds:.1f}")
