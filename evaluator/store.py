@@ -809,11 +809,18 @@ def _ccbench_version() -> str:
 
 
 def _create_tables(engine: sa.Engine, attempts: int = 5) -> None:
-    """Create missing tables; another process creating them at the same moment is fine."""
+    """Create missing tables; another process creating them at the same moment is fine.
+
+    The race shows as ``table ... already exists`` (SQLite: OperationalError; PostgreSQL:
+    ProgrammingError) or, on PostgreSQL, as a unique violation of the system catalogues
+    (IntegrityError ``duplicate key value ... pg_type_typname_nsp_index``); the next attempt
+    then finds the tables.
+    """
     for attempt in range(attempts):
         try:
             _metadata.create_all(engine)
             return
-        except sa.exc.OperationalError as err:
-            if "already exists" not in str(err) or attempt == attempts - 1:
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as err:
+            raced = "already exists" in str(err) or "duplicate key" in str(err)
+            if not raced or attempt == attempts - 1:
                 raise
