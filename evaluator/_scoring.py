@@ -73,8 +73,9 @@ class CaseJob:
     ``prediction`` is an image file (3D tasks) or None when no file was found;
     ``instances`` (2D instance tasks) are the predicted instances of this image as
     ``(category_id, score, segmentation)`` tuples, None when the prediction file is missing;
-    ``preset_error`` ``(error class, message)`` rejects the case without reading it (an
-    unreadable predictions JSON).
+    a missing prediction is recorded with ``missing_class`` (``container`` when the submitted
+    container failed on the case) and ``missing_reason``; ``preset_error`` ``(error class,
+    message)`` rejects the case without reading it (an unreadable predictions JSON).
     """
 
     case: Case
@@ -82,6 +83,7 @@ class CaseJob:
     prediction: Path | None = None
     instances: tuple[tuple[int, float, dict[str, Any]], ...] | None = None
     missing_reason: str = "no prediction file"
+    missing_class: str = "missing"
     preset_error: tuple[str, str] | None = None
 
 
@@ -154,7 +156,7 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
         raise _Rejected(*job.preset_error)
     if plan.dims == 2:
         if job.instances is None:
-            raise _Rejected("missing", f"prediction {cid}: {job.missing_reason}")
+            raise _Rejected(job.missing_class, f"prediction {cid}: {job.missing_reason}")
         ref_shape = image_geometry(ref_img).array_shape
         bad = sorted({c for c, _, _ in job.instances if c not in plan.labels})
         if bad:
@@ -166,7 +168,7 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
             raise _Rejected(err.error_class, f"prediction {cid}: {err.message}") from None
     path = job.prediction
     if path is None or not path.exists():
-        raise _Rejected("missing", f"prediction {cid}: {job.missing_reason}")
+        raise _Rejected(job.missing_class, f"prediction {cid}: {job.missing_reason}")
     try:
         img = read_image(path)
     except ImageReadError as err:

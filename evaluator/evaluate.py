@@ -309,29 +309,14 @@ def _jobs(
     case_errors: Mapping[str, str] | None = None,
 ) -> list[CaseJob]:
     jobs = _prediction_jobs(task, plan, dataset, pred, case_ids)
-    if not case_errors:
-        return jobs
+    errors = case_errors or {}
     # A container failure explains a missing prediction better than "no file".
     return [
-        replace(
-            job,
-            preset_error=(
-                "container",
-                f"prediction {job.case.case_id}: {case_errors[job.case.case_id]}",
-            ),
-        )
-        if job.case.case_id in case_errors and _is_missing(job)
+        replace(job, missing_class="container", missing_reason=errors[job.case.case_id])
+        if job.case.case_id in errors
         else job
         for job in jobs
     ]
-
-
-def _is_missing(job: CaseJob) -> bool:
-    if job.preset_error is not None:
-        return False
-    if job.plan.dims == 2:
-        return job.instances is None
-    return job.prediction is None or not job.prediction.exists()
 
 
 def _prediction_jobs(
