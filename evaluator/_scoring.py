@@ -18,11 +18,11 @@ import SimpleITK as sitk
 
 from evaluator.datasets.base import (
     Case,
+    ImageGeometry,
     check_same_geometry,
     image_geometry,
     label_array,
     rasterise_polygon,
-    read_image,
 )
 from evaluator.errors import (
     CCBenchError,
@@ -31,6 +31,8 @@ from evaluator.errors import (
     InvalidLabelError,
     MetricInputError,
 )
+from evaluator.executor import JobFailure
+from evaluator.ingest import RejectedPrediction, read_prediction
 from evaluator.store import CaseError, ComponentRow, ResultRow
 from evaluator.typing import Connectivity, LabelArray
 
@@ -40,8 +42,10 @@ __all__ = [
     "CaseJob",
     "CaseOutcome",
     "ScoringPlan",
+    "failed_outcome",
     "prediction_from_instances",
     "score_case",
+    "scoring_failure",
 ]
 
 #: Per-case voxel counts behind the HECKTOR aggregated Dice: |P ∩ R| and |P| + |R| per label.
@@ -167,36 +171,24 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
         except _Rejected as err:
             raise _Rejected(err.error_class, f"prediction {cid}: {err.message}") from None
     path = job.prediction
-    if path is None or not path.exists():
+    if path is None:
         raise _Rejected(job.missing_class, f"prediction {cid}: {job.missing_reason}")
-    try:
-        img = read_image(path)
-    except ImageReadError as err:
-        raise _Rejected("undecodable", f"prediction {cid}: {err}") from err
     what = f"prediction {cid} ({path.name})"
+    try:
+        img = read_prediction(
+            path,
+            what=what,
+            expected_size=image_geometry(ref_img).size,
+            allow_other_extent=plan.resample_extent,
+        )
+    except RejectedPrediction as err:
+        error_class = job.missing_class if err.error_class == "missing" else err.error_class
+        raise _Rejected(error_class, err.message) from None
     img = _on_reference_grid(img, ref_img, what=what, resample_extent=plan.resample_extent)
-    floating = img.GetNumberOfComponentsPerPixel() == 1 and img.GetPixelID() in _FLOAT_IDS
-    if floating and (
-        not np.isfinite(sitk.GetArrayViewFromImage(img)).all() or _nifti_has_nan(path)
-    ):
-        raise _Rejected("nan", f"{what}: contains NaN or infinite values")
     try:
         return label_array(img, labels=plan.labels, what=what)
     except InvalidLabelError as err:
         raise _Rejected("label", str(err)) from err
-
-
-_FLOAT_IDS = (sitk.sitkFloat32, sitk.sitkFloat64)
-
-
-def _nifti_has_nan(path: Path) -> bool:
-    """SimpleITK's NIfTI reader turns NaN into 0; read float NIfTI data again with nibabel."""
-    if not path.name.endswith((".nii", ".nii.gz")):
-        return False
-    import nibabel as nib
-
-    data = np.asanyarray(nib.load(str(path)).dataobj)  # type: ignore[attr-defined]
-    return bool(np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all())
 
 
 def _on_reference_grid(
@@ -222,6 +214,51 @@ def _on_reference_grid(
     )
 
 
+def _read_reference(job: CaseJob) -> tuple[sitk.Image, LabelArray]:
+    """The case's reference, checked against its own image grid (the organiser's data)."""
+    case, plan = job.case, job.plan
+    ref_img = case.read_label()
+    ref = label_array(ref_img, labels=plan.labels, what=f"reference {case.case_id}")
+    if case.annotations is None and case.channels:
+        # The prediction is made on the case's image grid: a reference on another grid would be
+        # charged to every entry as a geometry error. Nothing to compare with when the image is
+        # absent (local evaluation needs only the references).
+        channel = case.reference_channel or next(iter(case.channels))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(case.channels[channel]))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            return ref_img, ref
+        check_same_geometry(
+            ref_img,
+            _geometry_of(reader),
+            what=f"reference {case.case_id}",
+            reference=f"its image {channel}",
+        )
+    return ref_img, ref
+
+
+def _geometry_of(reader: sitk.ImageFileReader) -> ImageGeometry:
+    return ImageGeometry(
+        size=tuple(int(v) for v in reader.GetSize()),
+        spacing=tuple(float(v) for v in reader.GetSpacing()),
+        origin=tuple(float(v) for v in reader.GetOrigin()),
+        direction=tuple(float(v) for v in reader.GetDirection()),
+    )
+
+
+def _dataset_error(plan: ScoringPlan, cid: str, message: str, *, seconds: float) -> CaseOutcome:
+    """A case whose reference data is broken: not scorable for any entry (NaN rows)."""
+    rows = [ResultRow(label, metric, math.nan) for label in plan.labels for metric in plan.metrics]
+    return CaseOutcome(
+        case_id=cid,
+        rows=rows,
+        error=CaseError("dataset", f"case {cid} is not scorable (dataset error): {message}"),
+        seconds=seconds,
+    )
+
+
 def _worst_rows(plan: ScoringPlan) -> list[ResultRow]:
     return [
         ResultRow(label, metric, plan.worst[metric])
@@ -238,60 +275,99 @@ def _metric_kwargs(plan: ScoringPlan) -> dict[str, Any]:
 def score_case(job: CaseJob) -> CaseOutcome:
     """Read, validate and score one case; never raises for a bad prediction.
 
-    A rejected prediction (missing, undecodable, wrong geometry, NaN, label outside the map)
-    gets the worst value of every metric and a :class:`CaseError`; an empty prediction is scored
-    by the metrics' edge-case rules and also noted as a ``empty`` case error. Errors in the
-    reference data are raised (they are the organiser's problem, not the team's).
+    A rejected prediction (missing, undecodable, wrong geometry, NaN, label outside the map,
+    refused format or unsafe file) gets the worst value of every metric and a
+    :class:`CaseError`; an empty prediction is scored by the metrics' edge-case rules and also
+    noted as a ``empty`` case error. A broken reference (unreadable, labels outside the map, or
+    not on its own image's grid) is a ``dataset`` error: NaN rows, never charged to the entry.
     """
     from evaluator.metrics.api import compute_metrics
 
     plan = job.plan
     cid = job.case.case_id
     start = time.perf_counter()
-    ref_img = job.case.read_label()
-    ref = label_array(ref_img, labels=plan.labels, what=f"reference {cid}")
-    error: CaseError | None = None
-    components: list[ComponentRow] = []
-    pred: LabelArray | None
+    try:
+        ref_img, ref = _read_reference(job)
+    except (ImageReadError, InvalidLabelError, GeometryMismatchError) as err:
+        return _dataset_error(plan, cid, str(err), seconds=time.perf_counter() - start)
     try:
         pred = _read_prediction(job, ref_img)
     except _Rejected as rejected:
-        pred = None
         error = CaseError(rejected.error_class, rejected.message)
+        return _outcome(
+            job, ref, None, error, start=start, read_seconds=time.perf_counter() - start
+        )
     read_seconds = time.perf_counter() - start
-    if pred is None:
-        rows = _worst_rows(plan)
-    else:
-        spacing = image_geometry(ref_img).array_spacing
-        try:
-            result = compute_metrics(
-                pred,
-                ref,
-                spacing=spacing,
-                metrics=plan.metrics,
-                labels=list(plan.labels),
-                connectivity=plan.connectivity,
-                **_metric_kwargs(plan),
-            )
-        except MetricInputError as err:
-            raise CCBenchError(f"case {cid}: {err}") from err
-        rows = [
-            ResultRow(label, metric, float(result.values[label][metric]))
-            for label in plan.labels
-            for metric in plan.metrics
-        ]
-        components = [
-            ComponentRow(label, metric, index, float(value))
-            for label, per_metric in result.per_component.items()
-            for metric, values in per_metric.items()
-            for index, value in enumerate(values)
-        ]
-        if not pred.any():
-            error = CaseError(
-                "empty",
-                f"prediction {cid}: holds no foreground voxel; scored by the metrics' "
-                "edge-case rules",
-            )
+    try:
+        result = compute_metrics(
+            pred,
+            ref,
+            spacing=image_geometry(ref_img).array_spacing,
+            metrics=plan.metrics,
+            labels=list(plan.labels),
+            connectivity=plan.connectivity,
+            **_metric_kwargs(plan),
+        )
+    except MetricInputError as err:
+        raise CCBenchError(f"case {cid}: {err}") from err
+    rows = [
+        ResultRow(label, metric, float(result.values[label][metric]))
+        for label in plan.labels
+        for metric in plan.metrics
+    ]
+    components = [
+        ComponentRow(label, metric, index, float(value))
+        for label, per_metric in result.per_component.items()
+        for metric, values in per_metric.items()
+        for index, value in enumerate(values)
+    ]
+    empty: CaseError | None = None
+    if not pred.any() and ref.any():
+        empty = CaseError(
+            "empty",
+            f"prediction {cid}: holds no foreground voxel; scored by the metrics' edge-case rules",
+        )
+    return _outcome(
+        job,
+        ref,
+        pred,
+        empty,
+        rows=rows,
+        components=components,
+        start=start,
+        read_seconds=read_seconds,
+    )
+
+
+def failed_outcome(job: CaseJob, error_class: str, message: str) -> CaseOutcome:
+    """The outcome of a case whose scoring failed (e.g. past the worker's memory or time limit).
+
+    Scored like a rejected prediction (worst values), read in the calling process; a broken
+    reference still makes it a ``dataset`` error.
+    """
+    start = time.perf_counter()
+    try:
+        _, ref = _read_reference(job)
+    except (ImageReadError, InvalidLabelError, GeometryMismatchError) as err:
+        return _dataset_error(job.plan, job.case.case_id, str(err), seconds=0.0)
+    return _outcome(job, ref, None, CaseError(error_class, message), start=start, read_seconds=0.0)
+
+
+def _outcome(
+    job: CaseJob,
+    ref: LabelArray,
+    pred: LabelArray | None,
+    error: CaseError | None,
+    *,
+    start: float,
+    read_seconds: float,
+    rows: list[ResultRow] | None = None,
+    components: list[ComponentRow] | None = None,
+) -> CaseOutcome:
+    """Rows of a case (worst values when ``pred`` is None) plus the profile's extra rules."""
+    plan = job.plan
+    rows = _worst_rows(plan) if rows is None else rows
+    components = components or []
     if plan.aggregated_dice:
         # a rejected prediction counts as empty: it adds the reference volume and no overlap
         painted = np.zeros_like(ref) if pred is None else pred
@@ -306,10 +382,19 @@ def score_case(job: CaseJob) -> CaseOutcome:
         rows = [r if r.metric in keep else r._replace(value=math.nan) for r in rows]
         components = [c for c in components if c.metric in keep]
     return CaseOutcome(
-        case_id=cid,
+        case_id=job.case.case_id,
         rows=rows,
         components=components,
         error=error,
         seconds=time.perf_counter() - start,
         read_seconds=read_seconds,
     )
+
+
+def scoring_failure(job: CaseJob, failure: JobFailure) -> CaseOutcome:
+    """A case whose worker ran out of memory or time, or died: ``scoring_limit``, worst values.
+
+    The prediction is what made scoring exhaust the worker (a huge or pathological image), so it
+    is charged to the entry like any other rejected prediction.
+    """
+    return failed_outcome(job, "scoring_limit", f"prediction {job.case.case_id}: {failure.message}")

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from evaluator.errors import CCBenchError
+from evaluator.textsafe import markup_safe
 from evaluator.workspace import Workspace, resolve_workspace
 
 __all__ = ["app", "main"]
@@ -50,6 +51,18 @@ DataRootOpt = Annotated[
     typer.Option("--data-root", help="Read the task's data from DIR instead of its registry root."),
 ]
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="Task name from datasets.yaml.")]
+ScoringMemoryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--scoring-memory-mb",
+        help="Memory cap of each scoring worker, MiB [default: 3/4 of RAM shared by the workers].",
+        show_default=False,
+    ),
+]
+ScoringTimeOpt = Annotated[
+    float,
+    typer.Option("--scoring-time-limit", help="Scoring time limit per case, seconds."),
+]
 
 
 def _fail_cleanly(func: F) -> F:
@@ -60,7 +73,11 @@ def _fail_cleanly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CCBenchError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            # The message can quote container output and file names: one line, as text.
+            from evaluator.textsafe import markup_safe
+
+            message = " ".join(markup_safe(err).split())
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
@@ -303,6 +320,8 @@ def evaluate_cmd(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Re-score a finished run.")] = False,
     entry: Annotated[str | None, typer.Option(help="Entry the predictions belong to.")] = None,
+    scoring_memory_mb: ScoringMemoryOpt = None,
+    scoring_time_limit: ScoringTimeOpt = 600.0,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -336,6 +355,11 @@ def evaluate_cmd(
             entry=entry,
             data_root=data_root,
             on_case=on_case,
+            memory_mb=scoring_memory_mb,
+            time_limit_s=scoring_time_limit,
+            on_wait=lambda message: err_console.print(
+                f"[yellow]{markup_safe(message)}[/]", highlight=False, soft_wrap=True
+            ),
         )
     print_evaluation(result, console=console)
 
@@ -487,6 +511,8 @@ def run_cmd(
         bool, typer.Option("--evaluate/--no-evaluate", help="Score the outputs into the store.")
     ] = True,
     submissions: SubmissionsOpt = Path("submissions"),
+    scoring_memory_mb: ScoringMemoryOpt = None,
+    scoring_time_limit: ScoringTimeOpt = 600.0,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -510,8 +536,51 @@ def run_cmd(
         submissions_dir=submissions,
         data_root=data_root,
         evaluate=evaluate,
+        scoring_memory_mb=scoring_memory_mb,
+        scoring_time_limit_s=scoring_time_limit,
     )
     print_run_outcome(outcome, console=console)
+
+
+@app.command("logs")
+@_fail_cleanly
+def logs_cmd(
+    run: Annotated[str, typer.Argument(help="Run name (as `ccbench evaluate`/`run` printed it).")],
+    case: Annotated[str | None, typer.Option(help="Only this case's errors and logs.")] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Results store URL [default: $CCBENCH_STORE or the workspace]."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Show a run's container logs and per-case error messages (for the organiser).
+
+    Logs can carry test data printed by a container, so they are kept in the store and shown
+    here, never on the published site.
+
+    Examples:
+
+        ccbench logs threshold__autopet-phantom__test__20261201T101500000000
+
+        ccbench logs mine --case PETCT_0af7ffe12a_0
+    """
+    from evaluator.errors import StoreError
+    from evaluator.reporting import print_run_logs
+    from evaluator.store import Store
+
+    with Store.open(store, workspace=_workspace(workspace)) as db:
+        info = db.find_run(run)
+        if info is None:
+            known = [r.name for r in db.list_runs()][-5:]
+            raise StoreError(f"no run '{run}' in {db.url} (latest: {', '.join(known) or 'none'})")
+        frame = db.errors_frame(run_ids=[info.id])
+        errors = [
+            (str(r.case_id), str(r.error_class), str(r.message))
+            for r in frame.itertuples()
+            if case is None or r.case_id == case
+        ]
+        logs = [entry for entry in db.logs(info.id) if case is None or entry[0] == case]
+    print_run_logs(info.name, errors, logs, console=console)
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,6 +722,14 @@ def leaderboard_cmd(
         str | None,
         typer.Option(help="Results store URL [default: $CCBENCH_STORE or the workspace]."),
     ] = None,
+    show_images: Annotated[
+        bool | None,
+        typer.Option(
+            "--show-images/--hide-images",
+            help="Publish slices of the cases' images and references [default: phantoms only].",
+            show_default=False,
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Rank every finished run of a task and split; write plots and a static HTML site.
@@ -674,6 +751,7 @@ def leaderboard_cmd(
         n_resamples=n_resamples,
         alpha=alpha,
         store=store,
+        show_images=show_images,
     )
     console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
 

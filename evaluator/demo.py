@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -123,6 +124,93 @@ def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
     return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(DEMO_TASKS)} tasks) scored into {ws.store_path}"
 
 
+def _write_attacks(task: str, ws: Workspace, out: Path) -> dict[str, str]:
+    """Prediction files as a hostile entry writes them, one attack per case: case -> attack."""
+    import gzip
+    import struct
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from evaluator.datasets.base import open_dataset
+
+    cases = [c for c in open_dataset(task, workspace=ws).cases() if c.label is not None][:5]
+    out.mkdir(parents=True, exist_ok=True)
+    ref = sitk.ReadImage(str(cases[0].label))
+    x, y, z = ref.GetSize()
+    attacks = {}
+    # 1. a MetaImage header whose pixel data is the case's reference file on this host
+    (out / f"{cases[0].case_id}.mha").write_text(
+        f"ObjectType = Image\nNDims = 3\nDimSize = {x} {y} {z}\nElementType = MET_UCHAR\n"
+        f"ElementDataFile = {cases[0].label}\n"
+    )
+    attacks[cases[0].case_id] = "MetaImage header naming the reference file"
+    # 2. a decompression bomb: 1 MB declaring 1024^3 voxels
+    header = bytearray(348)
+    struct.pack_into("<i", header, 0, 348)
+    struct.pack_into("<8h", header, 40, 3, 1024, 1024, 1024, 1, 1, 1, 1)
+    struct.pack_into("<2h", header, 70, 2, 8)
+    struct.pack_into("<f", header, 108, 352.0)
+    header[344:348] = b"n+1\0"
+    member = gzip.compress(b"\0" * 2**24, compresslevel=9)
+    (out / f"{cases[1].case_id}.nii.gz").write_bytes(
+        gzip.compress(bytes(header) + b"\0" * 4) + member * 64
+    )
+    attacks[cases[1].case_id] = "1 MB .nii.gz declaring 1024^3 voxels"
+    # 3. a link to the reference
+    (out / f"{cases[2].case_id}.nii.gz").symlink_to(Path(str(cases[2].label)).absolute())
+    attacks[cases[2].case_id] = "symbolic link to the reference"
+    # 4. NRRD with a detached data file
+    (out / f"{cases[3].case_id}.nrrd").write_text(
+        f"NRRD0004\ntype: uint8\ndimension: 3\nsizes: {x} {y} {z}\nencoding: gzip\n"
+        f"byte skip: 352\ndata file: {cases[3].label}\n\n"
+    )
+    attacks[cases[3].case_id] = "NRRD header naming the reference file"
+    # 5. one voxel of 2**31 - 1 in an int32 label map
+    arr = np.zeros((z, y, x), dtype=np.int32)
+    arr[0, 0, 0] = 2**31 - 1
+    img = sitk.GetImageFromArray(arr)
+    img.CopyInformation(sitk.ReadImage(str(cases[4].label)))
+    sitk.WriteImage(img, str(out / f"{cases[4].case_id}.nii.gz"))
+    attacks[cases[4].case_id] = "label value 2**31 - 1"
+    return attacks
+
+
+def _integrity(ws: Workspace, seed: int, console: Console) -> str:
+    """Hostile prediction files, each refused with a named per-case error (own store)."""
+    import shutil
+
+    from evaluator.evaluate import evaluate_run
+    from evaluator.reporting import kv_table
+    from evaluator.store import Store
+
+    task = "autopet-phantom"
+    folder = ws.tmp / "demo-attacks"
+    shutil.rmtree(folder, ignore_errors=True)
+    attacks = _write_attacks(task, ws, folder)
+    store = f"sqlite:///{ws.tmp / 'demo-attacks.sqlite'}"
+    result = evaluate_run(
+        task, DEMO_SPLIT, folder, workspace=ws, store=store, run_name="attacks", force=True,
+        out=ws.tmp / "demo-attacks-results",
+    )  # fmt: skip
+    with Store.open(store) as db:
+        errors = db.errors_frame(run_ids=[result.run.id]).set_index("case_id")
+    rows = {
+        f"{case}: {attack}": f"refused: {errors.loc[case, 'error_class']}"
+        if case in errors.index
+        else "NOT REFUSED"
+        for case, attack in attacks.items()
+    }
+    console.print(kv_table("hostile prediction files (`ccbench evaluate`)", rows))
+    refused = sum(case in errors.index for case in attacks)
+    if refused != len(attacks):
+        raise RuntimeError(f"only {refused} of {len(attacks)} hostile files were refused")
+    return (
+        f"{refused}/{len(attacks)} hostile prediction files refused with named errors "
+        "(detached data, bomb, link, NRRD, huge label)"
+    )
+
+
 #: Tasks the threshold baseline container is run on in the demo.
 CONTAINER_TASKS = ("autopet-phantom", "hecktor-phantom", "btcv-phantom")
 
@@ -197,6 +285,7 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Stratified splits", _split),
         DemoStep("Score one prediction (`ccbench metrics`)", _metrics),
         DemoStep("Local evaluation of three entries per task (`ccbench evaluate`)", _evaluate),
+        DemoStep("Integrity: hostile prediction files are refused", _integrity),
         DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
         DemoStep("Degradation studies (`ccbench simulate`)", _simulate),
         DemoStep("Leaderboards: rankings, bootstrap, plots, static site", _leaderboards),

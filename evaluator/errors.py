@@ -16,6 +16,7 @@ __all__ = [
     "GeometryMismatchError",
     "ImageReadError",
     "InvalidLabelError",
+    "InvalidNameError",
     "InvalidPredictionError",
     "MetricInputError",
     "MissingPredictionError",
@@ -70,6 +71,10 @@ class UnknownMetricError(CCBenchError):
 
 class MissingPredictionError(CCBenchError):
     """A case of the split has no prediction file."""
+
+
+class InvalidNameError(CCBenchError):
+    """A name that would become part of a path (run, entry, slug) breaks the naming pattern."""
 
 
 class InvalidPredictionError(CCBenchError):

@@ -8,7 +8,8 @@ only the cases missing from the store are scored. A finished run is a no-op unle
 
 Prediction layouts (3D tasks), tried in this order for each case id ``C``:
 
-1. ``<pred>/C.nii.gz`` (or ``.nii``, ``.mha``, ``.nrrd``): the nnU-Net / batch layout.
+1. ``<pred>/C.nii.gz`` (or ``.nii``, ``.mha``): the nnU-Net / batch layout. Files are read
+   through :mod:`evaluator.ingest` (single-file formats only, no links, header checked first).
 2. ``<pred>/mapping.json``: ``{"C": "images/<slug>/<uuid>.mha", ...}``, paths relative to
    ``<pred>``, for grand-challenge style output folders (``<pred>/images/<slug>/<uuid>.mha``).
 3. ``<pred>/C/``: a per-case folder (the grand-challenge "one container run per case" output)
@@ -34,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,11 +50,20 @@ from evaluator._scoring import (
     CaseOutcome,
     ScoringPlan,
     score_case,
+    scoring_failure,
 )
 from evaluator.datasets.registry import MetricProfile, Registry, TaskSpec, load_registry
 from evaluator.errors import CCBenchError, ImageReadError, InvalidPredictionError
+from evaluator.executor import (
+    JobFailure,
+    WorkerLimits,
+    default_memory_mb,
+    run_jobs,
+    run_jobs_dask,
+)
+from evaluator.ingest import ACCEPTED_FORMATS, RejectedPrediction, accepted_suffix
 from evaluator.store import ResultRow, RunInfo, Store
-from evaluator.workspace import Workspace
+from evaluator.workspace import Workspace, check_name, safe_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -79,15 +90,23 @@ ERROR_CLASSES: dict[str, str] = {
     "label": "the prediction holds values outside the task's label map",
     "empty": "the prediction holds no foreground (scored by the edge-case rules)",
     "container": "the submitted container failed on the case and wrote no prediction",
+    "format": "the prediction is not in an accepted single-file format (.nii.gz, .nii, .mha)",
+    "unsafe": "the prediction is a link or special file, or its header names another file",
+    "scoring_limit": "scoring the prediction exceeded the scoring worker's memory or time limit",
+    "dataset": "the case's reference data is broken; the case is not scored for any entry",
 }
 
-#: File endings of prediction images, tried in this order.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".mha", ".nrrd", ".png")
+#: File endings of prediction images, tried in this order (the ingestion's allow-list).
+IMAGE_EXTENSIONS: tuple[str, ...] = tuple(ACCEPTED_FORMATS)
 
 _CONVENTIONS = {
-    "worst": "Rejected predictions (missing, undecodable, geometry, nan, label) are scored with "
-    "the worst value of every metric (distances: inf; CC distances: cc_worst_distance_mm).",
-    "empty": "Empty predictions are scored by the metrics' edge-case rules (EDGE_CASES).",
+    "worst": "Rejected predictions (missing, undecodable, geometry, nan, label, container, format, "
+    "unsafe, scoring_limit) are scored with the worst value of every metric (distances: inf; CC "
+    "distances: cc_worst_distance_mm).",
+    "empty": "Empty predictions are scored by the metrics' edge-case rules (EDGE_CASES); an empty "
+    "prediction of an empty reference is correct and no error.",
+    "dataset": "Cases whose reference is broken (dataset errors) have no values and are left out "
+    "for every entry.",
     "negative": "Negative cases (empty reference) are scored with {metrics} only; every other "
     "metric is NaN and left out of the means (autoPET III/IV convention).",
     "resample": "A prediction with the reference spacing but another extent is resampled onto "
@@ -181,15 +200,64 @@ def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
 # --------------------------------------------------------------------------------------------
 
 
-def _single_image(folder: Path) -> Path | None:
-    files = sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.name.endswith(IMAGE_EXTENSIONS)
-    )
+_MAX_LISTED = 10_000
+
+
+def _lexists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder that is not a link."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _single_image(folder: Path) -> Path | RejectedPrediction | None:
+    """The one image file under a per-case folder (links are listed, never followed)."""
+    files: list[Path] = []
+    seen = 0
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        seen += len(dirs) + len(names)
+        if seen > _MAX_LISTED:
+            return RejectedPrediction(
+                "unsafe", f"{folder.name}/: more than {_MAX_LISTED} entries; not searched"
+            )
+        files += [Path(root) / n for n in names if accepted_suffix(n)]
     return files[0] if len(files) == 1 else None
 
 
-def find_predictions(pred: Path, case_ids: Sequence[str]) -> dict[str, Path | None]:
+def _mapped(pred: Path, cid: str, relative: str) -> Path | RejectedPrediction:
+    """``<pred>/<relative>`` from mapping.json: relative, inside ``pred``, no link on the way."""
+    parts = Path(relative).parts
+    if not relative or Path(relative).is_absolute() or any(p in ("..", ".") for p in parts):
+        return RejectedPrediction(
+            "unsafe",
+            f"prediction {cid}: mapping.json path {relative!r} is not a plain relative path "
+            "inside the predictions folder",
+        )
+    folder = pred
+    for part in parts[:-1]:
+        folder = folder / part
+        if not _real_dir(folder):
+            return RejectedPrediction(
+                "unsafe",
+                f"prediction {cid}: mapping.json path {relative!r} passes through "
+                f"{part!r}, which is not a folder (links are never followed)",
+            )
+    return folder / parts[-1]
+
+
+def find_predictions(
+    pred: Path, case_ids: Sequence[str]
+) -> dict[str, Path | RejectedPrediction | None]:
     """Match prediction image files to case ids (3D tasks; see the module docstring).
+
+    Nothing is followed: a link is matched like a file (and refused when it is read), a
+    ``mapping.json`` path must stay inside ``pred`` without passing a link, and a file named
+    after the case in a format that is not accepted is reported as such.
 
     Parameters
     ----------
@@ -201,7 +269,8 @@ def find_predictions(pred: Path, case_ids: Sequence[str]) -> dict[str, Path | No
     Returns
     -------
     dict
-        Case id -> file, or None when no file matches (scored as ``missing``).
+        Case id -> file, a :class:`~evaluator.ingest.RejectedPrediction` (refused before
+        reading: ``format`` or ``unsafe``), or None when nothing matches (scored as ``missing``).
 
     Raises
     ------
@@ -213,14 +282,21 @@ def find_predictions(pred: Path, case_ids: Sequence[str]) -> dict[str, Path | No
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "0001.nii.gz").write_bytes(b"")
-    >>> {k: (v.name if v else None) for k, v in find_predictions(folder, ["0001", "0002"]).items()}
-    {'0001': '0001.nii.gz', '0002': None}
+    >>> _ = (folder / "0003.nrrd").write_bytes(b"")
+    >>> found = find_predictions(folder, ["0001", "0002", "0003"])
+    >>> found["0001"].name, found["0002"], found["0003"].error_class
+    ('0001.nii.gz', None, 'format')
     """
-    if not pred.is_dir():
+    if not _real_dir(pred):
         raise InvalidPredictionError(f"predictions folder {pred} does not exist")
+    try:
+        listed = sorted(os.listdir(pred))
+    except OSError as err:
+        raise InvalidPredictionError(f"predictions folder {pred}: {err.strerror}") from err
+    names = set(listed)
     mapping: dict[str, str] = {}
     mapping_file = pred / "mapping.json"
-    if mapping_file.is_file():
+    if "mapping.json" in names and stat.S_ISREG(os.lstat(mapping_file).st_mode):
         from evaluator.datasets.base import read_json
 
         try:
@@ -232,17 +308,23 @@ def find_predictions(pred: Path, case_ids: Sequence[str]) -> dict[str, Path | No
                 f"{mapping_file}: expected an object {{case id: relative file path}}"
             )
         mapping = {str(k): v for k, v in raw.items()}
-    found: dict[str, Path | None] = {}
+    found: dict[str, Path | RejectedPrediction | None] = {}
     for cid in case_ids:
-        match: Path | None = None
-        for ext in IMAGE_EXTENSIONS:
-            if (pred / f"{cid}{ext}").is_file():
-                match = pred / f"{cid}{ext}"
-                break
+        match: Path | RejectedPrediction | None = next(
+            (pred / f"{cid}{ext}" for ext in IMAGE_EXTENSIONS if f"{cid}{ext}" in names), None
+        )
         if match is None and cid in mapping:
-            match = pred / mapping[cid]
-        if match is None and (pred / cid).is_dir():
+            match = _mapped(pred, cid, mapping[cid])
+        if match is None and cid in names and _real_dir(pred / cid):
             match = _single_image(pred / cid)
+        if match is None:
+            others = [n for n in listed if n.startswith(f"{cid}.") and not accepted_suffix(n)]
+            if others:
+                match = RejectedPrediction(
+                    "format",
+                    f"prediction {cid}: {others[0]} is not an accepted format "
+                    f"(write {cid}.nii.gz, {cid}.nii or {cid}.mha)",
+                )
         found[cid] = match
     return found
 
@@ -346,15 +428,21 @@ def _prediction_jobs(
             for c in case_ids
         ]
     files = find_predictions(pred, case_ids)
-    return [
-        CaseJob(
-            dataset.case(c),
-            plan,
-            prediction=files[c],
-            missing_reason=f"no prediction file for case {c} in {pred}",
+    jobs = []
+    for c in case_ids:
+        match = files[c]
+        refused = match if isinstance(match, RejectedPrediction) else None
+        jobs.append(
+            CaseJob(
+                dataset.case(c),
+                plan,
+                prediction=match if isinstance(match, Path) else None,
+                missing_reason=f"no prediction file for case {c} (expected {c}.nii.gz, .nii "
+                "or .mha)",
+                preset_error=None if refused is None else (refused.error_class, refused.message),
+            )
         )
-        for c in case_ids
-    ]
+    return jobs
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,56 +451,41 @@ def _prediction_jobs(
 
 
 def _outcomes_local(
-    jobs: Sequence[Any], workers: int, fn: Callable[[Any], Any] = score_case
+    jobs: Sequence[Any],
+    workers: int,
+    fn: Callable[[Any], Any] = score_case,
+    *,
+    limits: WorkerLimits | None = None,
+    on_failure: Callable[[Any, JobFailure], Any] = scoring_failure,
 ) -> Iterator[Any]:
-    """``fn(job)`` of every job in completion order (the simulation studies pass their own)."""
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield fn(job)
-        return
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-
-    pending = list(reversed(jobs))
-    running: set[Future[Any]] = set()
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        try:
-            while pending or running:
-                while pending and len(running) < 2 * workers:  # bounded: few cases in flight
-                    running.add(pool.submit(fn, pending.pop()))
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+    """``fn(job)`` of every job in capped worker processes, in completion order."""
+    limits = limits or WorkerLimits(memory_mb=default_memory_mb(workers))
+    yield from run_jobs(jobs, fn, workers=workers, limits=limits, on_failure=on_failure)
 
 
 def _outcomes_dask(
     jobs: Sequence[Any], scheduler: str, fn: Callable[[Any], Any] = score_case
 ) -> Iterator[Any]:
-    """As :func:`_outcomes_local` on an existing Dask cluster."""
-    from distributed import Client, as_completed
+    """As :func:`_outcomes_local` on an existing Dask cluster (the cluster's limits apply)."""
+    yield from run_jobs_dask(jobs, fn, scheduler=scheduler)
 
-    try:
-        client = Client(scheduler, set_as_default=False)
-    except OSError as err:
-        raise CCBenchError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from err
-    try:
-        window = max(2 * sum(client.nthreads().values()), 2)
-        pending = list(reversed(jobs))
-        first = [
-            client.submit(fn, pending.pop(), pure=False) for _ in range(min(window, len(pending)))
-        ]
-        completed = as_completed(first, loop=client.loop)
-        for future in completed:
-            outcome = future.result()
-            future.release()
-            if pending:
-                completed.add(client.submit(fn, pending.pop(), pure=False))
-            yield outcome
-    finally:
-        client.close()
+
+def _refuse_empty_folder(task: TaskSpec, jobs: Sequence[CaseJob], pred: Path) -> None:
+    """A folder in which no case has a prediction is a wrong ``--pred``, not an entry."""
+    if any(j.prediction is not None or j.preset_error or j.instances is not None for j in jobs):
+        return
+    example = jobs[0].case.case_id if jobs else "CASE"
+    if task.dims == 2:
+        expected = "one JSON file of COCO results or ChestXDet-style predictions"
+    else:
+        expected = (
+            f"one file per case named after it, e.g. {example}.nii.gz (or .nii, .mha), a "
+            f"mapping.json, or per-case folders {example}/"
+        )
+    raise InvalidPredictionError(
+        f"predictions folder {pred}: no prediction for any of the {len(jobs)} cases of the "
+        f"split; expected {expected}"
+    )
 
 
 def _has_reference(case: Case) -> bool:
@@ -446,6 +519,9 @@ def evaluate_run(
     registry: Registry | None = None,
     on_case: Callable[[CaseOutcome, int, int], None] | None = None,
     case_errors: Mapping[str, str] | None = None,
+    memory_mb: int | None = None,
+    time_limit_s: float | None = 600.0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -466,7 +542,8 @@ def evaluate_run(
     out
         Where ``results.csv`` and ``summary.json`` go; default ``<workspace>/runs/<run name>``.
     workers
-        Local processes; default: one per CPU (at most one per case); 1 scores in-process.
+        Scoring worker processes; default: one per CPU (at most one per case). Scoring always
+        runs in worker processes under `memory_mb` and `time_limit_s`, never in this process.
     scheduler
         Address of a Dask distributed scheduler (``tcp://host:8786``); overrides ``workers``.
     store
@@ -485,6 +562,16 @@ def evaluate_run(
         Case id -> why the submitted container produced nothing for it (the container runner
         passes these); such a case without a prediction is recorded with the error class
         ``container`` and that reason instead of ``missing``, and scored with worst values.
+    memory_mb
+        Address-space cap of each scoring worker, MiB [default: three quarters of the machine's
+        memory shared by the workers, 2-16 GiB]. A case that exceeds it is recorded as
+        ``scoring_limit`` and the other cases go on.
+    time_limit_s
+        Wall-clock limit per case for scoring, seconds (``scoring_limit`` beyond it); None for
+        no limit.
+    on_wait
+        Called once with a message when another process is scoring the same run: this call
+        waits for it, then resumes (usually finding nothing left to score).
 
     Returns
     -------
@@ -509,7 +596,9 @@ def evaluate_run(
     case_ids = resolve_split(spec, split, workspace=workspace, data_root=root, registry=reg)
     if split == "all":  # every case that has a reference
         case_ids = [c for c in case_ids if _has_reference(dataset.case(c))]
-    name = run_name or f"{task}-{split}-{pred_path.name}"
+    if run_name is not None:
+        check_name(run_name, what="run name")
+    name = run_name or safe_name(f"{task}-{split}-{pred_path.name}")
     parameters = {
         "pred": str(pred_path),
         "profile": profile.model_dump(mode="json"),
@@ -524,37 +613,51 @@ def evaluate_run(
         entry=entry,
         image_digest=image_digest,
     )
-    if force:
-        db.reset_run(run.id)
-    done = db.completed_cases(run.id)
-    todo = [] if run.status == "finished" and not force else [c for c in case_ids if c not in done]
-    if todo:
-        jobs = _jobs(spec, plan, dataset, pred_path, todo, case_errors)
-        db.update_run(run.id, dataset_fingerprint=_fingerprint(dataset.case(c) for c in case_ids))
-        if scheduler:
-            outcomes = _outcomes_dask(jobs, scheduler)
-        else:
-            n = workers if workers is not None else os.cpu_count() or 1
-            outcomes = _outcomes_local(jobs, min(n, len(jobs)))
-        for i, outcome in enumerate(outcomes, start=1):
-            db.record_case(
-                run.id,
-                outcome.case_id,
-                outcome.rows,
-                error=outcome.error,
-                components=outcome.components,
-                seconds=outcome.seconds,
-            )
-            if on_case is not None:
-                on_case(outcome, i, len(jobs))
-    if todo or run.status != "finished":
-        aggregates = _aggregates(db, run.id, plan)
-        if plan.instance_metrics:
-            rejected = db.errors_frame(run_ids=[run.id])
-            rejected = set(rejected.loc[rejected["error_class"] != "empty", "case_id"])
-            jobs = _jobs(spec, plan, dataset, pred_path, case_ids, case_errors)
-            aggregates += _coco_aggregates(plan, jobs, rejected)
-        db.finish_run(run.id, aggregates=aggregates)
+    with db.claim_run(run.id, on_wait=on_wait):
+        run = db.get_run(run.id)  # another process may have finished it while we waited
+        if force:
+            db.reset_run(run.id)
+        done = db.completed_cases(run.id)
+        finished = run.status == "finished" and not force
+        todo = [] if finished else [c for c in case_ids if c not in done]
+        try:
+            if todo:
+                jobs = _jobs(spec, plan, dataset, pred_path, todo, case_errors)
+                if not done and case_errors is None:
+                    _refuse_empty_folder(spec, jobs, pred_path)
+                fingerprint = _fingerprint(dataset.case(c) for c in case_ids)
+                db.update_run(run.id, dataset_fingerprint=fingerprint)
+                if scheduler:
+                    outcomes = _outcomes_dask(jobs, scheduler)
+                else:
+                    n = min(workers if workers is not None else os.cpu_count() or 1, len(jobs))
+                    limits = WorkerLimits(
+                        memory_mb=memory_mb or default_memory_mb(n), time_s=time_limit_s
+                    )
+                    outcomes = _outcomes_local(jobs, n, limits=limits)
+                for i, outcome in enumerate(outcomes, start=1):
+                    db.record_case(
+                        run.id,
+                        outcome.case_id,
+                        outcome.rows,
+                        error=outcome.error,
+                        components=outcome.components,
+                        seconds=outcome.seconds,
+                    )
+                    if on_case is not None:
+                        on_case(outcome, i, len(jobs))
+            if todo or run.status != "finished":
+                aggregates = _aggregates(db, run.id, plan)
+                if plan.instance_metrics:
+                    rejected = db.errors_frame(run_ids=[run.id])
+                    rejected = set(rejected.loc[rejected["error_class"] != "empty", "case_id"])
+                    jobs = _jobs(spec, plan, dataset, pred_path, case_ids, case_errors)
+                    aggregates += _coco_aggregates(plan, jobs, rejected)
+                db.finish_run(run.id, aggregates=aggregates)
+        except BaseException:
+            # never left "running": the cases stored so far stay, the same command resumes
+            db.set_status(run.id, "failed")
+            raise
     run = db.get_run(run.id)
     out_dir = Path(out) if out is not None else workspace.runs / name
     summary, table = summarize_run(db, run, plan, profile, case_ids=case_ids)
@@ -681,7 +784,12 @@ def summarize_run(
     for cls in errors["error_class"]:
         counts[cls] = counts.get(cls, 0) + 1
     aggregates = db.aggregates_frame(run_ids=[run.id])
-    conventions = [_CONVENTIONS["worst"], _CONVENTIONS["empty"], _CONVENTIONS["means"]]
+    conventions = [
+        _CONVENTIONS["worst"],
+        _CONVENTIONS["empty"],
+        _CONVENTIONS["dataset"],
+        _CONVENTIONS["means"],
+    ]
     if profile.negative_case_metrics is not None:
         conventions.append(
             _CONVENTIONS["negative"].format(metrics=", ".join(profile.negative_case_metrics))

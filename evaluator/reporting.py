@@ -2,6 +2,12 @@
 
 Each function takes the result object of one library call and a :class:`rich.console.Console`;
 none of them computes anything.
+
+Every string that comes from a container, a file or a user-supplied name (entry, run and case
+names, file paths, error messages, rejected-file lines, reasons) goes through
+:func:`evaluator.textsafe.markup_safe` before it is embedded in markup, a table cell or a table
+title (rich parses all three as markup): ``[/]`` in a log line must not crash rich, and
+``\\x1b[2J`` must not reach the terminal.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+from evaluator.textsafe import markup_safe, printable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,18 +47,18 @@ __all__ = [
 
 
 def kv_table(title: str, rows: dict[str, Any]) -> Table:
-    """A two-column key/value table.
+    """A two-column key/value table; keys and values are shown as text, never as markup.
 
     Examples
     --------
     >>> kv_table("run", {"task": "autopet"}).row_count
     1
     """
-    table = Table(title=title, show_header=False)
+    table = Table(title=markup_safe(title), show_header=False)
     table.add_column("key", style="bold")
     table.add_column("value")
     for key, value in rows.items():
-        table.add_row(key, str(value))
+        table.add_row(markup_safe(key), markup_safe(value))
     return table
 
 
@@ -87,7 +95,7 @@ def print_phantom_summary(results: Sequence[PhantomResult], console: Console) ->
     table.add_column("time", justify="right")
     for r in results:
         table.add_row(
-            r.task,
+            markup_safe(r.task),
             str(r.cases),
             str(r.objects),
             str(r.max_objects),
@@ -98,7 +106,9 @@ def print_phantom_summary(results: Sequence[PhantomResult], console: Console) ->
         )
     console.print(table)
     for r in results:
-        console.print(f"{r.task}: {r.out}", highlight=False, soft_wrap=True)
+        console.print(
+            f"{markup_safe(r.task)}: {markup_safe(r.out)}", highlight=False, soft_wrap=True
+        )
 
 
 # ---- datasets: splits and checks ------------------------------------------------------------
@@ -122,10 +132,10 @@ def print_split_summary(result: SplitResult, console: Console) -> None:
     ...
     """
     k = len(result.folds)
-    by = f", stratified by {', '.join(result.stratify)}" if result.stratify else ""
+    by = f", stratified by {markup_safe(', '.join(result.stratify))}" if result.stratify else ""
     console.print(
-        f"Split of '{result.task}': {result.n_cases} cases, scheme {result.scheme}{by}, "
-        f"seed {result.seed}",
+        f"Split of '{markup_safe(result.task)}': {result.n_cases} cases, "
+        f"scheme {markup_safe(result.scheme)}{by}, seed {result.seed}",
         highlight=False,
     )
     table = Table(show_footer=True)
@@ -136,15 +146,19 @@ def print_split_summary(result: SplitResult, console: Console) -> None:
         total = sum(counts.get(part, 0) for counts in result.strata.values())
         table.add_column(part, justify="right", footer=str(total))
     for stratum, counts in result.strata.items():
-        table.add_row(stratum, str(sum(counts.values())), *(str(counts.get(p, 0)) for p in parts))
+        table.add_row(
+            markup_safe(stratum),
+            str(sum(counts.values())),
+            *(str(counts.get(p, 0)) for p in parts),
+        )
     console.print(table)
     if result.merged:
         console.print(
-            f"small strata merged into coarser groups: {', '.join(result.merged)}",
+            f"small strata merged into coarser groups: {markup_safe(', '.join(result.merged))}",
             highlight=False,
         )
-    console.print(f"folds (nnU-Net splits_final.json): {result.path}", highlight=False)
-    console.print(f"test set: {result.test_path}", highlight=False)
+    console.print(f"folds (nnU-Net splits_final.json): {markup_safe(result.path)}", highlight=False)
+    console.print(f"test set: {markup_safe(result.test_path)}", highlight=False)
 
 
 def print_check_report(report: CheckReport, console: Console) -> None:
@@ -165,23 +179,23 @@ def print_check_report(report: CheckReport, console: Console) -> None:
     │ c1   │ /d/c1.nii.gz: file does not exist │
     ...
     """
+    task, root = markup_safe(report.task), markup_safe(report.root)
     if report.ok:
         console.print(
-            f"[green]{report.task}: {report.n_cases} cases checked in {report.root}, "
-            "no problems[/]",
+            f"[green]{task}: {report.n_cases} cases checked in {root}, no problems[/]",
             highlight=False,
         )
         return
     console.print(
-        f"[bold red]{report.task}: {len(report.problems)} problem(s) in "
-        f"{len(report.bad_cases)} of {report.n_cases} cases in {report.root}[/]",
+        f"[bold red]{task}: {len(report.problems)} problem(s) in "
+        f"{len(report.bad_cases)} of {report.n_cases} cases in {root}[/]",
         highlight=False,
     )
     table = Table()
     table.add_column("case", no_wrap=True)
     table.add_column("problem", overflow="fold")
     for problem in report.problems:
-        table.add_row(problem.case_id, problem.message)
+        table.add_row(markup_safe(problem.case_id), markup_safe(problem.message))
     console.print(table)
 
 
@@ -227,7 +241,7 @@ def print_case_metrics(
     for name in names:
         spec = METRICS.get(name)
         cells = [_fmt_metric(result.values[label].get(name)) for label in labels]
-        table.add_row(name, spec.unit if spec else "", *cells)
+        table.add_row(markup_safe(name), spec.unit if spec else "", *cells)
     console.print(table)
     if not per_component:
         return
@@ -236,7 +250,7 @@ def print_case_metrics(
         sub = Table(title=f"label {label}: CC-Metrics per reference component")
         sub.add_column("component", justify="right", style="bold")
         for name in comps:
-            sub.add_column(name, justify="right")
+            sub.add_column(markup_safe(name), justify="right")
         for i in range(count):
             cells = [_fmt_metric(v[i] if i < len(v) else None) for v in comps.values()]
             sub.add_row(str(i + 1), *cells)
@@ -298,20 +312,22 @@ def print_evaluation(result: Any, *, console: Console) -> None:
     }
     if len(columns) > 1:
         columns["mean over labels"] = dict(summary["mean_over_labels"])
-    title = f"{summary['task']} / {summary['split']}: means over cases"
+    title = f"{markup_safe(summary['task'])} / {markup_safe(summary['split'])}: means over cases"
     table = Table(title=title)
     if len(metrics) >= len(columns):  # one row per metric, one column per label
         table.add_column("metric", style="bold")
         for label in columns:
-            table.add_column(label, justify="right")
+            table.add_column(markup_safe(label), justify="right")
         for metric in metrics:
-            table.add_row(metric, *(_fmt_value(columns[label][metric]) for label in columns))
+            table.add_row(
+                markup_safe(metric), *(_fmt_value(columns[label][metric]) for label in columns)
+            )
     else:  # one row per label, one column per metric
         table.add_column("label", style="bold")
         for metric in metrics:
-            table.add_column(metric, justify="right")
+            table.add_column(markup_safe(metric), justify="right")
         for label, values in columns.items():
-            table.add_row(label, *(_fmt_value(values[m]) for m in metrics))
+            table.add_row(markup_safe(label), *(_fmt_value(values[m]) for m in metrics))
     console.print(table)
     if summary["aggregates"]:
         console.print(
@@ -329,7 +345,7 @@ def print_evaluation(result: Any, *, console: Console) -> None:
     }
     console.print(kv_table("run", info))
     for line in summary["conventions"]:
-        console.print(f"[dim]- {line}[/]", highlight=False)
+        console.print(f"[dim]- {markup_safe(line)}[/]", highlight=False)
 
 
 # ---- runner -----------------------------------------------------------------------------------
@@ -352,7 +368,13 @@ def print_base_images(results: Any, *, console: Console) -> None:
     for column in ("image", "tag", "status", "seconds", "size (MB)"):
         table.add_column(column, justify="right" if column in ("seconds", "size (MB)") else "left")
     for r in results:
-        table.add_row(r.key, r.tag, r.status, f"{r.seconds:.1f}", f"{r.size_mb:.0f}")
+        table.add_row(
+            markup_safe(r.key),
+            markup_safe(r.tag),
+            markup_safe(r.status),
+            f"{r.seconds:.1f}",
+            f"{r.size_mb:.0f}",
+        )
     console.print(table)
 
 
@@ -374,17 +396,26 @@ def print_submission(manifest: Any, path: Any, *, console: Console) -> None:
 
 
 def print_run_outcome(outcome: Any, *, console: Console) -> None:
-    """Print a ``RunOutcome``: container runs, per-case container errors, then the scores."""
-    table = Table(
-        title=f"{outcome.entry} on {outcome.task} / {outcome.split} ({outcome.interface})"
+    """Print a ``RunOutcome``: container runs, per-case container errors, then the scores.
+
+    Labels, reasons, case ids and rejected-file lines come from the container: they are shown as
+    text (markup escaped, escape sequences and control characters removed).
+    """
+    entry, task, split, interface = (
+        markup_safe(v) for v in (outcome.entry, outcome.task, outcome.split, outcome.interface)
     )
+    table = Table(title=f"{entry} on {task} / {split} ({interface})")
     for column in ("run", "status", "exit", "seconds", "reason"):
         table.add_column(column)
     for run in outcome.container_runs:
         style = "green" if run.ok else "red"
         exit_code = "-" if run.exit_code is None else str(run.exit_code)
         table.add_row(
-            run.label, f"[{style}]{run.status}[/]", exit_code, f"{run.seconds:.2f}", run.reason
+            markup_safe(run.label),
+            f"[{style}]{markup_safe(run.status)}[/]",
+            exit_code,
+            f"{run.seconds:.2f}",
+            markup_safe(run.reason),
         )
     console.print(table)
     if outcome.case_errors:
@@ -392,13 +423,13 @@ def print_run_outcome(outcome: Any, *, console: Console) -> None:
         errors.add_column("case", style="bold")
         errors.add_column("reason")
         for case_id, reason in outcome.case_errors.items():
-            errors.add_row(case_id, reason)
+            errors.add_row(markup_safe(case_id), markup_safe(reason))
         console.print(errors)
     if outcome.rejected:
         shown = outcome.rejected[:10]
         more = len(outcome.rejected) - len(shown)
         for line in shown:
-            console.print(f"[yellow]ignored[/] {line}", highlight=False)
+            console.print(f"[yellow]ignored[/] {markup_safe(line)}", highlight=False)
         if more:
             console.print(f"[yellow]... and {more} more ignored files[/]")
     info = {
@@ -456,17 +487,18 @@ def print_toy_result(result: Any, *, console: Console) -> None:
         rows = frame[(frame["study"] == study) & (frame["component"] == "")]
         metrics = [m for m in dict.fromkeys(rows["metric"]) if m != "pred_components"]
         table.add_row(
-            study,
-            ", ".join(dict.fromkeys(rows["variant"])),
+            markup_safe(study),
+            markup_safe(", ".join(dict.fromkeys(rows["variant"]))),
             str(int(rows["step"].max())),
-            ", ".join(metrics),
+            markup_safe(", ".join(metrics)),
             f"{seconds:.1f}",
         )
     console.print(table)
     if result.csv is not None:
-        console.print(f"numbers: {result.csv}", highlight=False)
+        console.print(f"numbers: {markup_safe(result.csv)}", highlight=False)
         console.print(
-            f"figures: {len(result.figures)} files in {result.csv.parent}", highlight=False
+            f"figures: {len(result.figures)} files in {markup_safe(result.csv.parent)}",
+            highlight=False,
         )
 
 
@@ -486,7 +518,8 @@ def print_dataset_study(result: Any, *, console: Console) -> None:
     if len(summary):
         part = summary[(summary["subset"] == "all") & (summary["order"] == study.order)]
         ns = sorted({0, 1, study.n_max} & set(part["n"]))
-        table = Table(title=f"median (25th-75th percentile), {study.order} components")
+        title = f"median (25th-75th percentile), {markup_safe(study.order)} components"
+        table = Table(title=title)
         table.add_column("metric", style="bold")
         for n in ns:
             table.add_column(f"n={n}")
@@ -499,11 +532,42 @@ def print_dataset_study(result: Any, *, console: Console) -> None:
                     continue
                 median, q25, q75 = (float(row[c].iloc[0]) for c in ("median", "q25", "q75"))
                 cells.append(f"{median:.3g} ({q25:.3g}-{q75:.3g})")
-            table.add_row(str(metric), *cells)
+            table.add_row(markup_safe(metric), *cells)
         console.print(table)
     folder = result.files[0].parent if result.files else None
     if folder is not None:
         console.print(
-            f"files: {len(result.files)} in {folder} (sensitivity.md: small vs large)",
+            f"files: {len(result.files)} in {markup_safe(folder)} (sensitivity.md: small vs large)",
             highlight=False,
         )
+
+
+# ---- organiser: private logs ----------------------------------------------------------------
+
+
+def print_run_logs(
+    run_name: str,
+    errors: Sequence[tuple[str, str, str]],
+    logs: Sequence[tuple[str | None, str, str]],
+    *,
+    console: Console,
+) -> None:
+    """Print a run's per-case errors and log lines (organiser only; never published).
+
+    Every line came from a container or a file: control characters are dropped and nothing is
+    read as markup.
+    """
+    console.print(
+        f"run [bold]{markup_safe(run_name)}[/]: {len(errors)} case errors, {len(logs)} log entries",
+        highlight=False,
+    )
+    for case, error_class, message in errors:
+        console.print(
+            f"[red]{markup_safe(error_class)}[/] {markup_safe(case)}: {markup_safe(message)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for log_case, stream, message in logs:
+        where = f" {log_case}" if log_case else ""
+        console.print(f"[dim]--- {markup_safe(stream)}{markup_safe(where)}[/]", highlight=False)
+        console.print(printable(message), markup=False, highlight=False, soft_wrap=True)

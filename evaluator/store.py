@@ -27,18 +27,36 @@ Tables
     Run-level numbers that are not means of per-case values (HECKTOR aggregated Dice, COCO AP).
 ``run_logs``
     Free text lines of a run (container stdout/stderr, warnings).
+``run_claims``
+    Which process is scoring a run right now (:meth:`Store.claim_run`): owner token, host, pid
+    and the pid's start time, claimed/heartbeat times (UTC). At most one row per run.
 
 Every write of one case (its results, components, error and ``cases`` marker) happens in ONE
 transaction (:meth:`Store.record_case`), so a process killed at any moment leaves either all of a
 case or nothing of it; re-running the same command scores only what is missing.
+
+Concurrency
+-----------
+Many processes may open and write one store at once. A new SQLite file is set up (write-ahead log,
+tables) by one opener at a time, under an ``flock`` on the sidecar file ``<database>.lock``: the
+switch of a new file to WAL writes its first page, and SQLite answers a second opener caught
+half-way through that switch with ``database is locked`` at once, without waiting for the busy
+timeout. Two processes starting the same run name get the same run
+(:meth:`Store.get_or_create_run`); :meth:`Store.claim_run` makes the second one wait until the
+first has finished scoring it, and takes over the claim of a holder that died (``kill -9``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
@@ -47,6 +65,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from evaluator.errors import StoreError
+from evaluator.processes import local_process_alive, machine_id, start_ticks
 from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -55,8 +74,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_STORE",
     "CaseError",
+    "ClaimHolder",
     "ComponentRow",
     "ResultRow",
+    "RunBusyError",
+    "RunClaim",
     "RunFilter",
     "RunInfo",
     "Store",
@@ -65,6 +87,19 @@ __all__ = [
 
 #: Environment variable holding a SQLAlchemy URL of the results store.
 ENV_STORE = "CCBENCH_STORE"
+
+#: How long a SQLite statement waits for another connection's lock before giving up.
+_BUSY_TIMEOUT_S = 30.0
+#: How long an opener waits for another one setting up the same SQLite file.
+_SETUP_LOCK_TIMEOUT_S = 120.0
+
+
+class RunBusyError(StoreError):
+    """Another live process is scoring the run (:meth:`Store.claim_run` with ``wait=False``).
+
+    The message names the run and the holder's host and pid.
+    """
+
 
 _metadata = sa.MetaData()
 
@@ -161,6 +196,21 @@ run_logs_table = sa.Table(
     sa.Column("created_at", sa.DateTime),
 )
 
+run_claims_table = sa.Table(
+    "run_claims",
+    _metadata,
+    sa.Column(
+        "run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True, autoincrement=False
+    ),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("machine", sa.String(200)),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("pid_start", sa.BigInteger),
+    sa.Column("claimed_at", sa.DateTime, nullable=False),
+    sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+)
+
 _PER_RUN_TABLES = (
     results_table,
     components_table,
@@ -228,6 +278,132 @@ class RunInfo:
     status: str = "running"
 
 
+@dataclass(frozen=True)
+class ClaimHolder:
+    """The process holding the claim of a run (one row of ``run_claims``).
+
+    ``host`` is the holder's host name and ``pid`` its process id there; ``pid_start`` the
+    process's start time in clock ticks after boot (``/proc/<pid>/stat`` field 22; None where
+    there is no ``/proc``), which tells the holder from a later process given the same pid.
+    ``machine`` (boot id and pid namespace) tells apart hosts, such as containers, that share a
+    name. Times are UTC.
+    """
+
+    run_id: int
+    owner: str
+    host: str
+    machine: str | None
+    pid: int
+    pid_start: int | None
+    claimed_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
+class _Process:
+    """Who this process is, as written into ``run_claims``."""
+
+    owner: str
+    host: str
+    machine: str | None
+    pid: int
+    pid_start: int | None
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "owner": self.owner,
+            "host": self.host,
+            "machine": self.machine,
+            "pid": self.pid,
+            "pid_start": self.pid_start,
+        }
+
+    def is_local(self, holder: ClaimHolder) -> bool:
+        """Whether ``holder`` runs on this machine, where its pid can be looked at."""
+        return holder.host == self.host and holder.machine == self.machine
+
+
+def _this_process() -> _Process:
+    return _process_identity(os.getpid())
+
+
+@functools.lru_cache(maxsize=4)
+def _process_identity(pid: int) -> _Process:
+    """This process (cached per pid, so a forked child gets its own owner token)."""
+    host = socket.gethostname()
+    return _Process(
+        owner=f"{host}:{pid}:{uuid.uuid4().hex[:12]}",
+        host=host,
+        machine=machine_id(),
+        pid=pid,
+        pid_start=start_ticks(pid),
+    )
+
+
+class RunClaim:
+    """This process's claim to score one run, from :meth:`Store.claim_run`.
+
+    Use as a context manager (leaving the block releases the claim) or call :meth:`release`.
+    :meth:`Store.record_case` refreshes the heartbeat of the run's claim held by this process;
+    call :meth:`heartbeat` during long stretches without cases, so that processes on other
+    hosts do not take the claim over as stale.
+    """
+
+    def __init__(self, store: Store, run_id: int, owner: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.owner = owner
+        self.released = False
+
+    def _mine(self) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            run_claims_table.c.run_id == self.run_id, run_claims_table.c.owner == self.owner
+        )
+
+    def heartbeat(self) -> None:
+        """Record that the holder is alive.
+
+        Raises
+        ------
+        RunBusyError
+            The claim was released, or taken over by another process as stale.
+        """
+        with self.store._begin() as conn:
+            updated = conn.execute(
+                run_claims_table.update().where(self._mine()).values(heartbeat_at=_now())
+            ).rowcount
+        if updated != 1:
+            holder = self.store.claim_holder(self.run_id)
+            now = "nobody" if holder is None else f"process {holder.pid} on {holder.host}"
+            raise RunBusyError(
+                f"run {self.run_id}: this process no longer holds its claim (now held by {now})"
+            )
+
+    def release(self) -> None:
+        """Give the claim up (a no-op when it is released or no longer ours)."""
+        if self.released:
+            return
+        with self.store._begin() as conn:
+            conn.execute(run_claims_table.delete().where(self._mine()))
+        self.released = True
+
+    def __enter__(self) -> RunClaim:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is None:
+            self.release()
+            return
+        # do not hide the error that ends the block; a claim left behind is taken over once
+        # this process has exited
+        with contextlib.suppress(StoreError):
+            self.release()
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else "held"
+        return f"RunClaim(run_id={self.run_id}, owner={self.owner!r}, {state})"
+
+
 def resolve_store_url(url: str | None = None, *, workspace: Workspace | None = None) -> str:
     """The store URL: ``url``, then ``CCBENCH_STORE``, then the workspace's SQLite file.
 
@@ -290,16 +466,29 @@ class Store:
 
     @classmethod
     def open(cls, url: str | None = None, *, workspace: Workspace | None = None) -> Store:
-        """Open (and create if needed) the store at ``url`` (see :func:`resolve_store_url`)."""
+        """Open (and create if needed) the store at ``url`` (see :func:`resolve_store_url`).
+
+        Missing tables are created, so a store written by an older ccbench gains the new ones.
+        Any number of processes may open the same new SQLite file at the same moment: they set
+        it up one after the other, under an ``flock`` on ``<database>.lock``.
+        """
         resolved = resolve_store_url(url, workspace=workspace)
         try:
-            engine = sa.create_engine(resolved)
+            options: dict[str, Any] = {}
+            parsed = sa.make_url(resolved)
+            if parsed.get_backend_name() == "sqlite" and "timeout" not in parsed.query:
+                options["connect_args"] = {"timeout": _BUSY_TIMEOUT_S}
+            engine = sa.create_engine(resolved, **options)
+            setup_lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
             if engine.dialect.name == "sqlite":
                 database = engine.url.database
-                if database and database != ":memory:":
-                    os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+                if database and database != ":memory:" and not database.startswith("file:"):
+                    database = os.path.abspath(database)
+                    os.makedirs(os.path.dirname(database), exist_ok=True)
+                    setup_lock = _setup_lock(database)
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
-            _create_tables(engine)
+            with setup_lock:
+                _create_tables(engine)
         except (SQLAlchemyError, OSError) as err:
             raise StoreError(f"cannot open results store {resolved}: {err}") from err
         return cls(engine, resolved)
@@ -330,7 +519,18 @@ class Store:
             "image_digest": image_digest,
             "manifest": None if manifest is None else json.dumps(dict(manifest), default=str),
         }
-        with self._begin() as conn:
+        try:
+            try:
+                return self._upsert_entry(name, values)
+            except sa.exc.IntegrityError:
+                # another process added the same name between the select and the insert
+                return self._upsert_entry(name, values)
+        except SQLAlchemyError as err:
+            raise StoreError(f"results store {self.url}: {err}") from err
+
+    def _upsert_entry(self, name: str, values: Mapping[str, Any]) -> int:
+        """Select entry ``name`` and update it, or insert it; database errors unwrapped."""
+        with self.engine.begin() as conn:
             row = conn.execute(
                 sa.select(entries_table.c.id).where(entries_table.c.name == name)
             ).first()
@@ -364,40 +564,47 @@ class Store:
 
         An existing run is returned as it is (to be resumed) when its task, split, entry and
         parameters equal the ones given; otherwise :class:`StoreError` says what differs (use
-        another run name, or :meth:`reset_run`).
+        another run name, or :meth:`reset_run`). Race-free: when another process creates the
+        same name between the look-up and the insert, its run is returned (or refused) the
+        same way. To score a run that others may be scoring, hold :meth:`claim_run`.
         """
         existing = self.find_run(name)
-        if existing is not None:
-            wanted = {
-                "task": task,
-                "split": split,
-                "entry": entry,
-                "parameters": json.loads(_params_json(parameters)),
-            }
-            got = {
-                "task": existing.task,
-                "split": existing.split,
-                "entry": existing.entry,
-                "parameters": existing.parameters,
-            }
-            diff = [k for k in wanted if wanted[k] != got[k]]
-            if diff:
-                detail = "; ".join(f"{k}: stored {got[k]!r}, asked {wanted[k]!r}" for k in diff)
-                raise StoreError(
-                    f"run '{name}' already exists in {self.url} with other settings ({detail}); "
-                    "choose another --run-name or pass --force"
+        if existing is None:
+            try:
+                return self.create_run(
+                    name=name,
+                    task=task,
+                    split=split,
+                    parameters=parameters,
+                    entry=entry,
+                    image_digest=image_digest,
+                    dataset_fingerprint=dataset_fingerprint,
+                    ccbench_version=ccbench_version,
                 )
-            return existing
-        return self.create_run(
-            name=name,
-            task=task,
-            split=split,
-            parameters=parameters,
-            entry=entry,
-            image_digest=image_digest,
-            dataset_fingerprint=dataset_fingerprint,
-            ccbench_version=ccbench_version,
-        )
+            except StoreError:
+                existing = self.find_run(name)  # created by another process just now
+                if existing is None:  # not the unique name: something else is wrong
+                    raise
+        wanted = {
+            "task": task,
+            "split": split,
+            "entry": entry,
+            "parameters": json.loads(_params_json(parameters)),
+        }
+        got = {
+            "task": existing.task,
+            "split": existing.split,
+            "entry": existing.entry,
+            "parameters": existing.parameters,
+        }
+        diff = [k for k in wanted if wanted[k] != got[k]]
+        if diff:
+            detail = "; ".join(f"{k}: stored {got[k]!r}, asked {wanted[k]!r}" for k in diff)
+            raise StoreError(
+                f"run '{name}' already exists in {self.url} with other settings ({detail}); "
+                "choose another --run-name or pass --force"
+            )
+        return existing
 
     def create_run(
         self,
@@ -412,31 +619,55 @@ class Store:
         ccbench_version: str | None = None,
     ) -> RunInfo:
         """Insert a new run with status ``running``; the name must be new."""
-        if ccbench_version is None:
-            ccbench_version = _ccbench_version()
-        entry_id = None if entry is None else self.ensure_entry(entry, image_digest=image_digest)
         try:
-            with self.engine.begin() as conn:
-                result = conn.execute(
-                    runs_table.insert().values(
-                        name=name,
-                        task=task,
-                        split=split,
-                        entry_id=entry_id,
-                        image_digest=image_digest,
-                        dataset_fingerprint=dataset_fingerprint,
-                        ccbench_version=ccbench_version,
-                        parameters=_params_json(parameters),
-                        started_at=_now(),
-                        status="running",
-                    )
-                )
-                run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            run_id = self._insert_run(
+                name=name,
+                task=task,
+                split=split,
+                parameters=parameters,
+                entry=entry,
+                image_digest=image_digest,
+                dataset_fingerprint=dataset_fingerprint,
+                ccbench_version=ccbench_version,
+            )
         except sa.exc.IntegrityError as err:
             raise StoreError(f"run '{name}' already exists in {self.url}") from err
         except SQLAlchemyError as err:
             raise StoreError(f"cannot create run '{name}' in {self.url}: {err}") from err
         return self.get_run(run_id)
+
+    def _insert_run(
+        self,
+        *,
+        name: str,
+        task: str,
+        split: str,
+        parameters: Mapping[str, Any],
+        entry: str | None,
+        image_digest: str | None,
+        dataset_fingerprint: str | None,
+        ccbench_version: str | None,
+    ) -> int:
+        """Insert a run; its id. Database errors propagate unwrapped (IntegrityError: name)."""
+        if ccbench_version is None:
+            ccbench_version = _ccbench_version()
+        entry_id = None if entry is None else self.ensure_entry(entry, image_digest=image_digest)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                runs_table.insert().values(
+                    name=name,
+                    task=task,
+                    split=split,
+                    entry_id=entry_id,
+                    image_digest=image_digest,
+                    dataset_fingerprint=dataset_fingerprint,
+                    ccbench_version=ccbench_version,
+                    parameters=_params_json(parameters),
+                    started_at=_now(),
+                    status="running",
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def _run_select(self) -> sa.Select[Any]:
         return sa.select(runs_table, entries_table.c.name.label("entry_name")).select_from(
@@ -528,6 +759,11 @@ class Store:
             with self._begin() as conn:
                 conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(**values))
 
+    def set_status(self, run_id: int, status: str) -> None:
+        """Set a run's status (``running``, ``finished``, ``failed``) without touching its rows."""
+        with self._begin() as conn:
+            conn.execute(runs_table.update().where(runs_table.c.id == run_id).values(status=status))
+
     def finish_run(
         self,
         run_id: int,
@@ -554,6 +790,174 @@ class Store:
                 .where(runs_table.c.id == run_id)
                 .values(status=status, finished_at=_now())
             )
+
+    # ---- claims ---------------------------------------------------------------------------
+
+    def claim_run(
+        self,
+        run_id: int,
+        *,
+        wait: bool = True,
+        poll_s: float = 0.5,
+        on_wait: Callable[[str], None] | None = None,
+        stale_after_s: float = 600.0,
+    ) -> RunClaim:
+        """Claim run ``run_id`` for this process, so that no other process scores it meanwhile.
+
+        The claim is one row of ``run_claims``, inserted atomically (the run id is its primary
+        key). When another process holds it, the holder is checked: on this machine (same host
+        name, boot and pid namespace) it is alive while its pid runs with the recorded start
+        time; on another host, while its heartbeat is younger than ``stale_after_s``. The claim of
+        a dead holder (killed, crashed, pid reused) is taken over at once, atomically (delete
+        that holder's row, insert ours, in one transaction).
+
+        Parameters
+        ----------
+        run_id
+            The run (it must exist).
+        wait
+            While a live holder has the claim: poll until it is free (True), or raise
+            :class:`RunBusyError` (False).
+        poll_s
+            Seconds between polls while waiting.
+        on_wait
+            Called once, with a message naming the run and the holder's host and pid, when the
+            claim must be waited for.
+        stale_after_s
+            A holder on another host with no heartbeat for this many seconds counts as dead.
+
+        Returns
+        -------
+        RunClaim
+            Held until released: leave its ``with`` block or call :meth:`RunClaim.release`.
+
+        Raises
+        ------
+        RunBusyError
+            ``wait=False`` and a live process holds the claim.
+        StoreError
+            No such run; this process holds the claim already; database failures.
+
+        Examples
+        --------
+        >>> store = Store.open("sqlite://")
+        >>> run = store.get_or_create_run(name="r1", task="btcv", split="test", parameters={})
+        >>> with store.claim_run(run.id, on_wait=print) as claim:
+        ...     store.record_case(run.id, "0001", [ResultRow(1, "dice", 0.5)])
+        ...     store.claim_holder(run.id).pid == os.getpid()
+        True
+        >>> store.claim_holder(run.id) is None
+        True
+        """
+        me = _this_process()
+        told = False
+        while True:
+            if self._insert_claim(run_id, me):
+                return RunClaim(self, run_id, me.owner)
+            holder = self.claim_holder(run_id)
+            if holder is None:  # released meanwhile, or there is no such run
+                self.get_run(run_id)
+                continue
+            if holder.owner == me.owner:
+                raise StoreError(
+                    f"run {run_id} is already claimed by this process (pid {me.pid}); "
+                    "release that claim first"
+                )
+            if not self._holder_alive(holder, me, stale_after_s):
+                if self._take_over_claim(run_id, holder.owner, me):
+                    return RunClaim(self, run_id, me.owner)
+                continue  # another process took it over or it was released: look again
+            message = self._busy_message(holder, me, wait=wait, stale_after_s=stale_after_s)
+            if not wait:
+                raise RunBusyError(message)
+            if on_wait is not None and not told:
+                on_wait(message)
+            told = True
+            time.sleep(poll_s)
+
+    def claim_holder(self, run_id: int) -> ClaimHolder | None:
+        """The process holding the claim of run ``run_id``, or None."""
+        with self._connect() as conn:
+            row = conn.execute(
+                sa.select(run_claims_table).where(run_claims_table.c.run_id == run_id)
+            ).first()
+        if row is None:
+            return None
+        return ClaimHolder(
+            run_id=int(row.run_id),
+            owner=row.owner,
+            host=row.host,
+            machine=row.machine,
+            pid=int(row.pid),
+            pid_start=None if row.pid_start is None else int(row.pid_start),
+            claimed_at=row.claimed_at,
+            heartbeat_at=row.heartbeat_at,
+        )
+
+    def _insert_claim(self, run_id: int, me: _Process) -> bool:
+        """Insert this process's claim row; False when the run already has one."""
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    run_claims_table.insert().values(
+                        run_id=run_id, claimed_at=now, heartbeat_at=now, **me.values()
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot claim run {run_id} in {self.url}: {err}") from err
+        return True
+
+    def _take_over_claim(self, run_id: int, stale_owner: str, me: _Process) -> bool:
+        """Replace the claim of ``stale_owner`` by ours in one transaction; False if it is gone."""
+        now = _now()
+        try:
+            with self.engine.begin() as conn:
+                gone = conn.execute(
+                    run_claims_table.delete().where(
+                        run_claims_table.c.run_id == run_id,
+                        run_claims_table.c.owner == stale_owner,
+                    )
+                ).rowcount
+                if gone != 1:
+                    return False
+                conn.execute(
+                    run_claims_table.insert().values(
+                        run_id=run_id, claimed_at=now, heartbeat_at=now, **me.values()
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot claim run {run_id} in {self.url}: {err}") from err
+        return True
+
+    @staticmethod
+    def _holder_alive(holder: ClaimHolder, me: _Process, stale_after_s: float) -> bool:
+        if me.is_local(holder):
+            return local_process_alive(holder.pid, holder.pid_start)
+        return (_now() - holder.heartbeat_at).total_seconds() < stale_after_s
+
+    def _busy_message(
+        self, holder: ClaimHolder, me: _Process, *, wait: bool, stale_after_s: float
+    ) -> str:
+        try:
+            run = f"run '{self.get_run(holder.run_id).name}' (id {holder.run_id})"
+        except StoreError:
+            run = f"run {holder.run_id}"
+        age = max(0.0, (_now() - holder.heartbeat_at).total_seconds())
+        message = (
+            f"{run} is being scored by process {holder.pid} on host {holder.host} "
+            f"(claimed {holder.claimed_at:%Y-%m-%d %H:%M:%S} UTC, last heartbeat {age:.0f} s "
+            "ago)"
+        )
+        if not me.is_local(holder):
+            message += f"; it counts as dead after {stale_after_s:.0f} s without a heartbeat"
+        if wait:
+            return message + "; waiting for it to finish"
+        return message + "; wait for it to finish, or stop that process"
 
     # ---- cases ----------------------------------------------------------------------------
 
@@ -606,7 +1010,14 @@ class Store:
             }
             for c in components
         ]
+        me = _this_process()
         with self._begin() as conn:
+            # a claim of this run held by this process: its heartbeat (no row: no-op)
+            conn.execute(
+                run_claims_table.update()
+                .where(run_claims_table.c.run_id == run_id, run_claims_table.c.owner == me.owner)
+                .values(heartbeat_at=_now())
+            )
             for table in (results_table, components_table, case_errors_table, cases_table):
                 conn.execute(
                     table.delete().where(table.c.run_id == run_id, table.c.case_id == case_id)
@@ -792,11 +1203,85 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     resume guarantee) without an fsync per case; only a power cut may lose the last cases, which
     a re-run then scores again."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 30000")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        _journal_mode_wal(cursor)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _journal_mode_wal(cursor: Any, timeout_s: float = _BUSY_TIMEOUT_S) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another connection holds a lock.
+
+    On a file not yet in WAL mode (a new, empty one) the switch writes the first page: it reads
+    the file, then upgrades to a write lock. SQLite does not call the busy handler for that
+    upgrade (a connection that already reads could deadlock), so when another connection is
+    half-way through the same switch, or any first write, the pragma fails at once with
+    ``database is locked`` whatever the busy timeout. It is retried here until ``timeout_s``.
+    Openers of :meth:`Store.open` do not even meet each other here (they hold the setup lock);
+    this covers any other program writing the file.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.fetchall()
+            return
+        except sqlite3.OperationalError as err:
+            busy = (getattr(err, "sqlite_errorcode", 0) & 0xFF) in (5, 6)  # BUSY, LOCKED
+            if not (busy or "locked" in str(err)) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.1)
+
+
+@contextlib.contextmanager
+def _setup_lock(database: str, timeout_s: float = _SETUP_LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<database>.lock`` while a SQLite store is set up.
+
+    One opener at a time switches a new file to WAL and creates missing tables; the others wait
+    (the lock is the kernel's, so it goes with a killed holder). The lock file stays (removing it
+    would let two openers lock two different files). Without ``fcntl`` (not POSIX) or where the
+    lock file cannot be opened (a read-only folder) the setup runs unlocked and relies on the
+    retries of :func:`_journal_mode_wal` and :func:`_create_tables`.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path = f"{database}.lock"
+    fd: int | None = None
+    for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
+        try:
+            fd = os.open(path, flags | os.O_CLOEXEC, 0o666)
+            break
+        except OSError:
+            continue
+    if fd is None:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"cannot open results store {database}: another process has been setting "
+                        f"it up for over {timeout_s:.0f} s (holding {path})"
+                    ) from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _ccbench_version() -> str:

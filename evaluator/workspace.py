@@ -12,10 +12,65 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_WORKSPACE", "ENV_WORKSPACE", "Workspace", "resolve_workspace"]
+__all__ = [
+    "DEFAULT_WORKSPACE",
+    "ENV_WORKSPACE",
+    "NAME_CHARACTERS",
+    "Workspace",
+    "check_name",
+    "resolve_workspace",
+    "safe_name",
+]
 
 ENV_WORKSPACE = "CCBENCH_WORKSPACE"
 DEFAULT_WORKSPACE = ".ccbench"
+
+#: Names that become file or folder names (runs, entries): letters, digits, ``_.-``, starting
+#: with a letter or digit, so never ``..``, never a slash, never hidden.
+NAME_CHARACTERS = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def check_name(name: str, *, what: str, max_length: int = 200) -> str:
+    """Return ``name`` when it may become a file name inside the workspace, else raise.
+
+    Raises
+    ------
+    InvalidNameError
+        Naming ``what`` and the rule.
+
+    Examples
+    --------
+    >>> check_name("autopet-test-mine", what="run name")
+    'autopet-test-mine'
+    >>> check_name("../../tmp/x", what="run name")
+    Traceback (most recent call last):
+    ...
+    evaluator.errors.InvalidNameError: run name '../../tmp/x': use letters, digits and _.- only, starting with a letter or digit (at most 200 characters)
+    """
+    import re
+
+    from evaluator.errors import InvalidNameError
+
+    if len(name) > max_length or not re.fullmatch(NAME_CHARACTERS, name):
+        raise InvalidNameError(
+            f"{what} {name!r}: use letters, digits and _.- only, starting with a letter or "
+            f"digit (at most {max_length} characters)"
+        )
+    return name
+
+
+def safe_name(text: str, *, max_length: int = 200) -> str:
+    """``text`` made into a valid name (other characters become ``_``).
+
+    Examples
+    --------
+    >>> safe_name("my predictions/../x")
+    'my_predictions_.._x'
+    """
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip("._-")[:max_length]
+    return cleaned or "run"
 
 
 @dataclass(frozen=True)

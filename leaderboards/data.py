@@ -5,10 +5,14 @@ without an entry are listed under their run name; degradation-study runs, whose 
 ``simulation``, never are). The leaderboard's cases are the union of the
 cases scored by those runs; a case an entry did not score (missing prediction, failed container)
 gets the metric's worst value (:attr:`evaluator.metrics.registry.MetricSpec.worst`), so skipping a
-hard case never helps. Per-label values of a case are averaged (NaN-aware) into one number per
-case. Which metrics are ranked, and how, comes from the task's metric profile in
-``datasets.yaml`` (``ranking:``, see :class:`evaluator.datasets.registry.RankingSpec`); ranking
-directions come from :data:`evaluator.metrics.METRICS` only.
+hard case never helps. A case whose *reference data* is broken (error class ``dataset`` in any
+leaderboard run, :data:`EXCLUDING_ERROR_CLASSES`) is no entry's fault: it is left out of the
+cases, the score matrices and the results of every entry, and listed in
+:attr:`LeaderboardData.excluded_cases` instead. Per-label values of a case are averaged
+(NaN-aware) into one number per case. Which metrics are ranked, and how, comes from the task's
+metric profile in ``datasets.yaml`` (``ranking:``, see
+:class:`evaluator.datasets.registry.RankingSpec`); ranking directions come from
+:data:`evaluator.metrics.METRICS` only.
 """
 
 from __future__ import annotations
@@ -27,13 +31,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "EXCLUDING_ERROR_CLASSES",
     "LeaderboardData",
     "cc_pairs",
+    "excluded_cases",
     "load_leaderboard_data",
     "ranked_metrics",
     "ranking_spec",
     "weighted_scheme",
 ]
+
+#: Per-case error classes (:data:`evaluator.evaluate.ERROR_CLASSES`) that take a case out of the
+#: leaderboard for every entry instead of scoring it with the worst value: ``dataset``, the
+#: case's reference data is broken.
+EXCLUDING_ERROR_CLASSES: frozenset[str] = frozenset({"dataset"})
 
 
 @dataclass(frozen=True)
@@ -53,15 +64,21 @@ class LeaderboardData:
     entries : list of str
         Entry names, in store order of their runs.
     cases : list of str
-        Sorted case ids (union over the entries' runs).
+        Sorted case ids (union over the entries' runs), without the excluded cases.
     runs : dict
         Entry -> its leaderboard :class:`~evaluator.store.RunInfo`.
     scores : dict
         Metric -> case x entry :class:`pandas.DataFrame` (missing cases: the metric's worst).
     results, errors, cases_frame, aggregates : pandas.DataFrame
-        The store's long frames restricted to the leaderboard runs.
+        The store's long frames restricted to the leaderboard runs (``results`` also without the
+        excluded cases). ``errors["message"]`` quotes container output and host paths: it is for
+        the operator, never for the published site.
     logs : dict
-        Entry -> the run's log lines ``(case_id, stream, message)``.
+        Entry -> the run's log lines ``(case_id, stream, message)``. Container output, which can
+        carry held-out test data: for the operator only, never published.
+    excluded_cases : dict
+        Case id -> the error class (:data:`EXCLUDING_ERROR_CLASSES`) that took it out of the
+        leaderboard, sorted by case id.
     """
 
     task: str
@@ -78,6 +95,7 @@ class LeaderboardData:
     cases_frame: pd.DataFrame
     aggregates: pd.DataFrame
     logs: dict[str, list[tuple[str | None, str, str]]] = field(default_factory=dict)
+    excluded_cases: dict[str, str] = field(default_factory=dict)
 
     def directions(self) -> dict[str, bool]:
         """Metric -> higher_is_better, from :data:`evaluator.metrics.METRICS`."""
@@ -146,6 +164,34 @@ def cc_pairs(metrics: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(m, f"cc_{m}") for m in metrics if f"cc_{m}" in metrics]
 
 
+def excluded_cases(errors: pd.DataFrame) -> dict[str, str]:
+    """Cases with an error of an :data:`EXCLUDING_ERROR_CLASSES` class in any run.
+
+    Parameters
+    ----------
+    errors
+        Long frame with columns ``case_id`` and ``error_class`` (:meth:`Store.errors_frame`).
+
+    Returns
+    -------
+    dict
+        Case id -> error class, sorted by case id.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> errors = pd.DataFrame({"case_id": ["b", "a", "a"],
+    ...                        "error_class": ["dataset", "missing", "dataset"]})
+    >>> excluded_cases(errors)
+    {'a': 'dataset', 'b': 'dataset'}
+    """
+    bad = errors[errors["error_class"].isin(EXCLUDING_ERROR_CLASSES)]
+    found: dict[str, str] = {}
+    for case, error_class in zip(bad["case_id"], bad["error_class"], strict=True):
+        found.setdefault(str(case), str(error_class))
+    return dict(sorted(found.items()))
+
+
 def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
@@ -175,6 +221,8 @@ def load_leaderboard_data(
     Returns
     -------
     LeaderboardData
+        Cases with a ``dataset`` error in any of the runs are left out of ``cases``, ``scores``
+        and ``results`` and listed in ``excluded_cases``.
 
     Raises
     ------
@@ -199,7 +247,10 @@ def load_leaderboard_data(
         df["entry"] = df["run_id"].map(entry_of)
         return df
 
+    errors = frame("errors_frame")
+    excluded = excluded_cases(errors)
     results = frame("results_frame").rename(columns={"case_id": "case"})
+    results = results[~results["case"].isin(list(excluded))].reset_index(drop=True)
     cases_frame = frame("cases_frame")
     metrics = ranked_metrics(profile.metrics, set(results["metric"].unique()))
     if not metrics:
@@ -214,7 +265,7 @@ def load_leaderboard_data(
             f"task '{task}': the ranking needs {missing}, which the stored runs do not hold"
         )
     entries = list(runs)
-    cases = sorted(set(cases_frame["case_id"]) | set(results["case"]))
+    cases = sorted((set(cases_frame["case_id"]) | set(results["case"])) - set(excluded))
     scores = {
         m: score_matrix(results, m, entries=entries, cases=cases, worst=METRICS[m].worst)
         for m in metrics
@@ -230,8 +281,9 @@ def load_leaderboard_data(
         runs=runs,
         scores=scores,
         results=results,
-        errors=frame("errors_frame"),
+        errors=errors,
         cases_frame=cases_frame,
         aggregates=frame("aggregates_frame"),
         logs={e: store.logs(r.id) for e, r in runs.items()},
+        excluded_cases=excluded,
     )

@@ -306,8 +306,9 @@ def plot_slice_gallery(
     folder was deleted) or the task is 2D with instance predictions.
     """
     from evaluator.datasets.base import label_array, open_dataset
-    from evaluator.errors import DatasetNotFoundError
+    from evaluator.errors import CCBenchError, DatasetNotFoundError
     from evaluator.evaluate import find_predictions
+    from evaluator.ingest import read_prediction
 
     if lb.data.spec.dims != 3 or standard not in lb.data.scores or cc not in lb.data.scores:
         return []
@@ -335,13 +336,19 @@ def plot_slice_gallery(
         if not pred_dir:
             continue
         pred_file = find_predictions(Path(pred_dir), [item.case]).get(item.case)
-        if pred_file is None or not Path(pred_file).exists():
+        if not isinstance(pred_file, Path):
             continue
         case = dataset.case(item.case)
         ref_img = case.read_label()
+        try:  # through the same checks as scoring: a prediction is untrusted input
+            pred_img = read_prediction(
+                pred_file, what=f"prediction {item.case}", expected_size=ref_img.GetSize()
+            )
+            pred = label_array(pred_img, labels=lb.data.spec.labels, what="prediction") > 0
+        except CCBenchError:
+            continue
         image = sitk.GetArrayFromImage(case.read_channel(channel)).astype(float)
         ref = label_array(ref_img, labels=lb.data.spec.labels, what=f"reference {item.case}") > 0
-        pred = sitk.GetArrayFromImage(sitk.ReadImage(str(pred_file))) > 0
         spacing = ref_img.GetSpacing()  # (x, y, z)
         panels.append((item, image, ref, pred, spacing[2] / spacing[0]))
     if not panels:

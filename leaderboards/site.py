@@ -6,13 +6,19 @@ Layout of ``out``::
     site.json                       the list the index is made from
     <task>--<split>/index.html      rankings (sortable tables), standard vs CC, per metric,
                                     "reported in" literature rows, plots, downloads
-    <task>--<split>/entries/*.html  one page per entry: provenance, per-case results, errors, log
+    <task>--<split>/entries/*.html  one page per entry: provenance, per-case results, error classes
     <task>--<split>/plots/*.png|svg every figure of :mod:`leaderboards.plots`
     <task>--<split>/downloads/      ranking.csv, metrics.csv, results.csv, leaderboard.json
 
-Every string that comes from a submission (entry, team, image, case ids, log lines, error
-messages) goes through jinja2's autoescaping; file names of entry pages are derived slugs, never
-the raw name. No page loads anything from outside the folder.
+Every string that comes from a submission (entry, team, image, case ids) goes through jinja2's
+autoescaping; file names of entry pages are derived slugs, never the raw name. No page loads
+anything from outside the folder.
+
+What is never published, in any page or download: container log lines (a container can print its
+input, i.e. held-out test data), per-case error messages (they quote container output and host
+paths; the site shows the error class and the harness's description of it from
+:data:`evaluator.evaluate.ERROR_CLASSES`), and run parameters (prediction folder, data root,
+store URL, run folders); provenance values that look like a path or URL are shown as "–".
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.datasets.registry import Registry, load_registry
+from evaluator.evaluate import ERROR_CLASSES
 from evaluator.store import Store
 from evaluator.workspace import Workspace
 from leaderboards.board import Leaderboard, compute_leaderboard
@@ -46,7 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = ["entry_slug", "fmt", "publish_leaderboard", "render_site", "simulation_plots"]
 
-_LOG_LINES = 400
+# A URL, a backslash (Windows path), or an absolute / home / relative POSIX path at the start of
+# the text or of a word.
+_PATHLIKE = re.compile(r"://|\\|^[A-Za-z]:/|(?:^|[\s\"'=(,;:])(?:~|\.{1,2})?/")
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -77,6 +86,38 @@ def _raw(value: Any) -> str:
     if math.isinf(number):
         return "inf" if number > 0 else "-inf"
     return repr(number)
+
+
+def _public(value: Any) -> str:
+    """A provenance value as published: "–" when it is empty or looks like a path or URL.
+
+    Examples
+    --------
+    >>> _public("ghcr.io/team/model:1"), _public("/srv/runs/x"), _public("sqlite:///r.db")
+    ('ghcr.io/team/model:1', '–', '–')
+    >>> _public("team at ~/x"), _public(None)
+    ('–', '–')
+    """
+    text = "" if value is None else str(value)
+    return "–" if not text or _PATHLIKE.search(text) else text
+
+
+def _excluded_note(excluded: dict[str, str]) -> list[str]:
+    """One sentence per error class that took cases out of the leaderboard.
+
+    Examples
+    --------
+    >>> _excluded_note({"c1": "dataset", "c7": "dataset"})
+    ['2 cases not scorable because of dataset errors: c1, c7.']
+    """
+    by_class: dict[str, list[str]] = {}
+    for case, error_class in excluded.items():
+        by_class.setdefault(error_class, []).append(case)
+    return [
+        f"{len(cases)} case{'s' if len(cases) != 1 else ''} not scorable because of "
+        f"{error_class} errors: {', '.join(cases)}."
+        for error_class, cases in by_class.items()
+    ]
 
 
 def entry_slug(entry: str) -> str:
@@ -123,8 +164,14 @@ def simulation_plots(
     return found
 
 
-def _plots(lb: Leaderboard, folder: Path, workspace: Workspace) -> list[dict[str, str]]:
-    """Write every figure; return (png, svg, caption) records relative to the board folder."""
+def _plots(
+    lb: Leaderboard, folder: Path, workspace: Workspace, *, show_images: bool
+) -> list[dict[str, str]]:
+    """Write every figure; return (png, svg, caption) records relative to the board folder.
+
+    The slice gallery shows the cases' images and reference contours: only with
+    ``show_images``.
+    """
     plots = folder / "plots"
     made: list[tuple[list[Path], str]] = []
     made.append(
@@ -138,7 +185,11 @@ def _plots(lb: Leaderboard, folder: Path, workspace: Workspace) -> list[dict[str
                 f"{std} vs {cc} per case; the largest disagreements are labelled",
             )
         )
-    gallery = plot_slice_gallery(lb, plots / "gallery_dice_vs_cc_dice", workspace=workspace)
+    gallery = (
+        plot_slice_gallery(lb, plots / "gallery_dice_vs_cc_dice", workspace=workspace)
+        if show_images
+        else []
+    )
     if gallery:
         made.append((gallery, "Cases where Dice and CC-Dice disagree most"))
     for metric in lb.data.metrics:
@@ -193,6 +244,7 @@ def _downloads(lb: Leaderboard, folder: Path) -> list[dict[str, str]]:
         "alpha": lb.alpha,
         "entries": lb.data.entries,
         "cases": lb.data.cases,
+        "excluded_cases": lb.data.excluded_cases,
         "overall": json.loads(lb.overall.reset_index().to_json(orient="records")),
         "metrics": json.loads(per_metric.to_json(orient="records")),
         "cc": [
@@ -313,6 +365,7 @@ def _board_context(
         "dataset": data.spec.dataset,
         "n_entries": len(data.entries),
         "n_cases": len(data.cases),
+        "excluded": _excluded_note(data.excluded_cases),
         "n_resamples": lb.n_resamples,
         "seed": lb.seed,
         "alpha": lb.alpha,
@@ -331,13 +384,15 @@ def _entry_context(lb: Leaderboard, entry: str) -> dict[str, Any]:
     data = lb.data
     run = data.runs[entry]
     manifest = run.parameters.get("manifest") or {}
+    # Run parameters (prediction folder, data root, store, run folder) are never shown; of the
+    # provenance, anything that looks like a path or URL is dropped.
     provenance = [
         ("run", run.name),
-        ("team", manifest.get("team", run.parameters.get("team", "–"))),
-        ("image", manifest.get("image", run.parameters.get("image", "–"))),
-        ("image digest", run.image_digest or "–"),
-        ("dataset fingerprint", run.dataset_fingerprint or "–"),
-        ("ccbench version", run.ccbench_version or "–"),
+        ("team", _public(manifest.get("team", run.parameters.get("team")))),
+        ("image", _public(manifest.get("image", run.parameters.get("image")))),
+        ("image digest", _public(run.image_digest)),
+        ("dataset fingerprint", _public(run.dataset_fingerprint)),
+        ("ccbench version", _public(run.ccbench_version)),
         ("started (UTC)", str(run.started_at or "–")),
         ("finished (UTC)", str(run.finished_at or "–")),
         ("status", run.status),
@@ -360,13 +415,14 @@ def _entry_context(lb: Leaderboard, entry: str) -> dict[str, Any]:
         }
         for case in data.cases
     ]
+    # The class and the harness's description only: messages quote container output and paths.
     errors = [
-        {"case": str(r.case_id), "error_class": str(r.error_class), "message": str(r.message)}
+        {
+            "case": str(r.case_id),
+            "error_class": str(r.error_class),
+            "description": ERROR_CLASSES.get(str(r.error_class), ""),
+        }
         for r in data.errors[data.errors["entry"] == entry].itertuples()
-    ]
-    logs = [
-        f"[{stream}]{' ' + case if case else ''} {message}"
-        for case, stream, message in data.logs.get(entry, [])[-_LOG_LINES:]
     ]
     return {
         "entry": entry,
@@ -377,8 +433,8 @@ def _entry_context(lb: Leaderboard, entry: str) -> dict[str, Any]:
         "provenance": provenance,
         "metrics": list(data.metrics),
         "cases": cases,
+        "excluded": _excluded_note(data.excluded_cases),
         "errors": errors,
-        "logs": logs,
     }
 
 
@@ -400,8 +456,14 @@ def _update_index(
     return index
 
 
-def render_site(lb: Leaderboard, out: Path, *, workspace: Workspace) -> Path:
+def render_site(
+    lb: Leaderboard, out: Path, *, workspace: Workspace, show_images: bool | None = None
+) -> Path:
     """Write one task's board (pages, plots, downloads) into ``out`` and refresh the index.
+
+    ``show_images``: publish slices of the cases' images and references (the slice gallery);
+    by default only for phantom tasks, since a held-out test image must not reach a public page
+    unless the organiser says so.
 
     Returns
     -------
@@ -424,7 +486,9 @@ def render_site(lb: Leaderboard, out: Path, *, workspace: Workspace) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "entries").mkdir(parents=True)
-    plots = _plots(lb, folder, workspace)
+    if show_images is None:
+        show_images = lb.data.spec.phantom_of is not None
+    plots = _plots(lb, folder, workspace, show_images=show_images)
     downloads = _downloads(lb, folder)
     context = _board_context(lb, plots, downloads)
     (folder / "index.html").write_text(
@@ -463,6 +527,7 @@ def publish_leaderboard(
     alpha: float = 0.05,
     store: str | Store | None = None,
     registry: Registry | None = None,
+    show_images: bool | None = None,
 ) -> Path:
     """Rank every finished run of a task and split and publish the static site.
 
@@ -485,6 +550,10 @@ def publish_leaderboard(
         SQLAlchemy URL or an open store; default ``CCBENCH_STORE`` or the workspace's store.
     registry
         Task registry; default ``datasets.yaml``.
+    show_images
+        Publish slices of the cases' images with reference and prediction contours; default:
+        only for phantom tasks (a held-out test image never reaches the public site unless the
+        organiser asks for it).
 
     Returns
     -------
@@ -506,4 +575,4 @@ def publish_leaderboard(
     board = compute_leaderboard(data, n_resamples=n_resamples, seed=seed, alpha=alpha)
     folder = Path(out) if out is not None else workspace.sites
     folder.mkdir(parents=True, exist_ok=True)
-    return render_site(board, folder, workspace=workspace)
+    return render_site(board, folder, workspace=workspace, show_images=show_images)

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from evaluator.errors import StoreError
-from evaluator.store import ENV_STORE, CaseError, ComponentRow, ResultRow, Store, resolve_store_url
+from evaluator.store import (
+    ENV_STORE,
+    CaseError,
+    ComponentRow,
+    ResultRow,
+    RunBusyError,
+    Store,
+    resolve_store_url,
+)
 from evaluator.workspace import Workspace
 
 
@@ -146,3 +159,116 @@ def test_two_handles_see_the_same_file(tmp_path: Path) -> None:
     with Store.open(url) as two:
         assert two.completed_cases(run.id) == {"c"}
         assert two.ensure_entry("e") == two.ensure_entry("e", image="img:1")
+
+
+def _plant_claim(store: Store, run_id: int, **row: Any) -> None:
+    """Write a claim row as another process would (the table as the database has it)."""
+    table = sa.Table("run_claims", sa.MetaData(), autoload_with=store.engine)
+    with store.engine.begin() as conn:
+        conn.execute(table.delete().where(table.c.run_id == run_id))
+        conn.execute(table.insert().values(run_id=run_id, **row))
+
+
+def _my_claim_row(store: Store, run_id: int) -> dict[str, Any]:
+    """This process's identity as a claim row, read back from a real claim (then released)."""
+    with store.claim_run(run_id):
+        holder = store.claim_holder(run_id)
+    assert holder is not None
+    return {
+        "owner": f"{holder.owner}-other",
+        "host": holder.host,
+        "machine": holder.machine,
+        "pid": holder.pid,
+        "pid_start": holder.pid_start,
+        "claimed_at": holder.claimed_at,
+        "heartbeat_at": holder.heartbeat_at,
+    }
+
+
+def test_claim_is_exclusive_and_released(store: Store) -> None:
+    run = _run(store)
+    with store.claim_run(run.id, wait=False) as claim:
+        holder = store.claim_holder(run.id)
+        assert holder is not None and holder.pid == os.getpid()
+        assert holder.host == socket.gethostname() and holder.owner == claim.owner
+        with pytest.raises(StoreError, match="already claimed by this process"):
+            store.claim_run(run.id, wait=False)
+        claim.heartbeat()
+    assert claim.released and store.claim_holder(run.id) is None
+    with pytest.raises(RunBusyError, match="no longer holds"):
+        claim.heartbeat()
+    again = store.claim_run(run.id)
+    again.release()
+    again.release()  # idempotent
+    assert store.claim_holder(run.id) is None
+    with pytest.raises(StoreError, match="no run with id 999"):
+        store.claim_run(999)
+
+
+def test_claim_of_a_live_local_process_is_busy_and_of_a_reused_pid_taken_over(
+    store: Store,
+) -> None:
+    run = _run(store)
+    alive = _my_claim_row(store, run.id)  # this process, alive, under another owner token
+    _plant_claim(store, run.id, **alive)
+    with pytest.raises(RunBusyError) as busy:
+        store.claim_run(run.id, wait=False)
+    message = str(busy.value)
+    assert f"run 'r' (id {run.id})" in message
+    assert f"process {os.getpid()} on host {socket.gethostname()}" in message
+    assert store.claim_holder(run.id).owner == alive["owner"]  # type: ignore[union-attr]
+    if alive["pid_start"] is not None:  # the same pid with another start time: a reused pid
+        _plant_claim(store, run.id, **{**alive, "pid_start": alive["pid_start"] - 1})
+        with store.claim_run(run.id, wait=False) as claim:
+            assert store.claim_holder(run.id).owner == claim.owner  # type: ignore[union-attr]
+
+
+def test_claim_of_another_host_lives_by_its_heartbeat(store: Store) -> None:
+    run = _run(store)
+    now = datetime.now(UTC).replace(tzinfo=None)  # the store keeps naive UTC times
+    row = {
+        "owner": "elsewhere:4242:abc",
+        "host": "elsewhere",
+        "machine": "other-boot/pid:[1]",
+        "pid": 4242,
+        "pid_start": 1,
+        "claimed_at": now,
+        "heartbeat_at": now - timedelta(seconds=120),
+    }
+    _plant_claim(store, run.id, **row)
+    with pytest.raises(RunBusyError, match=r"process 4242 on host elsewhere .*heartbeat 120 s"):
+        store.claim_run(run.id, wait=False)
+    with store.claim_run(run.id, wait=False, stale_after_s=60) as claim:
+        assert store.claim_holder(run.id).owner == claim.owner  # type: ignore[union-attr]
+
+
+def test_record_case_refreshes_only_this_process_claim(store: Store) -> None:
+    run, other = _run(store), _run(store, "other")
+    long_ago = datetime(2000, 1, 1)
+    table = sa.Table("run_claims", sa.MetaData(), autoload_with=store.engine)
+    with store.claim_run(run.id) as claim:
+        with store.engine.begin() as conn:
+            conn.execute(table.update().values(heartbeat_at=long_ago))
+        store.record_case(run.id, "c1", [ResultRow(1, "dice", 1.0)])
+        holder = store.claim_holder(run.id)
+        assert holder is not None and holder.owner == claim.owner
+        assert holder.heartbeat_at > long_ago
+    _plant_claim(
+        store, other.id, owner="elsewhere:1:x", host="elsewhere", machine=None, pid=1,
+        pid_start=None, claimed_at=long_ago, heartbeat_at=long_ago,
+    )  # fmt: skip
+    store.record_case(other.id, "c1", [ResultRow(1, "dice", 1.0)])
+    assert store.claim_holder(other.id).heartbeat_at == long_ago  # type: ignore[union-attr]
+
+
+def test_store_of_the_previous_schema_gains_run_claims(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    with Store.open(url) as old:
+        run = _run(old)
+        with old.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE run_claims"))
+        assert "run_claims" not in sa.inspect(old.engine).get_table_names()
+    with Store.open(url) as new, new.claim_run(run.id, wait=False):
+        assert new.claim_holder(run.id) is not None
+        new.record_case(run.id, "c1", [ResultRow(1, "dice", 1.0)])
+    assert (tmp_path / "old.sqlite.lock").is_file()

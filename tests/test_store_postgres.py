@@ -156,6 +156,10 @@ def _sqlite_cases() -> list[Callable[[Store], None]]:
         sqlite_suite.test_get_or_create_resumes_same_settings_and_refuses_others,
         sqlite_suite.test_finish_reset_aggregates_and_logs,
         sqlite_suite.test_filters_and_listing,
+        sqlite_suite.test_claim_is_exclusive_and_released,
+        sqlite_suite.test_claim_of_a_live_local_process_is_busy_and_of_a_reused_pid_taken_over,
+        sqlite_suite.test_claim_of_another_host_lives_by_its_heartbeat,
+        sqlite_suite.test_record_case_refreshes_only_this_process_claim,
     ]
 
 

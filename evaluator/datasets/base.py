@@ -392,24 +392,36 @@ def label_array(img: sitk.Image, *, labels: Iterable[int], what: str) -> LabelAr
                 f"{_list_values(np.unique(arr[fractional])[:5].tolist())}"
             )
         dtype = np.uint8 if max(allowed) <= 255 else np.int32
-        lo, hi = float(arr.min()) if arr.size else 0.0, float(arr.max()) if arr.size else 0.0
-        if lo < 0 or hi > max(allowed):
-            bad = sorted({int(v) for v in np.unique(rounded)} - allowed)
-            raise InvalidLabelError(
-                f"{what}: values {_list_values(bad)} are not in the label map {allowed_text}"
-            )
+        if arr.size and (rounded.min() < 0 or rounded.max() > max(allowed)):
+            _check_label_values(rounded, allowed, what=what, allowed_text=allowed_text)
         arr = rounded.astype(dtype)
     if arr.size == 0:
         return arr
-    lo_i, hi_i = int(arr.min()), int(arr.max())
-    if lo_i >= 0 and set(range(hi_i + 1)) <= allowed:
-        return arr
-    bad = sorted({int(v) for v in np.unique(arr)} - allowed)
-    if bad:
-        raise InvalidLabelError(
-            f"{what}: values {_list_values(bad)} are not in the label map {allowed_text}"
-        )
+    _check_label_values(arr, allowed, what=what, allowed_text=allowed_text)
     return arr
+
+
+def _check_label_values(
+    arr: np.ndarray, allowed: set[int], *, what: str, allowed_text: str
+) -> None:
+    """Raise unless every value of ``arr`` is in ``allowed``.
+
+    Memory is bounded by the image and the largest *allowed* label, never by a stored value: an
+    int32 image holding ``2**31 - 1`` costs one boolean mask, not a set of two billion numbers.
+    """
+    top = max(allowed)
+    table = np.zeros(top + 1, dtype=bool)
+    table[sorted(allowed)] = True
+    lo, hi = arr.min(), arr.max()
+    if lo >= 0 and hi <= top and table[int(lo) : int(hi) + 1].all():
+        return
+    bad_mask = (arr < 0) | (arr > top) | ~table[np.clip(arr, 0, top).astype(np.intp)]
+    bad = np.unique(arr[bad_mask])
+    more = f" (and {bad.size - 20} more)" if bad.size > 20 else ""
+    shown = [int(v) if float(v).is_integer() else float(v) for v in bad[:20].tolist()]
+    raise InvalidLabelError(
+        f"{what}: values {_list_values(shown)}{more} are not in the label map {allowed_text}"
+    )
 
 
 # --------------------------------------------------------------------------------------------

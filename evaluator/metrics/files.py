@@ -9,13 +9,14 @@ array order.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, cast
 
 import SimpleITK as sitk
 
-from evaluator.errors import InvalidLabelError
+from evaluator.errors import ImageReadError, InvalidLabelError
 from evaluator.metrics.api import CaseMetrics, compute_metrics
 from evaluator.metrics.registry import VOXEL_METRICS
 from evaluator.typing import Connectivity, LabelArray
@@ -99,7 +100,10 @@ def score_files(
     Raises
     ------
     ImageReadError
-        A file is missing or cannot be decoded.
+        The reference is missing or cannot be decoded.
+    RejectedPrediction
+        The prediction is refused by :func:`evaluator.ingest.read_prediction` (format, link,
+        size declared in its header, decoding, NaN).
     GeometryMismatchError
         Size, spacing, origin or direction differ (the message names both files).
     InvalidLabelError
@@ -108,9 +112,13 @@ def score_files(
         Bad options or metric names.
     """
     from evaluator.datasets.base import check_same_geometry, image_geometry, read_image
+    from evaluator.ingest import read_prediction
 
-    pred_img = read_image(pred)
+    if not os.path.lexists(pred):
+        raise ImageReadError(f"{pred}: file does not exist")
     ref_img = read_image(ref)
+    # The prediction goes through the same ingestion as `ccbench evaluate` and `ccbench run`.
+    pred_img = read_prediction(pred, what=f"prediction {pred}", expected_size=ref_img.GetSize())
     check_same_geometry(pred_img, ref_img, what=f"prediction {pred}", reference=f"reference {ref}")
     pred_arr = read_label_map(pred_img, what=f"prediction {pred}")
     ref_arr = read_label_map(ref_img, what=f"reference {ref}")

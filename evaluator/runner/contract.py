@@ -1,4 +1,4 @@
-"""The container contract: entries (manifests), resources, input staging and output collection.
+"""The container contract: entries (manifests), resources, input staging, supervision.
 
 Two interfaces:
 
@@ -7,7 +7,7 @@ Two interfaces:
     (``.nii.gz`` or ``.mha``; channels as in ``datasets.yaml``) and ``/input/cases.json`` lists
     them: ``{"task": ..., "cases": [{"case_id": ..., "channels": {"CT": "<case_id>/CT.nii.gz"}}]}``.
     The container writes ``/output/<case_id><ext>`` with ``ext`` one of
-    :data:`OUTPUT_EXTENSIONS`.
+    :data:`evaluator.runner.outputs.OUTPUT_EXTENSIONS` (``.nii.gz``, ``.nii``, ``.mha``).
 ``grand-challenge``
     One run per case: ``/input/images/<slug>/<uuid>.mha`` per channel, output
     ``/output/images/<output-slug>/<uuid>.mha``; the slugs of the autoPET grand-challenge
@@ -18,29 +18,33 @@ A program inside a container reads ``/input`` and writes ``/output``; the local 
 backend sets ``CCBENCH_INPUT`` / ``CCBENCH_OUTPUT`` to the host folders instead (and replaces
 ``{input}``, ``{output}``, ``{python}`` in the entry's command).
 
-Collection never follows a link: an output that is a symbolic link, not a regular file, has an
-unexpected name or exceeds the size cap is rejected with a per-case reason.
+``/output`` is a size- and inode-capped file system and files leave it only through
+:mod:`evaluator.runner.outputs` (copied, never followed, permissions normalised).
+
+Every name in a manifest that becomes part of a path is checked by one pattern at ``submit`` and
+at load: entry names (:data:`NAME_PATTERN`) and grand-challenge slugs (:data:`SLUG_PATTERN`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import stat
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import SimpleITK as sitk
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evaluator.errors import SubmissionError
+from evaluator.runner.outputs import folder_bytes
 
 if TYPE_CHECKING:
     from evaluator.datasets.base import Case
@@ -49,8 +53,9 @@ if TYPE_CHECKING:
 __all__ = [
     "GC_DEFAULTS",
     "INPUT_EXTENSIONS",
-    "OUTPUT_EXTENSIONS",
-    "CollectedOutputs",
+    "NAME_PATTERN",
+    "SLUG_PATTERN",
+    "UNPRIVILEGED_UID",
     "ContainerRun",
     "GrandChallengeSlugs",
     "Interface",
@@ -58,11 +63,9 @@ __all__ = [
     "Resources",
     "RunStatus",
     "SandboxLimits",
-    "collect_batch_outputs",
-    "collect_gc_output",
+    "container_user",
     "describe_exit",
     "finished_run",
-    "folder_bytes",
     "gc_slugs",
     "load_manifest",
     "manifest_path",
@@ -77,12 +80,28 @@ Interface = Literal["batch", "grand-challenge"]
 
 #: Image files staged as inputs unchanged (anything else is converted to ``.mha``).
 INPUT_EXTENSIONS = (".nii.gz", ".nii", ".mha")
-#: Extensions a prediction may have, most specific first.
-OUTPUT_EXTENSIONS = (".nii.gz", ".nii", ".mha", ".nrrd", ".png")
+#: Entry names (and other names that become file names): no slash, no leading dot.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: grand-challenge socket slugs: lower-case words joined by hyphens (they become folders).
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+_NAME_RE = NAME_PATTERN
 
-#: Unexpected files listed one by one before the rest are summarised.
-_MAX_REJECTED = 50
-_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+#: uid:gid a container runs as when the harness itself is root.
+UNPRIVILEGED_UID = 1000
+
+
+def container_user() -> tuple[int, int]:
+    """``(uid, gid)`` of the container's processes: the harness's own, never root.
+
+    Examples
+    --------
+    >>> container_user()[0] != 0
+    True
+    """
+    if os.getuid() == 0:
+        return UNPRIVILEGED_UID, UNPRIVILEGED_UID
+    return os.getuid(), os.getgid()
 
 
 class _Frozen(BaseModel):
@@ -99,7 +118,7 @@ class Resources(_Frozen):
     cpus
         CPU share (``--cpus``); ``OMP_NUM_THREADS`` and friends are set to ``ceil(cpus)``.
     pids
-        Process-count limit (grand-challenge uses 128-256).
+        Process-count limit (grand-challenge's 128 by default).
     time_limit_s
         Wall-clock limit per case, seconds; a batch run gets ``time_limit_s * n_cases``.
     tmp_mb
@@ -108,18 +127,23 @@ class Resources(_Frozen):
         ``/dev/shm`` size, MiB (nnU-Net needs more than Docker's 64).
     output_mb
         Output cap per case, MiB (a batch run gets ``output_mb * n_cases``); a single file may
-        not exceed it either.
+        not exceed it either. Enforced by the kernel (a capped tmpfs at ``/output``, whose pages
+        also count against ``memory_mb``).
+    output_files
+        Files and folders per case the container may create in ``/output`` (a batch run gets
+        ``output_files * n_cases + 16``).
     gpus
         ``"auto"``: pass every GPU through when the host has a GPU runtime; ``"never"``.
     """
 
     memory_mb: int = Field(default=4096, ge=64)
     cpus: float = Field(default=2.0, gt=0)
-    pids: int = Field(default=256, ge=8)
+    pids: int = Field(default=128, ge=8)
     time_limit_s: float = Field(default=600.0, gt=0)
     tmp_mb: int = Field(default=512, ge=1)
     shm_mb: int = Field(default=64, ge=1)
     output_mb: int = Field(default=256, ge=1)
+    output_files: int = Field(default=32, ge=1)
     gpus: Literal["auto", "never"] = "auto"
 
 
@@ -142,10 +166,12 @@ class SandboxLimits(_Frozen):
     max_tmp_mb: int = 8192
     max_shm_mb: int = 16384
     max_output_mb: int = 4096
+    max_output_files: int = 4096
 
     def check(self, resources: Resources, *, entry: str) -> None:
         """Raise :class:`SubmissionError` naming the first resource above its limit."""
-        for name in ("memory_mb", "cpus", "pids", "time_limit_s", "tmp_mb", "shm_mb", "output_mb"):
+        names = ("memory_mb", "cpus", "pids", "time_limit_s", "tmp_mb", "shm_mb", "output_mb")
+        for name in (*names, "output_files"):
             value = getattr(resources, name)
             limit = getattr(self, f"max_{name}")
             if value > limit:
@@ -179,7 +205,7 @@ class Manifest(_Frozen):
     >>> m = Manifest(name="thr", image="ccbench/thr:1", image_digest="sha256:" + "0" * 64,
     ...              tasks=("autopet-phantom",))
     >>> m.interface, m.resources.pids
-    ('batch', 256)
+    ('batch', 128)
     """
 
     name: str = Field(pattern=_NAME_RE)
@@ -190,8 +216,8 @@ class Manifest(_Frozen):
     tasks: tuple[str, ...] = Field(min_length=1)
     resources: Resources = Field(default_factory=Resources)
     command: tuple[str, ...] | None = None
-    gc_inputs: dict[str, str] | None = None
-    gc_output: str | None = None
+    gc_inputs: dict[str, Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]] | None = None
+    gc_output: str | None = Field(default=None, pattern=SLUG_PATTERN, max_length=64)
     submitted: str = ""
 
 
@@ -248,7 +274,18 @@ def gc_slugs(manifest: Manifest, task: TaskSpec) -> GrandChallengeSlugs:
     family = task.phantom_of or task.name.split("-")[0]
     default = GC_DEFAULTS.get(family, GrandChallengeSlugs({}, "segmentation"))
     inputs = {ch: default.inputs.get(ch, ch.lower()) for ch in task.channels}
+    unknown = sorted(set(manifest.gc_inputs or {}) - set(task.channels))
+    if unknown:
+        raise SubmissionError(
+            f"entry {manifest.name}: gc_inputs names channels {unknown} that task '{task.name}' "
+            f"does not have (its channels: {', '.join(task.channels)})"
+        )
     inputs.update(manifest.gc_inputs or {})
+    if len(set(inputs.values())) != len(inputs):
+        raise SubmissionError(f"entry {manifest.name}: two channels share a slug ({inputs})")
+    for slug in (*inputs.values(), manifest.gc_output or default.output):
+        if not re.fullmatch(SLUG_PATTERN, slug):
+            raise SubmissionError(f"entry {manifest.name}: slug {slug!r} is not a valid slug")
     return GrandChallengeSlugs(inputs, manifest.gc_output or default.output)
 
 
@@ -259,7 +296,7 @@ def gc_slugs(manifest: Manifest, task: TaskSpec) -> GrandChallengeSlugs:
 
 def _image_suffix(path: Path) -> str:
     name = path.name.lower()
-    return next((ext for ext in OUTPUT_EXTENSIONS if name.endswith(ext)), path.suffix.lower())
+    return next((ext for ext in INPUT_EXTENSIONS if name.endswith(ext)), path.suffix.lower())
 
 
 def _resampled(case: Case, channel: str) -> bool:
@@ -341,193 +378,6 @@ def stage_gc_inputs(
 
 
 # --------------------------------------------------------------------------------------------
-# collection
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CollectedOutputs:
-    """Outputs moved out of a container's ``/output``.
-
-    Attributes
-    ----------
-    predictions
-        Case id -> prediction file (now under the destination folder).
-    errors
-        Case id -> why no usable output was found for it.
-    rejected
-        Other things found in ``/output`` and why they were ignored.
-    """
-
-    predictions: dict[str, Path] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    rejected: list[str] = field(default_factory=list)
-
-
-def folder_bytes(folder: Path) -> int:
-    """Total size of the regular files under ``folder`` in bytes (links are not followed).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = (d / "a").write_bytes(b"123")
-    >>> folder_bytes(d)
-    3
-    """
-    total = 0
-    stack = [str(folder)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-            except OSError:
-                continue
-    return total
-
-
-def _check_regular(path: Path, *, max_bytes: int) -> str | None:
-    """Why ``path`` may not be used as a prediction (``None``: it may)."""
-    try:
-        st = os.lstat(path)
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    if stat.S_ISLNK(st.st_mode):
-        return f"is a symbolic link (to {os.readlink(path)!r}); links are never followed"
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if st.st_size > max_bytes:
-        return (
-            f"is {st.st_size / 2**20:.1f} MiB, above the output cap of {max_bytes / 2**20:.1f} MiB"
-        )
-    if st.st_size == 0:
-        return "is empty (0 bytes)"
-    return None
-
-
-def _move(src: Path, dest_dir: Path, name: str) -> Path:
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / name
-    shutil.move(src, dest)
-    return dest
-
-
-def collect_batch_outputs(
-    output_dir: Path, case_ids: Sequence[str], dest_dir: Path, *, max_bytes: int
-) -> CollectedOutputs:
-    """Move ``/output/<case_id><ext>`` files of a batch run to ``dest_dir``.
-
-    Parameters
-    ----------
-    output_dir
-        The host folder mounted at ``/output``.
-    case_ids
-        Cases of the split; every one gets a prediction or an error.
-    dest_dir
-        Predictions folder of the run (created).
-    max_bytes
-        Cap for a single output file.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> out, dest = (pathlib.Path(tempfile.mkdtemp()) for _ in range(2))
-    >>> _ = (out / "c1.mha").write_bytes(b"x")
-    >>> (out / "c2.nii.gz").symlink_to("/etc/passwd")
-    >>> got = collect_batch_outputs(out, ["c1", "c2", "c3"], dest, max_bytes=100)
-    >>> sorted(got.predictions), sorted(got.errors)
-    (['c1'], ['c2', 'c3'])
-    >>> got.errors["c3"]
-    'no output file (expected c3.nii.gz, .nii, .mha, .nrrd or .png in /output)'
-    """
-    result = CollectedOutputs()
-    wanted = set(case_ids)
-    found: dict[str, list[tuple[str, str]]] = {}
-    try:
-        names = sorted(os.listdir(output_dir))
-    except OSError as err:
-        names = []
-        result.rejected.append(f"/output cannot be listed: {err.strerror}")
-    for name in names:
-        ext = next((e for e in OUTPUT_EXTENSIONS if name.lower().endswith(e)), None)
-        stem = name[: -len(ext)] if ext else name
-        if ext is None or stem not in wanted:
-            if len(result.rejected) < _MAX_REJECTED:
-                result.rejected.append(f"/output/{name}: not <case_id><ext> of a case in the split")
-            elif len(result.rejected) == _MAX_REJECTED:
-                result.rejected.append("/output: more unexpected files not listed")
-            continue
-        found.setdefault(stem, []).append((name, ext))
-    for case_id in case_ids:
-        files = found.get(case_id, [])
-        if not files:
-            result.errors[case_id] = (
-                f"no output file (expected {case_id}{OUTPUT_EXTENSIONS[0]}, "
-                f"{', '.join(OUTPUT_EXTENSIONS[1:-1])} or {OUTPUT_EXTENSIONS[-1]} in /output)"
-            )
-            continue
-        if len(files) > 1:
-            listed = ", ".join(n for n, _ in files)
-            result.errors[case_id] = f"several output files ({listed}); write exactly one"
-            continue
-        name, ext = files[0]
-        problem = _check_regular(output_dir / name, max_bytes=max_bytes)
-        if problem:
-            result.errors[case_id] = f"/output/{name} {problem}"
-            continue
-        result.predictions[case_id] = _move(output_dir / name, dest_dir, case_id + ext)
-    return result
-
-
-def collect_gc_output(
-    output_dir: Path,
-    case_id: str,
-    key: str,
-    dest_dir: Path,
-    *,
-    slug: str,
-    max_bytes: int,
-) -> CollectedOutputs:
-    """Move ``/output/images/<slug>/<key>.mha`` (or the only ``.mha``/``.nii.gz`` there).
-
-    grand-challenge algorithms often name their output after the input uuid, some use a fixed
-    name; exactly one image file in the slug folder is accepted either way.
-    """
-    result = CollectedOutputs()
-    folder = output_dir / "images" / slug
-    where = f"/output/images/{slug}"
-    if os.path.islink(folder) or not folder.is_dir():
-        result.errors[case_id] = f"no output folder {where}"
-        return result
-    names = sorted(
-        n for n in os.listdir(folder) if any(n.lower().endswith(e) for e in OUTPUT_EXTENSIONS)
-    )
-    preferred = [n for n in names if n.startswith(key)]
-    pick = preferred or names
-    if not pick:
-        result.errors[case_id] = f"no output image in {where}"
-        return result
-    if len(pick) > 1:
-        result.errors[case_id] = f"several output images in {where} ({', '.join(pick)})"
-        return result
-    name = pick[0]
-    problem = _check_regular(folder / name, max_bytes=max_bytes)
-    if problem:
-        result.errors[case_id] = f"{where}/{name} {problem}"
-        return result
-    ext = _image_suffix(folder / name)
-    result.predictions[case_id] = _move(folder / name, dest_dir, case_id + ext)
-    return result
-
-
-# --------------------------------------------------------------------------------------------
 # one container run
 # --------------------------------------------------------------------------------------------
 
@@ -575,10 +425,10 @@ def supervise(
     *,
     output_dir: Path,
     time_limit_s: float,
-    output_cap_bytes: int,
+    output_cap_bytes: int | None,
     poll_s: float = 0.25,
 ) -> tuple[RunStatus, int | None]:
-    """Wait for a started process under a wall-clock limit and an output-size cap.
+    """Wait for a started process under a wall-clock limit (and a polled output-size cap).
 
     Parameters
     ----------
@@ -587,7 +437,8 @@ def supervise(
     kill
         Kills it at once (SIGKILL: a process that ignores SIGTERM still stops on time).
     output_dir
-        Watched between waits; above ``output_cap_bytes`` the process is killed.
+        Watched between waits when ``output_cap_bytes`` is given: above it the process is
+        killed. None: the cap is enforced by the kernel (a capped file system), no polling.
     time_limit_s
         Wall-clock limit, seconds.
 
@@ -611,7 +462,7 @@ def supervise(
         code = wait_once(max(0.01, min(poll_s, remaining)))
         if code is not None:
             return "exit", code
-        if folder_bytes(output_dir) > output_cap_bytes:
+        if output_cap_bytes is not None and folder_bytes(output_dir) > output_cap_bytes:
             kill()
             return "output_cap", None
 

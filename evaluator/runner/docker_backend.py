@@ -1,17 +1,21 @@
 """The Docker backend: one sandboxed container run, through the Docker SDK for Python.
 
-Every run gets: ``--network none``, a read-only root file system, a size-capped ``/tmp`` tmpfs
-(counted against the memory limit), ``--cap-drop ALL``, ``no-new-privileges``, a non-root user
-(the harness's own uid, or uid 1000 when the harness runs as root), ``HOME=/tmp``, a memory limit
-with no extra swap, a CPU share (``OMP_NUM_THREADS`` and friends set to match), a process-count
-limit, a per-file size limit (``RLIMIT_FSIZE``) plus a watched total output size, a wall-clock
-limit, read-only inputs and the requested ``/dev/shm`` size. GPUs are passed through when a trial
-container with ``--gpus all`` starts (never required).
+Every run gets (:func:`sandbox_kwargs`): ``--network none``, a read-only root file system, a
+size-capped ``/tmp`` tmpfs (counted against the memory limit), ``--cap-drop ALL``,
+``no-new-privileges``, a non-root user (the harness's own uid, or uid 1000 when the harness runs
+as root), ``HOME=/tmp``, a memory limit with no extra swap, a CPU share (``OMP_NUM_THREADS`` and
+friends set to match), a process-count limit, a per-file size limit (``RLIMIT_FSIZE``), no core
+dumps, ``--init`` (signals reach the whole process group), a wall-clock limit, read-only inputs
+and the requested ``/dev/shm`` size. ``/output`` is the capped file system of
+:mod:`evaluator.runner.outputs`. GPUs are passed through when a probe container with
+``--gpus all``, itself fully sandboxed, starts (never required).
 
 The container is started detached and waited for with a short timeout in a loop (the SDK raises a
 ``requests`` connection error, not a timeout error, when a wait runs out); on the deadline it is
 killed with SIGKILL, so a main process that ignores SIGTERM is stopped on time. The container is
-removed on every exit path, including Ctrl-C.
+removed on every exit path, including Ctrl-C; it carries the labels ``ccbench.run``,
+``ccbench.owner`` and ``ccbench.deadline``, so that a watchdog (and the next ``ccbench run``,
+through :func:`reap_containers`) removes it when the harness itself was killed.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ import math
 import os
 import time
 import uuid
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.errors import DockerUnavailableError, SubmissionError
 from evaluator.runner.contract import (
+    UNPRIVILEGED_UID,
     ContainerRun,
     Manifest,
+    Resources,
+    container_user,
     finished_run,
     supervise,
     truncate_log,
@@ -36,10 +44,17 @@ from evaluator.runner.contract import (
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["UNPRIVILEGED_UID", "DockerBackend", "connect"]
+__all__ = [
+    "PROBE_IMAGE",
+    "UNPRIVILEGED_UID",
+    "DockerBackend",
+    "connect",
+    "reap_containers",
+    "sandbox_kwargs",
+]
 
-#: uid:gid the container runs as when the harness itself is root.
-UNPRIVILEGED_UID = 1000
+#: The harness's own minimal image, used for the GPU probe when it exists.
+PROBE_IMAGE = "ccbench/python:bookworm-slim"
 _POLL_S = 0.25
 _SIGXFSZ = 25
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -60,12 +75,6 @@ def connect(timeout_s: float = 30.0) -> docker.DockerClient:
     return client
 
 
-def _ids() -> tuple[int, int]:
-    if os.getuid() == 0:
-        return UNPRIVILEGED_UID, UNPRIVILEGED_UID
-    return os.getuid(), os.getgid()
-
-
 class DockerBackend:
     """Run entries in sandboxed Docker containers.
 
@@ -80,6 +89,8 @@ class DockerBackend:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self.client = client if client is not None else connect()
         self._gpu: bool | None = None
+        self.gpu_report = "none"
+        self.probe_kwargs: dict[str, Any] = {}
 
     # -- image --------------------------------------------------------------------------------
 
@@ -107,26 +118,94 @@ class DockerBackend:
         return {"backend": self.name, "image": manifest.image, "image_digest": current}
 
     def gpus_available(self, image: str) -> bool:
-        """Whether ``--gpus all`` works here (tried once with a trial container, then cached)."""
+        """Whether ``--gpus all`` works here, tried once (then cached) inside the full sandbox.
+
+        The probe runs ``nvidia-smi -L`` (``true`` where the image has none) in the harness's
+        own minimal image when it exists (``ccbench images build-base``), else in ``image`` with
+        its entrypoint replaced; either way with every limit of an entry's run (no network,
+        read-only root, all capabilities dropped, a few seconds, a few processes). What the
+        container saw is kept in :attr:`gpu_report`.
+        """
         import docker
 
-        if self._gpu is None:
-            container = None
-            try:
-                container = self.client.containers.create(
-                    image,
-                    entrypoint=["true"],
-                    network_mode="none",
-                    device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])],
-                )
-                container.start()
-                self._gpu = True
-            except docker.errors.DockerException:
-                self._gpu = False
-            finally:
-                if container is not None:
-                    _remove(container)
+        if self._gpu is not None:
+            return self._gpu
+        probe_image = image
+        with contextlib.suppress(docker.errors.DockerException):
+            self.client.images.get(PROBE_IMAGE)
+            probe_image = PROBE_IMAGE
+        limits = Resources(memory_mb=256, cpus=1.0, pids=16, tmp_mb=8, gpus="never")
+        kwargs = sandbox_kwargs(limits, label="gpu-probe", file_cap_bytes=2**20)
+        kwargs.pop("volumes")
+        kwargs.update(
+            entrypoint=["/bin/sh", "-c", "nvidia-smi -L 2>&1 || true"],
+            command=None,
+            device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])],
+            labels={**kwargs["labels"], "ccbench.probe": "gpu"},
+        )
+        container = None
+        try:
+            container = self.client.containers.create(probe_image, **kwargs)
+            container.start()
+            container.wait(timeout=30)
+            self.gpu_report = container.logs().decode("utf-8", errors="replace").strip()[:2000]
+            self._gpu = True
+        except (docker.errors.DockerException, OSError):
+            self.gpu_report = "none"
+            self._gpu = False
+        finally:
+            if container is not None:
+                _remove(container)
+        self.probe_kwargs = kwargs
         return self._gpu
+
+    # -- orphans ------------------------------------------------------------------------------
+
+    def reap(self) -> list[str]:
+        """Remove containers whose ``ccbench run`` process is gone (see :func:`reap_containers`)."""
+        import docker
+
+        try:
+            return reap_containers(self.client)
+        except docker.errors.DockerException:
+            return []
+
+    @contextlib.contextmanager
+    def guard(self, token: str, tmp: Path) -> Iterator[None]:
+        """Keep a watchdog (:mod:`evaluator.runner.watchdog`) for this run's containers.
+
+        It runs in its own session, so it survives a ``kill -9`` of this process (or of its
+        process group) and then removes the run's containers and scratch folders.
+        """
+        import subprocess
+        import sys
+
+        from evaluator.processes import current_owner
+
+        watchdog = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "evaluator.runner.watchdog",
+                token,
+                str(current_owner()),
+                str(tmp),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+        try:
+            yield
+        finally:
+            watchdog.terminate()
+            try:
+                watchdog.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                watchdog.kill()
+                watchdog.wait()
 
     # -- run ----------------------------------------------------------------------------------
 
@@ -139,6 +218,8 @@ class DockerBackend:
         time_limit_s: float,
         output_cap_bytes: int,
         label: str,
+        labels: Mapping[str, str] | None = None,
+        poll_output: bool = True,
     ) -> ContainerRun:
         """Run the entry's image once, sandboxed, and wait for it (at most ``time_limit_s``).
 
@@ -151,9 +232,15 @@ class DockerBackend:
         time_limit_s
             Wall-clock limit, seconds.
         output_cap_bytes
-            Total size ``/output`` may reach (also the per-file limit); exceeding it kills the run.
+            Largest single file (``RLIMIT_FSIZE``); with ``poll_output`` also the total size
+            ``/output`` may reach before the run is killed.
         label
-            ``"split"`` or the case id, used in the container name and the result.
+            ``"split"`` or the case id, used in the container's labels and the result.
+        labels
+            More container labels (``ccbench.run``, ``ccbench.owner``, ``ccbench.deadline``:
+            what lets a later run reap an orphan).
+        poll_output
+            Watch the size of ``/output`` (only when no capped file system is mounted there).
 
         Returns
         -------
@@ -164,42 +251,23 @@ class DockerBackend:
         import docker
 
         res = manifest.resources
-        uid, gid = _ids()
-        if os.getuid() == 0:
-            os.chown(output_dir, uid, gid)
-        output_dir.chmod(0o755)
-        threads = str(max(1, math.ceil(res.cpus)))
-        env = {"HOME": "/tmp", "TMPDIR": "/tmp", **dict.fromkeys(_THREAD_VARS, threads)}
-        kwargs: dict[str, Any] = {
-            "command": list(manifest.command) if manifest.command else None,
-            "detach": True,
-            "name": f"ccbench-{uuid.uuid4().hex[:12]}",
-            "labels": {"ccbench.entry": manifest.name, "ccbench.label": label[:60]},
-            "network_mode": "none",
-            "read_only": True,
-            "tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={res.tmp_mb}m,mode=1777"},
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "user": f"{uid}:{gid}",
-            "environment": env,
-            "mem_limit": f"{res.memory_mb}m",
-            "memswap_limit": f"{res.memory_mb}m",
-            "nano_cpus": int(min(res.cpus, os.cpu_count() or 1) * 1e9),
-            "pids_limit": res.pids,
-            "shm_size": f"{res.shm_mb}m",
-            "ulimits": [
-                docker.types.Ulimit(name="fsize", soft=output_cap_bytes, hard=output_cap_bytes),
-                docker.types.Ulimit(name="core", soft=0, hard=0),
-            ],
-            "volumes": {
-                str(input_dir): {"bind": "/input", "mode": "ro"},
-                str(output_dir): {"bind": "/output", "mode": "rw"},
-            },
-        }
+        kwargs = sandbox_kwargs(
+            res,
+            label=label,
+            file_cap_bytes=output_cap_bytes,
+            input_dir=input_dir,
+            output_dir=output_dir,
+            entry=manifest.name,
+            extra_labels=labels,
+        )
+        kwargs["command"] = list(manifest.command) if manifest.command else None
         if res.gpus == "auto" and self.gpus_available(manifest.image_digest):
             kwargs["device_requests"] = [
                 docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
             ]
+        uid, gid = container_user()
+        if os.getuid() == 0 and not os.path.ismount(output_dir):
+            os.chown(output_dir, uid, gid)
         container = None
         start = time.perf_counter()
         try:
@@ -210,7 +278,7 @@ class DockerBackend:
                 lambda: _kill(container),
                 output_dir=output_dir,
                 time_limit_s=time_limit_s,
-                output_cap_bytes=output_cap_bytes,
+                output_cap_bytes=output_cap_bytes if poll_output else None,
                 poll_s=_POLL_S,
             )
             seconds = time.perf_counter() - start
@@ -226,6 +294,7 @@ class DockerBackend:
             details = {
                 "oom_killed": bool(state.get("OOMKilled")),
                 "gpus": "device_requests" in kwargs,
+                "gpu_report": self.gpu_report if "device_requests" in kwargs else "none",
             }
             return finished_run(
                 label,
@@ -245,6 +314,88 @@ class DockerBackend:
         finally:
             if container is not None:
                 _remove(container)
+
+
+def sandbox_kwargs(
+    res: Resources,
+    *,
+    label: str,
+    file_cap_bytes: int,
+    input_dir: Path | None = None,
+    output_dir: Path | None = None,
+    entry: str = "",
+    extra_labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Docker SDK options of the sandbox, shared by entries' runs and the GPU probe.
+
+    No network, read-only root, a capped ``/tmp`` tmpfs, every capability dropped,
+    ``no-new-privileges``, a non-root user, memory without extra swap, a CPU share, a process
+    limit, a per-file size limit, no core dumps, ``--init`` (a tiny init as PID 1 that forwards
+    signals to the whole process group and reaps zombies), read-only ``/input``.
+
+    Examples
+    --------
+    >>> kw = sandbox_kwargs(Resources(), label="split", file_cap_bytes=2**20)
+    >>> kw["network_mode"], kw["read_only"], kw["cap_drop"], kw["init"], kw["pids_limit"]
+    ('none', True, ['ALL'], True, 128)
+    """
+    import docker
+
+    uid, gid = container_user()
+    threads = str(max(1, math.ceil(res.cpus)))
+    env = {"HOME": "/tmp", "TMPDIR": "/tmp", **dict.fromkeys(_THREAD_VARS, threads)}
+    volumes = {}
+    if input_dir is not None:
+        volumes[str(input_dir)] = {"bind": "/input", "mode": "ro"}
+    if output_dir is not None:
+        volumes[str(output_dir)] = {"bind": "/output", "mode": "rw"}
+    return {
+        "detach": True,
+        "name": f"ccbench-{uuid.uuid4().hex[:12]}",
+        "labels": {
+            "ccbench.entry": entry,
+            "ccbench.label": label[:60],
+            **dict(extra_labels or {}),
+        },
+        "network_mode": "none",
+        "read_only": True,
+        "tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={res.tmp_mb}m,mode=1777"},
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "user": f"{uid}:{gid}",
+        "environment": env,
+        "mem_limit": f"{res.memory_mb}m",
+        "memswap_limit": f"{res.memory_mb}m",
+        "nano_cpus": int(min(res.cpus, os.cpu_count() or 1) * 1e9),
+        "pids_limit": res.pids,
+        "shm_size": f"{res.shm_mb}m",
+        "init": True,
+        "ulimits": [
+            docker.types.Ulimit(name="fsize", soft=file_cap_bytes, hard=file_cap_bytes),
+            docker.types.Ulimit(name="core", soft=0, hard=0),
+        ],
+        "volumes": volumes,
+    }
+
+
+def reap_containers(client: Any) -> list[str]:
+    """Remove containers of ``ccbench run`` processes that are gone (e.g. after ``kill -9``).
+
+    A container is ours when it carries a ``ccbench.owner`` label; it is an orphan when that
+    owner process (on this host) no longer runs. Returns the names removed.
+    """
+    from evaluator.processes import Owner
+
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": "ccbench.owner"}):
+        try:
+            owner = Owner.parse(container.labels.get("ccbench.owner", ""))
+        except ValueError:
+            continue
+        if owner.local and not owner.alive():
+            _remove(container)
+            removed.append(container.name)
+    return removed
 
 
 def _wait_once(container: Any, timeout: float) -> int | None:

@@ -17,10 +17,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from evaluator.errors import SubmissionError
+from evaluator.processes import die_with_parent
 from evaluator.runner.contract import (
     ContainerRun,
     Manifest,
@@ -78,8 +80,14 @@ class LocalBackend:
         time_limit_s: float,
         output_cap_bytes: int,
         label: str,
+        labels: Mapping[str, str] | None = None,
+        poll_output: bool = True,
     ) -> ContainerRun:
-        """Run the command once; same contract as :meth:`DockerBackend.run`."""
+        """Run the command once; same contract as :meth:`DockerBackend.run`.
+
+        The process gets ``SIGKILL`` from the kernel if the harness dies (``labels`` are not
+        used: there is no container to label).
+        """
         cmd = local_command(manifest, input_dir=input_dir, output_dir=output_dir)
         threads = str(max(1, math.ceil(manifest.resources.cpus)))
         env = {
@@ -98,6 +106,7 @@ class LocalBackend:
                     stdin=subprocess.DEVNULL,
                     env=env,
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
             except OSError as err:
                 return ContainerRun(
@@ -110,7 +119,7 @@ class LocalBackend:
                     lambda: _kill_group(proc),
                     output_dir=output_dir,
                     time_limit_s=time_limit_s,
-                    output_cap_bytes=output_cap_bytes,
+                    output_cap_bytes=output_cap_bytes if poll_output else None,
                     poll_s=_POLL_S,
                 )
             finally:

@@ -11,11 +11,12 @@ included.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
-import tempfile
+import os
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +24,24 @@ from typing import Any, Literal, Protocol
 
 from evaluator.datasets.registry import TaskSpec
 from evaluator.errors import SubmissionError
+from evaluator.processes import current_owner
 from evaluator.runner.contract import (
-    CollectedOutputs,
     ContainerRun,
     Manifest,
     SandboxLimits,
-    collect_batch_outputs,
-    collect_gc_output,
+    container_user,
     gc_slugs,
     load_manifest,
     stage_batch_inputs,
     stage_gc_inputs,
+)
+from evaluator.runner.outputs import (
+    CollectedOutputs,
+    Scratch,
+    collect_batch_outputs,
+    collect_gc_output,
+    open_scratch,
+    reap_scratch,
 )
 from evaluator.workspace import Workspace
 
@@ -60,6 +68,8 @@ class Backend(Protocol):
         time_limit_s: float,
         output_cap_bytes: int,
         label: str,
+        labels: Mapping[str, str] | None = None,
+        poll_output: bool = True,
     ) -> ContainerRun:
         """Run once; the process is gone when this returns."""
         ...
@@ -132,7 +142,9 @@ def make_backend(name: BackendName) -> Backend:
     raise SubmissionError(f"unknown backend '{name}' (use docker or local)")
 
 
-def _absorb(outcome: RunOutcome, got: CollectedOutputs, run: ContainerRun) -> None:
+def _absorb(outcome: RunOutcome, got: CollectedOutputs, run: ContainerRun, run_dir: Path) -> None:
+    outcome.container_runs.append(run)
+    _write_log(run_dir, run)
     outcome.predictions.update(got.predictions)
     outcome.rejected += got.rejected
     for case_id, why in got.errors.items():
@@ -158,6 +170,10 @@ def run_cases(
     limits: SandboxLimits | None = None,
 ) -> RunOutcome:
     """Run an entry on the given cases and collect its outputs (no scoring).
+
+    Before the first container, orphans of earlier runs whose process is gone (containers and
+    scratch folders) are removed; while it runs, a watchdog in its own session removes this
+    run's containers if this process dies.
 
     Parameters
     ----------
@@ -193,6 +209,7 @@ def run_cases(
             f"(its tasks: {', '.join(manifest.tasks)})"
         )
     (limits or SandboxLimits()).check(manifest.resources, entry=manifest.name)
+    slugs = gc_slugs(manifest, task) if manifest.interface == "grand-challenge" else None
     outcome = RunOutcome(
         name=run_dir.name,
         entry=manifest.name,
@@ -203,80 +220,117 @@ def run_cases(
         case_ids=[c.case_id for c in cases],
     )
     outcome.provenance = backend.provenance(manifest)
+    reap = getattr(backend, "reap", None)
+    if reap is not None:
+        reap()
+    reap_scratch(workspace.tmp)
     run_dir.mkdir(parents=True, exist_ok=True)
     predictions = run_dir / "predictions"
     predictions.mkdir(exist_ok=True)
     res = manifest.resources
     cap = res.output_mb * 2**20
-    workspace.tmp.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:16]
     start = time.perf_counter()
-    if manifest.interface == "batch":
-        with _scratch(workspace) as (input_dir, output_dir):
-            stage_batch_inputs(cases, input_dir, task=task)
-            run = backend.run(
-                manifest,
-                input_dir=input_dir,
-                output_dir=output_dir,
-                time_limit_s=res.time_limit_s * max(1, len(cases)),
-                output_cap_bytes=cap * max(1, len(cases)),
-                label="split",
-            )
-            got = collect_batch_outputs(output_dir, outcome.case_ids, predictions, max_bytes=cap)
-        outcome.container_runs.append(run)
-        _write_log(run_dir, run)
-        _absorb(outcome, got, run)
-    else:
-        slugs = gc_slugs(manifest, task)
-        for case in cases:
-            with _scratch(workspace) as (input_dir, output_dir):
-                key = stage_gc_inputs(case, input_dir, task=task, slugs=slugs)
-                (output_dir / "images" / slugs.output).mkdir(parents=True)
-                for folder in (output_dir / "images", output_dir / "images" / slugs.output):
-                    folder.chmod(0o777)
-                run = backend.run(
+    guard = getattr(backend, "guard", None)
+    with guard(token, workspace.tmp) if guard is not None else contextlib.nullcontext():
+        if slugs is None:
+            n = max(1, len(cases))
+            with _container_scratch(workspace, token, cap * n, res.output_files * n + 16) as box:
+                stage_batch_inputs(cases, box.input_dir, task=task)
+                run = _run_once(
+                    backend,
                     manifest,
-                    input_dir=input_dir,
-                    output_dir=output_dir,
-                    time_limit_s=res.time_limit_s,
-                    output_cap_bytes=cap,
-                    label=case.case_id,
+                    box,
+                    token=token,
+                    label="split",
+                    time_limit_s=res.time_limit_s * n,
+                    file_cap=cap * n,
                 )
-                got = collect_gc_output(
-                    output_dir, case.case_id, key, predictions, slug=slugs.output, max_bytes=cap
+                got = collect_batch_outputs(
+                    box.output_dir, outcome.case_ids, predictions, max_bytes=cap
                 )
-            outcome.container_runs.append(run)
-            _write_log(run_dir, run)
-            _absorb(outcome, got, run)
+            outcome.provenance["output_enforcement"] = box.enforcement
+            _absorb(outcome, got, run, run_dir)
+        else:
+            for case in cases:
+                with _container_scratch(workspace, token, cap, res.output_files + 4) as box:
+                    key = stage_gc_inputs(case, box.input_dir, task=task, slugs=slugs)
+                    _gc_output_folders(box, slugs.output)
+                    run = _run_once(
+                        backend,
+                        manifest,
+                        box,
+                        token=token,
+                        label=case.case_id,
+                        time_limit_s=res.time_limit_s,
+                        file_cap=cap,
+                    )
+                    got = collect_gc_output(
+                        box.output_dir,
+                        case.case_id,
+                        key,
+                        predictions,
+                        slug=slugs.output,
+                        max_bytes=cap,
+                    )
+                outcome.provenance["output_enforcement"] = box.enforcement
+                _absorb(outcome, got, run, run_dir)
     outcome.seconds = time.perf_counter() - start
     (run_dir / "container.json").write_text(json.dumps(outcome.to_json(), indent=1, default=str))
     return outcome
 
 
-class _scratch:
-    """``(input_dir, output_dir)`` in the workspace's tmp folder, removed on every exit path."""
-
-    def __init__(self, workspace: Workspace) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="run-", dir=workspace.tmp))
-
-    def __enter__(self) -> tuple[Path, Path]:
-        (self.root / "input").mkdir()
-        (self.root / "output").mkdir()
-        return self.root / "input", self.root / "output"
-
-    def __exit__(self, *exc: object) -> None:
-        _rmtree(self.root)
+def _container_scratch(
+    workspace: Workspace, token: str, cap_bytes: int, max_files: int
+) -> contextlib.AbstractContextManager[Scratch]:
+    uid, gid = container_user()
+    return open_scratch(
+        workspace.tmp, token=token, cap_bytes=cap_bytes, max_files=max_files, uid=uid, gid=gid
+    )
 
 
-def _rmtree(path: Path) -> None:
-    """Remove a tree even when a container left read-only folders in it."""
+def _gc_output_folders(box: Scratch, slug: str) -> None:
+    """``/output/images/<slug>/``, writable by the container's user (as grand-challenge has)."""
+    uid, gid = container_user()
+    for folder in (box.output_dir / "images", box.output_dir / "images" / slug):
+        folder.mkdir()
+        if os.getuid() == 0:
+            os.chown(folder, uid, gid)
+        folder.chmod(0o755 if os.getuid() == 0 else 0o777)
 
-    def _retry(func: Any, p: str, _exc: Any) -> None:
-        Path(p).parent.chmod(0o700)
-        if Path(p).is_dir() and not Path(p).is_symlink():
-            Path(p).chmod(0o700)
-        func(p)
 
-    shutil.rmtree(path, onerror=_retry)
+def _run_once(
+    backend: Backend,
+    manifest: Manifest,
+    box: Scratch,
+    *,
+    token: str,
+    label: str,
+    time_limit_s: float,
+    file_cap: int,
+) -> ContainerRun:
+    """One container run in ``box``; a full output file system turns into ``output_cap``."""
+    labels = {
+        "ccbench.run": token,
+        "ccbench.owner": str(current_owner()),
+        "ccbench.deadline": f"{time.time() + time_limit_s:.0f}",
+    }
+    run = backend.run(
+        manifest,
+        input_dir=box.input_dir,
+        output_dir=box.output_dir,
+        time_limit_s=time_limit_s,
+        output_cap_bytes=file_cap,
+        label=label,
+        labels=labels,
+        poll_output=box.enforcement == "polling",
+    )
+    full = box.exhausted()
+    if full is not None and run.status in ("ok", "exit", "output_cap"):
+        run.status = "output_cap"
+        run.reason = f"container stopped at the output cap: {full}"
+    run.details["output_enforcement"] = box.enforcement
+    return run
 
 
 def run_entry(
@@ -291,6 +345,8 @@ def run_entry(
     limits: SandboxLimits | None = None,
     evaluate: bool = True,
     workers: int | None = None,
+    scoring_memory_mb: int | None = None,
+    scoring_time_limit_s: float | None = 600.0,
 ) -> RunOutcome:
     """Run a submitted entry on a task's split, then score it into the results store.
 
@@ -317,6 +373,8 @@ def run_entry(
         Score the predictions with :func:`evaluator.evaluate.evaluate_run` (default).
     workers
         Scoring processes (passed to ``evaluate_run``; default one per CPU).
+    scoring_memory_mb, scoring_time_limit_s
+        Limits of each scoring worker (``evaluate_run``'s ``memory_mb`` and ``time_limit_s``).
 
     Returns
     -------
@@ -352,7 +410,12 @@ def run_entry(
     )
     if evaluate:
         outcome.evaluation = _evaluate(
-            outcome, spec, workspace=workspace, data_root=data_root, workers=workers
+            outcome,
+            spec,
+            workspace=workspace,
+            data_root=data_root,
+            workers=workers,
+            limits=(scoring_memory_mb, scoring_time_limit_s),
         )
     return outcome
 
@@ -372,6 +435,7 @@ def _evaluate(
     workspace: Workspace,
     data_root: Path | None,
     workers: int | None,
+    limits: tuple[int | None, float | None] = (None, 600.0),
 ) -> Any:
     """Score the predictions folder, then attach container logs and errors to the stored run."""
     from evaluator.evaluate import evaluate_run
@@ -389,6 +453,8 @@ def _evaluate(
         data_root=data_root,
         workers=workers,
         case_errors=outcome.case_errors,
+        memory_mb=limits[0],
+        time_limit_s=limits[1],
     )
     db = Store.open(result.store_url)
     try:

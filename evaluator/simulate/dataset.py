@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from evaluator.errors import SimulationError
+from evaluator.executor import JobFailure
 from evaluator.simulate.operators import OPERATORS, Order, label_components
 from evaluator.store import ResultRow, Store
 from evaluator.workspace import Workspace
@@ -354,7 +355,9 @@ def run_dataset_study(
             outcomes = _outcomes_dask(jobs, scheduler, fn=simulate_case)
         else:
             count = workers if workers is not None else os.cpu_count() or 1
-            outcomes = _outcomes_local(jobs, min(count, len(jobs)), fn=simulate_case)
+            outcomes = _outcomes_local(
+                jobs, min(count, len(jobs)), fn=simulate_case, on_failure=_study_failure
+            )
         for i, outcome in enumerate(outcomes, start=1):
             for n, rows in outcome.rows.items():
                 db.record_case(runs[n].id, outcome.case_id, rows, seconds=outcome.seconds)
@@ -371,6 +374,11 @@ def run_dataset_study(
     result.seconds = elapsed
     result.seconds_per_case = float(np.mean(case_seconds)) if case_seconds else 0.0
     return result
+
+
+def _study_failure(job: StudyJob, failure: JobFailure) -> StudyOutcome:
+    """A study case past its worker's limits stops the study (its inputs are the organiser's)."""
+    raise SimulationError(f"study case {job.case.case_id}: {failure.message}")
 
 
 def study_rows(

@@ -127,8 +127,9 @@ def test_negative_cases_score_only_the_false_positive_volume(
     assert means["fp_volume_ml"]["mean"] == pytest.approx((5 + 6 + 0) * VOXEL_ML / 3)
     assert means["fn_volume_ml"]["n"] == 1
     assert any("autoPET" in line for line in result.summary["conventions"])
-    # an empty prediction on a negative case is noted, not penalised
-    assert result.summary["error_cases"]["empty"] == ["PETCT_ccc_0"]
+    # an empty prediction on a negative case is the correct answer: no error, not penalised
+    assert result.summary["error_cases"]["empty"] == []
+    assert sum(result.summary["error_counts"].values()) == 0
 
 
 def test_missing_prediction_on_a_negative_case(

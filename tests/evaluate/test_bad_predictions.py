@@ -39,6 +39,15 @@ def _break(ds: Dataset, kind: str) -> None:
         write_label(path, np.zeros_like(ref))
     elif kind == "container":  # the container died on the case: no file, a reason
         path.unlink()
+    elif kind == "format":  # a format whose header may point at another file
+        path.unlink()
+        path.with_name(f"{BAD}.nrrd").write_text(
+            f"NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 4\nencoding: raw\n"
+            f"data file: {ds.root}/labelsTr/{BAD}.nii.gz\n\n"
+        )
+    elif kind == "unsafe":  # a link to the reference itself
+        path.unlink()
+        path.symlink_to(ds.root / "labelsTr" / f"{BAD}.nii.gz")
 
 
 def _evaluate(ds: Dataset, ws: Workspace, case_errors: dict[str, str] | None = None):
@@ -53,7 +62,12 @@ def _evaluate(ds: Dataset, ws: Workspace, case_errors: dict[str, str] | None = N
     )
 
 
-@pytest.mark.parametrize("kind", sorted(set(ERROR_CLASSES) - {"empty"}))
+#: Classes with their own tests: ``empty`` is scored, ``dataset`` is not the entry's fault,
+#: ``scoring_limit`` needs a case that exhausts a worker (tests/evaluate/test_scoring_limits.py).
+OWN_TESTS = {"empty", "dataset", "scoring_limit"}
+
+
+@pytest.mark.parametrize("kind", sorted(set(ERROR_CLASSES) - OWN_TESTS))
 def test_rejected_prediction_gets_worst_values(
     kind: str, hecktor: Dataset, workspace: Workspace
 ) -> None:
@@ -88,6 +102,8 @@ MESSAGES = {
     "geometry": "spacing (1.0, 1.0, 3.0) mm differs from the reference (1.0, 1.0, 2.0) mm",
     "nan": "NaN",
     "label": "values [7] are not in the label map {0, 1, 2}",
+    "format": f"{BAD}.nrrd is not an accepted format",
+    "unsafe": "is a symbolic link; links are never followed",
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 import SimpleITK as sitk
 from pycocotools import mask as mask_utils
 
+from evaluator.errors import InvalidPredictionError
 from evaluator.evaluate import evaluate_run
 from evaluator.store import Store
 from evaluator.workspace import Workspace
@@ -116,9 +117,9 @@ def test_chestxdet_polygons_json(chest: Path, tmp_path: Path, workspace: Workspa
 
 
 def test_missing_and_unreadable_json(chest: Path, tmp_path: Path, workspace: Workspace) -> None:
-    missing = _run(chest, tmp_path / "nothing.json", workspace, "missing")
-    assert missing.summary["error_counts"]["missing"] == 2
-    assert missing.summary["aggregates"]["0:mean:coco_ap"] == 0.0
+    # a wrong --pred is an error of the command, not an entry scored as all-missing
+    with pytest.raises(InvalidPredictionError, match="no prediction for any of the 2 cases"):
+        _run(chest, tmp_path / "nothing.json", workspace, "missing")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     broken = _run(chest, bad, workspace, "broken")

@@ -18,6 +18,7 @@ from evaluator.evaluate import evaluate_run
 from evaluator.store import Store
 from evaluator.workspace import Workspace
 
+from ..conftest import processes_with_env
 from .conftest import Dataset
 
 # Runs `ccbench evaluate` in a fresh interpreter with every case slowed down by 0.4 s, so the
@@ -26,16 +27,30 @@ from .conftest import Dataset
 # compute_metrics when it runs, so patching the module attribute reaches it (also in forked
 # workers); evaluate.score_case itself is bound as a default argument and cannot be patched.
 SLOW_CLI = """
-import sys, time
+import sys
+from evaluator.cli import main
+main(sys.argv[1:])
+"""
+#: Imported by every Python process started with it on PYTHONPATH, the scoring workers
+#: included (they are forked from a fresh forkserver process): each case takes 0.4 s longer.
+SLOW_SITE = """
+import time
 import evaluator.metrics.api as api
 compute = api.compute_metrics
 def slow(*args, **kwargs):
     time.sleep(0.4)
     return compute(*args, **kwargs)
 api.compute_metrics = slow
-from evaluator.cli import main
-main(sys.argv[1:])
 """
+
+
+def _slow_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a CLI subprocess whose cases each take 0.4 s longer."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(SLOW_SITE)
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "COLUMNS": "200", "PYTHONPATH": path}
 
 
 def _args(ds: Dataset, ws: Path, store: str, *extra: str) -> list[str]:
@@ -104,7 +119,8 @@ def test_sigkill_mid_run_then_resume_gives_the_clean_rows(hecktor: Dataset, tmp_
     url = f"sqlite:///{tmp_path / 'killed.sqlite'}"
     assert CliRunner().invoke(app, _args(hecktor, ws, clean_url)).exit_code == 0
 
-    env = {**os.environ, "COLUMNS": "200"}
+    marker = f"CCBENCH_TEST_MARKER=evaluate-{os.getpid()}-{time.time_ns()}"
+    env = {**_slow_env(tmp_path), "CCBENCH_TEST_MARKER": marker[20:]}
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_CLI, *_args(hecktor, ws, url)],
         env=env,
@@ -128,6 +144,10 @@ def test_sigkill_mid_run_then_resume_gives_the_clean_rows(hecktor: Dataset, tmp_
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    deadline = time.monotonic() + 10  # its scoring workers (and their forkserver) die with it
+    while left := processes_with_env(marker):
+        assert time.monotonic() < deadline, f"workers outlived ccbench evaluate: {left}"
+        time.sleep(0.1)
     store = Store.open(url)
     run = store.find_run(name)
     assert run is not None and run.status == "running"
@@ -179,3 +199,42 @@ def test_unreachable_scheduler_is_a_clean_error(hecktor: Dataset, workspace: Wor
             data_root=hecktor.root,
             scheduler="tcp://127.0.0.1:9",
         )
+
+
+def test_run_name_that_would_leave_the_workspace_is_refused(
+    hecktor: Dataset, tmp_path: Path
+) -> None:
+    ws = tmp_path / "ws"
+    outside = tmp_path / "outside"
+    for name in (f"../../{outside.name}/x", str(outside / "x"), ".hidden", "a/b"):
+        args = [*_args(hecktor, ws, f"sqlite:///{tmp_path / 's.sqlite'}"), "--run-name", name]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "run name" in result.output and "Traceback" not in result.output
+    assert not outside.exists()
+    assert not (ws / "runs").exists() or not any((ws / "runs").iterdir())
+
+
+def test_same_run_started_twice_waits_then_resumes(hecktor: Dataset, tmp_path: Path) -> None:
+    """Two `ccbench evaluate` with one run name at once: both succeed, one waits for the other,
+    and the store holds exactly the rows of a single clean run."""
+    ws = tmp_path / "ws"
+    clean_url = f"sqlite:///{tmp_path / 'clean.sqlite'}"
+    url = f"sqlite:///{tmp_path / 'twice.sqlite'}"
+    assert CliRunner().invoke(app, _args(hecktor, ws, clean_url)).exit_code == 0
+    env = _slow_env(tmp_path)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SLOW_CLI, *_args(hecktor, ws, url)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    waited = [err for _, err in outputs if "is being scored by process" in err]
+    assert len(waited) == 1, outputs
+    assert _rows(url, "hecktor-all-preds") == _rows(clean_url, "hecktor-all-preds")

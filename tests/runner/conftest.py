@@ -129,15 +129,20 @@ def test_images(docker_backend: Any, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def hostile_manifest(
-    digest: str, mode: str, *, resources: Resources = TIGHT, **fields: Any
+    digest: str,
+    mode: str,
+    *,
+    resources: Resources = TIGHT,
+    args: tuple[str, ...] = (),
+    **fields: Any,
 ) -> Manifest:
-    """An entry running the hostile image in ``mode`` on the ``btcv-phantom`` task."""
+    """An entry running the hostile image in ``mode`` (with ``args``) on ``btcv-phantom``."""
     return Manifest(
         name=f"hostile-{mode}",
         image=HOSTILE_TAG,
         image_digest=digest,
         tasks=("btcv-phantom",),
-        command=(mode,),
+        command=(mode, *args),
         resources=resources,
         **fields,
     )

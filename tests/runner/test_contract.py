@@ -14,8 +14,6 @@ from evaluator.runner.contract import (
     Manifest,
     Resources,
     SandboxLimits,
-    collect_batch_outputs,
-    collect_gc_output,
     gc_slugs,
     load_manifest,
     stage_batch_inputs,
@@ -23,6 +21,7 @@ from evaluator.runner.contract import (
     write_manifest,
 )
 from evaluator.runner.images import apt_mirror
+from evaluator.runner.outputs import collect_batch_outputs, collect_gc_output
 from evaluator.runner.submissions import submit_image
 
 from .conftest import TinyDataset
@@ -151,7 +150,9 @@ def test_collect_rejects_links_dirs_oversize_and_duplicates(tmp_path: Path) -> N
     assert "empty" in got.errors["e"]
     assert "several output files" in got.errors["f"]
     assert got.errors["h"].startswith("no output file")
-    assert got.rejected == ["/output/stray.txt: not <case_id><ext> of a case in the split"]
+    assert got.rejected == [
+        "/output/stray.txt: not <case_id><ext> of a case in the split (ext: .nii.gz, .nii, .mha)"
+    ]
 
 
 def test_collect_gc_output(tmp_path: Path) -> None:

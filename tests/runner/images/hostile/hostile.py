@@ -1,11 +1,13 @@
 """A container program that misbehaves in the way named by its first argument.
 
 Modes: inspect, network, escape, forkbomb, loop, memory, hugefile, tmpfill, links, crash, malformed,
-geometry, nan, nothing, good. Reads the batch layout (``/input/cases.json``).
+geometry, nan, nothing, good, pointer, bigint, bomb, leak, deepnest, manyfiles, fastfill, setuid,
+markup. Reads the batch layout (``/input/cases.json``); later arguments are the mode's own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -103,13 +105,16 @@ def memory() -> int:
 
 def hugefile() -> int:
     chunk = b"\0" * 2**20
-    for i in range(10**6):
+    for i in range(3):
+        written = 0
         try:
             with open(OUT / f"big_{i}.bin", "wb") as fh:
                 while True:
                     fh.write(chunk)
+                    fh.flush()
+                    written += 1
         except OSError as err:
-            print(f"hugefile: big_{i}.bin stopped ({err.strerror})", flush=True)
+            print(f"hugefile: big_{i}.bin stopped after {written} MiB ({err.strerror})", flush=True)
     return 6
 
 
@@ -196,6 +201,140 @@ def inspect() -> int:
     return 0
 
 
+def pointer(target: str) -> int:
+    """Headers that point at another file: the reference on the host, /dev/zero."""
+    listed = cases()
+    ref = sitk.GetArrayFromImage(first_channel(listed[0]))
+    z, y, x = ref.shape
+    nrrd = (
+        f"NRRD0004\ntype: uint8\ndimension: 3\nsizes: {x} {y} {z}\nencoding: gzip\n"
+        f"byte skip: 352\ndata file: {target}\n\n"
+    )
+    (OUT / f"{listed[0]['case_id']}.nrrd").write_text(nrrd)
+    for case, data in zip(listed[1:], (target, "/dev/zero"), strict=False):
+        header = (
+            f"ObjectType = Image\nNDims = 3\nDimSize = {x} {y} {z}\nElementType = MET_UCHAR\n"
+            f"ElementDataFile = {data}\n"
+        )
+        (OUT / f"{case['case_id']}.mha").write_text(header)
+    print("pointer: wrote headers naming", target, flush=True)
+    return 0
+
+
+def bigint() -> int:
+    """A label map holding one voxel of 2**31 - 1."""
+    for case in cases():
+        ref = first_channel(case)
+        arr = np.zeros(sitk.GetArrayFromImage(ref).shape, dtype=np.int32)
+        arr[0, 0, 0] = 2**31 - 1
+        write_label(case, arr, ref)
+    return 0
+
+
+def bomb() -> int:
+    """A small .nii.gz whose header declares 1024^3 voxels of zeros (a decompression bomb)."""
+    import gzip
+    import struct
+
+    header = bytearray(348)
+    struct.pack_into("<i", header, 0, 348)
+    struct.pack_into("<8h", header, 40, 3, 1024, 1024, 1024, 1, 1, 1, 1)
+    struct.pack_into("<2h", header, 70, 2, 8)  # uint8
+    struct.pack_into("<8f", header, 76, 1, 1, 1, 1, 1, 1, 1, 1)
+    struct.pack_into("<f", header, 108, 352.0)
+    header[344:348] = b"n+1\0"
+    # gzip members chain: 64 copies of one compressed 16 MiB block of zeros decode to 1 GiB
+    member = gzip.compress(b"\0" * 2**24, compresslevel=9)
+    data = gzip.compress(bytes(header) + b"\0" * 4) + member * 64
+    for case in cases():
+        (OUT / f"{case['case_id']}.nii.gz").write_bytes(data)
+    print(f"bomb: {len(data)} bytes declaring 1024^3 voxels", flush=True)
+    return 0
+
+
+def leak() -> int:
+    """Print the test images to the log (as base64), then write good labels."""
+    import base64
+
+    for case in cases():
+        path = INP / next(iter(case["channels"].values()))
+        print("LEAK " + base64.b64encode(path.read_bytes()).decode(), flush=True)
+        write_label(case)
+    return 0
+
+
+def deepnest() -> int:
+    """Files in folders nested past PATH_MAX, written through relative paths."""
+    os.chdir(OUT)
+    depth, written = 0, 0
+    chunk = b"\0" * 2**20
+    try:
+        while True:
+            name = "d" * 200
+            os.mkdir(name)
+            os.chdir(name)
+            depth += 1
+            if depth % 25 == 0:
+                with open("data.bin", "wb") as fh:
+                    for _ in range(64):
+                        fh.write(chunk)
+                        written += 1
+    except OSError as err:
+        print(f"deepnest: stopped at depth {depth}, {written} MiB ({err.strerror})", flush=True)
+    return 0
+
+
+def manyfiles() -> int:
+    """Empty files and folders until the file system refuses."""
+    count = 0
+    try:
+        while True:
+            (OUT / f"f{count}").touch()
+            count += 1
+            if count % 2 == 0:
+                (OUT / f"d{count}").mkdir()
+                count += 1
+    except OSError as err:
+        print(f"manyfiles: stopped after {count} entries ({err.strerror})", flush=True)
+    return 0
+
+
+def fastfill() -> int:
+    """300 MiB as fast as possible, in files under the per-file limit."""
+    chunk = b"\0" * 2**20
+    written = 0
+    try:
+        for i in range(300):
+            with open(OUT / f"part{i}.bin", "wb") as fh:
+                fh.write(chunk)
+                written += 1
+    except OSError as err:
+        print(f"fastfill: stopped after {written} MiB ({err.strerror})", flush=True)
+    for case in cases():
+        with contextlib.suppress(OSError, RuntimeError):
+            write_label(case)
+    print(f"fastfill: wrote {written} MiB", flush=True)
+    return 0
+
+
+def setuid() -> int:
+    """Good predictions, planted with mode 6777 (setuid, setgid, world-writable, executable)."""
+    for case in cases():
+        write_label(case)
+        os.chmod(OUT / f"{case['case_id']}.nii.gz", 0o6777)
+    return 0
+
+
+def markup() -> int:
+    """Rich markup and terminal escapes in the log and in file names; good predictions."""
+    print("[/] closing tag first, [bold red]styled[/bold red] \x1b[2J\x1b]0;title\x07", flush=True)
+    print("\x1b[31mred\x1b[0m [link=file:///etc/passwd]click[/link]", flush=True)
+    (OUT / "\x1b[2J[/]evil.nii.gz").write_bytes(b"x")
+    for case in cases():
+        write_label(case)
+    return 0
+
+
 def nothing() -> int:
     print("nothing: wrote no output", flush=True)
     return 0
@@ -209,4 +348,4 @@ def good() -> int:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "nothing"
-    sys.exit(globals()[mode]())
+    sys.exit(globals()[mode](*sys.argv[2:]))
