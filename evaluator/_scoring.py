@@ -48,9 +48,10 @@ __all__ = [
     "scoring_failure",
 ]
 
-#: Per-case voxel counts behind the HECKTOR aggregated Dice: |P ∩ R| and |P| + |R| per label.
-AGG_INTERSECTION = "agg_intersection_voxels"
-AGG_VOLUME = "agg_volume_voxels"
+#: Per-case volumes behind the HECKTOR aggregated Dice, mm³: |P ∩ R| and |P| + |R| per label
+#: (the official code weights each case by volume, so cases of different spacings count right).
+AGG_INTERSECTION = "agg_intersection_mm3"
+AGG_VOLUME = "agg_volume_mm3"
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,13 @@ def score_case(job: CaseJob) -> CaseOutcome:
     except _Rejected as rejected:
         error = CaseError(rejected.error_class, rejected.message)
         return _outcome(
-            job, ref, None, error, start=start, read_seconds=time.perf_counter() - start
+            job,
+            ref,
+            None,
+            error,
+            voxel_mm3=_voxel_mm3(ref_img),
+            start=start,
+            read_seconds=time.perf_counter() - start,
         )
     read_seconds = time.perf_counter() - start
     try:
@@ -332,6 +339,7 @@ def score_case(job: CaseJob) -> CaseOutcome:
         ref,
         pred,
         empty,
+        voxel_mm3=_voxel_mm3(ref_img),
         rows=rows,
         components=components,
         start=start,
@@ -347,10 +355,17 @@ def failed_outcome(job: CaseJob, error_class: str, message: str) -> CaseOutcome:
     """
     start = time.perf_counter()
     try:
-        _, ref = _read_reference(job)
+        ref_img, ref = _read_reference(job)
     except (ImageReadError, InvalidLabelError, GeometryMismatchError) as err:
         return _dataset_error(job.plan, job.case.case_id, str(err), seconds=0.0)
-    return _outcome(job, ref, None, CaseError(error_class, message), start=start, read_seconds=0.0)
+    error = CaseError(error_class, message)
+    voxel_mm3 = _voxel_mm3(ref_img)
+    return _outcome(job, ref, None, error, voxel_mm3=voxel_mm3, start=start, read_seconds=0.0)
+
+
+def _voxel_mm3(img: sitk.Image) -> float:
+    """The volume of one voxel of ``img``, mm³ (mm² for a 2D image)."""
+    return float(np.prod(img.GetSpacing()))
 
 
 def _outcome(
@@ -359,6 +374,7 @@ def _outcome(
     pred: LabelArray | None,
     error: CaseError | None,
     *,
+    voxel_mm3: float,
     start: float,
     read_seconds: float,
     rows: list[ResultRow] | None = None,
@@ -373,10 +389,10 @@ def _outcome(
         painted = np.zeros_like(ref) if pred is None else pred
         for label in plan.labels:
             p, r = painted == label, ref == label
-            rows.append(ResultRow(label, AGG_INTERSECTION, float(np.count_nonzero(p & r))))
-            rows.append(
-                ResultRow(label, AGG_VOLUME, float(np.count_nonzero(p) + np.count_nonzero(r)))
-            )
+            both = np.count_nonzero(p & r) * voxel_mm3
+            rows.append(ResultRow(label, AGG_INTERSECTION, float(both)))
+            volume = (np.count_nonzero(p) + np.count_nonzero(r)) * voxel_mm3
+            rows.append(ResultRow(label, AGG_VOLUME, float(volume)))
     if plan.negative_case_metrics is not None and not ref.any():
         keep = set(plan.negative_case_metrics)
         rows = [r if r.metric in keep else r._replace(value=math.nan) for r in rows]

@@ -161,12 +161,20 @@ def data_split(
     out: Annotated[
         Path | None, typer.Option(help="Split file [default: the task's split_file].")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite a split that runs were scored on.")
+    ] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(help="Results store asked for runs on the split [default: the workspace's]."),
+    ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Make the held-out test set and stratified 5-fold cross-validation splits.
 
-    Writes nnU-Net ``splits_final.json``-compatible JSON.
+    Writes nnU-Net ``splits_final.json``-compatible JSON. An existing split that runs in the
+    store were scored on is not changed without --force (a leaderboard must not mix test sets).
 
     Examples:
 
@@ -174,9 +182,19 @@ def data_split(
     """
     from evaluator.datasets.splits import make_split
     from evaluator.reporting import print_split_summary
+    from evaluator.store import Store
 
     ws = _workspace(workspace).ensure()
-    result = make_split(task, workspace=ws, data_root=data_root, seed=seed, out=out)
+
+    def used_by(split: str) -> list[str]:
+        with Store.open(store, workspace=ws) as db:
+            return [
+                r.name for r in db.list_runs(task=task) if r.parameters.get("split_id") == split
+            ]
+
+    result = make_split(
+        task, workspace=ws, data_root=data_root, seed=seed, out=out, force=force, used_by=used_by
+    )
     print_split_summary(result, console=console)
 
 

@@ -31,6 +31,7 @@ rules (:data:`~evaluator.metrics.registry.EDGE_CASES`) and is noted as an ``empt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -77,6 +78,7 @@ __all__ = [
     "evaluate_run",
     "find_predictions",
     "make_plan",
+    "ranking_worst",
     "summarize_run",
     "write_degraded_predictions",
 ]
@@ -152,6 +154,37 @@ class EvaluationResult:
     def summary_json(self) -> Path:
         """Means, aggregates, error counts and the conventions applied."""
         return self.out / "summary.json"
+
+
+#: The worst value a distance metric counts with on a leaderboard when the profile names none
+#: (the thesis's 50 mm, as CC-Metrics' missed components).
+DEFAULT_WORST_DISTANCE_MM = 50.0
+
+
+def ranking_worst(profile: MetricProfile, metric: str) -> float:
+    """The value of ``metric`` a case counts with at worst in means, intervals and ranks.
+
+    The profile's ``worst:`` entry when there is one; for distances (mm) whose own worst value
+    is infinite (one side empty) the profile's ``cc_worst_distance_mm`` (CC-Metrics) or
+    :data:`DEFAULT_WORST_DISTANCE_MM`; else the metric's own worst value. Raw values (``inf``)
+    stay in the store.
+
+    Examples
+    --------
+    >>> from evaluator.datasets.registry import MetricProfile
+    >>> p = MetricProfile(name="p", metrics=("dice", "hd95"), worst={"hd95": 80.0})
+    >>> ranking_worst(p, "hd95"), ranking_worst(p, "dice"), ranking_worst(p, "cc_hd95")
+    (80.0, 0.0, 50.0)
+    """
+    from evaluator.metrics.registry import METRICS
+
+    if metric in profile.worst:
+        return float(profile.worst[metric])
+    spec = METRICS[metric]
+    if spec.unit == "mm" and math.isinf(spec.worst):
+        cc = profile.params.get("cc_worst_distance_mm") if spec.kind == "cc" else None
+        return float(cc) if cc is not None else DEFAULT_WORST_DISTANCE_MM
+    return float(spec.worst)
 
 
 def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
@@ -492,13 +525,49 @@ def _has_reference(case: Case) -> bool:
     return case.label is not None and case.label.is_file()
 
 
-def _fingerprint(cases: Iterable[Case]) -> str:
-    """sha256 over case ids and the name and size of each reference file."""
+def _fingerprint(cases: Iterable[Case], *, cache: Path | None = None) -> str:
+    """sha256 over case ids and the content of each reference file.
+
+    Each file's own sha256 is streamed once and cached by path, size and modification time in
+    ``cache`` (a JSON file), so a re-run hashes only what changed.
+    """
+    import time as _time
+
+    known: dict[str, Any] = {}
+    if cache is not None and cache.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            known = json.loads(cache.read_text())
     digest = hashlib.sha256()
+    changed = False
     for case in cases:
-        size = case.label.stat().st_size if case.label and case.label.exists() else -1
-        digest.update(f"{case.case_id}\0{case.label.name if case.label else ''}\0{size}\n".encode())
+        content = "-"
+        if case.label is not None and case.label.is_file():
+            st = case.label.stat()
+            key = str(case.label.absolute())
+            stamp = [st.st_size, st.st_mtime_ns]
+            entry = known.get(key)
+            if isinstance(entry, dict) and entry.get("stamp") == stamp:
+                content = str(entry["sha256"])
+            else:
+                content = _file_sha256(case.label)
+                known[key] = {"stamp": stamp, "sha256": content, "at": _time.time()}
+                changed = True
+        digest.update(f"{case.case_id}\0{content}\n".encode())
+    if cache is not None and changed:
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(known))
+            tmp.replace(cache)
     return "sha256:" + digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def evaluate_run(
@@ -522,6 +591,7 @@ def evaluate_run(
     memory_mb: int | None = None,
     time_limit_s: float | None = 600.0,
     on_wait: Callable[[str], None] | None = None,
+    entry_manifest: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -572,6 +642,9 @@ def evaluate_run(
     on_wait
         Called once with a message when another process is scoring the same run: this call
         waits for it, then resumes (usually finding nothing left to score).
+    entry_manifest
+        The entry's manifest (team, image, interface, submitted ...), stored with the entry as
+        its provenance (the container runner passes it).
 
     Returns
     -------
@@ -584,7 +657,7 @@ def evaluate_run(
         prediction of one case is never raised but recorded.
     """
     from evaluator.datasets.base import open_dataset
-    from evaluator.datasets.splits import resolve_split
+    from evaluator.datasets.splits import case_set_id, resolve_split, split_id
 
     reg = registry or load_registry()
     spec = reg.task(task)
@@ -603,8 +676,19 @@ def evaluate_run(
         "pred": str(pred_path),
         "profile": profile.model_dump(mode="json"),
         "data_root": None if root is None else str(root.absolute()),
+        # what the run was scored on: leaderboards rank only runs on one case set
+        "split_id": None if split == "all" else split_id(spec.split_path(workspace)),
+        "case_set": case_set_id(case_ids),
+        "n_cases": len(case_ids),
     }
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
+    if entry is not None and entry_manifest is not None:
+        db.ensure_entry(
+            entry,
+            image=entry_manifest.get("image"),
+            image_digest=image_digest or entry_manifest.get("image_digest"),
+            manifest=entry_manifest,
+        )
     run = db.get_or_create_run(
         name=name,
         task=task,
@@ -625,7 +709,10 @@ def evaluate_run(
                 jobs = _jobs(spec, plan, dataset, pred_path, todo, case_errors)
                 if not done and case_errors is None:
                     _refuse_empty_folder(spec, jobs, pred_path)
-                fingerprint = _fingerprint(dataset.case(c) for c in case_ids)
+                fingerprint = _fingerprint(
+                    (dataset.case(c) for c in case_ids),
+                    cache=workspace.root / "cache" / "sha256.json",
+                )
                 db.update_run(run.id, dataset_fingerprint=fingerprint)
                 if scheduler:
                     outcomes = _outcomes_dask(jobs, scheduler)

@@ -261,6 +261,21 @@ class CaseError:
 
 
 @dataclass(frozen=True)
+class EntryInfo:
+    """One row of the ``entries`` table: an entry and its provenance.
+
+    ``manifest`` is what ``ccbench submit`` recorded (team, interface, resources, submitted
+    time ...), empty for entries known only by name (``ccbench evaluate --entry``).
+    """
+
+    name: str
+    image: str | None
+    image_digest: str | None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """One row of the ``runs`` table."""
 
@@ -527,6 +542,33 @@ class Store:
                 return self._upsert_entry(name, values)
         except SQLAlchemyError as err:
             raise StoreError(f"results store {self.url}: {err}") from err
+
+    def entry(self, name: str) -> EntryInfo | None:
+        """Entry ``name`` with its provenance, or None.
+
+        Examples
+        --------
+        >>> store = Store.open("sqlite://")
+        >>> _ = store.ensure_entry("thr", image="ccbench/thr:1", manifest={"team": "A"})
+        >>> info = store.entry("thr")
+        >>> info.image, info.manifest["team"]
+        ('ccbench/thr:1', 'A')
+        """
+        with self._connect() as conn:
+            row = conn.execute(sa.select(entries_table).where(entries_table.c.name == name)).first()
+        if row is None:
+            return None
+        try:
+            manifest = json.loads(row.manifest) if row.manifest else {}
+        except ValueError:
+            manifest = {}
+        return EntryInfo(
+            name=row.name,
+            image=row.image,
+            image_digest=row.image_digest,
+            manifest=manifest if isinstance(manifest, dict) else {},
+            created_at=row.created_at,
+        )
 
     def _upsert_entry(self, name: str, values: Mapping[str, Any]) -> int:
         """Select entry ``name`` and update it, or insert it; database errors unwrapped."""

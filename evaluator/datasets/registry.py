@@ -21,8 +21,11 @@ from evaluator.workspace import Workspace
 
 __all__ = [
     "ENV_REGISTRY",
+    "RUN_AGGREGATES",
     "AdapterName",
+    "MetricParams",
     "MetricProfile",
+    "OfficialSpec",
     "RankingSpec",
     "Registry",
     "SplitSpec",
@@ -81,6 +84,67 @@ class RankingSpec(_Frozen):
         return tuple(names)
 
 
+class MetricParams(_Frozen):
+    """Parameters of a metric profile (``params:``); an unknown key is refused, not ignored.
+
+    Examples
+    --------
+    >>> MetricParams(nsd_tolerance_mm=2.0).nsd_tolerance_mm
+    2.0
+    >>> MetricParams(nsd_tolerance=2.0)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for MetricParams
+    nsd_tolerance
+      Extra inputs are not permitted ...
+    """
+
+    nsd_tolerance_mm: float = Field(1.0, gt=0)
+    lesion_match: Literal["any_overlap", "iou_0.5"] = "any_overlap"
+    cc_mode: Literal["mm", "voxel"] = "mm"
+    cc_worst_distance_mm: float = Field(50.0, gt=0)
+
+
+class OfficialSpec(_Frozen):
+    """A challenge's own score and ranking (``official:`` of a metric profile).
+
+    Attributes
+    ----------
+    name
+        E.g. ``"HECKTOR 2022"``; the task page leads with this score.
+    source
+        Where the rule comes from (the official evaluation code or paper).
+    metrics
+        Columns of the official table: per-case metrics (averaged over cases) or run-level
+        aggregates (``aggregated_dice``, ``coco_ap`` ...).
+    per_label
+        Also a table per label (organ, class) of ``metrics``.
+    rank_by
+        ``"ranking"``: the profile's ``ranking`` (e.g. autoPET's weighted ranks); or one metric
+        of ``metrics`` (a run-level aggregate is ranked on its run value, higher is better).
+    secondary
+        Metric -> how it is aggregated over cases (``mean`` or ``median``), shown after the
+        official score and used to break ties.
+    """
+
+    name: str
+    source: str
+    metrics: tuple[str, ...] = Field(min_length=1)
+    per_label: bool = False
+    rank_by: str = "ranking"
+    secondary: dict[str, Literal["mean", "median"]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _rank_by_is_known(self) -> OfficialSpec:
+        if self.rank_by != "ranking" and self.rank_by not in self.metrics:
+            raise ValueError(f"rank_by '{self.rank_by}' is not 'ranking' or one of {self.metrics}")
+        return self
+
+
+#: Run-level aggregates an official score may name (computed by ``ccbench evaluate``).
+RUN_AGGREGATES = ("aggregated_dice", "coco_ap", "coco_ap50", "coco_ap75")
+
+
 class MetricProfile(_Frozen):
     """The metrics a task is scored with, their parameters and the task's scoring conventions.
 
@@ -92,6 +156,12 @@ class MetricProfile(_Frozen):
     2 * sum |P ∩ R| / sum (|P| + |R|) over all cases, per label).
     ``ranking``: how the task's leaderboard orders entries (:class:`RankingSpec`); default: the
     first metric of ``metrics``.
+    ``worst``: metric -> the value a case counts with in means, intervals and ranks when its
+    value is worse (an infinite distance: one side empty); the raw value is still stored.
+    Distance metrics (mm) without an entry use 50 mm, as the thesis does.
+    ``official``: the challenge's own score and ranking (:class:`OfficialSpec`).
+    (:func:`evaluator.evaluate.ranking_worst` applies ``worst``.)
+    ``params`` are checked by :class:`MetricParams`: a misspelt key is an error.
     """
 
     name: str
@@ -101,6 +171,13 @@ class MetricProfile(_Frozen):
     resample_extent: bool = False
     aggregates: tuple[Literal["aggregated_dice"], ...] = ()
     ranking: RankingSpec | None = None
+    worst: dict[str, float] = Field(default_factory=dict)
+    official: OfficialSpec | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return MetricParams(**value).model_dump(exclude_unset=True)
 
     @model_validator(mode="after")
     def _ranking_uses_profile_metrics(self) -> MetricProfile:
@@ -109,6 +186,11 @@ class MetricProfile(_Frozen):
         ]
         if unknown:
             raise ValueError(f"ranking metrics {unknown} are not among the profile's metrics")
+        if self.official is not None:
+            known = set(self.metrics) | set(RUN_AGGREGATES)
+            bad = [m for m in (*self.official.metrics, *self.official.secondary) if m not in known]
+            if bad:
+                raise ValueError(f"official metrics {bad} are not scored by the profile")
         return self
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,12 @@ from evaluator.workspace import Workspace
 __all__ = [
     "SplitResult",
     "assign_split",
+    "case_set_id",
     "heldout_path",
     "make_split",
     "read_split",
     "resolve_split",
+    "split_id",
     "split_names",
 ]
 
@@ -99,6 +101,45 @@ class SplitResult:
     def n_cases(self) -> int:
         """Test plus development cases."""
         return len(self.test) + len(self.folds[0]["train"]) + len(self.folds[0]["val"])
+
+
+def split_id(split_path: Path) -> str | None:
+    """The identity of a split: a hash of the splits file and its test-set file; None if absent.
+
+    Runs record it, so a leaderboard never mixes runs scored on different splits, and
+    ``ccbench data split`` can refuse to overwrite a split that runs refer to.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "s.json"
+    >>> split_id(path) is None
+    True
+    >>> _ = path.write_text("[]")
+    >>> split_id(path)
+    'sha256:...'
+    """
+    import hashlib
+
+    if not split_path.is_file():
+        return None
+    digest = hashlib.sha256(split_path.read_bytes())
+    test_path = heldout_path(split_path)
+    digest.update(b"\0" + (test_path.read_bytes() if test_path.is_file() else b""))
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def case_set_id(case_ids: Sequence[str]) -> str:
+    """A hash of a set of case ids (order does not matter).
+
+    Examples
+    --------
+    >>> case_set_id(["b", "a"]) == case_set_id(["a", "b"]) != case_set_id(["a"])
+    True
+    """
+    import hashlib
+
+    return "sha256:" + hashlib.sha256("\n".join(sorted(case_ids)).encode()).hexdigest()[:16]
 
 
 def heldout_path(split_path: Path) -> Path:
@@ -220,6 +261,8 @@ def make_split(
     seed: int = 12345,
     out: Path | None = None,
     registry: Registry | None = None,
+    force: bool = False,
+    used_by: Callable[[str], Sequence[str]] | None = None,
 ) -> SplitResult:
     """Make and write the test set and cross-validation folds of a task.
 
@@ -238,6 +281,11 @@ def make_split(
         :func:`heldout_path` of it.
     registry
         Registry to resolve a task name in.
+    force
+        Overwrite an existing split even when runs refer to it.
+    used_by
+        ``used_by(split_id)`` -> names of the runs scored on that split (the CLI asks the
+        results store). An existing split that would change is refused while runs use it.
 
     Returns
     -------
@@ -248,7 +296,8 @@ def make_split(
     DatasetNotFoundError
         When the data root is missing or empty.
     SplitError
-        Too few cases, or an ``official`` scheme without an official test subset.
+        Too few cases, an ``official`` scheme without an official test subset, or a split that
+        runs refer to would change (without ``force``).
     """
     spec = resolve_task(task, registry)
     adapter = open_dataset(spec, workspace=workspace, data_root=data_root, registry=registry)
@@ -278,8 +327,6 @@ def make_split(
     folds = [{"train": sorted(set(development) - set(v)), "val": v} for v in val]
     path = Path(out) if out is not None else spec.split_path(workspace)
     test_path = heldout_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(folds, indent=4) + "\n")
     test_doc = {
         "task": spec.name,
         "scheme": settings.scheme,
@@ -289,7 +336,25 @@ def make_split(
         "stratify": list(stratify),
         "test": test,
     }
-    test_path.write_text(json.dumps(test_doc, indent=4) + "\n")
+    new_folds, new_test = json.dumps(folds, indent=4) + "\n", json.dumps(test_doc, indent=4) + "\n"
+    current = split_id(path)
+    changes = current is not None and (
+        path.read_text() != new_folds
+        or not test_path.is_file()
+        or test_path.read_text() != new_test
+    )
+    if changes and not force and used_by is not None:
+        runs = list(used_by(current or ""))
+        if runs:
+            shown = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+            raise SplitError(
+                f"task '{spec.name}': {path} would change, but {len(runs)} run(s) were scored "
+                f"on it ({shown}); their leaderboard would mix test sets. Pass --force to "
+                "overwrite it anyway, or --out to write another split"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new_folds)
+    test_path.write_text(new_test)
     part_of = {cid: "test" for cid in test}
     part_of.update({cid: f"fold{k}" for k, v in enumerate(val) for cid in v})
     strata: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, cast
 
+import numpy as np
 import SimpleITK as sitk
 
 from evaluator.errors import ImageReadError, InvalidLabelError
@@ -122,6 +123,13 @@ def score_files(
     check_same_geometry(pred_img, ref_img, what=f"prediction {pred}", reference=f"reference {ref}")
     pred_arr = read_label_map(pred_img, what=f"prediction {pred}")
     ref_arr = read_label_map(ref_img, what=f"reference {ref}")
+    if labels is not None:
+        absent = [int(v) for v in labels if not (pred_arr == v).any() and not (ref_arr == v).any()]
+        if absent:
+            raise InvalidLabelError(
+                f"labels {absent} are in neither {pred} nor {ref} (a typo? the images hold "
+                f"{sorted({int(v) for v in np.unique(ref_arr)} | {int(v) for v in np.unique(pred_arr)})})"
+            )
     return compute_metrics(
         pred_arr,
         ref_arr,

@@ -415,6 +415,7 @@ def run_entry(
             workspace=workspace,
             data_root=data_root,
             workers=workers,
+            manifest=manifest,
             limits=(scoring_memory_mb, scoring_time_limit_s),
         )
     return outcome
@@ -435,6 +436,7 @@ def _evaluate(
     workspace: Workspace,
     data_root: Path | None,
     workers: int | None,
+    manifest: Manifest,
     limits: tuple[int | None, float | None] = (None, 600.0),
 ) -> Any:
     """Score the predictions folder, then attach container logs and errors to the stored run."""
@@ -455,6 +457,10 @@ def _evaluate(
         case_errors=outcome.case_errors,
         memory_mb=limits[0],
         time_limit_s=limits[1],
+        entry_manifest={
+            **manifest.model_dump(mode="json", exclude_none=True),
+            "backend": outcome.provenance.get("backend"),
+        },
     )
     db = Store.open(result.store_url)
     try:

@@ -243,3 +243,38 @@ def test_entry_must_be_registered_for_the_task_and_within_limits(
     )
     with pytest.raises(SubmissionError, match="memory_mb 1000000 exceeds"):
         run_cases(greedy, tiny.cases, task=tiny.task, limits=SandboxLimits(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_entry_provenance_reaches_the_store(tiny: TinyDataset, workspace: Workspace) -> None:
+    """Team, image, digest, interface and submitted time of a container entry are stored with
+    the entry (the leaderboard's entry page shows them)."""
+    from evaluator.runner.contract import write_manifest
+    from evaluator.store import Store
+
+    manifest = Manifest(
+        name="test-provenance",
+        team="Team Lesion",
+        image=BASELINE_TAG,
+        image_digest="sha256:" + "1" * 64,
+        tasks=("btcv-phantom",),
+        command=("{python}", str(BASELINE_CONTEXT / "predict.py")),
+        resources=FAST,
+    )
+    submissions = workspace.root / "submissions"
+    write_manifest(manifest, submissions)
+    run_entry(
+        manifest.name,
+        task="btcv-phantom",
+        split="all",
+        workspace=workspace,
+        backend="local",
+        submissions_dir=submissions,
+        data_root=tiny.root,
+        workers=1,
+    )
+    with Store.open(workspace=workspace) as db:
+        info = db.entry(manifest.name)
+    assert info is not None
+    assert info.image == BASELINE_TAG and info.image_digest == manifest.image_digest
+    assert info.manifest["team"] == "Team Lesion" and info.manifest["interface"] == "batch"
+    assert info.manifest["submitted"] and info.manifest["backend"] == "local"
