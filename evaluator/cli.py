@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -452,24 +453,72 @@ def images_build_base(
     print_base_images(results, console=console)
 
 
+class InterfaceChoice(StrEnum):
+    """How the container is run: once per split, or once per case (grand-challenge)."""
+
+    batch = "batch"
+    grand_challenge = "grand-challenge"
+
+
+class FilesystemChoice(StrEnum):
+    """The container's root file system."""
+
+    ephemeral = "ephemeral"
+    read_only = "read-only"
+
+
+def _gpus(text: str) -> Literal["auto", "never", "all"] | int:
+    if text in ("auto", "never", "all"):
+        return cast(Literal["auto", "never", "all"], text)
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise typer.BadParameter(f"{text!r}: use auto, never, all or a count", param_hint="--gpus")
+
+
 @app.command("submit")
 @_fail_cleanly
 def submit_cmd(
-    image: Annotated[str, typer.Argument(help="Image tag or id in the local Docker engine.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Entry name.")],
     task: Annotated[
         list[str], typer.Option("--task", "-t", help="Task the entry is for (repeatable).")
     ],
+    image: Annotated[
+        str | None,
+        typer.Argument(help="Image tag or id in the local Docker engine (or use --image-file)."),
+    ] = None,
+    image_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-file",
+            help="A `docker save` archive (.tar or .tar.gz), loaded into the engine first.",
+        ),
+    ] = None,
+    replace_tags: Annotated[
+        bool,
+        typer.Option("--replace-tags", help="Let the archive's tags move existing local tags."),
+    ] = False,
+    max_archive_gb: Annotated[
+        float, typer.Option(help="Largest archive accepted, GiB (grand-challenge takes 10).")
+    ] = 10.0,
     team: Annotated[str, typer.Option(help="Team name.")] = "",
     interface: Annotated[
-        str, typer.Option(help="'batch' (one run per split) or 'grand-challenge' (per case).")
-    ] = "batch",
+        InterfaceChoice,
+        typer.Option(help="'batch' (one run per split) or 'grand-challenge' (one per case)."),
+    ] = InterfaceChoice.batch,
     memory_mb: Annotated[int, typer.Option(help="Memory limit, MiB.")] = 4096,
     cpus: Annotated[float, typer.Option(help="CPU share.")] = 2.0,
-    pids: Annotated[int, typer.Option(help="Process-count limit.")] = 256,
+    pids: Annotated[int, typer.Option(help="Process-count limit.")] = 128,
     time_limit: Annotated[float, typer.Option(help="Wall-clock limit per case, seconds.")] = 600.0,
     shm_mb: Annotated[int, typer.Option(help="/dev/shm size, MiB.")] = 64,
-    gpus: Annotated[str, typer.Option(help="'auto' (when the host has them) or 'never'.")] = "auto",
+    gpus: Annotated[
+        str,
+        typer.Option(help="'auto' (when the host has them), 'never', 'all' or a count (required)."),
+    ] = "auto",
+    filesystem: Annotated[
+        FilesystemChoice,
+        typer.Option(help="'ephemeral' (writable, thrown away; grand-challenge) or 'read-only'."),
+    ] = FilesystemChoice.ephemeral,
+    layer_mb: Annotated[int, typer.Option(help="Cap of the ephemeral writable layer, MiB.")] = 2048,
     command: Annotated[
         str | None,
         typer.Option(help="Command overriding the image's CMD, e.g. 'python predict.py'."),
@@ -482,33 +531,117 @@ def submit_cmd(
     Examples:
 
         ccbench submit ccbench/threshold:latest --name threshold --task autopet-phantom
+
+        ccbench submit --image-file algorithm.tar.gz --name mine --task autopet-phantom --interface grand-challenge
     """
     import shlex
 
-    from evaluator.reporting import print_submission
-    from evaluator.runner.contract import Resources
-    from evaluator.runner.submissions import submit_image
+    from pydantic import ValidationError
 
-    resources = Resources(
-        memory_mb=memory_mb,
-        cpus=cpus,
-        pids=pids,
-        time_limit_s=time_limit,
-        shm_mb=shm_mb,
-        gpus=gpus,  # type: ignore[arg-type]
-    )
+    from evaluator.errors import SubmissionError
+    from evaluator.reporting import print_submission
+    from evaluator.runner.contract import Resources, invalid_fields
+    from evaluator.runner.submissions import load_image_archive, submit_image
+
+    if (image is None) == (image_file is None):
+        raise typer.BadParameter("give an IMAGE or --image-file (one of the two)")
+    try:
+        resources = Resources(
+            memory_mb=memory_mb,
+            cpus=cpus,
+            pids=pids,
+            time_limit_s=time_limit,
+            shm_mb=shm_mb,
+            gpus=_gpus(gpus),
+            filesystem=filesystem.value,
+            layer_mb=layer_mb,
+        )
+    except ValidationError as err:
+        raise SubmissionError(f"entry {name}: {invalid_fields(err)}") from err
+    backend = None
+    if image_file is not None:
+        from evaluator.runner.docker_backend import DockerBackend
+
+        backend = DockerBackend()
+        loaded = load_image_archive(
+            image_file,
+            backend=backend,
+            max_bytes=int(max_archive_gb * 2**30),
+            replace_tags=replace_tags,
+        )
+        image = loaded.tags[0] if loaded.tags else loaded.image_id
+    assert image is not None
     manifest, path = submit_image(
         image,
         name=name,
         tasks=task,
         team=team,
-        interface=interface,  # type: ignore[arg-type]
+        interface=interface.value,
         resources=resources,
         command=shlex.split(command) if command else None,
         submissions_dir=submissions,
         overwrite=overwrite,
+        backend=backend,
     )
     print_submission(manifest, path, console=console)
+
+
+@app.command("preflight")
+@_fail_cleanly
+def preflight_cmd(
+    image: Annotated[str, typer.Argument(help="Image tag or id in the local Docker engine.")],
+    task: TaskOpt,
+    interface: Annotated[
+        InterfaceChoice,
+        typer.Option(help="'batch' (one run per split) or 'grand-challenge' (one per case)."),
+    ] = InterfaceChoice.batch,
+    cases: Annotated[int, typer.Option(help="How many cases to run (the first of the split).")] = 2,
+    split: Annotated[str, typer.Option("--split", "-s", help="Split the cases come from.")] = "all",
+    memory_mb: Annotated[int, typer.Option(help="Memory limit, MiB.")] = 4096,
+    time_limit: Annotated[float, typer.Option(help="Wall-clock limit per case, seconds.")] = 600.0,
+    gpus: Annotated[str, typer.Option(help="'auto', 'never', 'all' or a count.")] = "auto",
+    filesystem: Annotated[
+        FilesystemChoice, typer.Option(help="'ephemeral' or 'read-only'.")
+    ] = FilesystemChoice.ephemeral,
+    command: Annotated[str | None, typer.Option(help="Command overriding the image's CMD.")] = None,
+    data_root: DataRootOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """For participants: run an image on a few cases as `ccbench run` would, and name every fault.
+
+    Reports what a platform would reject (no output, wrong names or slug, geometry, format,
+    labels, time and memory against the limits, network attempts, writes outside /output and
+    /tmp), each with its fix. Exits 0 only when the image would be scored.
+
+    Examples:
+
+        ccbench preflight my-algorithm:latest --task autopet-phantom
+
+        ccbench preflight my-gc-algorithm:latest -t autopet-phantom --interface grand-challenge
+    """
+    import shlex
+
+    from evaluator.reporting import print_preflight
+    from evaluator.runner.contract import Resources
+    from evaluator.runner.preflight import preflight
+
+    resources = Resources(
+        memory_mb=memory_mb, time_limit_s=time_limit, gpus=_gpus(gpus), filesystem=filesystem.value
+    )
+    report = preflight(
+        image,
+        task=task,
+        workspace=_workspace(workspace).ensure(),
+        interface=interface.value,
+        cases=cases,
+        split=split,
+        data_root=data_root,
+        resources=resources,
+        command=shlex.split(command) if command else None,
+    )
+    print_preflight(report, console=console)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command("run")
@@ -529,6 +662,13 @@ def run_cmd(
         bool, typer.Option("--evaluate/--no-evaluate", help="Score the outputs into the store.")
     ] = True,
     submissions: SubmissionsOpt = Path("submissions"),
+    read_only: Annotated[
+        bool,
+        typer.Option(
+            "--read-only",
+            help="The organiser's choice: run with a read-only root whatever the entry asks.",
+        ),
+    ] = False,
     scoring_memory_mb: ScoringMemoryOpt = None,
     scoring_time_limit: ScoringTimeOpt = 600.0,
     data_root: DataRootOpt = None,
@@ -543,6 +683,7 @@ def run_cmd(
         ccbench run threshold -t btcv-phantom -s all --backend local
     """
     from evaluator.reporting import print_run_outcome
+    from evaluator.runner.contract import SandboxLimits
     from evaluator.runner.run import run_entry
 
     outcome = run_entry(
@@ -554,6 +695,7 @@ def run_cmd(
         submissions_dir=submissions,
         data_root=data_root,
         evaluate=evaluate,
+        limits=SandboxLimits(filesystem="read-only") if read_only else None,
         scoring_memory_mb=scoring_memory_mb,
         scoring_time_limit_s=scoring_time_limit,
     )
@@ -748,6 +890,14 @@ def leaderboard_cmd(
             show_default=False,
         ),
     ] = None,
+    reference_entry: Annotated[
+        str | None,
+        typer.Option(
+            "--reference-entry",
+            help="Entry that every other entry is compared with by paired tests, besides the "
+            "leader [default: none].",
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Rank every finished run of a task and split; write plots and a static HTML site.
@@ -757,6 +907,8 @@ def leaderboard_cmd(
         ccbench leaderboard --task autopet-phantom --split test --out site/
 
         ccbench leaderboard -t hecktor --split test --resamples 200 --seed 1
+
+        ccbench leaderboard -t autopet --reference-entry nnunet-baseline
     """
     from leaderboards.site import publish_leaderboard
 
@@ -770,6 +922,7 @@ def leaderboard_cmd(
         alpha=alpha,
         store=store,
         show_images=show_images,
+        reference_entry=reference_entry,
     )
     console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
 

@@ -235,6 +235,14 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
         )
     submissions = ws.root / "submissions"
     builds = build_baselines(workspace=ws, submissions_dir=submissions, docker=backend == "docker")
+    checked = ""
+    if backend == "docker" and builds:
+        from evaluator.reporting import print_preflight
+        from evaluator.runner.preflight import preflight
+
+        report = preflight(builds[0].image, task=CONTAINER_TASKS[0], workspace=ws, cases=2)
+        print_preflight(report, console=console)
+        checked = f"; `ccbench preflight`: {'would be scored' if report.ok else 'faults found'}"
     scored = 0
     for build in builds:
         for task in CONTAINER_TASKS:
@@ -249,7 +257,10 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
             print_run_outcome(outcome, console=console)
             scored += len(outcome.predictions)
     names = ", ".join(b.name for b in builds)
-    return f"baseline(s) {names} run with the {backend} backend on {len(CONTAINER_TASKS)} tasks: {scored} predictions scored"
+    return (
+        f"baseline(s) {names} run with the {backend} backend on {len(CONTAINER_TASKS)} tasks: "
+        f"{scored} predictions scored{checked}"
+    )
 
 
 def _simulate(ws: Workspace, seed: int, console: Console) -> str:

@@ -592,6 +592,7 @@ def evaluate_run(
     time_limit_s: float | None = 600.0,
     on_wait: Callable[[str], None] | None = None,
     entry_manifest: Mapping[str, Any] | None = None,
+    only_cases: Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -645,6 +646,8 @@ def evaluate_run(
     entry_manifest
         The entry's manifest (team, image, interface, submitted ...), stored with the entry as
         its provenance (the container runner passes it).
+    only_cases
+        Score only these cases of the split (``ccbench preflight``).
 
     Returns
     -------
@@ -669,6 +672,8 @@ def evaluate_run(
     case_ids = resolve_split(spec, split, workspace=workspace, data_root=root, registry=reg)
     if split == "all":  # every case that has a reference
         case_ids = [c for c in case_ids if _has_reference(dataset.case(c))]
+    if only_cases is not None:
+        case_ids = [c for c in case_ids if c in set(only_cases)]
     if run_name is not None:
         check_name(run_name, what="run name")
     name = run_name or safe_name(f"{task}-{split}-{pred_path.name}")

@@ -571,3 +571,37 @@ def print_run_logs(
         where = f" {log_case}" if log_case else ""
         console.print(f"[dim]--- {markup_safe(stream)}{markup_safe(where)}[/]", highlight=False)
         console.print(printable(message), markup=False, highlight=False, soft_wrap=True)
+
+
+# ---- participants: preflight ----------------------------------------------------------------
+
+
+def print_preflight(report: Any, *, console: Console) -> None:
+    """Print what ``ccbench preflight`` found: one row per finding with its fix, then a verdict."""
+    console.print(
+        f"preflight of [bold]{markup_safe(report.image)}[/] on {markup_safe(report.task)} "
+        f"({markup_safe(report.interface)} interface, cases {markup_safe(', '.join(report.cases))})",
+        highlight=False,
+    )
+    if report.findings:
+        table = Table(title="findings", show_lines=True)
+        table.add_column("")
+        table.add_column("check")
+        table.add_column("what was seen", overflow="fold")
+        table.add_column("fix", overflow="fold")
+        for f in report.findings:
+            mark = "[red]error[/]" if f.severity == "error" else "[yellow]warning[/]"
+            table.add_row(mark, markup_safe(f.code), markup_safe(f.what), markup_safe(f.fix))
+        console.print(table)
+    for run in report.runs:
+        peak = run.details.get("peak_memory_mb")
+        console.print(
+            f"[dim]{markup_safe(run.label)}: {markup_safe(run.status)} in {run.seconds:.1f} s"
+            f"{f', peak memory {peak:.0f} MiB' if peak is not None else ''}[/]",
+            highlight=False,
+        )
+    if report.ok:
+        console.print("[bold green]would be scored[/] (no errors)", highlight=False)
+    else:
+        errors = sum(f.severity == "error" for f in report.findings)
+        console.print(f"[bold red]would not be scored as is:[/] {errors} error(s)", highlight=False)

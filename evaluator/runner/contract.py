@@ -57,6 +57,7 @@ __all__ = [
     "SLUG_PATTERN",
     "UNPRIVILEGED_UID",
     "ContainerRun",
+    "Filesystem",
     "GrandChallengeSlugs",
     "Interface",
     "Manifest",
@@ -66,7 +67,9 @@ __all__ = [
     "container_user",
     "describe_exit",
     "finished_run",
+    "gc_inputs_json",
     "gc_slugs",
+    "invalid_fields",
     "load_manifest",
     "manifest_path",
     "stage_batch_inputs",
@@ -77,6 +80,8 @@ __all__ = [
 ]
 
 Interface = Literal["batch", "grand-challenge"]
+#: The container's root file system: grand-challenge's throw-away layer, or read-only.
+Filesystem = Literal["ephemeral", "read-only"]
 
 #: Image files staged as inputs unchanged (anything else is converted to ``.mha``).
 INPUT_EXTENSIONS = (".nii.gz", ".nii", ".mha")
@@ -133,7 +138,15 @@ class Resources(_Frozen):
         Files and folders per case the container may create in ``/output`` (a batch run gets
         ``output_files * n_cases + 16``).
     gpus
-        ``"auto"``: pass every GPU through when the host has a GPU runtime; ``"never"``.
+        ``"auto"``: pass every GPU through when the host has a GPU runtime (never required);
+        ``"never"``; ``"all"`` or a count: required, the run fails with a clear reason on a host
+        without them.
+    filesystem
+        ``"ephemeral"`` (grand-challenge's behaviour): the container may write anywhere in its
+        own throw-away layer, capped at ``layer_mb`` and discarded with the container;
+        ``"read-only"``: only ``/output``, ``/tmp`` and ``/dev/shm`` are writable.
+    layer_mb
+        Cap of the ephemeral writable layer, MiB (watched; past it the container is killed).
     """
 
     memory_mb: int = Field(default=4096, ge=64)
@@ -144,7 +157,18 @@ class Resources(_Frozen):
     shm_mb: int = Field(default=64, ge=1)
     output_mb: int = Field(default=256, ge=1)
     output_files: int = Field(default=32, ge=1)
-    gpus: Literal["auto", "never"] = "auto"
+    gpus: Literal["auto", "never", "all"] | Annotated[int, Field(ge=1, le=64)] = "auto"
+    filesystem: Filesystem = "ephemeral"
+    layer_mb: int = Field(default=2048, ge=1)
+
+    @property
+    def gpu_count(self) -> int | None:
+        """GPUs to request: -1 for all, a count, 0 for none; None for "when present"."""
+        if self.gpus == "never":
+            return 0
+        if self.gpus == "auto":
+            return None
+        return -1 if self.gpus == "all" else int(self.gpus)
 
 
 class SandboxLimits(_Frozen):
@@ -167,11 +191,20 @@ class SandboxLimits(_Frozen):
     max_shm_mb: int = 16384
     max_output_mb: int = 4096
     max_output_files: int = 4096
+    max_layer_mb: int = 16384
+    #: The organiser's choice of file system: ``any`` (the entry's), or ``read-only`` for all.
+    filesystem: Literal["any", "read-only"] = "any"
+
+    def apply(self, resources: Resources) -> Resources:
+        """``resources`` with the organiser's file-system choice applied."""
+        if self.filesystem == "read-only" and resources.filesystem != "read-only":
+            return resources.model_copy(update={"filesystem": "read-only"})
+        return resources
 
     def check(self, resources: Resources, *, entry: str) -> None:
         """Raise :class:`SubmissionError` naming the first resource above its limit."""
         names = ("memory_mb", "cpus", "pids", "time_limit_s", "tmp_mb", "shm_mb", "output_mb")
-        for name in (*names, "output_files"):
+        for name in (*names, "output_files", "layer_mb"):
             value = getattr(resources, name)
             limit = getattr(self, f"max_{name}")
             if value > limit:
@@ -182,10 +215,20 @@ class SandboxLimits(_Frozen):
 
 @dataclass(frozen=True)
 class GrandChallengeSlugs:
-    """Input slug per channel and the output slug of the grand-challenge interface."""
+    """The grand-challenge interface of a task: the folder of each input channel under
+    ``/input/images/`` and the output folder under ``/output/images/``.
+
+    grand-challenge's sockets are named ``<folder>-image`` for the inputs (``ct-image`` at
+    ``images/ct``) and after the folder for the output; they appear in ``/input/inputs.json``.
+    """
 
     inputs: Mapping[str, str]
     output: str
+
+    def socket(self, channel: str) -> str:
+        """The input socket slug of ``channel``, e.g. ``ct-image``."""
+        folder = self.inputs[channel]
+        return folder if folder.endswith("-image") else f"{folder}-image"
 
 
 #: Defaults per dataset family (``TaskSpec.phantom_of`` or the task name before ``-``).
@@ -219,6 +262,20 @@ class Manifest(_Frozen):
     gc_inputs: dict[str, Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]] | None = None
     gc_output: str | None = Field(default=None, pattern=SLUG_PATTERN, max_length=64)
     submitted: str = ""
+
+
+def invalid_fields(err: ValidationError) -> str:
+    """One line naming each invalid field and why (for :class:`SubmissionError` messages).
+
+    Examples
+    --------
+    >>> try:
+    ...     Resources(memory_mb=1)
+    ... except ValidationError as err:
+    ...     print(invalid_fields(err))
+    field 'memory_mb': Input should be greater than or equal to 64
+    """
+    return "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in err.errors())
 
 
 def manifest_path(name: str, submissions_dir: Path) -> Path:
@@ -261,8 +318,7 @@ def load_manifest(entry: str | os.PathLike[str], *, submissions_dir: Path) -> Ma
     except (yaml.YAMLError, TypeError) as err:
         raise SubmissionError(f"{path}: not a mapping of manifest fields: {err}") from err
     except ValidationError as err:
-        parts = [f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in err.errors()]
-        raise SubmissionError(f"{path}: {'; '.join(parts)}") from err
+        raise SubmissionError(f"{path}: {invalid_fields(err)}") from err
 
 
 def gc_slugs(manifest: Manifest, task: TaskSpec) -> GrandChallengeSlugs:
@@ -355,10 +411,47 @@ def stage_batch_inputs(cases: Sequence[Case], input_dir: Path, *, task: TaskSpec
     return path
 
 
+def gc_inputs_json(slugs: GrandChallengeSlugs, channels: Sequence[str], key: str) -> list[Any]:
+    """``/input/inputs.json`` as grand-challenge writes it: one socket value per input.
+
+    Each value names its socket (``interface``: slug, kind, super kind, relative path) and the
+    image placed at ``/input/<relative_path>/<key>.mha``.
+
+    Examples
+    --------
+    >>> slugs = GrandChallengeSlugs({"CT": "ct"}, "segmentation")
+    >>> value = gc_inputs_json(slugs, ["CT"], "k")[0]
+    >>> value["interface"]["slug"], value["interface"]["relative_path"], value["image"]["name"]
+    ('ct-image', 'images/ct', 'k.mha')
+    """
+    values = []
+    for number, channel in enumerate(channels, start=1):
+        slug = slugs.socket(channel)
+        values.append(
+            {
+                "pk": number,
+                "interface": {
+                    "pk": number,
+                    "title": slug.replace("-", " ").title(),
+                    "description": f"the case's {channel} image",
+                    "slug": slug,
+                    "kind": "Image",
+                    "super_kind": "Image",
+                    "relative_path": f"images/{slugs.inputs[channel]}",
+                    "example_value": None,
+                },
+                "value": None,
+                "file": None,
+                "image": {"pk": key, "name": f"{key}.mha"},
+            }
+        )
+    return values
+
+
 def stage_gc_inputs(
     case: Case, input_dir: Path, *, task: TaskSpec, slugs: GrandChallengeSlugs
 ) -> str:
-    """Lay out ``/input/images/<slug>/<uuid>.mha`` for one case; return the uuid."""
+    """Lay out ``/input/images/<slug>/<uuid>.mha`` and ``/input/inputs.json``; return the uuid."""
     key = str(uuid.uuid4())
     for folder in (input_dir, input_dir / "images"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -374,6 +467,9 @@ def stage_gc_inputs(
         else:
             _write_mha(case.read_channel(channel), dest)
         dest.chmod(0o644)
+    listing = input_dir / "inputs.json"
+    listing.write_text(json.dumps(gc_inputs_json(slugs, task.channels, key), indent=2))
+    listing.chmod(0o644)
     return key
 
 
@@ -381,7 +477,7 @@ def stage_gc_inputs(
 # one container run
 # --------------------------------------------------------------------------------------------
 
-RunStatus = Literal["ok", "exit", "timeout", "oom", "output_cap", "error"]
+RunStatus = Literal["ok", "exit", "timeout", "oom", "output_cap", "layer_cap", "error"]
 
 
 @dataclass
@@ -393,7 +489,8 @@ class ContainerRun:
     label
         ``"split"`` for a batch run, the case id for a grand-challenge run.
     status
-        ``ok``, ``exit`` (non-zero exit code), ``timeout``, ``oom``, ``output_cap`` or ``error``
+        ``ok``, ``exit`` (non-zero exit code), ``timeout``, ``oom``, ``output_cap``,
+        ``layer_cap`` (the ephemeral writable layer outgrew its cap) or ``error``
         (the engine refused to start it).
     reason
         One line for people; empty when ``status == "ok"``.
@@ -427,6 +524,7 @@ def supervise(
     time_limit_s: float,
     output_cap_bytes: int | None,
     poll_s: float = 0.25,
+    watch: Callable[[], RunStatus | None] | None = None,
 ) -> tuple[RunStatus, int | None]:
     """Wait for a started process under a wall-clock limit (and a polled output-size cap).
 
@@ -441,11 +539,15 @@ def supervise(
         killed. None: the cap is enforced by the kernel (a capped file system), no polling.
     time_limit_s
         Wall-clock limit, seconds.
+    watch
+        Called between waits (e.g. the writable layer's size, peak memory); a status it
+        returns kills the process and is returned.
 
     Returns
     -------
     tuple
-        ``("exit", code)``, ``("timeout", None)`` or ``("output_cap", None)``.
+        ``("exit", code)``, ``("timeout", None)``, ``("output_cap", None)`` or what ``watch``
+        returned.
 
     Examples
     --------
@@ -465,6 +567,10 @@ def supervise(
         if output_cap_bytes is not None and folder_bytes(output_dir) > output_cap_bytes:
             kill()
             return "output_cap", None
+        verdict = watch() if watch is not None else None
+        if verdict is not None:
+            kill()
+            return verdict, None
 
 
 def finished_run(
@@ -521,5 +627,6 @@ def describe_exit(status: RunStatus, exit_code: int | None, log: str, limit_s: f
         "timeout": f"container timed out after {limit_s:g} s and was killed",
         "oom": "container ran out of memory and was killed (OOM)",
         "output_cap": "container exceeded the output size cap and was killed",
+        "layer_cap": "container wrote more than its writable layer may hold and was killed",
         "error": f"container could not be started{tail}",
     }[status]

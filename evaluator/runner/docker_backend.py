@@ -35,11 +35,13 @@ from evaluator.runner.contract import (
     ContainerRun,
     Manifest,
     Resources,
+    RunStatus,
     container_user,
     finished_run,
     supervise,
     truncate_log,
 )
+from evaluator.runner.outputs import folder_bytes
 
 if TYPE_CHECKING:
     import docker
@@ -91,6 +93,9 @@ class DockerBackend:
         self._gpu: bool | None = None
         self.gpu_report = "none"
         self.probe_kwargs: dict[str, Any] = {}
+        self._users: dict[str, tuple[int, int]] = {}
+        #: Record paths written outside /output and /tmp (``ccbench preflight``).
+        self.record_writes = False
 
     # -- image --------------------------------------------------------------------------------
 
@@ -134,7 +139,9 @@ class DockerBackend:
         with contextlib.suppress(docker.errors.DockerException):
             self.client.images.get(PROBE_IMAGE)
             probe_image = PROBE_IMAGE
-        limits = Resources(memory_mb=256, cpus=1.0, pids=16, tmp_mb=8, gpus="never")
+        limits = Resources(
+            memory_mb=256, cpus=1.0, pids=16, tmp_mb=8, gpus="never", filesystem="read-only"
+        )
         kwargs = sandbox_kwargs(limits, label="gpu-probe", file_cap_bytes=2**20)
         kwargs.pop("volumes")
         kwargs.update(
@@ -232,8 +239,9 @@ class DockerBackend:
         time_limit_s
             Wall-clock limit, seconds.
         output_cap_bytes
-            Largest single file (``RLIMIT_FSIZE``); with ``poll_output`` also the total size
-            ``/output`` may reach before the run is killed.
+            The size ``/output`` may reach (with ``poll_output``: watched, else the mounted
+            file system's own cap); no single file may be larger than this, ``/tmp`` or the
+            writable layer (``RLIMIT_FSIZE``).
         label
             ``"split"`` or the case id, used in the container's labels and the result.
         labels
@@ -251,27 +259,46 @@ class DockerBackend:
         import docker
 
         res = manifest.resources
+        user = self.user_for(manifest)
         kwargs = sandbox_kwargs(
             res,
             label=label,
-            file_cap_bytes=output_cap_bytes,
+            # per-file backstop: no single file larger than the largest place it may go
+            file_cap_bytes=max(
+                output_cap_bytes,
+                res.tmp_mb * 2**20,
+                res.layer_mb * 2**20 if res.filesystem == "ephemeral" else 0,
+            ),
             input_dir=input_dir,
             output_dir=output_dir,
             entry=manifest.name,
             extra_labels=labels,
+            user=user,
         )
         kwargs["command"] = list(manifest.command) if manifest.command else None
-        if res.gpus == "auto" and self.gpus_available(manifest.image_digest):
-            kwargs["device_requests"] = [
-                docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])
-            ]
-        uid, gid = container_user()
-        if os.getuid() == 0 and not os.path.ismount(output_dir):
-            os.chown(output_dir, uid, gid)
-        container = None
         start = time.perf_counter()
+        wanted = res.gpu_count
+        if wanted != 0 and (wanted is not None or res.gpus == "auto"):
+            if self.gpus_available(manifest.image_digest):
+                kwargs["device_requests"] = [
+                    docker.types.DeviceRequest(
+                        count=-1 if wanted is None else wanted, capabilities=[["gpu"]]
+                    )
+                ]
+            elif wanted is not None:
+                reason = (
+                    f"the entry requires GPUs (gpus: {res.gpus}) and this host has none "
+                    f"that Docker can pass through ({self.gpu_report})"
+                )
+                return finished_run(
+                    label, "error", None, log=reason, seconds=0.0, time_limit_s=time_limit_s
+                )
+        if os.getuid() == 0 and not os.path.ismount(output_dir):
+            os.chown(output_dir, *user)
+        container = None
         try:
             container = self.client.containers.create(manifest.image_digest, **kwargs)
+            watcher = _Watcher(container, res)
             container.start()
             status, exit_code = supervise(
                 lambda t: _wait_once(container, t),
@@ -280,8 +307,10 @@ class DockerBackend:
                 time_limit_s=time_limit_s,
                 output_cap_bytes=output_cap_bytes if poll_output else None,
                 poll_s=_POLL_S,
+                watch=watcher.check,
             )
             seconds = time.perf_counter() - start
+            watcher.check()
             log = truncate_log(
                 container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
             )
@@ -291,11 +320,17 @@ class DockerBackend:
                 status = "oom"
             if status == "exit" and exit_code == 128 + _SIGXFSZ:
                 status = "output_cap"
-            details = {
+            details: dict[str, Any] = {
                 "oom_killed": bool(state.get("OOMKilled")),
                 "gpus": "device_requests" in kwargs,
                 "gpu_report": self.gpu_report if "device_requests" in kwargs else "none",
+                "user": f"{user[0]}:{user[1]}",
+                "filesystem": res.filesystem,
+                "peak_memory_mb": watcher.peak_memory_mb,
+                "layer_mb": watcher.layer_mb,
             }
+            if self.record_writes:
+                details["writes"] = _written_paths(container)
             return finished_run(
                 label,
                 status,
@@ -315,6 +350,160 @@ class DockerBackend:
             if container is not None:
                 _remove(container)
 
+    # -- the image's user ---------------------------------------------------------------------
+
+    def user_for(self, manifest: Manifest) -> tuple[int, int]:
+        """``(uid, gid)`` the entry's container runs as: the image's own ``USER``, never root.
+
+        grand-challenge images create a user and own their working folder with it; running them
+        as another uid would make their own files unwritable. An image without a user, or with
+        root, runs as :func:`container_user` (uid 1000 when the harness is root).
+        """
+        digest = manifest.image_digest
+        if digest not in self._users:
+            self._users[digest] = self._resolve_user(digest)
+        return self._users[digest]
+
+    def _resolve_user(self, image: str) -> tuple[int, int]:
+        import docker
+
+        default = container_user()
+        try:
+            config = self.client.images.get(image).attrs.get("Config") or {}
+        except docker.errors.DockerException:
+            return default
+        spec = str(config.get("User") or "").strip()
+        name, _, group = spec.partition(":")
+        if not name or name in ("root", "0"):
+            return default
+        uid = int(name) if name.isdigit() else None
+        gid = int(group) if group.isdigit() else None
+        if uid is None or (group and gid is None) or not group:
+            passwd, groups = (
+                self._image_file(image, "/etc/passwd"),
+                self._image_file(image, "/etc/group"),
+            )
+            users = {f[0]: (int(f[2]), int(f[3])) for f in _records(passwd, 4)}
+            by_uid = {v[0]: v for v in users.values()}
+            found = users.get(name) if uid is None else by_uid.get(uid, (uid, uid))
+            if found is None:
+                return default
+            uid = found[0]
+            if gid is None:
+                gid = {f[0]: int(f[2]) for f in _records(groups, 3)}.get(group, found[1])
+        if uid == 0:
+            return default
+        return uid, gid if gid is not None else uid
+
+    def _image_file(self, image: str, path: str) -> str:
+        """A small text file of an image (read through a created, never started container)."""
+        import io
+        import tarfile
+
+        import docker
+
+        container = None
+        try:
+            container = self.client.containers.create(
+                image, entrypoint=["/nonexistent"], network_mode="none"
+            )
+            stream, _ = container.get_archive(path)
+            data = b"".join(stream)
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                member = tar.next()
+                handle = tar.extractfile(member) if member is not None else None
+                text = handle.read(1 << 20) if handle is not None else b""
+            return text.decode("utf-8", errors="replace")
+        except (docker.errors.DockerException, tarfile.TarError, OSError):
+            return ""
+        finally:
+            if container is not None:
+                _remove(container)
+
+
+def _records(text: str, fields: int) -> list[list[str]]:
+    """``name:x:id:...`` lines of /etc/passwd or /etc/group with numeric ids."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= fields and all(p.isdigit() for p in parts[2:fields]):
+            out.append(parts)
+    return out
+
+
+class _Watcher:
+    """Peak memory (cgroup) and the writable layer's size of a running container.
+
+    :meth:`check` is called between waits; it returns ``layer_cap`` when the ephemeral layer
+    outgrew ``layer_mb`` (the layer lives on the host's disk: without this watch a container
+    could fill it). The layer is walked at most once a second.
+    """
+
+    def __init__(self, container: Any, res: Resources) -> None:
+        self.container = container
+        self.cap_bytes = res.layer_mb * 2**20 if res.filesystem == "ephemeral" else None
+        data = (container.attrs.get("GraphDriver") or {}).get("Data") or {}
+        upper = data.get("UpperDir")
+        self.upper = Path(upper) if upper and os.access(upper, os.R_OK) else None
+        self.peak_memory_mb: float | None = None
+        self.layer_mb: float | None = None
+        self._next_walk = 0.0
+
+    def _memory_files(self) -> list[Path]:
+        cid = self.container.id
+        root = Path("/sys/fs/cgroup")
+        return [
+            root / "memory" / "docker" / cid / "memory.max_usage_in_bytes",
+            root / "system.slice" / f"docker-{cid}.scope" / "memory.peak",
+            root / "docker" / cid / "memory.peak",
+        ]
+
+    def check(self) -> RunStatus | None:
+        for path in self._memory_files():
+            try:
+                value = int(path.read_text().split()[0]) / 2**20
+            except (OSError, ValueError, IndexError):
+                continue
+            self.peak_memory_mb = max(self.peak_memory_mb or 0.0, round(value, 1))
+            break
+        if self.upper is None or time.monotonic() < self._next_walk:
+            return None
+        self._next_walk = time.monotonic() + 1.0
+        used = folder_bytes(self.upper)
+        self.layer_mb = round(used / 2**20, 1)
+        if self.cap_bytes is not None and used > self.cap_bytes:
+            return "layer_cap"
+        return None
+
+
+#: Places a container may write on every platform (grand-challenge and ccbench's read-only).
+ALLOWED_WRITES = ("/output", "/tmp", "/dev/shm")
+#: Paths the engine itself adds to every container (mount points, --init, network files).
+_ENGINE_PATHS = frozenset(
+    {"/input", "/dev", "/proc", "/sys", "/usr/sbin/docker-init", "/.dockerenv", "/etc/hosts",
+     "/etc/hostname", "/etc/resolv.conf", "/etc/mtab"}
+)  # fmt: skip
+
+
+def _written_paths(container: Any) -> list[str]:
+    """Paths the container changed in its own layer outside :data:`ALLOWED_WRITES`."""
+    import docker
+
+    try:
+        changes = container.diff() or []
+    except docker.errors.DockerException:
+        return []
+    paths = sorted({str(c.get("Path", "")) for c in changes if c.get("Kind") in (0, 1)})
+    outside = [
+        p
+        for p in paths
+        if p
+        and p not in _ENGINE_PATHS
+        and not any(p == a or p.startswith(a + "/") for a in ALLOWED_WRITES)
+    ]
+    # keep the deepest paths only (a new folder also lists its parents as changed)
+    return [p for p in outside if not any(o.startswith(p + "/") for o in outside)][:50]
+
 
 def sandbox_kwargs(
     res: Resources,
@@ -325,10 +514,12 @@ def sandbox_kwargs(
     output_dir: Path | None = None,
     entry: str = "",
     extra_labels: Mapping[str, str] | None = None,
+    user: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The Docker SDK options of the sandbox, shared by entries' runs and the GPU probe.
 
-    No network, read-only root, a capped ``/tmp`` tmpfs, every capability dropped,
+    No network, a read-only root (or, with ``filesystem: ephemeral``, a throw-away writable
+    layer watched by :class:`_Watcher`), a capped ``/tmp`` tmpfs, every capability dropped,
     ``no-new-privileges``, a non-root user, memory without extra swap, a CPU share, a process
     limit, a per-file size limit, no core dumps, ``--init`` (a tiny init as PID 1 that forwards
     signals to the whole process group and reaps zombies), read-only ``/input``.
@@ -337,11 +528,13 @@ def sandbox_kwargs(
     --------
     >>> kw = sandbox_kwargs(Resources(), label="split", file_cap_bytes=2**20)
     >>> kw["network_mode"], kw["read_only"], kw["cap_drop"], kw["init"], kw["pids_limit"]
-    ('none', True, ['ALL'], True, 128)
+    ('none', False, ['ALL'], True, 128)
+    >>> sandbox_kwargs(Resources(filesystem="read-only"), label="x", file_cap_bytes=1)["read_only"]
+    True
     """
     import docker
 
-    uid, gid = container_user()
+    uid, gid = user if user is not None else container_user()
     threads = str(max(1, math.ceil(res.cpus)))
     env = {"HOME": "/tmp", "TMPDIR": "/tmp", **dict.fromkeys(_THREAD_VARS, threads)}
     volumes = {}
@@ -358,7 +551,7 @@ def sandbox_kwargs(
             **dict(extra_labels or {}),
         },
         "network_mode": "none",
-        "read_only": True,
+        "read_only": res.filesystem == "read-only",
         "tmpfs": {"/tmp": f"rw,exec,nosuid,nodev,size={res.tmp_mb}m,mode=1777"},
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],

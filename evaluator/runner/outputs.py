@@ -468,6 +468,12 @@ def collect_gc_output(
             fd = _open_subdir(fd, part)
             if fd is None:
                 break
+        if len(fds) == 2:  # /output/images opened: anything beside the slug folder is stray
+            result.rejected += [
+                f"/output/images/{_name(n)}: not the output folder images/{slug}"
+                for n, _ in _listing(fds[1])[:_MAX_REJECTED]
+                if n != slug
+            ]
         if fd is None:
             result.errors[case_id] = f"no output folder {where}"
             return result

@@ -208,7 +208,9 @@ def run_cases(
             f"entry {manifest.name} is not registered for task '{task.name}' "
             f"(its tasks: {', '.join(manifest.tasks)})"
         )
-    (limits or SandboxLimits()).check(manifest.resources, entry=manifest.name)
+    limits = limits or SandboxLimits()
+    limits.check(manifest.resources, entry=manifest.name)
+    manifest = manifest.model_copy(update={"resources": limits.apply(manifest.resources)})
     slugs = gc_slugs(manifest, task) if manifest.interface == "grand-challenge" else None
     outcome = RunOutcome(
         name=run_dir.name,
@@ -230,12 +232,16 @@ def run_cases(
     res = manifest.resources
     cap = res.output_mb * 2**20
     token = uuid.uuid4().hex[:16]
+    user_for = getattr(backend, "user_for", None)
+    user = user_for(manifest) if user_for is not None else container_user()
     start = time.perf_counter()
     guard = getattr(backend, "guard", None)
     with guard(token, workspace.tmp) if guard is not None else contextlib.nullcontext():
         if slugs is None:
             n = max(1, len(cases))
-            with _container_scratch(workspace, token, cap * n, res.output_files * n + 16) as box:
+            with _container_scratch(
+                workspace, token, cap * n, res.output_files * n + 16, user
+            ) as box:
                 stage_batch_inputs(cases, box.input_dir, task=task)
                 run = _run_once(
                     backend,
@@ -250,12 +256,13 @@ def run_cases(
                     box.output_dir, outcome.case_ids, predictions, max_bytes=cap
                 )
             outcome.provenance["output_enforcement"] = box.enforcement
+            _note_gpus(outcome, run)
             _absorb(outcome, got, run, run_dir)
         else:
             for case in cases:
-                with _container_scratch(workspace, token, cap, res.output_files + 4) as box:
+                with _container_scratch(workspace, token, cap, res.output_files + 4, user) as box:
                     key = stage_gc_inputs(case, box.input_dir, task=task, slugs=slugs)
-                    _gc_output_folders(box, slugs.output)
+                    _gc_output_folders(box, slugs.output, user)
                     run = _run_once(
                         backend,
                         manifest,
@@ -274,6 +281,7 @@ def run_cases(
                         max_bytes=cap,
                     )
                 outcome.provenance["output_enforcement"] = box.enforcement
+                _note_gpus(outcome, run)
                 _absorb(outcome, got, run, run_dir)
     outcome.seconds = time.perf_counter() - start
     (run_dir / "container.json").write_text(json.dumps(outcome.to_json(), indent=1, default=str))
@@ -281,17 +289,17 @@ def run_cases(
 
 
 def _container_scratch(
-    workspace: Workspace, token: str, cap_bytes: int, max_files: int
+    workspace: Workspace, token: str, cap_bytes: int, max_files: int, user: tuple[int, int]
 ) -> contextlib.AbstractContextManager[Scratch]:
-    uid, gid = container_user()
+    uid, gid = user
     return open_scratch(
         workspace.tmp, token=token, cap_bytes=cap_bytes, max_files=max_files, uid=uid, gid=gid
     )
 
 
-def _gc_output_folders(box: Scratch, slug: str) -> None:
+def _gc_output_folders(box: Scratch, slug: str, user: tuple[int, int]) -> None:
     """``/output/images/<slug>/``, writable by the container's user (as grand-challenge has)."""
-    uid, gid = container_user()
+    uid, gid = user
     for folder in (box.output_dir / "images", box.output_dir / "images" / slug):
         folder.mkdir()
         if os.getuid() == 0:
@@ -331,6 +339,11 @@ def _run_once(
         run.reason = f"container stopped at the output cap: {full}"
     run.details["output_enforcement"] = box.enforcement
     return run
+
+
+def _note_gpus(outcome: RunOutcome, run: ContainerRun) -> None:
+    """What the container saw of the GPUs (``nvidia-smi -L``), or "none", in the provenance."""
+    outcome.provenance["gpus"] = run.details.get("gpu_report", "none")
 
 
 def run_entry(

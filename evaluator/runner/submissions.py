@@ -7,7 +7,9 @@ tasks must be known to the registry and the resources within the organiser's lim
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +20,7 @@ from evaluator.runner.contract import (
     Manifest,
     Resources,
     SandboxLimits,
+    invalid_fields,
     manifest_path,
     write_manifest,
 )
@@ -25,7 +28,115 @@ from evaluator.runner.contract import (
 if TYPE_CHECKING:
     from evaluator.runner.docker_backend import DockerBackend
 
-__all__ = ["submit_image"]
+__all__ = ["DEFAULT_MAX_ARCHIVE_BYTES", "ArchiveImage", "load_image_archive", "submit_image"]
+
+#: Largest image archive ``ccbench submit --image-file`` loads (grand-challenge takes 10 GB).
+DEFAULT_MAX_ARCHIVE_BYTES = 10 * 2**30
+
+
+@dataclass(frozen=True)
+class ArchiveImage:
+    """The one image of a ``docker save`` archive: its content id and its tags."""
+
+    image_id: str
+    tags: tuple[str, ...]
+
+
+def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> ArchiveImage:
+    """Read the image id and tags of a ``docker save`` archive (``.tar`` or ``.tar.gz``).
+
+    Only ``manifest.json`` is read (docker's and the OCI layout both have it); the archive
+    must hold exactly one image, be at most ``max_bytes`` on disk and unpack to at most four
+    times that.
+
+    Raises
+    ------
+    SubmissionError
+        Not a readable archive, no or several images, too large.
+    """
+    import json
+    import tarfile
+
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise SubmissionError(f"image archive {path}: cannot be read ({err.strerror})") from err
+    if size > max_bytes:
+        raise SubmissionError(
+            f"image archive {path}: {size / 2**30:.2f} GiB is more than the "
+            f"{max_bytes / 2**30:.2f} GiB accepted"
+        )
+    manifest = None
+    unpacked = 0
+    try:
+        with tarfile.open(path, mode="r:*") as tar:
+            for member in tar:
+                unpacked += member.size
+                if unpacked > 4 * max_bytes:
+                    raise SubmissionError(
+                        f"image archive {path}: unpacks to more than {4 * max_bytes} bytes"
+                    )
+                if member.name.lstrip("./") == "manifest.json" and member.isfile():
+                    handle = tar.extractfile(member)
+                    manifest = json.loads(handle.read(1 << 20)) if handle else None
+    except (tarfile.TarError, OSError, EOFError, ValueError) as err:
+        raise SubmissionError(
+            f"image archive {path}: not a readable `docker save` archive ({err})"
+        ) from err
+    if not isinstance(manifest, list) or len(manifest) != 1 or not isinstance(manifest[0], dict):
+        count = len(manifest) if isinstance(manifest, list) else 0
+        raise SubmissionError(
+            f"image archive {path}: expected exactly one image in manifest.json, found {count}"
+        )
+    config = str(manifest[0].get("Config", ""))
+    digest = config.rsplit("/", 1)[-1].removesuffix(".json")
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise SubmissionError(f"image archive {path}: manifest.json names no image config")
+    tags = tuple(str(t) for t in manifest[0].get("RepoTags") or ())
+    return ArchiveImage(f"sha256:{digest}", tags)
+
+
+def load_image_archive(
+    path: Path,
+    *,
+    backend: DockerBackend,
+    max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES,
+    replace_tags: bool = False,
+) -> ArchiveImage:
+    """Load a ``docker save`` archive into the local engine; return its image id and tags.
+
+    A tag of the archive that already names another local image is refused (loading would
+    silently move it) unless ``replace_tags``.
+
+    Raises
+    ------
+    SubmissionError
+        See :func:`read_archive`; a tag conflict; the engine refuses the archive.
+    """
+    import docker
+
+    found = read_archive(path, max_bytes=max_bytes)
+    for tag in found.tags:
+        try:
+            current = str(backend.client.images.get(tag).id)
+        except docker.errors.ImageNotFound:
+            continue
+        if current != found.image_id and not replace_tags:
+            raise SubmissionError(
+                f"image archive {path}: its tag {tag} already names another local image "
+                f"({current[:19]}); loading would move the tag. Retag the archive, remove the "
+                "local image, or pass --replace-tags"
+            )
+    try:
+        with path.open("rb") as fh:
+            for _ in backend.client.api.load_image(fh):
+                pass
+    except docker.errors.APIError as err:
+        raise SubmissionError(f"image archive {path}: the engine refused it: {err}") from err
+    loaded = backend.image_id(found.image_id)
+    if loaded != found.image_id:
+        raise SubmissionError(f"image archive {path}: loaded {loaded}, expected {found.image_id}")
+    return found
 
 
 def submit_image(
@@ -112,7 +223,6 @@ def submit_image(
             submitted=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     except ValidationError as err:
-        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]
-        raise SubmissionError(f"entry {name}: {'; '.join(parts)}") from err
+        raise SubmissionError(f"entry {name}: {invalid_fields(err)}") from err
     (limits or SandboxLimits()).check(manifest.resources, entry=name)
     return manifest, write_manifest(manifest, submissions_dir)

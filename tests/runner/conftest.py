@@ -32,7 +32,14 @@ SHAPE = (6, 8, 10)  # (z, y, x)
 SPACING = (1.0, 1.5, 2.0)  # SimpleITK order (x, y, z), mm
 #: Small, fast limits for misbehaving containers.
 TIGHT = Resources(
-    memory_mb=256, cpus=1.0, pids=64, time_limit_s=3.0, tmp_mb=16, output_mb=1, gpus="never"
+    memory_mb=256,
+    cpus=1.0,
+    pids=64,
+    time_limit_s=3.0,
+    tmp_mb=16,
+    output_mb=1,
+    gpus="never",
+    filesystem="read-only",
 )
 
 
