@@ -171,6 +171,10 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
             return prediction_from_instances(job.instances, shape=shape)
         except _Rejected as err:
             raise _Rejected(err.error_class, f"prediction {cid}: {err.message}") from None
+        except (ValueError, TypeError, KeyError, RuntimeError, OverflowError) as err:
+            raise _Rejected(
+                "undecodable", f"prediction {cid}: an instance cannot be decoded ({err})"
+            ) from None
     path = job.prediction
     if path is None:
         raise _Rejected(job.missing_class, f"prediction {cid}: {job.missing_reason}")
@@ -185,6 +189,8 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
     except RejectedPrediction as err:
         error_class = job.missing_class if err.error_class == "missing" else err.error_class
         raise _Rejected(error_class, err.message) from None
+    except (ValueError, OSError, RecursionError, OverflowError) as err:  # odd names, odd files
+        raise _Rejected("undecodable", f"{what}: cannot be read ({err})") from None
     img = _on_reference_grid(img, ref_img, what=what, resample_extent=plan.resample_extent)
     try:
         return label_array(img, labels=plan.labels, what=what)
@@ -227,10 +233,15 @@ def _read_reference(job: CaseJob) -> tuple[sitk.Image, LabelArray]:
         channel = case.reference_channel or next(iter(case.channels))
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(case.channels[channel]))
+        if not Path(case.channels[channel]).is_file():
+            return ref_img, ref
         try:
             reader.ReadImageInformation()
-        except RuntimeError:
-            return ref_img, ref
+        except RuntimeError as err:
+            raise ImageReadError(
+                f"case {case.case_id}: image {channel} cannot be read: "
+                f"{str(err).strip().splitlines()[-1][:160] if str(err).strip() else 'corrupt'}"
+            ) from None
         check_same_geometry(
             ref_img,
             _geometry_of(reader),
@@ -287,6 +298,8 @@ def score_case(job: CaseJob) -> CaseOutcome:
     plan = job.plan
     cid = job.case.case_id
     start = time.perf_counter()
+    if job.preset_error is not None and job.preset_error[0] == "dataset":
+        return _dataset_error(plan, cid, job.preset_error[1], seconds=0.0)
     try:
         ref_img, ref = _read_reference(job)
     except (ImageReadError, InvalidLabelError, GeometryMismatchError) as err:

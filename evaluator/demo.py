@@ -85,7 +85,12 @@ def _metrics(ws: Workspace, seed: int, console: Console) -> str:
     dataset = open_dataset("autopet-phantom", workspace=ws)
     case = next(c for c in dataset.cases() if c.metadata.get("diagnosis") != "NEGATIVE")
     preds = write_degraded_predictions(
-        "autopet-phantom", DEMO_SPLIT, ws.tmp / "demo-single", workspace=ws, seed=seed, quality=0.7
+        "autopet-phantom",
+        DEMO_SPLIT,
+        ws.root / "demo" / "single",
+        workspace=ws,
+        seed=seed,
+        quality=0.7,
     )
     pred = next(preds.glob(f"{case.case_id}.*"))
     if case.label is None:
@@ -110,13 +115,13 @@ def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
             preds = write_degraded_predictions(
                 name,
                 DEMO_SPLIT,
-                ws.tmp / "demo-predictions" / name / entry,
+                ws.root / "demo" / "predictions" / name / entry,
                 workspace=ws,
                 seed=seed + number,
                 quality=quality,
             )
             result = evaluate_run(
-                name, DEMO_SPLIT, preds, workspace=ws, entry=entry, run_name=f"{entry}@{name}"
+                name, DEMO_SPLIT, preds, workspace=ws, entry=entry, run_name=f"{entry}--{name}"
             )
             if entry == "phantom-medium":
                 print_evaluation(result, console=console)
@@ -185,16 +190,20 @@ def _integrity(ws: Workspace, seed: int, console: Console) -> str:
     from evaluator.store import Store
 
     task = "autopet-phantom"
-    folder = ws.tmp / "demo-attacks"
-    shutil.rmtree(folder, ignore_errors=True)
+    scratch = ws.root / "demo" / "attacks"  # removed at the end: it links to a reference
+    shutil.rmtree(scratch, ignore_errors=True)
+    folder = scratch / "predictions"
     attacks = _write_attacks(task, ws, folder)
-    store = f"sqlite:///{ws.tmp / 'demo-attacks.sqlite'}"
-    result = evaluate_run(
-        task, DEMO_SPLIT, folder, workspace=ws, store=store, run_name="attacks", force=True,
-        out=ws.tmp / "demo-attacks-results",
-    )  # fmt: skip
-    with Store.open(store) as db:
-        errors = db.errors_frame(run_ids=[result.run.id]).set_index("case_id")
+    store = f"sqlite:///{scratch / 'attacks.sqlite'}"
+    try:
+        result = evaluate_run(
+            task, DEMO_SPLIT, folder, workspace=ws, store=store, run_name="attacks", force=True,
+            out=scratch / "results",
+        )  # fmt: skip
+        with Store.open(store) as db:
+            errors = db.errors_frame(run_ids=[result.run.id]).set_index("case_id")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     rows = {
         f"{case}: {attack}": f"refused: {errors.loc[case, 'error_class']}"
         if case in errors.index

@@ -234,6 +234,7 @@ def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
 
 
 _MAX_LISTED = 10_000
+_MAX_DEPTH = 16
 
 
 def _lexists(path: Path) -> bool:
@@ -252,20 +253,33 @@ def _single_image(folder: Path) -> Path | RejectedPrediction | None:
     """The one image file under a per-case folder (links are listed, never followed)."""
     files: list[Path] = []
     seen = 0
-    for root, dirs, names in os.walk(folder, followlinks=False):
-        seen += len(dirs) + len(names)
-        if seen > _MAX_LISTED:
+    stack = [(folder, 0)]
+    while stack:
+        here, depth = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:
+            continue
+        seen += len(entries)
+        if seen > _MAX_LISTED or depth > _MAX_DEPTH:
             return RejectedPrediction(
-                "unsafe", f"{folder.name}/: more than {_MAX_LISTED} entries; not searched"
+                "unsafe",
+                f"{folder.name}/: more than {_MAX_LISTED} entries or {_MAX_DEPTH} levels of "
+                "folders; not searched",
             )
-        files += [Path(root) / n for n in names if accepted_suffix(n)]
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((Path(entry.path), depth + 1))
+            elif accepted_suffix(entry.name):
+                files.append(Path(entry.path))
     return files[0] if len(files) == 1 else None
 
 
 def _mapped(pred: Path, cid: str, relative: str) -> Path | RejectedPrediction:
     """``<pred>/<relative>`` from mapping.json: relative, inside ``pred``, no link on the way."""
     parts = Path(relative).parts
-    if not relative or Path(relative).is_absolute() or any(p in ("..", ".") for p in parts):
+    odd = any(ord(ch) < 32 for ch in relative) or len(relative) > 1024
+    if odd or not relative or Path(relative).is_absolute() or any(p in ("..", ".") for p in parts):
         return RejectedPrediction(
             "unsafe",
             f"prediction {cid}: mapping.json path {relative!r} is not a plain relative path "
@@ -330,22 +344,23 @@ def find_predictions(
     mapping: dict[str, str] = {}
     mapping_file = pred / "mapping.json"
     if "mapping.json" in names and stat.S_ISREG(os.lstat(mapping_file).st_mode):
-        from evaluator.datasets.base import read_json
-
-        try:
-            raw = read_json(mapping_file, what="prediction mapping")
-        except ImageReadError as err:
-            raise InvalidPredictionError(str(err)) from err
+        raw = _read_untrusted_json(mapping_file)
         if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
             raise InvalidPredictionError(
                 f"{mapping_file}: expected an object {{case id: relative file path}}"
             )
         mapping = {str(k): v for k, v in raw.items()}
+    by_stem: dict[str, list[str]] = {}  # the file ending's case does not matter (.NII.GZ)
+    for n in listed:
+        ext = accepted_suffix(n)
+        if ext is not None:
+            by_stem.setdefault(n[: -len(ext)], []).append(n)
     found: dict[str, Path | RejectedPrediction | None] = {}
     for cid in case_ids:
-        match: Path | RejectedPrediction | None = next(
-            (pred / f"{cid}{ext}" for ext in IMAGE_EXTENSIONS if f"{cid}{ext}" in names), None
+        candidates = sorted(
+            by_stem.get(cid, []), key=lambda n: IMAGE_EXTENSIONS.index(str(accepted_suffix(n)))
         )
+        match: Path | RejectedPrediction | None = pred / candidates[0] if candidates else None
         if match is None and cid in mapping:
             match = _mapped(pred, cid, mapping[cid])
         if match is None and cid in names and _real_dir(pred / cid):
@@ -362,57 +377,100 @@ def find_predictions(
     return found
 
 
+#: Largest predictions JSON read (instances of a whole split).
+_MAX_JSON_BYTES = 512 * 2**20
+
+Instances = tuple[tuple[int, float, dict[str, Any]], ...]
+
+
+def _read_untrusted_json(path: Path) -> Any:
+    """Parse a JSON file without following a link, size-capped; InvalidPredictionError else."""
+    from evaluator.ingest import RejectedPrediction, open_untrusted
+
+    try:
+        fd = open_untrusted(path, what=f"predictions {path.name}", max_bytes=_MAX_JSON_BYTES)
+    except RejectedPrediction as err:
+        raise InvalidPredictionError(err.message) from None
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(_MAX_JSON_BYTES + 1)
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as err:
+        raise InvalidPredictionError(
+            f"predictions {path.name}: is not valid JSON ({str(err)[:120]})"
+        ) from None
+
+
+def _instance(item: Mapping[str, Any], by_name: Mapping[str, int]) -> tuple[str, list[Any]]:
+    """(case id, instances) of one item of a predictions list; ValueError/TypeError if bad."""
+
+    def polygon(value: Any) -> list[list[float]]:
+        points = [[float(x), float(y)] for x, y in value]
+        if len(points) > 100_000:
+            raise ValueError("a polygon of more than 100,000 points")
+        return points
+
+    if "segmentation" in item:
+        cid = Path(str(item.get("image_id"))).name.split(".")[0]
+        seg = item["segmentation"]
+        if not isinstance(seg, dict) or not isinstance(seg.get("counts"), (str, list)):
+            raise ValueError("'segmentation' is not a COCO RLE {size, counts}")
+        size = [int(v) for v in seg.get("size", ())]
+        if len(size) != 2:
+            raise ValueError("'segmentation.size' is not [height, width]")
+        rle = {"size": size, "counts": seg["counts"]}
+        score = float(item.get("score", 1.0))
+        return cid, [(int(item.get("category_id", -1)), score, rle)]
+    if "polygons" in item:
+        cid = Path(str(item.get("file_name"))).name.split(".")[0]
+        syms, polys = list(item.get("syms", [])), list(item["polygons"])
+        scores = [float(v) for v in (item.get("scores") or [1.0] * len(polys))]
+        if not (len(syms) == len(polys) == len(scores)):
+            raise ValueError("syms, polygons and scores differ in length")
+        return cid, [
+            (by_name.get(str(s), -1), sc, {"polygon": polygon(poly)})
+            for s, poly, sc in zip(syms, polys, scores, strict=True)
+        ]
+    raise ValueError("neither 'segmentation' (COCO results) nor 'polygons' (ChestXDet style)")
+
+
 def _instance_predictions(
     pred: Path, task: TaskSpec, case_ids: Sequence[str]
-) -> tuple[dict[str, tuple[tuple[int, float, dict[str, Any]], ...]], str | None]:
-    """Parse a COCO results or ChestXDet-style JSON; returns per-case instances or an error."""
-    from evaluator.datasets.base import read_json
+) -> tuple[dict[str, Instances], dict[str, str], str | None]:
+    """Parse a COCO results or ChestXDet-style JSON (never through a link).
 
+    Returns per-case instances, per-case problems (an item of that case is malformed: the case
+    is ``undecodable``, the others are scored), and a problem of the file as a whole.
+    """
     file = pred
-    if pred.is_dir():
-        candidates = sorted(pred.glob("*.json"))
+    if _real_dir(pred):
+        candidates = sorted(pred / n for n in os.listdir(pred) if n.lower().endswith(".json"))
         if len(candidates) != 1:
-            return {}, f"expected one JSON file in {pred}, found {len(candidates)}"
+            return {}, {}, f"expected one JSON file in {pred}, found {len(candidates)}"
         file = candidates[0]
-    if not file.is_file():
-        return {}, f"prediction file {file} does not exist"
-    raw = read_json(file, what="predictions")
+    if not os.path.lexists(file):
+        return {}, {}, f"prediction file {file} does not exist"
+    raw = _read_untrusted_json(file)
     if not isinstance(raw, list):
-        raise InvalidPredictionError(f"{file}: expected a JSON list of predictions")
+        raise InvalidPredictionError(f"{file.name}: expected a JSON list of predictions")
     by_name = {name: value for value, name in task.labels.items()}
     out: dict[str, list[tuple[int, float, dict[str, Any]]]] = {cid: [] for cid in case_ids}
+    problems: dict[str, str] = {}
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
-            raise InvalidPredictionError(f"{file}: item {i} is not an object")
-        if "segmentation" in item:
-            cid = Path(str(item.get("image_id"))).name.split(".")[0]
-            entries = [
-                (
-                    int(item.get("category_id", -1)),
-                    float(item.get("score", 1.0)),
-                    item["segmentation"],
-                )
-            ]
-        elif "polygons" in item:
-            cid = Path(str(item.get("file_name"))).name.split(".")[0]
-            syms, polys = item.get("syms", []), item["polygons"]
-            scores = item.get("scores") or [1.0] * len(polys)
-            if not (len(syms) == len(polys) == len(scores)):
-                raise InvalidPredictionError(
-                    f"{file}: item {i} ({cid}): syms, polygons and scores differ in length"
-                )
-            entries = [
-                (by_name.get(str(s), -1), float(sc), {"polygon": poly})
-                for s, poly, sc in zip(syms, polys, scores, strict=True)
-            ]
-        else:
-            raise InvalidPredictionError(
-                f"{file}: item {i} has neither 'segmentation' (COCO results) nor 'polygons' "
-                "(ChestXDet style)"
-            )
+            raise InvalidPredictionError(f"{file.name}: item {i} is not an object")
+        try:
+            cid, entries = _instance(item, by_name)
+        except (ValueError, TypeError, KeyError, OverflowError) as err:
+            where = item.get("image_id", item.get("file_name", "?"))
+            cid = Path(str(where)).name.split(".")[0]
+            if cid not in out:
+                raise InvalidPredictionError(f"{file.name}: item {i}: {err}") from None
+            problems.setdefault(cid, f"prediction {cid}: {file.name} item {i}: {err}")
+            continue
         if cid in out:
             out[cid].extend(entries)
-    return {cid: tuple(items) for cid, items in out.items()}, None
+    return {cid: tuple(items) for cid, items in out.items()}, problems, None
 
 
 def _jobs(
@@ -422,12 +480,17 @@ def _jobs(
     pred: Path,
     case_ids: Sequence[str],
     case_errors: Mapping[str, str] | None = None,
+    dataset_errors: Mapping[str, str] | None = None,
 ) -> list[CaseJob]:
     jobs = _prediction_jobs(task, plan, dataset, pred, case_ids)
     errors = case_errors or {}
-    # A container failure explains a missing prediction better than "no file".
+    broken = dataset_errors or {}
+    # A container failure explains a missing prediction better than "no file"; a case whose
+    # data could not be staged is the dataset's fault.
     return [
-        replace(job, missing_class="container", missing_reason=errors[job.case.case_id])
+        replace(job, preset_error=("dataset", broken[job.case.case_id]))
+        if job.case.case_id in broken
+        else replace(job, missing_class="container", missing_reason=errors[job.case.case_id])
         if job.case.case_id in errors
         else job
         for job in jobs
@@ -443,7 +506,7 @@ def _prediction_jobs(
 ) -> list[CaseJob]:
     if task.dims == 2:
         try:
-            instances, problem = _instance_predictions(pred, task, case_ids)
+            instances, bad, problem = _instance_predictions(pred, task, case_ids)
         except (ImageReadError, InvalidPredictionError) as err:
             return [
                 CaseJob(
@@ -457,6 +520,7 @@ def _prediction_jobs(
                 plan,
                 instances=instances.get(c),
                 missing_reason=problem or "no prediction",
+                preset_error=("undecodable", bad[c]) if c in bad else None,
             )
             for c in case_ids
         ]
@@ -593,6 +657,7 @@ def evaluate_run(
     on_wait: Callable[[str], None] | None = None,
     entry_manifest: Mapping[str, Any] | None = None,
     only_cases: Sequence[str] | None = None,
+    dataset_errors: Mapping[str, str] | None = None,
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -648,6 +713,9 @@ def evaluate_run(
         its provenance (the container runner passes it).
     only_cases
         Score only these cases of the split (``ccbench preflight``).
+    dataset_errors
+        Case id -> why its data could not be given to the container (the container runner
+        passes these): recorded as ``dataset`` errors, not scored for any entry.
 
     Returns
     -------
@@ -711,7 +779,7 @@ def evaluate_run(
         todo = [] if finished else [c for c in case_ids if c not in done]
         try:
             if todo:
-                jobs = _jobs(spec, plan, dataset, pred_path, todo, case_errors)
+                jobs = _jobs(spec, plan, dataset, pred_path, todo, case_errors, dataset_errors)
                 if not done and case_errors is None:
                     _refuse_empty_folder(spec, jobs, pred_path)
                 fingerprint = _fingerprint(
@@ -743,7 +811,9 @@ def evaluate_run(
                 if plan.instance_metrics:
                     rejected = db.errors_frame(run_ids=[run.id])
                     rejected = set(rejected.loc[rejected["error_class"] != "empty", "case_id"])
-                    jobs = _jobs(spec, plan, dataset, pred_path, case_ids, case_errors)
+                    jobs = _jobs(
+                        spec, plan, dataset, pred_path, case_ids, case_errors, dataset_errors
+                    )
                     aggregates += _coco_aggregates(plan, jobs, rejected)
                 db.finish_run(run.id, aggregates=aggregates)
         except BaseException:

@@ -1,8 +1,10 @@
 """A computed leaderboard: the configured ranking, every ranking method per metric, statistics.
 
 :func:`compute_leaderboard` turns :class:`~leaderboards.data.LeaderboardData` into the tables the
-site shows: the task's overall ranking (primary metric with tie-break, or the weighted mean of
-per-metric ranks) with bootstrap rank intervals; per metric the mean (with its 95% bootstrap
+site shows: the task's official score (:mod:`leaderboards.official`); the overall ranking, which
+is the official ranking where the challenge ranks by a run-level score (HECKTOR's aggregated
+Dice, ChestXDet's COCO mAP) and else the profile's ranking (primary metric with tie-break, or
+the weighted mean of per-metric ranks), with bootstrap rank intervals; per metric the mean (with its 95% bootstrap
 interval), the median, and the ranks of aggregate-then-rank (mean and median), rank-then-aggregate
 and the test-based ranking; and the standard-vs-CC comparison with Kendall's tau.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from leaderboards.data import LeaderboardData, cc_pairs, weighted_scheme
+from leaderboards.official import OfficialScore, official_score
 from leaderboards.ranking import (
     aggregate_then_rank,
     kendall_tau,
@@ -61,11 +64,13 @@ class Leaderboard:
     data : LeaderboardData
         What it was computed from.
     overall : pandas.DataFrame
-        Index entry, sorted by ``rank``: the :func:`~leaderboards.ranking.weighted_rank` columns
-        (``rank_<metric>``, ``score``, ``tiebreak``, ``rank``) and the bootstrap summary
-        (``median_rank``, ``rank_low``, ``rank_high``, ``p_first``).
+        The board's ranking (rank heatmap, entry pages, downloads). Index entry, sorted by
+        ``rank``; columns ``score``, ``tiebreak``, ``rank`` and the bootstrap summary
+        (``median_rank``, ``rank_low``, ``rank_high``, ``p_first``; NaN without a bootstrap).
+        The official ranking (:attr:`OfficialScore.ranking`) where the official score is a
+        run-level aggregate; else ``profile_overall``.
     boot_overall : pandas.DataFrame
-        Resample x entry ranks of the overall ranking.
+        Resample x entry ranks of the overall ranking (no rows without a bootstrap).
     per_metric : dict
         Metric -> index entry; columns ``mean``, ``ci_low``, ``ci_high``, ``median``,
         ``rank_mean``, ``rank_median``, ``rank_then_mean`` (mean per-case rank),
@@ -78,6 +83,15 @@ class Leaderboard:
         Bootstrap settings.
     alpha : float
         Significance level of the test-based ranking.
+    official : OfficialScore or None
+        The task's official table and ranking (None when its profile names none).
+    profile_overall : pandas.DataFrame or None
+        The profile's ranking over per-case metrics: the
+        :func:`~leaderboards.ranking.weighted_rank` columns (``rank_<metric>``, ``score``,
+        ``tiebreak``, ``rank``) and the bootstrap summary. The same frame as ``overall`` unless
+        the official ranking is run-level.
+    boot_profile : pandas.DataFrame or None
+        Resample x entry ranks of ``profile_overall``.
     """
 
     data: LeaderboardData
@@ -89,6 +103,14 @@ class Leaderboard:
     n_resamples: int
     seed: int
     alpha: float
+    official: OfficialScore | None = None
+    profile_overall: pd.DataFrame | None = None
+    boot_profile: pd.DataFrame | None = None
+
+    @property
+    def ranked_officially(self) -> bool:
+        """Whether ``overall`` is the official run-level ranking (not the profile's)."""
+        return self.official is not None and self.official.run_level
 
 
 def _metric_table(
@@ -153,6 +175,15 @@ def compute_leaderboard(
         data.scores, directions, scheme, n_resamples=n_resamples, seed=seed
     )
     overall = overall.join(rank_stability(boot_overall))
+    profile_overall, boot_profile = overall, boot_overall
+    official = official_score(data, n_resamples=n_resamples, seed=seed)
+    if official is not None and official.ranking is not None:
+        overall = official.ranking
+        boot_overall = (
+            official.boot
+            if official.boot is not None
+            else pd.DataFrame(columns=list(data.entries), dtype=int)
+        )
     per_metric: dict[str, pd.DataFrame] = {}
     boot: dict[str, pd.DataFrame] = {}
     for metric in data.metrics:
@@ -191,4 +222,7 @@ def compute_leaderboard(
         n_resamples=n_resamples,
         seed=seed,
         alpha=alpha,
+        official=official,
+        profile_overall=profile_overall,
+        boot_profile=boot_profile,
     )

@@ -2,12 +2,17 @@
 
 For a task and split, every entry's most recent *finished* run is its leaderboard run (runs
 without an entry are listed under their run name; degradation-study runs, whose parameters name a
-``simulation``, never are). The leaderboard's cases are the union of the
-cases scored by those runs; a case an entry did not score (missing prediction, failed container)
-gets the metric's worst value (:attr:`evaluator.metrics.registry.MetricSpec.worst`), so skipping a
-hard case never helps. A case whose *reference data* is broken (error class ``dataset`` in any
-leaderboard run, :data:`EXCLUDING_ERROR_CLASSES`) is no entry's fault: it is left out of the
-cases, the score matrices and the results of every entry, and listed in
+``simulation``, never are). Runs scored on different case sets are never mixed: only the runs on
+the case set of the most recent finished run (``parameters["case_set"]``, recorded by
+``ccbench evaluate``; runs of old stores without one form a set of their own) are ranked, the
+others are listed in :attr:`LeaderboardData.left_out` with the reason. The leaderboard's cases
+are the union of the cases scored by those runs; a case an entry did not score (missing
+prediction, failed container) gets the metric's worst value, and every value worse than it (an
+infinite HD95) counts as that worst value (:func:`leaderboard_worst`), so skipping a hard case
+never helps and no mean or interval is infinite; the raw values stay in
+:attr:`LeaderboardData.results`. A case whose *reference data* is broken (error class
+``dataset`` in any leaderboard run, :data:`EXCLUDING_ERROR_CLASSES`) is no entry's fault: it is
+left out of the cases, the score matrices and the results of every entry, and listed in
 :attr:`LeaderboardData.excluded_cases` instead. Per-label values of a case are averaged
 (NaN-aware) into one number per case. Which metrics are ranked, and how, comes from the task's
 metric profile in ``datasets.yaml`` (``ranking:``, see
@@ -21,11 +26,20 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from evaluator.datasets.registry import RankingSpec, Registry, TaskSpec, load_registry
+import numpy as np
+
+from evaluator.datasets.registry import (
+    MetricProfile,
+    RankingSpec,
+    Registry,
+    TaskSpec,
+    load_registry,
+)
 from evaluator.errors import StoreError
+from evaluator.evaluate import ranking_worst
 from evaluator.metrics.registry import METRICS
-from evaluator.store import RunInfo, Store
-from leaderboards.ranking import WeightedRanking, score_matrix
+from evaluator.store import EntryInfo, RunInfo, Store
+from leaderboards.ranking import WeightedRanking, clip_to_worst, score_matrix
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,9 +49,11 @@ __all__ = [
     "LeaderboardData",
     "cc_pairs",
     "excluded_cases",
+    "leaderboard_worst",
     "load_leaderboard_data",
     "ranked_metrics",
     "ranking_spec",
+    "same_case_set",
     "weighted_scheme",
 ]
 
@@ -68,10 +84,13 @@ class LeaderboardData:
     runs : dict
         Entry -> its leaderboard :class:`~evaluator.store.RunInfo`.
     scores : dict
-        Metric -> case x entry :class:`pandas.DataFrame` (missing cases: the metric's worst).
+        Metric -> case x entry :class:`pandas.DataFrame` of the per-case values (mean over
+        labels of the values capped at ``worst``; missing cases: ``worst``). Finite wherever
+        an entry has values; NaN only where a value is undefined (Dice of a negative case).
     results, errors, cases_frame, aggregates : pandas.DataFrame
         The store's long frames restricted to the leaderboard runs (``results`` also without the
-        excluded cases). ``errors["message"]`` quotes container output and host paths: it is for
+        excluded cases), raw values: an infinite HD95 stays ``inf`` here and in the per-case
+        downloads. ``errors["message"]`` quotes container output and host paths: it is for
         the operator, never for the published site.
     logs : dict
         Entry -> the run's log lines ``(case_id, stream, message)``. Container output, which can
@@ -79,6 +98,15 @@ class LeaderboardData:
     excluded_cases : dict
         Case id -> the error class (:data:`EXCLUDING_ERROR_CLASSES`) that took it out of the
         leaderboard, sorted by case id.
+    worst : dict
+        Ranked metric -> the value a case counts with at worst (:func:`leaderboard_worst`).
+    left_out : dict
+        Run name -> why the run is not ranked (another case set than the most recent run).
+    entry_info : dict
+        Entry -> its provenance in the store's entries table (:meth:`Store.entry`); entries
+        known only as run names are absent.
+    profile : MetricProfile or None
+        The task's metric profile (official score, worst values).
     """
 
     task: str
@@ -96,6 +124,10 @@ class LeaderboardData:
     aggregates: pd.DataFrame
     logs: dict[str, list[tuple[str | None, str, str]]] = field(default_factory=dict)
     excluded_cases: dict[str, str] = field(default_factory=dict)
+    worst: dict[str, float] = field(default_factory=dict)
+    left_out: dict[str, str] = field(default_factory=dict)
+    entry_info: dict[str, EntryInfo] = field(default_factory=dict)
+    profile: MetricProfile | None = None
 
     def directions(self) -> dict[str, bool]:
         """Metric -> higher_is_better, from :data:`evaluator.metrics.METRICS`."""
@@ -192,6 +224,86 @@ def excluded_cases(errors: pd.DataFrame) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+def leaderboard_worst(profile: MetricProfile, metric: str, values: pd.Series) -> float:
+    """The value a case of ``metric`` counts with at worst on this leaderboard.
+
+    :func:`evaluator.evaluate.ranking_worst` (the profile's ``worst:``, 50 mm for distances by
+    default, else the metric's own worst value). Where that is still infinite (volumes in ml
+    have no bound), the worst finite value any entry reached on any case of the board, so that
+    a missing case ranks with the worst result seen and no mean becomes infinite; with no
+    finite value at all, the infinite worst value itself.
+
+    Parameters
+    ----------
+    profile
+        The task's metric profile.
+    metric
+        A key of :data:`evaluator.metrics.METRICS`.
+    values
+        Every stored value of the metric on the board (raw, any labels).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> p = MetricProfile(name="p", metrics=("hd95", "fp_volume_ml"))
+    >>> leaderboard_worst(p, "hd95", pd.Series([1.0, float("inf")]))
+    50.0
+    >>> leaderboard_worst(p, "fp_volume_ml", pd.Series([0.5, 7.0, float("inf")]))
+    7.0
+    """
+    worst = ranking_worst(profile, metric)
+    if math.isfinite(worst):
+        return worst
+    numbers = values.to_numpy(dtype=float)
+    finite = numbers[np.isfinite(numbers)]
+    if finite.size == 0:
+        return worst
+    return float(finite.max() if worst > 0 else finite.min())
+
+
+def _case_set_text(run: RunInfo) -> str:
+    case_set = run.parameters.get("case_set")
+    if case_set is None:
+        return "no recorded case set"
+    n = run.parameters.get("n_cases")
+    return f"case set {case_set}" + (f", {n} cases" if n is not None else "")
+
+
+def same_case_set(runs: dict[str, RunInfo]) -> tuple[dict[str, RunInfo], dict[str, str]]:
+    """Keep the runs on the case set of the most recent finished run; say why others go.
+
+    Parameters
+    ----------
+    runs
+        Entry -> its leaderboard run (finished).
+
+    Returns
+    -------
+    kept : dict
+        Entry -> run, the runs whose ``parameters["case_set"]`` equals that of the most recent
+        run (latest ``finished_at``, then highest id). Runs without ``case_set`` (old stores)
+        form one set of their own.
+    left_out : dict
+        Run name -> the reason it is not ranked.
+    """
+    if not runs:
+        return {}, {}
+    latest = max(runs.values(), key=lambda r: (r.finished_at is not None, r.finished_at, r.id))
+    wanted = latest.parameters.get("case_set")
+    kept: dict[str, RunInfo] = {}
+    left_out: dict[str, str] = {}
+    for entry, run in runs.items():
+        if run.parameters.get("case_set") == wanted:
+            kept[entry] = run
+        else:
+            left_out[run.name] = (
+                f"scored on other cases ({_case_set_text(run)}) than the most recent run "
+                f"'{latest.name}' ({_case_set_text(latest)}); runs on different case sets are "
+                "not ranked together"
+            )
+    return kept, left_out
+
+
 def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
@@ -222,7 +334,8 @@ def load_leaderboard_data(
     -------
     LeaderboardData
         Cases with a ``dataset`` error in any of the runs are left out of ``cases``, ``scores``
-        and ``results`` and listed in ``excluded_cases``.
+        and ``results`` and listed in ``excluded_cases``; runs on another case set than the
+        most recent run are left out and listed in ``left_out`` (:func:`same_case_set`).
 
     Raises
     ------
@@ -233,7 +346,7 @@ def load_leaderboard_data(
     reg = registry or load_registry()
     spec = reg.task(task)
     profile = reg.profile(spec)
-    runs = _leaderboard_runs(store.list_runs(task=task, split=split))
+    runs, left_out = same_case_set(_leaderboard_runs(store.list_runs(task=task, split=split)))
     if not runs:
         raise StoreError(
             f"no finished run of task '{task}', split '{split}' in {store.url}: "
@@ -266,10 +379,22 @@ def load_leaderboard_data(
         )
     entries = list(runs)
     cases = sorted((set(cases_frame["case_id"]) | set(results["case"])) - set(excluded))
-    scores = {
-        m: score_matrix(results, m, entries=entries, cases=cases, worst=METRICS[m].worst)
-        for m in metrics
-    }
+    worst: dict[str, float] = {}
+    scores = {}
+    for m in metrics:
+        rows = results[results["metric"] == m]
+        worst[m] = leaderboard_worst(profile, m, rows["value"])
+        capped = rows.assign(
+            value=clip_to_worst(
+                rows["value"], worst[m], higher_is_better=METRICS[m].higher_is_better
+            )
+        )
+        scores[m] = score_matrix(capped, m, entries=entries, cases=cases, worst=worst[m])
+    entry_info = {}
+    for entry, run in runs.items():
+        info = store.entry(run.entry) if run.entry is not None else None
+        if info is not None:
+            entry_info[entry] = info
     return LeaderboardData(
         task=task,
         split=split,
@@ -286,4 +411,8 @@ def load_leaderboard_data(
         aggregates=frame("aggregates_frame"),
         logs={e: store.logs(r.id) for e, r in runs.items()},
         excluded_cases=excluded,
+        worst=worst,
+        left_out=left_out,
+        entry_info=entry_info,
+        profile=profile,
     )

@@ -33,9 +33,12 @@ __all__ = [
     "metric_title",
     "plot_blob",
     "plot_dot_box",
+    "plot_podium",
     "plot_rank_heatmap",
+    "plot_significance_map",
     "plot_slice_gallery",
     "plot_std_vs_cc",
+    "plot_tau_bootstrap",
 ]
 
 _PALETTE = (
@@ -335,7 +338,10 @@ def plot_slice_gallery(
         pred_dir = lb.data.runs[item.entry].parameters.get("pred")
         if not pred_dir:
             continue
-        pred_file = find_predictions(Path(pred_dir), [item.case]).get(item.case)
+        try:  # the entry's folder is untrusted and may have changed since it was scored
+            pred_file = find_predictions(Path(pred_dir), [item.case]).get(item.case)
+        except CCBenchError:
+            continue
         if not isinstance(pred_file, Path):
             continue
         case = dataset.case(item.case)
@@ -369,4 +375,193 @@ def plot_slice_gallery(
         )
         ax.set_axis_off()
     fig.suptitle("reference (green) vs prediction (red), coronal MIP", fontsize=10)
+    return _write(fig, stem)
+
+
+def plot_significance_map(
+    lb: Leaderboard, metric: str, pvalues: pd.DataFrame, stem: Path, *, alpha: float
+) -> list[Path]:
+    """challengeR's significance map: is the row entry significantly better than the column?
+
+    ``pvalues`` is :func:`leaderboards.comparisons.pairwise_significance` (one-sided Wilcoxon
+    signed-rank, row better than column), rows and columns in the metric's test-based order. A
+    dark cell is a significant win of the row entry (``p < alpha``), the test-based ranking's
+    ``wins`` are the dark cells of a row; with up to 12 entries each cell shows its p-value.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
+    entries = [str(e) for e in pvalues.index]
+    n = len(entries)
+    p = pvalues.to_numpy(dtype=float)
+    cells = np.where(np.isnan(p), np.nan, (p < alpha).astype(float))
+    colours = ("#e8eef4", "#2c5d8a")
+    side = max(3.6, 0.62 * n + 2.6)
+    fig, ax = plt.subplots(figsize=(side + 1.8, side))
+    ax.imshow(
+        np.ma.masked_invalid(cells), cmap=ListedColormap(colours), vmin=0, vmax=1, aspect="equal"
+    )
+    for row in range(n):
+        ax.add_patch(
+            plt.Rectangle((row - 0.5, row - 0.5), 1, 1, facecolor="white", edgecolor="#999999")
+        )
+        if n <= 12:
+            for col in range(n):
+                if row != col and not np.isnan(p[row, col]):
+                    shade = "white" if cells[row, col] == 1 else "black"
+                    text = f"{p[row, col]:.2g}" if p[row, col] >= 0.001 else "<.001"
+                    ax.text(col, row, text, ha="center", va="center", color=shade, fontsize=8)
+    labels = [_short(e) for e in entries]
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("compared with (column)")
+    ax.set_ylabel("entry (row)")
+    ax.spines[["top", "right"]].set_visible(True)
+    ax.set_title(f"{metric}: one-sided Wilcoxon signed-rank, \u03b1 = {alpha:g}", fontsize=10)
+    legend = [
+        Patch(facecolor=colours[1], label=f"row better than column (p < {alpha:g})"),
+        Patch(facecolor=colours[0], label="not significant"),
+    ]
+    ax.legend(
+        handles=legend, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=8
+    )
+    return _write(fig, stem)
+
+
+def plot_podium(lb: Leaderboard, metric: str, ranks: pd.DataFrame, stem: Path) -> list[Path]:
+    """challengeR's podium plot of one metric.
+
+    Each podium place (x, 1 = best) is split into one column per entry (entries in overall
+    rank order, each in its colour). For every case, each entry's value (y) is drawn in its
+    column on the podium place of the rank it took on that case (``ranks``, from
+    :func:`leaderboards.comparisons.podium_ranks`); the values of one case are joined by a grey
+    line, as in challengeR. Below, bars give the share of the cases with a value of the entry
+    on which it took each place. Undefined (NaN) values are left out of both panels; infinite
+    values are left out of the upper one (counted in the title).
+    """
+    plt = _pyplot()
+    scores = lb.data.scores[metric]
+    order = [str(e) for e in lb.overall.index]
+    colours = entry_colours(order)
+    n = len(order)
+    width = 1.0 / (n + 1)
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        figsize=(max(5.0, 1.1 * n + 2.5), 5.6),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1]},
+    )
+
+    def x_of(place: int, column: int) -> float:
+        return place - 0.5 + (column + 1) * width
+
+    hidden = 0
+    for case in scores.index:
+        xs, ys = [], []
+        for column, entry in enumerate(order):
+            value = float(scores.loc[case, entry])
+            if not math.isfinite(value):
+                hidden += int(not math.isnan(value))
+                continue
+            xs.append(x_of(int(ranks.loc[case, entry]), column))
+            ys.append(value)
+        line = sorted(zip(xs, ys, strict=True))
+        if len(line) > 1:
+            top.plot(*zip(*line, strict=True), color="#9a9a9a", linewidth=0.6, zorder=1)
+    for column, entry in enumerate(order):
+        values = scores[entry].to_numpy(dtype=float)
+        keep = np.isfinite(values)
+        places = ranks[entry].to_numpy(dtype=int)[keep]
+        top.scatter(
+            [x_of(int(r), column) for r in places],
+            values[keep],
+            s=22,
+            color=colours[entry],
+            edgecolor="white",
+            linewidth=0.4,
+            zorder=3,
+            label=_short(entry),
+        )
+        taken = ranks[entry].to_numpy(dtype=int)[~np.isnan(values)]  # cases it has a value on
+        share = [float(np.mean(taken == place)) if taken.size else 0.0 for place in range(1, n + 1)]
+        bottom.bar(
+            [x_of(place, column) for place in range(1, n + 1)],
+            share,
+            width=width * 0.9,
+            color=colours[entry],
+        )
+    for place in range(1, n):
+        for ax in (top, bottom):
+            ax.axvline(place + 0.5, color="#cccccc", linewidth=0.8)
+    top.set_ylabel(metric_title(metric))
+    title = f"{lb.data.task} / {lb.data.split}: podium of {metric} ({len(scores)} cases)"
+    if hidden:
+        title += f", {hidden} infinite values not shown"
+    top.set_title(title, fontsize=10)
+    top.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    top.grid(axis="y", alpha=0.3)
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("share of cases")
+    bottom.set_xticks(range(1, n + 1), [f"place {p}" for p in range(1, n + 1)])
+    bottom.set_xlim(0.5, n + 0.5)
+    bottom.set_xlabel("podium place (rank on the case, 1 = best)")
+    return _write(fig, stem)
+
+
+def plot_tau_bootstrap(
+    taus: dict[tuple[str, str], np.ndarray],
+    observed: dict[tuple[str, str], float],
+    stem: Path,
+    *,
+    title: str,
+) -> list[Path]:
+    """Bootstrap distributions of Kendall's tau, one panel per (standard, CC) metric pair.
+
+    A histogram of the taus of the bootstrap samples (NaN samples, where a ranking ties every
+    entry, are counted in the panel title), the observed tau as a solid line and the central
+    95% of the samples as dashed lines.
+    """
+    plt = _pyplot()
+    pairs = list(taus)
+    n_cols = min(3, len(pairs))
+    n_rows = -(-len(pairs) // n_cols)
+    fig, axes = plt.subplots(
+        n_rows,
+        n_cols,
+        figsize=(3.6 * n_cols + 0.4, 3.0 * n_rows + 0.6),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
+    for ax in axes.flat[len(pairs) :]:
+        ax.set_visible(False)
+    bins = np.linspace(-1.0, 1.0, 41)
+    for ax, pair in zip(axes.flat, pairs, strict=False):
+        values = np.asarray(taus[pair], dtype=float)
+        defined = values[~np.isnan(values)]
+        ax.hist(defined, bins=bins, color=CC_COLOUR, alpha=0.75, edgecolor="white")
+        tau = observed[pair]
+        if math.isfinite(tau):
+            ax.axvline(
+                tau, color=STANDARD_COLOUR, linewidth=2, label=f"observed \u03c4 = {tau:.2f}"
+            )
+        if defined.size:
+            low, high = np.quantile(defined, [0.025, 0.975])
+            for edge in (low, high):
+                ax.axvline(edge, color="black", linestyle="--", linewidth=1)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_xlabel("Kendall's \u03c4 on a bootstrap sample")
+        label = f"{pair[0]} vs {pair[1]}"
+        undefined = values.size - defined.size
+        if undefined:
+            label += f"\n({undefined} samples with every entry tied left out)"
+        ax.set_title(label, fontsize=9)
+        if math.isfinite(tau):
+            ax.legend(fontsize=8, frameon=False, loc="upper left")
+        ax.grid(axis="y", alpha=0.3)
+    for row in axes:
+        row[0].set_ylabel("bootstrap samples")
+    fig.suptitle(title, fontsize=10)
     return _write(fig, stem)

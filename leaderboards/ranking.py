@@ -9,6 +9,7 @@ by the metric's worst value, see :func:`score_matrix`). Ranks are 1 = best; ties
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -20,6 +21,7 @@ __all__ = [
     "RankingMethod",
     "WeightedRanking",
     "aggregate_then_rank",
+    "clip_to_worst",
     "kendall_tau",
     "rank",
     "rank_entries",
@@ -83,6 +85,42 @@ def score_matrix(
     return table.astype(float)
 
 
+def clip_to_worst(values: pd.Series, worst: float, *, higher_is_better: bool) -> pd.Series:
+    """Values worse than ``worst`` replaced by ``worst``; NaN (undefined) stays NaN.
+
+    A leaderboard counts every case at worst with the task's declared worst value
+    (:func:`evaluator.evaluate.ranking_worst`): an infinite HD95 (one side empty) counts as,
+    e.g., 50 mm in means, intervals and ranks, while the store keeps the raw ``inf``.
+
+    Parameters
+    ----------
+    values
+        Values of one metric.
+    worst
+        The worst value counted; ``inf`` (lower is better) or ``-inf`` leaves the values as they
+        are.
+    higher_is_better
+        Direction of the metric: values below ``worst`` (higher is better) or above it (lower
+        is better) are replaced.
+
+    Returns
+    -------
+    pandas.Series
+        Same index, float values.
+
+    Examples
+    --------
+    >>> hd95 = pd.Series([3.0, float("inf"), float("nan"), 70.0])
+    >>> clip_to_worst(hd95, 50.0, higher_is_better=False).tolist()
+    [3.0, 50.0, nan, 50.0]
+    >>> clip_to_worst(pd.Series([0.5, -1.0]), 0.0, higher_is_better=True).tolist()
+    [0.5, 0.0]
+    """
+    numbers = values.astype(float)
+    worse = numbers < worst if higher_is_better else numbers > worst
+    return numbers.mask(worse, float(worst))
+
+
 def rank(values: pd.Series, *, higher_is_better: bool) -> pd.Series:
     """Rank values, 1 = best, ties share the minimum rank, NaN ranks last.
 
@@ -137,6 +175,29 @@ def rank_then_aggregate(scores: pd.DataFrame, *, higher_is_better: bool) -> pd.D
     return out.sort_values(["rank", "score"])
 
 
+def _paired_differences(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Paired differences ``x - y`` for a signed-rank test, with infinite values ranked.
+
+    Equal values (``inf`` and ``inf`` included) differ by 0, never ``inf - inf = nan``; a
+    difference with one infinite side keeps its sign and is larger in size than every finite
+    difference, all of them tied (the signed-rank test reads only signs and ranks).
+
+    Examples
+    --------
+    >>> inf = float("inf")
+    >>> _paired_differences(np.array([1.0, inf, inf, 2.0]), np.array([3.0, inf, 1.0, inf]))
+    array([-2.,  0.,  5., -5.])
+    """
+    with np.errstate(invalid="ignore"):  # inf - inf, replaced by 0 below
+        diff = np.where(x == y, 0.0, x - y)
+    infinite = np.isinf(diff)
+    if infinite.any():
+        finite = np.abs(diff[~infinite])
+        largest = 2.0 * (float(finite.max()) if finite.size else 0.0) + 1.0
+        diff = np.where(infinite, np.sign(diff) * largest, diff)
+    return diff
+
+
 def test_based_rank(
     scores: pd.DataFrame, *, higher_is_better: bool, alpha: float = 0.05
 ) -> pd.DataFrame:
@@ -147,7 +208,9 @@ def test_based_rank(
     NaN in either entry left out) rejects at level ``alpha``: exact below 50 pairs without tied
     differences, else the normal approximation with continuity correction, as R's
     ``wilcox.test``. Entries are ranked by the number of
-    wins (more is better), as challengeR's ``testBased`` ranking.
+    wins (more is better), as challengeR's ``testBased`` ranking. Infinite values are ranked,
+    not subtracted (:func:`_paired_differences`): ``inf`` against ``inf`` is no difference, and
+    every difference with one infinite side ties as the largest.
 
     Returns
     -------
@@ -167,7 +230,7 @@ def test_based_rank(
     alternative = "greater" if higher_is_better else "less"
     for a, b in itertools.permutations(scores.columns, 2):
         pair = scores[[a, b]].dropna()
-        diff = (pair[a] - pair[b]).to_numpy()
+        diff = _paired_differences(pair[a].to_numpy(dtype=float), pair[b].to_numpy(dtype=float))
         if np.count_nonzero(diff) == 0:
             continue
         nonzero = diff[diff != 0]
@@ -270,7 +333,12 @@ def weighted_rank(
     table["tiebreak"] = tie_agg
     tie_sign = -1.0 if directions[scheme.tiebreak] else 1.0
     order = pd.DataFrame({"score": score, "tie": tie_sign * tie_agg}).sort_values(["score", "tie"])
-    keys = list(zip(order["score"], order["tie"], strict=True))
+    # a NaN tie-break aggregate (no defined value) ranks after every number, as in
+    # aggregate_then_rank; infinite aggregates compare as numbers (inf ties with inf)
+    keys = [
+        (float(s), math.isnan(t), 0.0 if math.isnan(t) else float(t))
+        for s, t in zip(order["score"], order["tie"], strict=True)
+    ]
     final = pd.Series(
         [1 + sum(1 for other in keys if other < key) for key in keys], index=order.index, dtype=int
     )

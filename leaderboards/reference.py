@@ -1,9 +1,13 @@
 """Published results from the literature, shown next to measured leaderboards.
 
 The numbers live in ``leaderboards/reference_results.yaml``, transcribed exactly as printed in
-their source (APEX Table 2 and its ChestXDet table, the CC-Metrics thesis Table 16, MultiTalent
-Table 1), each row citing the line of the source text it was copied from. They are display data
-only: always marked "reported in <source>", never mixed into computed rankings.
+their source (APEX Tables 2 and 3, the CC-Metrics thesis Table 16, MultiTalent Table 1). Each
+table carries the full citation of its publication (:class:`Citation`), the protocol the numbers
+were measured with, and whether that protocol is the board's (``comparable``; when it is not,
+``caveat`` says why and the board shows the table as "not directly comparable"). Each row keeps a
+machine-readable pointer to the line of the paper's text it was copied from (``file``, ``line``).
+They are display data only: always marked "reported in <source>", never mixed into computed
+rankings.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from evaluator.errors import RegistryError
 
 __all__ = [
     "REFERENCE_FILE",
+    "Citation",
     "ReferenceRow",
     "ReferenceTable",
     "load_reference_tables",
@@ -42,6 +47,28 @@ class ReferenceRow:
 
 
 @dataclass(frozen=True)
+class Citation:
+    """The publication a table comes from.
+
+    Examples
+    --------
+    >>> Citation("Doe, J.", "A title", "A venue", 2024, "Table 2").text
+    'Doe, J.: A title. A venue (2024), Table 2.'
+    """
+
+    authors: str
+    title: str
+    venue: str
+    year: int
+    table: str
+
+    @property
+    def text(self) -> str:
+        """The citation as one line: authors, title, venue, year, table."""
+        return f"{self.authors}: {self.title}. {self.venue} ({self.year}), {self.table}."
+
+
+@dataclass(frozen=True)
 class ReferenceTable:
     """One published table.
 
@@ -52,7 +79,17 @@ class ReferenceTable:
     source : str
         What the table is ("reported in ..."), e.g. ``"APEX, Table 2 (...)"``.
     file : str
-        Source text the rows were transcribed from.
+        The paper's text the rows were transcribed from (a machine-readable pointer; each row's
+        ``line`` is the line in it).
+    citation : Citation
+        The publication, with the table number.
+    protocol : str
+        How the numbers were measured (data, split, 2D/3D, aggregation).
+    comparable : bool
+        Whether that protocol is the board's (3D volumes per case, ccbench's split and metric
+        definitions).
+    caveat : str
+        Why the numbers are not directly comparable ("" when they are).
     tasks : tuple of str
         Tasks whose leaderboards show the table.
     columns : dict
@@ -63,6 +100,10 @@ class ReferenceTable:
     id: str
     source: str
     file: str
+    citation: Citation
+    protocol: str
+    comparable: bool
+    caveat: str
     tasks: tuple[str, ...]
     columns: dict[str, str | None]
     rows: tuple[ReferenceRow, ...]
@@ -100,10 +141,30 @@ def _table(raw: Any, file: Path) -> ReferenceTable:
                     f"{sorted(unknown)}"
                 )
             rows.append(ReferenceRow(str(row["method"]), int(row["line"]), values))
+        cited = raw["citation"]
+        citation = Citation(
+            authors=str(cited["authors"]),
+            title=str(cited["title"]),
+            venue=str(cited["venue"]),
+            year=int(cited["year"]),
+            table=str(cited["table"]),
+        )
+        comparable = raw["comparable"]
+        caveat = str(raw.get("caveat") or "").strip()
+        if not isinstance(comparable, bool) or (not comparable and not caveat):
+            raise RegistryError(
+                f"{file}: table '{raw['id']}': 'comparable' must be true or false, and a table "
+                f"that is not comparable needs a 'caveat' saying why (got comparable="
+                f"{comparable!r}, caveat={caveat!r})"
+            )
         return ReferenceTable(
             id=str(raw["id"]),
             source=str(raw["source"]),
             file=str(raw["file"]),
+            citation=citation,
+            protocol=" ".join(str(raw["protocol"]).split()),
+            comparable=comparable,
+            caveat=" ".join(caveat.split()),
             tasks=tuple(str(t) for t in raw["tasks"]),
             columns=columns,
             rows=tuple(rows),

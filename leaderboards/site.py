@@ -4,11 +4,13 @@ Layout of ``out``::
 
     index.html                      every task/split published into this folder (site.json)
     site.json                       the list the index is made from
-    <task>--<split>/index.html      rankings (sortable tables), standard vs CC, per metric,
+    <task>--<split>/index.html      the official score and ranking first, then rankings
+                                    (sortable tables), standard vs CC, per metric,
                                     "reported in" literature rows, plots, downloads
     <task>--<split>/entries/*.html  one page per entry: provenance, per-case results, error classes
     <task>--<split>/plots/*.png|svg every figure of :mod:`leaderboards.plots`
-    <task>--<split>/downloads/      ranking.csv, metrics.csv, results.csv, leaderboard.json
+    <task>--<split>/downloads/      ranking.csv, official.csv, metrics.csv, results.csv (raw
+                                    per-case values, inf included), leaderboard.json
 
 Every string that comes from a submission (entry, team, image, case ids) goes through jinja2's
 autoescaping; file names of entry pages are derived slugs, never the raw name. No page loads
@@ -37,14 +39,20 @@ from evaluator.evaluate import ERROR_CLASSES
 from evaluator.store import Store
 from evaluator.workspace import Workspace
 from leaderboards.board import Leaderboard, compute_leaderboard
-from leaderboards.data import load_leaderboard_data
+from leaderboards.comparisons import check_reference_entry, compute_comparisons, podium_ranks
+from leaderboards.data import LeaderboardData, load_leaderboard_data
+from leaderboards.folds import FoldSummary, fold_summary
+from leaderboards.official import metric_short_title
 from leaderboards.plots import (
     metric_title,
     plot_blob,
     plot_dot_box,
+    plot_podium,
     plot_rank_heatmap,
+    plot_significance_map,
     plot_slice_gallery,
     plot_std_vs_cc,
+    plot_tau_bootstrap,
 )
 from leaderboards.reference import parse_reported, reference_tables_for
 
@@ -174,9 +182,10 @@ def _plots(
     """
     plots = folder / "plots"
     made: list[tuple[list[Path], str]] = []
-    made.append(
-        (plot_blob(lb, plots / "rank_blob"), "Bootstrap rank distributions (overall ranking)")
-    )
+    if not lb.boot_overall.empty:  # a run-level score without per-case values has none
+        made.append(
+            (plot_blob(lb, plots / "rank_blob"), "Bootstrap rank distributions (overall ranking)")
+        )
     made.append((plot_rank_heatmap(lb, plots / "rank_heatmap"), "Rank of each entry per metric"))
     for std, cc in [(c.standard, c.cc) for c in lb.cc]:
         made.append(
@@ -234,7 +243,22 @@ def _downloads(lb: Leaderboard, folder: Path) -> list[dict[str, str]]:
     ).reset_index()
     per_metric.to_csv(out / "metrics.csv", index=False)
     results = lb.data.results[["entry", "run", "case", "label", "metric", "value"]]
-    results.to_csv(out / "results.csv", index=False)
+    results.to_csv(out / "results.csv", index=False)  # raw values: an infinite HD95 stays inf
+    official = []
+    if lb.official is not None:
+        lb.official.table.to_csv(out / "official.csv")
+        official.append(
+            {"href": "downloads/official.csv", "name": "official.csv", "what": "official score"}
+        )
+    if lb.ranked_officially and lb.profile_overall is not None:
+        lb.profile_overall.to_csv(out / "profile_ranking.csv")
+        official.append(
+            {
+                "href": "downloads/profile_ranking.csv",
+                "name": "profile_ranking.csv",
+                "what": "ranking by per-case metrics",
+            }
+        )
     payload = {
         "task": lb.data.task,
         "split": lb.data.split,
@@ -245,6 +269,9 @@ def _downloads(lb: Leaderboard, folder: Path) -> list[dict[str, str]]:
         "entries": lb.data.entries,
         "cases": lb.data.cases,
         "excluded_cases": lb.data.excluded_cases,
+        "left_out_runs": lb.data.left_out,
+        "worst_values": {m: _json_safe(v) for m, v in lb.data.worst.items()},
+        "official": _official_json(lb),
         "overall": json.loads(lb.overall.reset_index().to_json(orient="records")),
         "metrics": json.loads(per_metric.to_json(orient="records")),
         "cc": [
@@ -256,6 +283,7 @@ def _downloads(lb: Leaderboard, folder: Path) -> list[dict[str, str]]:
     )
     return [
         {"href": "downloads/ranking.csv", "name": "ranking.csv", "what": "overall ranking"},
+        *official,
         {"href": "downloads/metrics.csv", "name": "metrics.csv", "what": "per-metric table"},
         {"href": "downloads/results.csv", "name": "results.csv", "what": "every per-case value"},
         {"href": "downloads/leaderboard.json", "name": "leaderboard.json", "what": "all tables"},
@@ -264,6 +292,181 @@ def _downloads(lb: Leaderboard, folder: Path) -> list[dict[str, str]]:
 
 def _json_safe(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _official_json(lb: Leaderboard) -> dict[str, Any] | None:
+    """The official score as published in ``leaderboard.json`` (None without one)."""
+    official = lb.official
+    if official is None:
+        return None
+    return {
+        "name": official.spec.name,
+        "source": official.spec.source,
+        "rank_by": official.spec.rank_by,
+        "run_level": official.run_level,
+        "columns": {c.key: c.header for c in official.columns},
+        "table": json.loads(official.table.reset_index().to_json(orient="records")),
+        "per_label": {
+            m: json.loads(t.reset_index().to_json(orient="records"))
+            for m, t in official.per_label.items()
+        },
+        "no_bootstrap": official.no_bootstrap,
+    }
+
+
+def _interval(low: Any, high: Any, digits: int = 3) -> str:
+    """An interval as shown: ``low – high``, or a single en dash when a bound is undefined.
+
+    Examples
+    --------
+    >>> _interval(0.12, 0.5), _interval(float("nan"), 3.0), _interval(2, 2)
+    ('0.120 – 0.500', '–', '2 – 2')
+    """
+    if any(isinstance(v, float) and math.isnan(v) for v in (low, high)):
+        return "–"
+    return f"{fmt(low, digits)} – {fmt(high, digits)}"
+
+
+def _rank_interval(low: Any, high: Any) -> str:
+    """A bootstrap rank interval, ``2–3``; an en dash without a bootstrap.
+
+    Examples
+    --------
+    >>> _rank_interval(1.0, 3.0), _rank_interval(float("nan"), float("nan"))
+    ('1–3', '–')
+    """
+    if math.isnan(float(low)) or math.isnan(float(high)):
+        return "–"
+    return f"{int(low)}–{int(high)}"
+
+
+def _percent(value: Any) -> str:
+    """A share as a whole percentage; an en dash when undefined.
+
+    Examples
+    --------
+    >>> _percent(0.256), _percent(float("nan"))
+    ('26%', '–')
+    """
+    number = float(value)
+    return "–" if math.isnan(number) else f"{100 * number:.0f}%"
+
+
+def _worst_note(lb: Leaderboard) -> str:
+    """Which worst value each unbounded metric counts with, for the task page.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> from evaluator.datasets.registry import MetricProfile
+    >>> data = SimpleNamespace(worst={"dice": 0.0, "hd95": 50.0, "fp_volume_ml": 7.5},
+    ...                        profile=MetricProfile(name="p", metrics=("dice",)))
+    >>> print(_worst_note(SimpleNamespace(data=data)))  # doctest: +NORMALIZE_WHITESPACE
+    A case counts at worst with these values in every mean, interval and rank: hd95 50.00 mm,
+    fp_volume_ml 7.500 ml (the worst value any entry reached). Worse values (an infinite
+    distance: one side empty) count as these; the raw values are in results.csv.
+    """
+    from evaluator.evaluate import ranking_worst
+    from evaluator.metrics.registry import METRICS
+
+    parts = []
+    for metric, value in lb.data.worst.items():
+        spec = METRICS[metric]
+        if not (math.isfinite(value) and math.isinf(spec.worst)):
+            continue  # bounded metrics (Dice) keep their own worst value
+        unit = f" {spec.unit}" if spec.unit in ("mm", "ml") else ""
+        declared = lb.data.profile is not None and math.isfinite(
+            ranking_worst(lb.data.profile, metric)
+        )
+        seen = "" if declared else " (the worst value any entry reached)"
+        parts.append(f"{metric} {fmt(value)}{unit}{seen}")
+    if not parts:
+        return ""
+    return (
+        "A case counts at worst with these values in every mean, interval and rank: "
+        f"{', '.join(parts)}. Worse values (an infinite distance: one side empty) count as "
+        "these; the raw values are in results.csv."
+    )
+
+
+def _official_context(lb: Leaderboard) -> dict[str, Any] | None:
+    """The official section's header, per-entry cells and per-label tables."""
+    official = lb.official
+    if official is None:
+        return None
+    href = {e: f"entries/{entry_slug(e)}.html" for e in lb.data.entries}
+
+    def cell(value: Any) -> dict[str, str]:
+        return {"text": fmt(value), "raw": _raw(value)}
+
+    cells = {
+        str(entry): [cell(row[c.key]) for c in official.columns]
+        for entry, row in official.table.iterrows()
+    }
+    order = [str(e) for e in lb.overall.index]
+    per_label = []
+    for metric, table in official.per_label.items():
+        column = next(c for c in official.columns if c.metric == metric and not c.secondary)
+        per_label.append(
+            {
+                "metric": metric,
+                "title": f"{column.header.split(' (')[0]} per label",
+                "columns": [str(c) for c in table.columns],
+                "rows": [
+                    {
+                        "entry": entry,
+                        "href": href[entry],
+                        "cells": [cell(v) for v in table.loc[entry]],
+                    }
+                    for entry in order
+                ],
+            }
+        )
+    if official.run_level:
+        tie = official.tiebreak
+        score = metric_short_title(official.spec.rank_by)
+        rule = f"Ranked by the run's {score} over all labels (higher is better)"
+        if tie is not None:
+            rule += f", ties broken by the {tie.header}"
+        rule += "."
+    else:
+        rule = _scheme_text(lb)
+    return {
+        "name": official.spec.name,
+        "source": official.spec.source,
+        "headers": [c.header for c in official.columns],
+        "cells": cells,
+        "per_label": per_label,
+        "rule": rule,
+        "note": official.no_bootstrap,
+        "run_level": official.run_level,
+    }
+
+
+def _ranking_rows(
+    table: Any, href: dict[str, str], rank_metrics: list[str]
+) -> list[dict[str, Any]]:
+    """Rows of a ranking table (overall or the profile's): ranks, scores, bootstrap summary."""
+    rows = []
+    for entry, row in table.iterrows():
+        rows.append(
+            {
+                "entry": entry,
+                "href": href[str(entry)],
+                "rank": int(row["rank"]),
+                "metric_ranks": [int(row[f"rank_{m}"]) for m in rank_metrics],
+                "score": fmt(row["score"]),
+                "score_raw": _raw(row["score"]),
+                "tiebreak": fmt(row["tiebreak"]),
+                "tiebreak_raw": _raw(row["tiebreak"]),
+                "median_rank": fmt(row["median_rank"], 1),
+                "rank_interval": _rank_interval(row["rank_low"], row["rank_high"]),
+                "rank_low_raw": _raw(row["rank_low"]),
+                "p_first": _percent(row["p_first"]),
+                "p_first_raw": _raw(row["p_first"]),
+            }
+        )
+    return rows
 
 
 def _scheme_text(lb: Leaderboard) -> str:
@@ -283,25 +486,23 @@ def _board_context(
     rank_metrics = [
         c[5:] for c in lb.overall.columns if c.startswith("rank_") and c[5:] in data.metrics
     ]
-    overall = []
-    for entry, row in lb.overall.iterrows():
-        overall.append(
-            {
-                "entry": entry,
-                "href": href[str(entry)],
-                "rank": int(row["rank"]),
-                "metric_ranks": [int(row[f"rank_{m}"]) for m in rank_metrics],
-                "score": fmt(row["score"]),
-                "score_raw": _raw(row["score"]),
-                "tiebreak": fmt(row["tiebreak"]),
-                "tiebreak_raw": _raw(row["tiebreak"]),
-                "median_rank": fmt(row["median_rank"], 1),
-                "rank_low": int(row["rank_low"]),
-                "rank_high": int(row["rank_high"]),
-                "p_first": f"{100 * row['p_first']:.0f}%",
-                "p_first_raw": _raw(row["p_first"]),
-            }
-        )
+    overall = _ranking_rows(lb.overall, href, rank_metrics)
+    official = _official_context(lb)
+    if official is not None:
+        for ranked in overall:
+            ranked["official"] = official["cells"][str(ranked["entry"])]
+    profile_ranking = None
+    if lb.ranked_officially and lb.profile_overall is not None:
+        profile_metrics = [
+            c[5:]
+            for c in lb.profile_overall.columns
+            if c.startswith("rank_") and c[5:] in data.metrics
+        ]
+        profile_ranking = {
+            "scheme": _scheme_text(lb),
+            "rank_metrics": profile_metrics,
+            "rows": _ranking_rows(lb.profile_overall, href, profile_metrics),
+        }
     metrics = []
     for metric, table in lb.per_metric.items():
         rows = [
@@ -310,7 +511,7 @@ def _board_context(
                 "href": href[str(entry)],
                 "mean": fmt(r["mean"]),
                 "mean_raw": _raw(r["mean"]),
-                "ci": f"{fmt(r['ci_low'])} – {fmt(r['ci_high'])}",
+                "ci": _interval(r["ci_low"], r["ci_high"]),
                 "ci_low_raw": _raw(r["ci_low"]),
                 "median": fmt(r["median"]),
                 "median_raw": _raw(r["median"]),
@@ -358,6 +559,12 @@ def _board_context(
             rows.append({"method": row.method, "cells": cells})
         references.append(
             {"source": table.source, "file": table.file, "columns": columns, "rows": rows}
+            | {
+                "citation": table.citation.text,
+                "protocol": table.protocol,
+                "comparable": table.comparable,
+                "caveat": table.caveat,
+            }
         )
     return {
         "task": data.task,
@@ -366,10 +573,14 @@ def _board_context(
         "n_entries": len(data.entries),
         "n_cases": len(data.cases),
         "excluded": _excluded_note(data.excluded_cases),
+        "left_out": [f"Run {run} is not ranked: {why}." for run, why in data.left_out.items()],
+        "worst_note": _worst_note(lb),
         "n_resamples": lb.n_resamples,
         "seed": lb.seed,
         "alpha": lb.alpha,
-        "scheme": _scheme_text(lb),
+        "scheme": official["rule"] if official is not None else _scheme_text(lb),
+        "official": official,
+        "profile_ranking": profile_ranking,
         "rank_metrics": rank_metrics,
         "overall": overall,
         "cc": cc,
@@ -380,17 +591,69 @@ def _board_context(
     }
 
 
+def _utc(value: Any) -> str:
+    """A submission time as published: ``YYYY-MM-DD HH:MM:SS`` in UTC (naive times are UTC).
+
+    Examples
+    --------
+    >>> _utc("2025-03-01T14:05:09+02:00"), _utc("2025-03-01T12:05:09"), _utc(None)
+    ('2025-03-01 12:05:09', '2025-03-01 12:05:09', '–')
+    >>> _utc("2025-03-01T23:30:00-01:00"), _utc("2025-03-01T12:00:00Z"), _utc("/srv/x")
+    ('2025-03-02 00:30:00', '2025-03-01 12:00:00', '–')
+    """
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return _public(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _provenance(data: LeaderboardData, entry: str) -> list[tuple[str, str]]:
+    """Team, image, digest, interface, submission time and backend of an entry.
+
+    From the store's entries table (:meth:`evaluator.store.Store.entry`: what ``ccbench
+    submit`` / ``ccbench run`` recorded), else from the run's own fields and parameters.
+    """
+    run = data.runs[entry]
+    info = data.entry_info.get(entry)
+    recorded = dict(info.manifest) if info is not None else {}
+    legacy = run.parameters.get("manifest") or {}
+
+    def first(*values: Any) -> Any:
+        return next((v for v in values if v not in (None, "")), None)
+
+    def field(key: str) -> Any:
+        return first(recorded.get(key), legacy.get(key), run.parameters.get(key))
+
+    submitted = field("submitted")
+    return [
+        ("team", _public(field("team"))),
+        ("image", _public(first(info.image if info else None, field("image")))),
+        (
+            "image digest",
+            _public(
+                first(info.image_digest if info else None, field("image_digest"), run.image_digest)
+            ),
+        ),
+        ("interface", _public(field("interface"))),
+        ("submitted (UTC)", _utc(submitted) if submitted is not None else "–"),
+        ("backend", _public(field("backend"))),
+    ]
+
+
 def _entry_context(lb: Leaderboard, entry: str) -> dict[str, Any]:
     data = lb.data
     run = data.runs[entry]
-    manifest = run.parameters.get("manifest") or {}
     # Run parameters (prediction folder, data root, store, run folder) are never shown; of the
     # provenance, anything that looks like a path or URL is dropped.
     provenance = [
         ("run", run.name),
-        ("team", _public(manifest.get("team", run.parameters.get("team")))),
-        ("image", _public(manifest.get("image", run.parameters.get("image")))),
-        ("image digest", _public(run.image_digest)),
+        *_provenance(data, entry),
         ("dataset fingerprint", _public(run.dataset_fingerprint)),
         ("ccbench version", _public(run.ccbench_version)),
         ("started (UTC)", str(run.started_at or "–")),
@@ -456,14 +719,209 @@ def _update_index(
     return index
 
 
+def _fmt_p(value: float) -> str:
+    """A p-value as shown: three decimals, scientific below 0.001, NaN as an en dash.
+
+    Examples
+    --------
+    >>> _fmt_p(0.03125), _fmt_p(1.0), _fmt_p(3.1e-05), _fmt_p(float("nan"))
+    ('0.031', '1.000', '3.1e-05', '–')
+    """
+    if math.isnan(value):
+        return "–"
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+
+def _comparisons_context(
+    lb: Leaderboard, folder: Path, *, reference_entry: str | None, folds: FoldSummary | None
+) -> dict[str, Any]:
+    """Paired tests, significance maps, podiums, bootstrap taus and fold-wise mean ± SD.
+
+    Writes their figures under ``plots/`` and CSVs under ``downloads/``; returns the template
+    context (``paired`` for the ranking's metrics, ``paired_other``, ``paired_against``,
+    ``paired_plots``, ``tau``, ``tau_plot``, ``folds``) and the ``downloads`` to add.
+    """
+    import numpy as np
+    import pandas as pd
+
+    data = lb.data
+    comp = compute_comparisons(lb, reference_entry=reference_entry)
+    href = {e: f"entries/{entry_slug(e)}.html" for e in data.entries}
+    plots, downloads = folder / "plots", folder / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+
+    def figure(paths: list[Path], caption: str) -> dict[str, str]:
+        return {
+            "png": paths[0].relative_to(folder).as_posix(),
+            "svg": paths[-1].relative_to(folder).as_posix(),
+            "caption": caption,
+        }
+
+    order = [str(e) for e in lb.overall.index]
+    ranking_metrics = [m for m in data.ranking.metrics if m in data.metrics]
+    paired: dict[str, dict[str, Any]] = {}
+    records = []
+    for test in comp.paired:
+        block = paired.setdefault(
+            test.metric,
+            {
+                "name": test.metric,
+                "title": metric_title(test.metric),
+                "in_ranking": test.metric in ranking_metrics,
+                "rows": {e: {"entry": e, "href": href[e], "cells": []} for e in order},
+            },
+        )
+        for entry in order:
+            if entry not in test.table.index:  # the compared entry itself
+                block["rows"][entry]["cells"].append(None)
+                continue
+            r = test.table.loc[entry]
+            block["rows"][entry]["cells"].append(
+                {
+                    "n": int(r["n"]),
+                    "diff": fmt(r["mean_difference"]),
+                    "diff_raw": _raw(r["mean_difference"]),
+                    "p": _fmt_p(float(r["p"])),
+                    "p_raw": _raw(r["p"]),
+                    "p_holm": _fmt_p(float(r["p_holm"])),
+                    "p_holm_raw": _raw(r["p_holm"]),
+                    "significant": "yes" if bool(r["significant"]) else "no",
+                }
+            )
+            records.append(
+                {"metric": test.metric, "against": test.against, "role": test.role}
+                | {"entry": entry, **r.to_dict()}
+            )
+    for block in paired.values():
+        block["rows"] = list(block["rows"].values())
+    paired_against = [
+        {"role": t.role, "against": t.against} for t in comp.paired if t.metric == data.metrics[0]
+    ]
+    pd.DataFrame.from_records(records).to_csv(downloads / "paired_tests.csv", index=False)
+    significance = pd.concat(
+        {m: p.stack(future_stack=True) for m, p in comp.significance.items()},
+        names=["metric", "entry", "compared_with"],
+    )
+    significance.rename("p_one_sided").reset_index().to_csv(
+        downloads / "significance.csv", index=False
+    )
+
+    directions = data.directions()
+    paired_plots = []
+    for metric in ranking_metrics:
+        paired_plots.append(
+            figure(
+                plot_significance_map(
+                    lb,
+                    metric,
+                    comp.significance[metric],
+                    plots / f"significance_{metric}",
+                    alpha=lb.alpha,
+                ),
+                f"Significance map of {metric}: one-sided Wilcoxon signed-rank test of each "
+                f"row entry against each column entry (\u03b1 = {lb.alpha:g})",
+            )
+        )
+        ranks = podium_ranks(data.scores[metric], higher_is_better=directions[metric])
+        paired_plots.append(
+            figure(
+                plot_podium(lb, metric, ranks, plots / f"podium_{metric}"),
+                f"Podium of {metric}: each case's values placed by their rank on the case",
+            )
+        )
+
+    tau_rows = []
+    tau_plot = None
+    if comp.tau:
+        observed = {(c.standard, c.cc): c.tau for c in lb.cc}
+        for (std, cc), taus in comp.tau.items():
+            defined = taus[~np.isnan(taus)]
+            low, high = np.quantile(defined, [0.025, 0.975]) if defined.size else (np.nan,) * 2
+            tau_rows.append(
+                {
+                    "standard": std,
+                    "cc": cc,
+                    "observed": fmt(observed[(std, cc)], 2),
+                    "median": fmt(float(np.median(defined)) if defined.size else np.nan, 2),
+                    "interval": _interval(float(low), float(high), 2),
+                    "p_one": f"{100 * float(np.mean(defined == 1.0)) if defined.size else 0:.0f}%",
+                    "undefined": int(taus.size - defined.size),
+                }
+            )
+        tau_plot = figure(
+            plot_tau_bootstrap(
+                comp.tau,
+                observed,
+                plots / "tau_bootstrap",
+                title=f"Kendall's \u03c4, standard vs CC ranking, on {lb.n_resamples} "
+                f"bootstrap samples of the cases (seed {lb.seed})",
+            ),
+            "Bootstrap distribution of Kendall's \u03c4 between each standard metric's ranking "
+            "and its CC counterpart's; solid line: observed \u03c4, dashed: central 95%",
+        )
+        pd.DataFrame({f"{s}_vs_{c}": t for (s, c), t in comp.tau.items()}).rename_axis(
+            "resample"
+        ).to_csv(downloads / "tau_bootstrap.csv")
+
+    fold_context = None
+    extra = [
+        {"href": "downloads/paired_tests.csv", "name": "paired_tests.csv", "what": "paired tests"},
+        {"href": "downloads/significance.csv", "name": "significance.csv", "what": "pairwise p"},
+    ]
+    if tau_plot is not None:
+        extra.append(
+            {"href": "downloads/tau_bootstrap.csv", "name": "tau_bootstrap.csv", "what": "taus"}
+        )
+    if folds is not None:
+        rows = []
+        for entry, r in folds.table.iterrows():
+            cells = [
+                {
+                    "text": f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_std'])}",
+                    "raw": _raw(r[f"{m}_mean"]),
+                }
+                for m in folds.metrics
+            ]
+            rows.append({"entry": entry, "href": href.get(str(entry)), "cells": cells})
+        fold_context = {
+            "folds": list(folds.folds),
+            "metrics": list(folds.metrics),
+            "rows": rows,
+            "left_out": [f"{e}: {why}" for e, why in folds.left_out.items()],
+        }
+        per_fold = folds.per_fold.reset_index()
+        per_fold.to_csv(downloads / "folds.csv", index=False)
+        extra.append({"href": "downloads/folds.csv", "name": "folds.csv", "what": "per-fold means"})
+    return {
+        "leader": comp.leader,
+        "reference_entry": comp.reference,
+        "paired": [b for b in paired.values() if b["in_ranking"]],
+        "paired_other": [b for b in paired.values() if not b["in_ranking"]],
+        "paired_against": paired_against,
+        "paired_plots": paired_plots,
+        "tau": tau_rows,
+        "tau_plot": tau_plot,
+        "folds": fold_context,
+        "downloads": extra,
+    }
+
+
 def render_site(
-    lb: Leaderboard, out: Path, *, workspace: Workspace, show_images: bool | None = None
+    lb: Leaderboard,
+    out: Path,
+    *,
+    workspace: Workspace,
+    show_images: bool | None = None,
+    reference_entry: str | None = None,
+    folds: FoldSummary | None = None,
 ) -> Path:
     """Write one task's board (pages, plots, downloads) into ``out`` and refresh the index.
 
     ``show_images``: publish slices of the cases' images and references (the slice gallery);
     by default only for phantom tasks, since a held-out test image must not reach a public page
-    unless the organiser says so.
+    unless the organiser says so. ``reference_entry``: an entry every other entry is also
+    compared with (paired tests); ``folds``: the task's fold-wise summary
+    (:func:`leaderboards.folds.fold_summary`), shown when given.
 
     Returns
     -------
@@ -491,6 +949,9 @@ def render_site(
     plots = _plots(lb, folder, workspace, show_images=show_images)
     downloads = _downloads(lb, folder)
     context = _board_context(lb, plots, downloads)
+    extra = _comparisons_context(lb, folder, reference_entry=reference_entry, folds=folds)
+    context["downloads"] = [*context["downloads"], *extra.pop("downloads")]
+    context.update(extra)
     (folder / "index.html").write_text(
         env.get_template("task.html").render(root="../", **context, **common), encoding="utf-8"
     )
@@ -528,6 +989,7 @@ def publish_leaderboard(
     store: str | Store | None = None,
     registry: Registry | None = None,
     show_images: bool | None = None,
+    reference_entry: str | None = None,
 ) -> Path:
     """Rank every finished run of a task and split and publish the static site.
 
@@ -554,6 +1016,9 @@ def publish_leaderboard(
         Publish slices of the cases' images with reference and prediction contours; default:
         only for phantom tasks (a held-out test image never reaches the public site unless the
         organiser asks for it).
+    reference_entry
+        An entry that every other entry is compared with by paired tests, besides the leader;
+        default none.
 
     Returns
     -------
@@ -563,16 +1028,26 @@ def publish_leaderboard(
     Raises
     ------
     StoreError
-        When the store holds no finished run of the task and split.
+        When the store holds no finished run of the task and split, or ``reference_entry`` is
+        not one of its entries.
     """
     reg = registry or load_registry()
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
     try:
         data = load_leaderboard_data(task, split, store=db, registry=reg)
+        check_reference_entry(reference_entry, data.entries, task=task, split=split)
+        folds = fold_summary(db, task, registry=reg)
     finally:
         if not isinstance(store, Store):
             db.close()
     board = compute_leaderboard(data, n_resamples=n_resamples, seed=seed, alpha=alpha)
     folder = Path(out) if out is not None else workspace.sites
     folder.mkdir(parents=True, exist_ok=True)
-    return render_site(board, folder, workspace=workspace, show_images=show_images)
+    return render_site(
+        board,
+        folder,
+        workspace=workspace,
+        show_images=show_images,
+        reference_entry=reference_entry,
+        folds=folds,
+    )

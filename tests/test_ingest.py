@@ -180,3 +180,25 @@ def test_mapping_cannot_leave_the_folder(good: Path, tmp_path: Path) -> None:
     assert isinstance(linked, Path)
     with pytest.raises(RejectedPrediction, match="symbolic link"):  # ... and refused when read
         read_prediction(linked, what="x", expected_size=SIZE)
+
+
+def test_odd_mapping_paths_and_deep_folders_are_named_not_crashes(
+    good: Path, tmp_path: Path
+) -> None:
+    pred = tmp_path / "odd"
+    pred.mkdir()
+    (pred / "mapping.json").write_text(json.dumps({"a": "x\u0000b/c.nii.gz", "b": "y\u0000.nii"}))
+    found = find_predictions(pred, ["a", "b", "c"])
+    for case in "ab":
+        match = found[case]
+        assert isinstance(match, RejectedPrediction) and match.error_class == "unsafe", case
+    deep = pred / "c"
+    for _ in range(40):
+        deep = deep / "d"
+    deep.mkdir(parents=True)
+    (deep / "p.nii").write_bytes(good.read_bytes())
+    match = find_predictions(pred, ["c"])["c"]
+    assert isinstance(match, RejectedPrediction) and "levels" in match.message
+    (pred / "mapping.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(Exception, match="not valid JSON"):
+        find_predictions(pred, ["a"])

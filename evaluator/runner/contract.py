@@ -368,17 +368,45 @@ def _write_mha(img: sitk.Image, dest: Path) -> None:
     sitk.WriteImage(img, str(dest))
 
 
-def _place(case: Case, channel: str, dest_stem: Path) -> Path:
-    """Hard-link (or copy) a channel file, or write it as ``.mha`` when it must be converted."""
+def _check_image(case: Case, channel: str) -> Path:
+    """The channel's file, after checking that its header reads (else the dataset's fault)."""
+    from evaluator.errors import ImageReadError
+
     src = Path(case.channels[channel])
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(src))
+    try:
+        if not src.is_file():
+            raise RuntimeError("file does not exist")
+        reader.ReadImageInformation()
+    except RuntimeError as err:
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else "unreadable"
+        raise ImageReadError(
+            f"case {case.case_id}: image {channel} ({src.name}) cannot be read: {detail[:160]}"
+        ) from None
+    return src
+
+
+def _place(case: Case, channel: str, dest_stem: Path) -> Path:
+    """Hard-link (or copy) a channel file, or write it as ``.mha`` when it must be converted.
+
+    A hard link shares the dataset file's permissions, so it is used only for a file that is
+    already world-readable; anything else is copied (the copy made readable), never chmod-ed.
+    """
+    src = _check_image(case, channel)
     ext = _image_suffix(src)
     if ext in INPUT_EXTENSIONS and not _resampled(case, channel):
         dest = dest_stem.with_name(dest_stem.name + ext)
-        try:
-            os.link(src, dest)
-        except OSError:
+        linked = False
+        if src.stat().st_mode & 0o004:
+            try:
+                os.link(src, dest)
+                linked = True
+            except OSError:
+                pass
+        if not linked:
             shutil.copyfile(src, dest)
-        dest.chmod(0o644)
+            dest.chmod(0o644)
         return dest
     dest = dest_stem.with_name(dest_stem.name + ".mha")
     _write_mha(case.read_channel(channel), dest)
@@ -386,13 +414,23 @@ def _place(case: Case, channel: str, dest_stem: Path) -> Path:
     return dest
 
 
-def stage_batch_inputs(cases: Sequence[Case], input_dir: Path, *, task: TaskSpec) -> Path:
+def stage_batch_inputs(
+    cases: Sequence[Case],
+    input_dir: Path,
+    *,
+    task: TaskSpec,
+    skipped: dict[str, str] | None = None,
+) -> Path:
     """Lay out ``/input`` of the batch interface; return the path of ``cases.json``.
 
     Files are hard-linked when possible (cheap, read-only in the container); HECKTOR PET is
     staged resampled onto the CT grid and 2D images as ``.mha``. Folders are world-readable so
-    the container's non-root user can read them.
+    the container's non-root user can read them. A case whose image is missing or unreadable is
+    left out of ``cases.json`` and reported in ``skipped`` (case id -> why): the dataset's
+    fault, not the entry's.
     """
+    from evaluator.errors import ImageReadError
+
     input_dir.mkdir(parents=True, exist_ok=True)
     input_dir.chmod(0o755)
     listing = []
@@ -400,10 +438,16 @@ def stage_batch_inputs(cases: Sequence[Case], input_dir: Path, *, task: TaskSpec
         folder = input_dir / case.case_id
         folder.mkdir()
         folder.chmod(0o755)
-        channels = {
-            ch: _place(case, ch, folder / ch).relative_to(input_dir).as_posix()
-            for ch in task.channels
-        }
+        try:
+            channels = {
+                ch: _place(case, ch, folder / ch).relative_to(input_dir).as_posix()
+                for ch in task.channels
+            }
+        except ImageReadError as err:
+            shutil.rmtree(folder)
+            if skipped is not None:
+                skipped[case.case_id] = str(err)
+            continue
         listing.append({"case_id": case.case_id, "channels": channels})
     path = input_dir / "cases.json"
     path.write_text(json.dumps({"task": task.name, "cases": listing}, indent=1))
@@ -451,7 +495,13 @@ def gc_inputs_json(slugs: GrandChallengeSlugs, channels: Sequence[str], key: str
 def stage_gc_inputs(
     case: Case, input_dir: Path, *, task: TaskSpec, slugs: GrandChallengeSlugs
 ) -> str:
-    """Lay out ``/input/images/<slug>/<uuid>.mha`` and ``/input/inputs.json``; return the uuid."""
+    """Lay out ``/input/images/<slug>/<uuid>.mha`` and ``/input/inputs.json``; return the uuid.
+
+    Raises
+    ------
+    ImageReadError
+        An image of the case is missing or unreadable (the dataset's fault).
+    """
     key = str(uuid.uuid4())
     for folder in (input_dir, input_dir / "images"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -460,7 +510,7 @@ def stage_gc_inputs(
         folder = input_dir / "images" / slugs.inputs[channel]
         folder.mkdir()
         folder.chmod(0o755)
-        src = Path(case.channels[channel])
+        src = _check_image(case, channel)
         dest = folder / f"{key}.mha"
         if _image_suffix(src) == ".mha" and not _resampled(case, channel):
             shutil.copyfile(src, dest)

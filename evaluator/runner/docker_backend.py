@@ -311,9 +311,7 @@ class DockerBackend:
             )
             seconds = time.perf_counter() - start
             watcher.check()
-            log = truncate_log(
-                container.logs(stdout=True, stderr=True).decode("utf-8", errors="replace")
-            )
+            log = _bounded_log(container)
             container.reload()
             state = container.attrs.get("State", {})
             if status == "exit" and state.get("OOMKilled"):
@@ -563,6 +561,9 @@ def sandbox_kwargs(
         "pids_limit": res.pids,
         "shm_size": f"{res.shm_mb}m",
         "init": True,
+        "log_config": docker.types.LogConfig(
+            type="json-file", config={"max-size": LOG_MAX_SIZE, "max-file": LOG_MAX_FILES}
+        ),
         "ulimits": [
             docker.types.Ulimit(name="fsize", soft=file_cap_bytes, hard=file_cap_bytes),
             docker.types.Ulimit(name="core", soft=0, hard=0),
@@ -589,6 +590,34 @@ def reap_containers(client: Any) -> list[str]:
             _remove(container)
             removed.append(container.name)
     return removed
+
+
+#: What the engine keeps of a container's output on disk: two files of 4 MiB (the newest).
+LOG_MAX_SIZE, LOG_MAX_FILES = "4m", "2"
+
+
+def _bounded_log(container: Any, limit: int = 65536) -> str:
+    """The container's output, its first and last ``limit // 2`` bytes; read as a stream.
+
+    The engine keeps at most ``LOG_MAX_FILES`` x ``LOG_MAX_SIZE`` of it, so neither the host's
+    disk nor the harness's memory pays for a container that prints gigabytes.
+    """
+    half = limit // 2
+    head, tail = bytearray(), bytearray()
+    total = 0
+    for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=False):
+        total += len(chunk)
+        if len(head) < half:
+            take = chunk[: half - len(head)]
+            head += take
+            chunk = chunk[len(take) :]
+        tail += chunk
+        if len(tail) > half:
+            del tail[: len(tail) - half]
+    text = head.decode("utf-8", errors="replace")
+    if total > len(head) + len(tail):
+        text += f"\n[... {total - len(head) - len(tail)} bytes cut ...]\n"
+    return truncate_log(text + tail.decode("utf-8", errors="replace"), limit=limit + 200)
 
 
 def _wait_once(container: Any, timeout: float) -> int | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from evaluator.datasets.registry import TaskSpec
-from evaluator.errors import SubmissionError
+from evaluator.errors import ImageReadError, SubmissionError
 from evaluator.processes import current_owner
 from evaluator.runner.contract import (
     ContainerRun,
@@ -104,6 +104,7 @@ class RunOutcome:
     case_ids: list[str]
     predictions: dict[str, Path] = field(default_factory=dict)
     case_errors: dict[str, str] = field(default_factory=dict)
+    dataset_errors: dict[str, str] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
     container_runs: list[ContainerRun] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -122,6 +123,7 @@ class RunOutcome:
             "cases": self.case_ids,
             "predictions": {k: str(v) for k, v in self.predictions.items()},
             "case_errors": self.case_errors,
+            "dataset_errors": self.dataset_errors,
             "rejected": self.rejected,
             "container_runs": runs,
             "provenance": self.provenance,
@@ -242,7 +244,7 @@ def run_cases(
             with _container_scratch(
                 workspace, token, cap * n, res.output_files * n + 16, user
             ) as box:
-                stage_batch_inputs(cases, box.input_dir, task=task)
+                stage_batch_inputs(cases, box.input_dir, task=task, skipped=outcome.dataset_errors)
                 run = _run_once(
                     backend,
                     manifest,
@@ -252,16 +254,19 @@ def run_cases(
                     time_limit_s=res.time_limit_s * n,
                     file_cap=cap * n,
                 )
-                got = collect_batch_outputs(
-                    box.output_dir, outcome.case_ids, predictions, max_bytes=cap
-                )
+                staged = [c for c in outcome.case_ids if c not in outcome.dataset_errors]
+                got = collect_batch_outputs(box.output_dir, staged, predictions, max_bytes=cap)
             outcome.provenance["output_enforcement"] = box.enforcement
             _note_gpus(outcome, run)
             _absorb(outcome, got, run, run_dir)
         else:
             for case in cases:
                 with _container_scratch(workspace, token, cap, res.output_files + 4, user) as box:
-                    key = stage_gc_inputs(case, box.input_dir, task=task, slugs=slugs)
+                    try:
+                        key = stage_gc_inputs(case, box.input_dir, task=task, slugs=slugs)
+                    except ImageReadError as err:
+                        outcome.dataset_errors[case.case_id] = str(err)
+                        continue
                     _gc_output_folders(box, slugs.output, user)
                     run = _run_once(
                         backend,
@@ -468,6 +473,7 @@ def _evaluate(
         data_root=data_root,
         workers=workers,
         case_errors=outcome.case_errors,
+        dataset_errors=outcome.dataset_errors,
         memory_mb=limits[0],
         time_limit_s=limits[1],
         entry_manifest={

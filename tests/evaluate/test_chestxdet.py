@@ -136,3 +136,35 @@ def test_unknown_category_is_a_label_error(
     pred.write_text(json.dumps(items))
     result = _run(chest, pred, workspace, "badcat")
     assert result.summary["error_cases"]["label"] == ["100"]
+
+
+def test_a_link_to_the_annotations_scores_nothing(
+    chest: Path, tmp_path: Path, workspace: Workspace
+) -> None:
+    """A predictions "file" that is a link to the reference annotations is refused."""
+    pred = tmp_path / "linked"
+    pred.mkdir()
+    (pred / "predictions.json").symlink_to(chest / "ChestX_Det_test.json")
+    result = _run(chest, pred, workspace, "linked")
+    assert result.summary["error_counts"]["undecodable"] == 2
+    assert result.summary["means"]["6:Effusion"]["dice"]["mean"] == 0.0
+    assert result.summary["aggregates"]["0:mean:coco_ap"] in (0.0, None) or math.isnan(
+        result.summary["aggregates"]["0:mean:coco_ap"]
+    )
+
+
+def test_malformed_items_are_errors_of_their_case_only(
+    chest: Path, tmp_path: Path, workspace: Workspace
+) -> None:
+    items = _coco_results(drop=set())
+    bad = next(i for i in items if str(i["image_id"]) == "100")
+    bad["category_id"] = "abc"
+    pred = tmp_path / "coco.json"
+    pred.write_text(json.dumps(items))
+    result = _run(chest, pred, workspace, "malformed")
+    assert result.summary["error_cases"]["undecodable"] == ["100"]
+    assert result.summary["means"]["6:Effusion"]["dice"]["n"] == 2  # 200 is scored
+    deep = tmp_path / "deep.json"  # would overflow the parser's recursion: named, no traceback
+    deep.write_text("[" * 200_000 + "]" * 200_000)
+    nested = _run(chest, deep, workspace, "deep")
+    assert nested.summary["error_counts"]["undecodable"] == 2

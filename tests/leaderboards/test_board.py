@@ -110,7 +110,8 @@ def test_missing_cases_take_the_worst_value_and_failed_runs_are_left_out(
     data = load_leaderboard_data("btcv", "test", store=db)
     assert data.entries == ["a", "b"]
     assert data.scores["dice"].loc["3", "b"] == METRICS["dice"].worst == 0.0
-    assert data.scores["hd95"].loc["3", "b"] == math.inf
+    # a missing HD95 counts with the task's worst value (50 mm), not inf
+    assert data.scores["hd95"].loc["3", "b"] == data.worst["hd95"] == 50.0
     lb = compute_leaderboard(data, n_resamples=10, seed=0)
     # b is better on cases 1 and 2 but its missing case 3 costs it the first place
     assert list(lb.overall.index) == ["a", "b"]

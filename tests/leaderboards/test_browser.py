@@ -142,3 +142,50 @@ def test_sorting_a_table_by_clicking_headers(driver: Any, site: Path) -> None:
     names = column(1)
     assert names == sorted(names, key=str.lower)
     assert names != ["perfect", "good", "fair", HOSTILE]
+
+
+@pytest.fixture(scope="module")
+def infinite_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The BTCV task page of a board whose raw HD95 and ASSD values include inf."""
+    from tests.leaderboards.official_stores import btcv_board
+
+    root = tmp_path_factory.mktemp("browser-inf")
+    board = btcv_board(root)
+    index = publish_leaderboard(
+        "btcv", "all", workspace=board.workspace, out=root / "site", n_resamples=30
+    )
+    return index.parent / "btcv--all" / "index.html"
+
+
+def test_official_section_first_and_no_infinite_mean(
+    driver: Any, infinite_site: Path, tmp_path: Path
+) -> None:
+    import csv
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    with (infinite_site.parent / "downloads" / "results.csv").open() as f:
+        raw = [r for r in csv.DictReader(f) if r["metric"] in ("hd95", "assd")]
+    assert any(r["value"] == "inf" for r in raw)  # the board's raw values are infinite
+    driver.get(infinite_site.as_uri())
+    assert _severe(driver) == []
+    sections = driver.find_elements(By.TAG_NAME, "h2")
+    assert sections[0].get_attribute("id") == "official"
+    assert sections[0].text == "BTCV (per-organ Dice): official score and ranking"
+    checked = 0
+    for table in driver.find_elements(By.CSS_SELECTOR, "main table"):
+        headers = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+        columns = [i for i, h in enumerate(headers) if "mean" in h.lower() or h == "95% CI"]
+        for row in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
+            cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+            for i in columns:
+                assert "∞" not in cells[i] and "inf" not in cells[i].lower(), (headers[i], cells)
+                assert not re.search(r"–\s*–", cells[i]), (headers[i], cells)
+                if headers[i] == "95% CI":
+                    assert re.fullmatch(r"\d+\.\d+ – \d+\.\d+", cells[i]), cells
+                checked += 1
+    assert checked > 50  # official, per-organ and per-metric tables were read
+    shot = tmp_path / "btcv.png"
+    assert driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000

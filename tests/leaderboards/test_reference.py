@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from evaluator.datasets.registry import load_registry
+from evaluator.errors import RegistryError
 from evaluator.metrics.registry import METRICS
-from leaderboards.reference import load_reference_tables, parse_reported
+from leaderboards.reference import REFERENCE_FILE, load_reference_tables, parse_reported
 
 # The source texts live beside the repository (../shared/seeds), as in CI.
 SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
@@ -57,3 +59,40 @@ def test_known_published_numbers() -> None:
     apex = tables["apex-table2"].rows[-1]
     assert parse_reported(apex.values["test Dice"]) == (73.01, 0.7)
     assert parse_reported("_") is None
+
+
+def test_every_table_has_a_full_citation_and_protocol() -> None:
+    for table in load_reference_tables():
+        c = table.citation
+        assert c.authors and c.title and c.venue and c.table.startswith("Table "), table.id
+        assert 2000 < c.year < 2100, table.id
+        assert table.protocol, table.id
+        assert table.comparable or table.caveat, table.id  # not comparable: say why
+        assert table.file.endswith(".txt") and all(r.line > 0 for r in table.rows)
+        assert str(c.year) in c.text and c.table in c.text and c.title in c.text
+
+
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[*#_<>/\\]|\bsup\b", " ", text).lower().split())
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="source texts not available")
+def test_citations_name_the_text_the_rows_come_from() -> None:
+    """The cited title, first author and table label are in the text the numbers come from."""
+    for table in load_reference_tables():
+        text = (SEEDS / table.file).read_text(encoding="utf-8")
+        flat = _normalised(text)
+        assert _normalised(table.citation.title) in flat, table.id
+        first_author = table.citation.authors.split(",")[0]
+        assert first_author in text, table.id
+        assert re.search(rf"\b{table.citation.table}\b", text), table.id
+
+
+def test_a_table_that_is_not_comparable_must_say_why(tmp_path: Path) -> None:
+    text = REFERENCE_FILE.read_text(encoding="utf-8")
+    broken = re.sub(r"    caveat: >-\n(      .*\n)+", "", text, count=1)
+    assert broken != text
+    path = tmp_path / "reference.yaml"
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(RegistryError, match="needs a 'caveat'"):
+        load_reference_tables(path)

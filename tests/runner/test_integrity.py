@@ -351,3 +351,22 @@ def test_reference_off_its_image_grid_is_a_dataset_error_for_everyone(
     assert "not scorable" in errors["message"].iloc[0]
     dice = _dice(results)
     assert pd.isna(dice["0002"]) and dice["0001"] > 0 and dice["0003"] > 0
+
+
+def test_a_flood_of_container_output_costs_bounded_memory_and_disk(
+    tiny: TinyDataset, workspace: Workspace, docker_backend: Any, test_images: dict[str, str]
+) -> None:
+    import tracemalloc
+
+    roomy = TIGHT.model_copy(update={"time_limit_s": 60.0})
+    manifest = hostile_manifest(test_images["hostile"], "logbomb", resources=roomy, args=("256",))
+    tracemalloc.start()
+    try:
+        out, errors, _ = _run(manifest, tiny, workspace, docker_backend)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    log = out.container_runs[0].log
+    assert out.container_runs[0].ok and errors.empty  # 256 MiB printed, every case scored
+    assert len(log) < 70_000 and "bytes cut" in log and log.rstrip().endswith("the last line")
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB of Python memory for the log"

@@ -278,3 +278,49 @@ def test_entry_provenance_reaches_the_store(tiny: TinyDataset, workspace: Worksp
     assert info.image == BASELINE_TAG and info.image_digest == manifest.image_digest
     assert info.manifest["team"] == "Team Lesion" and info.manifest["interface"] == "batch"
     assert info.manifest["submitted"] and info.manifest["backend"] == "local"
+
+
+def test_broken_images_are_dataset_errors_and_permissions_are_kept(
+    tiny: TinyDataset, workspace: Workspace
+) -> None:
+    """A missing and a corrupt CT are the dataset's fault (every entry, no worst values); a
+    private dataset file keeps its permissions after staging."""
+    from evaluator.runner.contract import write_manifest
+    from evaluator.store import Store
+
+    (tiny.root / "img" / "img0001.nii.gz").unlink()
+    (tiny.root / "img" / "img0002.nii.gz").write_bytes(b"\x1f\x8bnot an image")
+    private = tiny.root / "img" / "img0003.nii.gz"
+    private.chmod(0o600)
+    manifest = Manifest(
+        name="test-broken-data",
+        image=BASELINE_TAG,
+        image_digest="sha256:" + "2" * 64,
+        tasks=("btcv-phantom",),
+        command=("{python}", str(BASELINE_CONTEXT / "predict.py")),
+        resources=FAST,
+    )
+    submissions = workspace.root / "submissions"
+    write_manifest(manifest, submissions)
+    outcome = run_entry(
+        manifest.name,
+        task="btcv-phantom",
+        split="all",
+        workspace=workspace,
+        backend="local",
+        submissions_dir=submissions,
+        data_root=tiny.root,
+        workers=1,
+    )
+    assert sorted(outcome.dataset_errors) == ["0001", "0002"]
+    assert oct(private.stat().st_mode & 0o777) == oct(0o600)
+    with Store.open(workspace=workspace) as db:
+        run_id = outcome.evaluation.run.id
+        errors = db.errors_frame(run_ids=[run_id])
+        results = db.results_frame(run_ids=[run_id])
+    assert dict(zip(errors["case_id"], errors["error_class"], strict=True)) == {
+        "0001": "dataset",
+        "0002": "dataset",
+    }
+    dice = results[(results["metric"] == "dice") & (results["label"] == 1)].set_index("case_id")
+    assert dice.loc[["0001", "0002"], "value"].isna().all() and dice.loc["0003", "value"] > 0

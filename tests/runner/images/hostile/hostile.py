@@ -2,7 +2,7 @@
 
 Modes: inspect, network, escape, forkbomb, loop, memory, hugefile, tmpfill, links, crash, malformed,
 geometry, nan, nothing, good, pointer, bigint, bomb, leak, deepnest, manyfiles, fastfill, setuid,
-markup. Reads the batch layout (``/input/cases.json``); later arguments are the mode's own.
+markup, logbomb. Reads the batch layout (``/input/cases.json``); later arguments are the mode's own.
 """
 
 from __future__ import annotations
@@ -332,6 +332,19 @@ def markup() -> int:
     (OUT / "\x1b[2J[/]evil.nii.gz").write_bytes(b"x")
     for case in cases():
         write_label(case)
+    return 0
+
+
+def logbomb(mib: str = "512") -> int:
+    """Good predictions, then hundreds of MiB on stdout as fast as possible."""
+    for case in cases():
+        write_label(case)
+    line = ("x" * 1023 + "\n").encode()
+    out = sys.stdout.buffer
+    for _ in range(int(mib) * 1024):
+        out.write(line)
+    out.write(b"logbomb: the last line\n")
+    out.flush()
     return 0
 
 

@@ -1,0 +1,135 @@
+"""Fold-wise mean ± SD from a hand-made store, checked against numbers computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from evaluator.store import ResultRow, Store
+from evaluator.workspace import Workspace
+from leaderboards.folds import fold_summary, summarise_folds
+from leaderboards.site import publish_leaderboard
+
+nan = math.nan
+
+#: Entry "a", BTCV (5 folds), two cases per fold: per case a list of (label, dice) rows (labels
+#: are averaged per case) and one HD95. Per-fold mean Dice, by hand: fold0 (0.4 + 0.6)/2 = 0.5
+#: and 0.5 -> 0.5; fold1 (0.5 + 0.7)/2 = 0.6; fold2 0.7 (the NaN case is undefined, left out);
+#: fold3 0.8; fold4 (1.0 + 0.8)/2 = 0.9. Mean 0.7; SD (n - 1) sqrt((0.04 + 0.01 + 0 + 0.01 +
+#: 0.04) / 4) = sqrt(0.025). HD95 per fold 1, 2, 3, 4, 5: mean 3, SD sqrt(10 / 4) = sqrt(2.5).
+Cases = dict[str, tuple[list[tuple[int, float]], float]]
+
+A_FOLDS: dict[str, Cases] = {
+    "fold0": {"0-1": ([(1, 0.4), (2, 0.6)], 1.0), "0-2": ([(1, 0.5)], 1.0)},
+    "fold1": {"1-1": ([(1, 0.5)], 1.0), "1-2": ([(1, 0.7)], 3.0)},
+    "fold2": {"2-1": ([(1, 0.7)], 3.0), "2-2": ([(1, nan)], 3.0)},
+    "fold3": {"3-1": ([(1, 0.8)], 4.0), "3-2": ([(1, 0.8)], 4.0)},
+    "fold4": {"4-1": ([(1, 1.0)], 5.0), "4-2": ([(1, 0.8)], 5.0)},
+}
+DICE_MEAN, DICE_SD = 0.7, math.sqrt(0.025)
+HD95_MEAN, HD95_SD = 3.0, math.sqrt(2.5)
+
+
+def _run(
+    db: Store,
+    name: str,
+    entry: str,
+    split: str,
+    cases: Cases,
+    *,
+    status: str = "finished",
+    parameters: dict[str, str] | None = None,
+) -> None:
+    run = db.create_run(
+        name=name, task="btcv", split=split, parameters=parameters or {}, entry=entry
+    )
+    for case, (dice_rows, hd95) in cases.items():
+        rows = [ResultRow(label, "dice", value) for label, value in dice_rows]
+        db.record_case(run.id, case, [*rows, ResultRow(1, "hd95", hd95)])
+    db.finish_run(run.id, status=status)
+
+
+def _store(workspace: Workspace) -> Store:
+    """'a' on every fold; 'b' on two folds; 'c' on four (its fold2 run failed); a degradation
+    study on fold3 and a test-split run, neither of which is a fold entry."""
+    db = Store.open(f"sqlite:///{workspace.root / 'folds.sqlite'}")
+    for fold, cases in A_FOLDS.items():
+        _run(db, f"a-{fold}", "a", fold, cases)
+
+    def other(fold: str) -> Cases:
+        return {case: ([(1, 0.3)], 9.0) for case in A_FOLDS[fold]}  # the fold's cases
+
+    for fold in ("fold0", "fold1"):
+        _run(db, f"b-{fold}", "b", fold, other(fold))
+    for fold in A_FOLDS:
+        status = "failed" if fold == "fold2" else "finished"
+        _run(db, f"c-{fold}", "c", fold, other(fold), status=status)
+    _run(db, "study", "a", "fold3", other("fold3"), parameters={"simulation": "dataset"})
+    _run(db, "a-test", "a", "test", {"t1": ([(1, 0.9)], 2.0)})
+    _run(db, "b-test", "b", "test", {"t1": ([(1, 0.4)], 6.0)})
+    return db
+
+
+def test_fold_summary_by_hand(workspace: Workspace) -> None:
+    db = _store(workspace)
+    summary = fold_summary(db, "btcv")
+    assert summary is not None
+    assert summary.folds == ("fold0", "fold1", "fold2", "fold3", "fold4")
+    assert list(summary.table.index) == ["a"]
+    row = summary.table.loc["a"]
+    assert row["dice_mean"] == pytest.approx(DICE_MEAN)
+    assert row["dice_std"] == pytest.approx(DICE_SD)
+    assert row["hd95_mean"] == pytest.approx(HD95_MEAN)
+    assert row["hd95_std"] == pytest.approx(HD95_SD)
+    assert row["n_folds"] == 5
+    per_fold = summary.per_fold.xs("a", level="entry")["dice"]
+    assert per_fold.round(12).to_dict() == {
+        "fold0": 0.5,
+        "fold1": 0.6,
+        "fold2": 0.7,
+        "fold3": 0.8,
+        "fold4": 0.9,
+    }
+    assert summary.left_out == {
+        "b": "no finished run on fold2, fold3, fold4",
+        "c": "no finished run on fold2",
+    }
+    db.close()
+
+
+def test_no_fold_runs_no_summary(workspace: Workspace) -> None:
+    db = Store.open(f"sqlite:///{workspace.root / 'none.sqlite'}")
+    _run(db, "a-test", "a", "test", {"t1": ([(1, 0.9)], 2.0)})
+    assert fold_summary(db, "btcv") is None
+    db.close()
+
+
+def test_summarise_folds_single_fold_has_no_sd() -> None:
+    idx = pd.MultiIndex.from_tuples([("a", "fold0")], names=["entry", "fold"])
+    table, left = summarise_folds(pd.DataFrame({"dice": [0.6]}, index=idx), ("fold0",))
+    assert table.loc["a", "dice_mean"] == 0.6 and math.isnan(table.loc["a", "dice_std"])
+    assert left == {}
+
+
+def test_test_split_board_shows_the_fold_table(workspace: Workspace) -> None:
+    db = _store(workspace)
+    try:
+        index = publish_leaderboard(
+            "btcv",
+            "test",
+            workspace=workspace,
+            out=workspace.root / "site",
+            store=db,
+            n_resamples=10,
+        )
+    finally:
+        db.close()
+    board = index.parent / "btcv--test"
+    page = (board / "index.html").read_text()
+    assert "Cross-validation folds" in page
+    assert f"0.700 ± {DICE_SD:.3f}" in page and "3.000 ± 1.581" in page
+    assert "Not summarised: b: no finished run on fold2, fold3, fold4." in page
+    csv = pd.read_csv(board / "downloads" / "folds.csv")
+    assert sorted(csv["fold"]) == ["fold0", "fold1", "fold2", "fold3", "fold4"]
