@@ -545,6 +545,8 @@ def submit_cmd(
 
     if (image is None) == (image_file is None):
         raise typer.BadParameter("give an IMAGE or --image-file (one of the two)")
+    if not max_archive_gb > 0 or max_archive_gb == float("inf"):
+        raise typer.BadParameter("must be a positive number", param_hint="--max-archive-gb")
     try:
         resources = Resources(
             memory_mb=memory_mb,
@@ -595,14 +597,21 @@ def preflight_cmd(
         InterfaceChoice,
         typer.Option(help="'batch' (one run per split) or 'grand-challenge' (one per case)."),
     ] = InterfaceChoice.batch,
-    cases: Annotated[int, typer.Option(help="How many cases to run (the first of the split).")] = 2,
+    cases: Annotated[
+        int, typer.Option(min=1, help="How many cases to run (the first of the split).")
+    ] = 2,
     split: Annotated[str, typer.Option("--split", "-s", help="Split the cases come from.")] = "all",
     memory_mb: Annotated[int, typer.Option(help="Memory limit, MiB.")] = 4096,
+    cpus: Annotated[float, typer.Option(help="CPU share.")] = 2.0,
+    pids: Annotated[int, typer.Option(help="Process-count limit.")] = 128,
     time_limit: Annotated[float, typer.Option(help="Wall-clock limit per case, seconds.")] = 600.0,
+    shm_mb: Annotated[int, typer.Option(help="/dev/shm size, MiB.")] = 64,
+    tmp_mb: Annotated[int, typer.Option(help="/tmp size, MiB.")] = 512,
     gpus: Annotated[str, typer.Option(help="'auto', 'never', 'all' or a count.")] = "auto",
     filesystem: Annotated[
         FilesystemChoice, typer.Option(help="'ephemeral' or 'read-only'.")
     ] = FilesystemChoice.ephemeral,
+    layer_mb: Annotated[int, typer.Option(help="Cap of the ephemeral writable layer, MiB.")] = 2048,
     command: Annotated[str | None, typer.Option(help="Command overriding the image's CMD.")] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
@@ -621,13 +630,27 @@ def preflight_cmd(
     """
     import shlex
 
+    from pydantic import ValidationError
+
+    from evaluator.errors import SubmissionError
     from evaluator.reporting import print_preflight
-    from evaluator.runner.contract import Resources
+    from evaluator.runner.contract import Resources, invalid_fields
     from evaluator.runner.preflight import preflight
 
-    resources = Resources(
-        memory_mb=memory_mb, time_limit_s=time_limit, gpus=_gpus(gpus), filesystem=filesystem.value
-    )
+    try:
+        resources = Resources(
+            memory_mb=memory_mb,
+            cpus=cpus,
+            pids=pids,
+            time_limit_s=time_limit,
+            shm_mb=shm_mb,
+            tmp_mb=tmp_mb,
+            gpus=_gpus(gpus),
+            filesystem=filesystem.value,
+            layer_mb=layer_mb,
+        )
+    except ValidationError as err:
+        raise SubmissionError(f"preflight of {image}: {invalid_fields(err)}") from err
     report = preflight(
         image,
         task=task,

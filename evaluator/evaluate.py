@@ -181,9 +181,11 @@ def ranking_worst(profile: MetricProfile, metric: str) -> float:
     if metric in profile.worst:
         return float(profile.worst[metric])
     spec = METRICS[metric]
+    cc = profile.params.get("cc_worst_distance_mm") if spec.kind == "cc" else None
+    if spec.unit == "mm" and cc is not None:
+        return float(cc)  # CC distances: scored with this worst value (make_plan)
     if spec.unit == "mm" and math.isinf(spec.worst):
-        cc = profile.params.get("cc_worst_distance_mm") if spec.kind == "cc" else None
-        return float(cc) if cc is not None else DEFAULT_WORST_DISTANCE_MM
+        return DEFAULT_WORST_DISTANCE_MM
     return float(spec.worst)
 
 
@@ -481,16 +483,22 @@ def _jobs(
     case_ids: Sequence[str],
     case_errors: Mapping[str, str] | None = None,
     dataset_errors: Mapping[str, str] | None = None,
+    unsafe: set[str] | None = None,
 ) -> list[CaseJob]:
     jobs = _prediction_jobs(task, plan, dataset, pred, case_ids)
     errors = case_errors or {}
     broken = dataset_errors or {}
+    unsafe = unsafe or set()
     # A container failure explains a missing prediction better than "no file"; a case whose
     # data could not be staged is the dataset's fault.
     return [
         replace(job, preset_error=("dataset", broken[job.case.case_id]))
         if job.case.case_id in broken
-        else replace(job, missing_class="container", missing_reason=errors[job.case.case_id])
+        else replace(
+            job,
+            missing_class="unsafe" if job.case.case_id in unsafe else "container",
+            missing_reason=errors[job.case.case_id],
+        )
         if job.case.case_id in errors
         else job
         for job in jobs
@@ -658,6 +666,7 @@ def evaluate_run(
     entry_manifest: Mapping[str, Any] | None = None,
     only_cases: Sequence[str] | None = None,
     dataset_errors: Mapping[str, str] | None = None,
+    unsafe_cases: Iterable[str] = (),
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -716,6 +725,8 @@ def evaluate_run(
     dataset_errors
         Case id -> why its data could not be given to the container (the container runner
         passes these): recorded as ``dataset`` errors, not scored for any entry.
+    unsafe_cases
+        Cases of ``case_errors`` whose output was a link or a special file (class ``unsafe``).
 
     Returns
     -------
@@ -779,7 +790,10 @@ def evaluate_run(
         todo = [] if finished else [c for c in case_ids if c not in done]
         try:
             if todo:
-                jobs = _jobs(spec, plan, dataset, pred_path, todo, case_errors, dataset_errors)
+                jobs = _jobs(
+                    spec, plan, dataset, pred_path, todo, case_errors, dataset_errors,
+                    set(unsafe_cases),
+                )  # fmt: skip
                 if not done and case_errors is None:
                     _refuse_empty_folder(spec, jobs, pred_path)
                 fingerprint = _fingerprint(
@@ -812,8 +826,9 @@ def evaluate_run(
                     rejected = db.errors_frame(run_ids=[run.id])
                     rejected = set(rejected.loc[rejected["error_class"] != "empty", "case_id"])
                     jobs = _jobs(
-                        spec, plan, dataset, pred_path, case_ids, case_errors, dataset_errors
-                    )
+                        spec, plan, dataset, pred_path, case_ids, case_errors, dataset_errors,
+                        set(unsafe_cases),
+                    )  # fmt: skip
                     aggregates += _coco_aggregates(plan, jobs, rejected)
                 db.finish_run(run.id, aggregates=aggregates)
         except BaseException:

@@ -390,6 +390,8 @@ def print_submission(manifest: Any, path: Any, *, console: Console) -> None:
         "tasks": ", ".join(manifest.tasks),
         "resources": f"{res.memory_mb} MiB, {res.cpus:g} CPUs, {res.pids} processes, "
         f"{res.time_limit_s:g} s per case, GPUs {res.gpus}",
+        "file system": f"{res.filesystem}"
+        + (f" (writable layer up to {res.layer_mb} MiB)" if res.filesystem == "ephemeral" else ""),
         "manifest": str(path),
     }
     console.print(kv_table("submitted", rows))

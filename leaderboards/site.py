@@ -382,10 +382,17 @@ def _worst_note(lb: Leaderboard) -> str:
         parts.append(f"{metric} {fmt(value)}{unit}{seen}")
     if not parts:
         return ""
+    medians = ""
+    official = lb.data.profile.official if lb.data.profile is not None else None
+    if official is not None and any(a == "median" for a in official.secondary.values()):
+        medians = (
+            " The official table's medians use the raw values, as the official evaluation "
+            "does (a missing or empty side is ∞ there)."
+        )
     return (
         "A case counts at worst with these values in every mean, interval and rank: "
         f"{', '.join(parts)}. Worse values (an infinite distance: one side empty) count as "
-        "these; the raw values are in results.csv."
+        f"these; the raw values are in results.csv.{medians}"
     )
 
 

@@ -84,7 +84,15 @@ def _outcome() -> RunOutcome:
 
 
 def _submission(console: Console) -> None:
-    resources = SimpleNamespace(memory_mb=1024, cpus=2.0, pids=64, time_limit_s=60.0, gpus=0)
+    resources = SimpleNamespace(
+        memory_mb=1024,
+        cpus=2.0,
+        pids=64,
+        time_limit_s=60.0,
+        gpus=0,
+        filesystem="ephemeral",
+        layer_mb=2048,
+    )
     manifest = SimpleNamespace(
         name=f"entry {HOSTILE}",
         team=f"team {HOSTILE}",

@@ -21,15 +21,10 @@ from typing import Any, Literal
 import numpy as np
 
 from evaluator.errors import MetricInputError, UnknownMetricError
+from evaluator.metrics._grid import SparseGrid, check_spacing, image_diagonal_mm
 from evaluator.metrics.overlap import OverlapCounts, overlap_value
 from evaluator.metrics.registry import METRICS
-from evaluator.metrics.surface import (
-    BOUNDARY_DILATION_RATIO,
-    _Padded,
-    _surface_values,
-    check_spacing,
-    image_diagonal_mm,
-)
+from evaluator.metrics.surface import BOUNDARY_DILATION_RATIO, _surface_values
 from evaluator.typing import Connectivity, IntArray, LabelArray, Spacing
 
 __all__ = ["CaseMetrics", "check_label_map", "compute_metrics", "present_labels", "resolve_metrics"]
@@ -200,8 +195,8 @@ def present_labels(array: LabelArray) -> list[int]:
 
 
 def _one_label(
-    grid_p: _Padded,
-    grid_r: _Padded,
+    grid_p: SparseGrid,
+    grid_r: SparseGrid,
     *,
     names: tuple[str, ...],
     spacing: Spacing,
@@ -256,7 +251,7 @@ def _one_label(
             out[name] = float(result.means[name])
             per_component[name] = [float(v) for v in result.per_component[name]]
 
-    # after the labellings: the Boundary IoU band uses them (surface._ray_bound)
+    # after the labellings: the Boundary IoU band uses them (SparseGrid.cached_components)
     surface_names = [name for name in names if kinds[name] == "surface"]
     if surface_names:
         band_mm = BOUNDARY_DILATION_RATIO * diagonal_mm
@@ -364,8 +359,8 @@ def compute_metrics(
     split_r = _by_label(fg_r, values_r, label_list)
     for label in label_list:
         values, per_comp = _one_label(
-            _Padded.from_flat(split_p[label], p_map.shape),
-            _Padded.from_flat(split_r[label], r_map.shape),
+            SparseGrid.from_flat(split_p[label], p_map.shape),
+            SparseGrid.from_flat(split_r[label], r_map.shape),
             names=names,
             spacing=sp,
             diagonal_mm=diagonal,

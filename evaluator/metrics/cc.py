@@ -46,23 +46,23 @@ import numpy as np
 from scipy import ndimage
 
 from evaluator.errors import MetricInputError, UnknownMetricError
-from evaluator.metrics._voronoi import (
+from evaluator.metrics._grid import (
     Components,
+    SparseGrid,
+    check_spacing,
+    default_connectivity,
     grid_components,
-    nearest_component,
+    image_diagonal_mm,
     structure,
 )
-from evaluator.metrics.lesion import default_connectivity
+from evaluator.metrics._voronoi import nearest_component
 from evaluator.metrics.overlap import check_pair
 from evaluator.metrics.registry import EDGE_CASES, METRICS
 from evaluator.metrics.surface import (
     BOUNDARY_DILATION_RATIO,
     SurfaceDistances,
-    _band,
-    _directed,
-    _Padded,
-    check_spacing,
-    image_diagonal_mm,
+    band_indices,
+    directed_distances,
 )
 from evaluator.typing import BoolArray, IntArray, Spacing
 
@@ -152,7 +152,7 @@ def _empty_reference(
 
 
 def _region_labels(
-    grid_p: _Padded, grid_r: _Padded, connectivity: int
+    grid_p: SparseGrid, grid_r: SparseGrid, connectivity: int
 ) -> tuple[IntArray, IntArray, BoolArray]:
     """Prediction voxel coordinates, their region labels, and whether each lies in the reference.
 
@@ -233,8 +233,8 @@ def cc_metrics(
     if diagonal_mm is not None and not (math.isfinite(diagonal_mm) and diagonal_mm >= 0):
         raise MetricInputError(f"image diagonal {diagonal_mm!r} must be finite and >= 0")
     return _cc_on_grids(
-        _Padded.from_mask(p),
-        _Padded.from_mask(r),
+        SparseGrid.from_mask(p),
+        SparseGrid.from_mask(r),
         sp,
         names,
         connectivity=connectivity,
@@ -246,8 +246,8 @@ def cc_metrics(
 
 
 def _cc_on_grids(
-    grid_p: _Padded,
-    grid_r: _Padded,
+    grid_p: SparseGrid,
+    grid_r: SparseGrid,
     sp: Spacing,
     names: tuple[str, ...],
     *,
@@ -330,8 +330,8 @@ def _per_component_surface(
         return out
     ref_labels = comps.labels
     keep = detected[ref_labels]
-    grid_p = _Padded.from_coords(coords, comps.shape, labels)
-    grid_r = _Padded.from_coords(comps.coords[keep], comps.shape, ref_labels[keep])
+    grid_p = SparseGrid.from_coords(coords, comps.shape, labels)
+    grid_r = SparseGrid.from_coords(comps.coords[keep], comps.shape, ref_labels[keep])
     found = np.flatnonzero(detected)
 
     def by_block(flat: IntArray) -> IntArray:
@@ -340,8 +340,8 @@ def _per_component_surface(
 
     if any(m in _SURFACE for m in wanted):
         surf_p, surf_r = grid_p.surface(), grid_r.surface()
-        to_ref = _directed(surf_p, surf_r, grid_p, spacing)
-        to_pred = _directed(surf_r, surf_p, grid_p, spacing)
+        to_ref = directed_distances(surf_p, surf_r, grid_p, spacing)
+        to_pred = directed_distances(surf_r, surf_p, grid_p, spacing)
         sp_, sr_ = by_block(surf_p), by_block(surf_r)
         for k in found.tolist():
             sd = SurfaceDistances(to_ref[sp_[k] : sp_[k + 1]], to_pred[sr_[k] : sr_[k + 1]])
@@ -351,8 +351,8 @@ def _per_component_surface(
                 elif m in _SURFACE:
                     out[m][k - 1] = getattr(sd, m[len("cc_") :])()
     if "cc_boundary_iou" in wanted:
-        band_p = _band(grid_p, spacing, band_mm)
-        band_r = _band(grid_r, spacing, band_mm)
+        band_p = band_indices(grid_p, spacing, band_mm)
+        band_r = band_indices(grid_r, spacing, band_mm)
         both = np.intersect1d(band_p, band_r, assume_unique=True)
         size = grid_p.block_size
         inter = np.bincount(both // size, minlength=n + 1)
@@ -415,11 +415,11 @@ def voronoi_regions(
     w, _ = check_pair(where, r)
     out = np.zeros(r.shape, dtype=np.int32)
     conn = default_connectivity(r.ndim) if connectivity is None else int(connectivity)
-    grid_r = _Padded.from_mask(r)
+    grid_r = SparseGrid.from_mask(r)
     comps = grid_components(grid_r, conn, surfaces=True)
     if comps.n == 0:
         return out
-    coords, labels, inside = _region_labels(_Padded.from_mask(w), grid_r, conn)
+    coords, labels, inside = _region_labels(SparseGrid.from_mask(w), grid_r, conn)
     labels[~inside] = nearest_component(
         coords[~inside], comps.surface_coords, comps.surface_labels, spacing=dist_sp, shape=r.shape
     )

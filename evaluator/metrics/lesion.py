@@ -3,7 +3,7 @@
 Every metric here starts from the connected components of the prediction and of the reference
 (26-connectivity in 3D and 8 in 2D unless `connectivity` says otherwise, numbered as
 ``scipy.ndimage.label``), labelled once per image from its foreground voxels alone (a sparse
-neighbour graph, :func:`evaluator.metrics._voronoi.label_sparse`); all overlaps between
+neighbour graph, :func:`evaluator.metrics._grid.label_sparse`); all overlaps between
 components come from one table of (reference component, prediction component, shared voxels) built from the voxels where
 both masks are set, so no metric loops over the full volume per component.
 
@@ -58,9 +58,16 @@ import numpy as np
 from scipy import ndimage
 
 from evaluator.errors import MetricInputError, UnknownMetricError
+from evaluator.metrics._grid import (
+    SparseGrid,
+    bounding_box,
+    check_connectivity,
+    check_spacing,
+    default_connectivity,
+    label_sparse,
+)
 from evaluator.metrics.overlap import check_pair
 from evaluator.metrics.registry import edge_value
-from evaluator.metrics.surface import _Padded, bounding_box, check_spacing
 from evaluator.typing import BoolArray, Connectivity, IntArray, Spacing
 
 if TYPE_CHECKING:
@@ -112,37 +119,14 @@ LESION_METRICS: tuple[str, ...] = (
 #: Connectivity of the autoPET false-positive/false-negative volumes (3D; 8 in 2D).
 AUTOPET_CONNECTIVITY: Connectivity = 18
 
-_VALID_CONNECTIVITY = {2: (4, 8), 3: (6, 18, 26)}
 _MATCH_RULES = ("any_overlap", "iou_0.5")
-
-
-def default_connectivity(ndim: int) -> Connectivity:
-    """The default component connectivity: 26 in 3D, 8 in 2D.
-
-    Examples
-    --------
-    >>> default_connectivity(3), default_connectivity(2)
-    (26, 8)
-    """
-    return 26 if ndim == 3 else 8
-
-
-def _check_connectivity(connectivity: int | None, ndim: int) -> Connectivity:
-    if connectivity is None:
-        return default_connectivity(ndim)
-    if connectivity not in _VALID_CONNECTIVITY.get(ndim, ()):
-        raise MetricInputError(
-            f"connectivity {connectivity} is not valid for a {ndim}D image "
-            f"(use one of {_VALID_CONNECTIVITY.get(ndim, ())})"
-        )
-    return cast(Connectivity, connectivity)
 
 
 def label_components(mask: Any, *, connectivity: int | None = None) -> tuple[IntArray, int]:
     """Connected components of a mask, labelled ``1..n`` as ``scipy.ndimage.label`` does.
 
     Components are numbered in raster (C) order of their first voxel, in 2D and 3D; only the
-    foreground voxels are visited (:func:`evaluator.metrics._voronoi.label_sparse`).
+    foreground voxels are visited (:func:`evaluator.metrics._grid.label_sparse`).
 
     Parameters
     ----------
@@ -169,11 +153,9 @@ def label_components(mask: Any, *, connectivity: int | None = None) -> tuple[Int
     >>> label_components(m)[1], label_components(m, connectivity=4)[1]
     (1, 2)
     """
-    from evaluator.metrics._voronoi import label_sparse
-
     m, _ = check_pair(mask, mask)
-    conn = _check_connectivity(connectivity, m.ndim)
-    grid = _Padded.from_mask(m)
+    conn = check_connectivity(connectivity, m.ndim)
+    grid = SparseGrid.from_mask(m)
     labels, n = label_sparse(grid, conn)
     out = np.zeros(m.shape, dtype=np.uint32)
     out.ravel()[grid.unpadded_flat(grid.idx)] = labels
@@ -193,7 +175,7 @@ class _Case:
     CC-Metrics of the same pair, see :func:`evaluator.metrics.api.compute_metrics`) share them.
     """
 
-    def __init__(self, grid_p: _Padded, grid_r: _Padded, spacing: Spacing, connectivity: int):
+    def __init__(self, grid_p: SparseGrid, grid_r: SparseGrid, spacing: Spacing, connectivity: int):
         self.grids = {"pred": grid_p, "ref": grid_r}
         self.ndim = len(grid_p.shape)
         self.spacing = spacing
@@ -287,7 +269,7 @@ class _Case:
 
     def autopet_volume(self, side: Literal["fp", "fn"], connectivity: int | None) -> float:
         """autoPET FP (FN) volume: components of pred (ref) with no voxel in ref (pred), ml."""
-        conn = _check_connectivity(
+        conn = check_connectivity(
             AUTOPET_CONNECTIVITY if connectivity is None and self.ndim == 3 else connectivity,
             self.ndim,
         )
@@ -372,8 +354,8 @@ def _prepare(
 ) -> _Case:
     p, r = check_pair(pred, ref)
     sp = check_spacing((1.0,) * p.ndim if spacing is None else spacing, p.ndim)
-    conn = _check_connectivity(connectivity, p.ndim)
-    return _Case(_Padded.from_mask(p), _Padded.from_mask(r), sp, conn)
+    conn = check_connectivity(connectivity, p.ndim)
+    return _Case(SparseGrid.from_mask(p), SparseGrid.from_mask(r), sp, conn)
 
 
 def _check_match(match: str) -> None:
@@ -504,8 +486,8 @@ def lesion_metrics(
 
 
 def _lesion_on_grids(
-    grid_p: _Padded,
-    grid_r: _Padded,
+    grid_p: SparseGrid,
+    grid_r: SparseGrid,
     spacing: Spacing,
     metrics: Sequence[str],
     *,
@@ -514,7 +496,7 @@ def _lesion_on_grids(
 ) -> dict[str, float]:
     """:func:`lesion_metrics` (no BraTS dilation) on validated, sparsely stored masks."""
     _check_match(match)
-    conn = _check_connectivity(connectivity, len(grid_p.shape))
+    conn = check_connectivity(connectivity, len(grid_p.shape))
     case = _Case(grid_p, grid_r, spacing, conn)
     return _compute(
         case, metrics, match=match, dilation=0, min_volume_ml=0.0, volume_connectivity=None

@@ -31,6 +31,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from evaluator.errors import MetricInputError, UnknownMetricError
+from evaluator.metrics._grid import SparseGrid, bounding_box, check_spacing, image_diagonal_mm
 from evaluator.metrics.overlap import check_pair
 from evaluator.metrics.registry import edge_value
 from evaluator.typing import BoolArray, FloatArray, IntArray, Spacing
@@ -41,10 +42,12 @@ __all__ = [
     "SURFACE_METRICS",
     "SurfaceDistances",
     "assd",
+    "band_indices",
     "boundary_band",
     "boundary_iou",
     "bounding_box",
     "check_spacing",
+    "directed_distances",
     "hd",
     "hd95",
     "image_diagonal_mm",
@@ -56,215 +59,6 @@ __all__ = [
 
 #: Boundary IoU band width as a fraction of the image diagonal (Cheng et al. 2021).
 BOUNDARY_DILATION_RATIO = 0.02
-
-
-def check_spacing(spacing: Sequence[float], ndim: int) -> Spacing:
-    """Validate a voxel spacing and return it as a tuple of floats (mm, array axis order).
-
-    Raises
-    ------
-    MetricInputError
-        Wrong length, or a value that is not a finite positive number.
-
-    Examples
-    --------
-    >>> check_spacing([1, 2, 3.5], 3)
-    (1.0, 2.0, 3.5)
-    """
-    try:
-        values = tuple(float(s) for s in spacing)
-    except (TypeError, ValueError) as err:
-        raise MetricInputError(f"spacing {spacing!r} is not a sequence of numbers") from err
-    if len(values) != ndim:
-        raise MetricInputError(f"spacing {values} has {len(values)} values for a {ndim}D image")
-    if not all(math.isfinite(s) and s > 0 for s in values):
-        raise MetricInputError(f"spacing {values} mm must be finite and positive")
-    return values
-
-
-def bounding_box(mask: BoolArray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Slices of the bounding box of `mask`, widened by `margin` voxels and clipped to the image.
-
-    Returns ``None`` for an empty mask.
-
-    Examples
-    --------
-    >>> m = np.zeros((4, 5), bool); m[1, 2] = m[2, 3] = True
-    >>> bounding_box(m, margin=1)
-    (slice(0, 4, None), slice(1, 5, None))
-    """
-    slices = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=others))
-        if hits.size == 0:
-            return None
-        lo = max(int(hits[0]) - margin, 0)
-        hi = min(int(hits[-1]) + 1 + margin, mask.shape[axis])
-        slices.append(slice(lo, hi))
-    return tuple(slices)
-
-
-def _padded_strides(shape: Sequence[int]) -> list[int]:
-    return [int(np.prod(shape[a + 1 :], dtype=np.int64)) for a in range(len(shape))]
-
-
-class _Padded:
-    """A mask on its grid padded with one zero voxel per side, stored sparsely.
-
-    ``idx`` holds the sorted flat indices (C order) of the foreground voxels in the padded grid
-    (so ``np.argwhere`` order of the unpadded mask). Neighbour lookups are gathers at
-    ``idx + step``, so every cost grows with the number of foreground voxels, never with the
-    grid; the padding ring keeps neighbour offsets from wrapping across rows.
-    Connected-component labellings are cached per connectivity (:meth:`components`), so all
-    metrics of one pair share them.
-
-    With ``blocks > 1`` the grid holds several independent masks at once (mask ``b`` at flat
-    indices ``b * block_size + i``, see :meth:`from_coords`): neighbours never cross blocks,
-    and :meth:`coords_mm` adds a coordinate ``b * (2 * diagonal + 1)``, so a nearest-neighbour
-    search only ever finds voxels of the same mask.
-    """
-
-    def __init__(self, idx: IntArray, shape: tuple[int, ...], blocks: int = 1) -> None:
-        self.shape = shape  # padded shape
-        self.idx = np.asarray(idx, dtype=np.int64)
-        self.strides = _padded_strides(shape)
-        self.blocks = int(blocks)
-        self.block_size = int(np.prod(shape, dtype=np.int64))
-        self._components: dict[int, tuple[IntArray, int]] = {}
-        self._table: BoolArray | None = None
-
-    @classmethod
-    def from_mask(cls, mask: BoolArray) -> _Padded:
-        """Grid of a boolean mask (one pass over the mask)."""
-        return cls.from_flat(np.flatnonzero(mask), mask.shape)
-
-    @classmethod
-    def from_flat(cls, flat: IntArray, shape: Sequence[int]) -> _Padded:
-        """Grid of sorted C-order flat indices into an unpadded image of `shape`."""
-        padded = tuple(int(n) + 2 for n in shape)
-        steps = _padded_strides(padded)
-        flat = np.asarray(flat, dtype=np.int64)
-        if flat.size == 0:
-            return cls(flat, padded)
-        # The voxels of a run (consecutive indices within one row) share one shift to the
-        # padded grid, so the coordinates are only computed at run starts.
-        row = int(shape[-1])
-        start = np.flatnonzero(np.diff(flat, prepend=flat[0] - 2) != 1)
-        length = np.diff(np.append(start, flat.size))
-        x0 = flat[start] % row
-        wraps = x0 + length > row  # a run of flat indices running on into the next row
-        if wraps.any():
-            cuts = [
-                np.arange(a + row - x, a + n, row)
-                for a, x, n in zip(start[wraps], x0[wraps], length[wraps], strict=True)
-            ]
-            start = np.union1d(start, np.concatenate(cuts))
-            length = np.diff(np.append(start, flat.size))
-        first = flat[start]
-        shift = np.full(start.size, sum(steps), dtype=np.int64) - first  # the +1 of every axis
-        rest = first
-        for axis in range(len(shape) - 1, 0, -1):
-            rest, digit = np.divmod(rest, int(shape[axis]))
-            shift += digit * steps[axis]
-        shift += rest * steps[0]
-        return cls(flat + np.repeat(shift, length), padded)
-
-    @classmethod
-    def from_coords(
-        cls, coords: IntArray, shape: Sequence[int], blocks: IntArray | None = None
-    ) -> _Padded:
-        """Grid of voxel coordinates ``(m, ndim)`` (any order, no repeats) in `shape`.
-
-        `blocks` (``(m,)``, non-negative) puts each voxel into that block (one mask each).
-        """
-        padded = tuple(int(n) + 2 for n in shape)
-        flat = np.zeros(coords.shape[0], dtype=np.int64)
-        for axis, step in enumerate(_padded_strides(padded)):
-            flat += (coords[:, axis].astype(np.int64) + 1) * step
-        if blocks is None or blocks.size == 0:
-            return cls(np.sort(flat), padded)
-        size = int(np.prod(padded, dtype=np.int64))
-        return cls(np.sort(flat + blocks.astype(np.int64) * size), padded, int(blocks.max()) + 1)
-
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        """Shape of the unpadded image."""
-        return tuple(n - 2 for n in self.shape)
-
-    def contains(self, query: IntArray) -> BoolArray:
-        """Whether each padded flat index in `query` is a foreground voxel.
-
-        A lookup in a flat boolean table of the padded grid, built on first use (only the pages
-        around the foreground are written).
-        """
-        if self.blocks > 1:  # a table of every block could be large: binary search instead
-            if self.idx.size == 0:
-                return np.zeros(np.shape(query), dtype=bool)
-            pos = np.minimum(np.searchsorted(self.idx, query), self.idx.size - 1)
-            return cast(BoolArray, self.idx[pos] == query)
-        if self._table is None:
-            self._table = np.zeros(self.block_size, dtype=bool)
-            self._table[self.idx] = True
-        return cast(BoolArray, self._table[query])
-
-    def position(self, query: IntArray) -> IntArray:
-        """Position in ``idx`` of each padded flat index of `query` (all must be foreground)."""
-        return cast(IntArray, np.searchsorted(self.idx, query))
-
-    def surface_flags(self) -> BoolArray:
-        """For each foreground voxel: does it have a 6- (2D: 4-) neighbour outside the mask?"""
-        inside = np.ones(self.idx.size, dtype=bool)
-        for step in self.strides:
-            inside &= self.contains(self.idx + step)
-            inside &= self.contains(self.idx - step)
-        return ~inside
-
-    def surface(self) -> IntArray:
-        """Flat indices of the surface voxels (:func:`surface_mask`)."""
-        return self.idx[self.surface_flags()]
-
-    def outer(self) -> IntArray:
-        """Flat indices of the background voxels with a 6- (2D: 4-) neighbour in the mask."""
-        near = np.concatenate([self.idx + sgn * step for step in self.strides for sgn in (1, -1)])
-        return np.unique(near[~self.contains(near)])
-
-    def grid_coords(self, flat_idx: IntArray) -> IntArray:
-        """Unpadded voxel coordinates ``(n, ndim)`` (int64) of padded flat indices."""
-        out = np.empty((flat_idx.size, len(self.shape)), dtype=np.int64)
-        for axis, step in enumerate(self.strides):
-            out[:, axis] = (flat_idx // step) % self.shape[axis] - 1
-        return out
-
-    def unpadded_flat(self, flat_idx: IntArray) -> IntArray:
-        """C-order flat indices in the unpadded image of padded flat indices."""
-        return cast(
-            IntArray, np.ravel_multi_index(tuple(self.grid_coords(flat_idx).T), self.image_shape)
-        )
-
-    def coords_mm(self, flat_idx: IntArray, spacing: Spacing) -> FloatArray:
-        """Voxel-centre coordinates (mm) of flat indices; shape ``(n, ndim)``, with one more
-        column (the block, far apart) when the grid holds several blocks."""
-        mm = self.grid_coords(flat_idx).astype(np.float64) * np.asarray(spacing, np.float64)
-        if self.blocks == 1:
-            return mm
-        far = 2.0 * image_diagonal_mm(self.shape, spacing) + 1.0
-        block = (flat_idx // self.block_size).astype(np.float64) * far
-        return np.concatenate((mm, block[:, None]), axis=1)
-
-    def dense(self) -> BoolArray:
-        """The unpadded mask as a dense boolean array."""
-        out = np.zeros(self.image_shape, dtype=bool)
-        out.ravel()[self.unpadded_flat(self.idx)] = True
-        return out
-
-    def components(self, connectivity: int) -> tuple[IntArray, int]:
-        """Component number (1..n, raster order) of every voxel of ``idx``, and n (cached)."""
-        if connectivity not in self._components:
-            from evaluator.metrics._voronoi import label_sparse
-
-            self._components[connectivity] = label_sparse(self, connectivity)
-        return self._components[connectivity]
 
 
 def surface_mask(mask: Any) -> BoolArray:
@@ -292,16 +86,44 @@ def surface_mask(mask: Any) -> BoolArray:
     """
     m, _ = check_pair(mask, mask)
     out = np.zeros(m.shape, dtype=bool)
-    grid = _Padded.from_mask(m)
+    grid = SparseGrid.from_mask(m)
     out.ravel()[grid.unpadded_flat(grid.surface())] = True
     return out
 
 
-def _directed(src: IntArray, dst: IntArray, grid: _Padded, spacing: Spacing) -> FloatArray:
+def directed_distances(
+    src: IntArray, dst: IntArray, grid: SparseGrid, spacing: Spacing
+) -> FloatArray:
     """Distance (mm) from every voxel of `src` to the nearest voxel of `dst`.
 
-    Both are sorted flat indices of the same padded grid, `dst` non-empty. Voxels in both sets
-    get 0 without a query.
+    The directed half of :func:`surface_distances`, on voxel sets of a sparse grid; with grids
+    of several blocks (:meth:`~evaluator.metrics._grid.SparseGrid.from_coords`) every voxel
+    only meets voxels of its own block.
+
+    Parameters
+    ----------
+    src, dst : numpy.ndarray of int64, shape (n,) and (k,)
+        Sorted padded flat indices in the grid of `grid` (for surface distances: the
+        :meth:`~evaluator.metrics._grid.SparseGrid.surface` of two grids of the same shape);
+        `dst` must not be empty.
+    grid : SparseGrid
+        A grid of that padded shape and block layout (it converts indices to millimetres).
+    spacing : tuple of float
+        Voxel size per axis, mm (validated).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n,)
+        Euclidean distance between voxel centres, mm; 0 for voxels in both sets (no query).
+
+    Examples
+    --------
+    >>> from evaluator.metrics._grid import SparseGrid
+    >>> a = np.zeros((1, 6), bool); a[0, 1] = True
+    >>> b = np.zeros((1, 6), bool); b[0, 4] = True
+    >>> grid_a, grid_b = SparseGrid.from_mask(a), SparseGrid.from_mask(b)
+    >>> directed_distances(grid_a.idx, grid_b.idx, grid_a, (1.0, 0.5)).tolist()
+    [1.5]
     """
     out = np.zeros(src.size, dtype=np.float64)
     todo = ~np.isin(src, dst, assume_unique=True)
@@ -377,19 +199,22 @@ class SurfaceDistances:
         return float(good) / (self.n_pred + self.n_ref)
 
 
-def _pair_grids(pred: Any, ref: Any, spacing: Sequence[float]) -> tuple[_Padded, _Padded, Spacing]:
+def _pair_grids(
+    pred: Any, ref: Any, spacing: Sequence[float]
+) -> tuple[SparseGrid, SparseGrid, Spacing]:
     """Validate a pair and store both masks sparsely on the padded image grid."""
     p, r = check_pair(pred, ref)
     sp = check_spacing(spacing, p.ndim)
-    return _Padded.from_mask(p), _Padded.from_mask(r), sp
+    return SparseGrid.from_mask(p), SparseGrid.from_mask(r), sp
 
 
-def _distances(grid_p: _Padded, grid_r: _Padded, sp: Spacing) -> SurfaceDistances:
+def _distances(grid_p: SparseGrid, grid_r: SparseGrid, sp: Spacing) -> SurfaceDistances:
     surf_p, surf_r = grid_p.surface(), grid_r.surface()
     if surf_p.size == 0 or surf_r.size == 0:
         return SurfaceDistances(np.full(surf_p.size, np.inf), np.full(surf_r.size, np.inf))
     return SurfaceDistances(
-        _directed(surf_p, surf_r, grid_p, sp), _directed(surf_r, surf_p, grid_p, sp)
+        directed_distances(surf_p, surf_r, grid_p, sp),
+        directed_distances(surf_r, surf_p, grid_p, sp),
     )
 
 
@@ -483,23 +308,12 @@ def nsd(pred: Any, ref: Any, *, spacing: Sequence[float], tolerance_mm: float) -
     return surface_distances(pred, ref, spacing=spacing).nsd(tolerance_mm)
 
 
-def image_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
-    """Length of the image diagonal, ``sqrt(sum((n_i * s_i)**2))``, mm.
-
-    Examples
-    --------
-    >>> image_diagonal_mm((3, 4), (1.0, 1.0))
-    5.0
-    """
-    return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True))))
-
-
 #: Masks with up to this many voxels get their boundary band from KD-tree queries; larger ones
-#: from one Euclidean distance transform per connected component (see :func:`_band`).
+#: from one Euclidean distance transform per connected component (see :func:`band_indices`).
 BAND_KDTREE_MAX_VOXELS = 100_000
 
 
-def _ray_bound(grid: _Padded, spacing: Spacing) -> FloatArray:
+def _ray_bound(grid: SparseGrid, spacing: Spacing) -> FloatArray:
     """An upper bound (mm) of each mask voxel's distance to the complement.
 
     Walking from a voxel of component A along axis j, the first voxel not in A lies at most one
@@ -508,7 +322,7 @@ def _ray_bound(grid: _Padded, spacing: Spacing) -> FloatArray:
     block) is used (the same argument with A = the mask).
     """
     coords = grid.grid_coords(grid.idx)
-    labels = next(iter(grid._components.values()), None)
+    labels = grid.cached_components()
     if grid.blocks > 1:  # each block is a mask of its own
         labels = (grid.idx // grid.block_size, grid.blocks - 1)
     if labels is None:
@@ -528,15 +342,44 @@ def _ray_bound(grid: _Padded, spacing: Spacing) -> FloatArray:
     return cast(FloatArray, (steps * np.asarray(spacing, dtype=np.float64)).min(axis=1))
 
 
-def _band(grid: _Padded, spacing: Spacing, width_mm: float) -> IntArray:
-    """Flat indices (sorted) of the boundary band of a padded mask (see :func:`boundary_band`).
+def band_indices(grid: SparseGrid, spacing: Spacing, width_mm: float) -> IntArray:
+    """Flat indices (sorted) of the boundary band of a sparsely stored mask.
+
+    The band of :func:`boundary_band` (the surface plus the voxels within `width_mm` of the
+    complement), as padded flat indices of `grid`; each block of a multi-block grid is a mask
+    of its own.
 
     The distance from a mask voxel ``v`` of component A to the complement is attained at a
     background voxel with a face neighbour in A, inside A's bounding box plus one voxel (a step
     from a nearer candidate towards ``v`` is strictly closer, and clamping onto that box never
     increases a distance). Small masks therefore query a KD-tree over those background voxels
     (up to `width_mm` only); large ones run ``scipy.ndimage.distance_transform_edt`` on each
-    component's padded bounding box, so the cost follows the objects, not the image.
+    component's padded bounding box, so the cost follows the objects, not the image. A
+    labelling cached on `grid` (:meth:`~evaluator.metrics._grid.SparseGrid.cached_components`)
+    tightens the bound that spares most KD-tree queries.
+
+    Parameters
+    ----------
+    grid : SparseGrid
+        The mask.
+    spacing : tuple of float
+        Voxel size per axis, mm (validated).
+    width_mm : float
+        Band width, mm.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Sorted subset of ``grid.idx``; empty for an empty mask.
+
+    Examples
+    --------
+    >>> from evaluator.metrics._grid import SparseGrid
+    >>> m = np.zeros((7, 7), bool); m[1:6, 1:6] = True
+    >>> grid = SparseGrid.from_mask(m)
+    >>> band = band_indices(grid, (1.0, 1.0), 2.0)
+    >>> band.size, grid.grid_coords(np.setdiff1d(grid.idx, band)).tolist()   # all but the centre
+    (24, [[3, 3]])
     """
     if grid.idx.size == 0:
         return grid.idx
@@ -580,9 +423,9 @@ def boundary_band(mask: BoolArray, *, spacing: Spacing, width_mm: float) -> Bool
     >>> int(boundary_band(m, spacing=(1.0, 1.0), width_mm=2.0).sum())   # all but the centre
     24
     """
-    grid = _Padded.from_mask(mask)
+    grid = SparseGrid.from_mask(mask)
     out = np.zeros(mask.shape, dtype=bool)
-    out.ravel()[grid.unpadded_flat(_band(grid, spacing, width_mm))] = True
+    out.ravel()[grid.unpadded_flat(band_indices(grid, spacing, width_mm))] = True
     return out
 
 
@@ -635,12 +478,12 @@ def boundary_iou(
     return _boundary_iou(grid_p, grid_r, sp, dilation_ratio * diag)
 
 
-def _boundary_iou(grid_p: _Padded, grid_r: _Padded, sp: Spacing, width_mm: float) -> float:
+def _boundary_iou(grid_p: SparseGrid, grid_r: SparseGrid, sp: Spacing, width_mm: float) -> float:
     edge = edge_value("boundary_iou", grid_p.idx.size == 0, grid_r.idx.size == 0)
     if edge is not None:
         return edge
-    band_p = _band(grid_p, sp, width_mm)
-    band_r = _band(grid_r, sp, width_mm)
+    band_p = band_indices(grid_p, sp, width_mm)
+    band_r = band_indices(grid_r, sp, width_mm)
     inter = int(np.isin(band_p, band_r, assume_unique=True).sum())
     return inter / (band_p.size + band_r.size - inter)
 
@@ -700,8 +543,8 @@ def surface_metrics(
 
 
 def _surface_values(
-    grid_p: _Padded,
-    grid_r: _Padded,
+    grid_p: SparseGrid,
+    grid_r: SparseGrid,
     spacing: Spacing,
     metrics: Sequence[str],
     tolerance_mm: float,

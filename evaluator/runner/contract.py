@@ -150,9 +150,9 @@ class Resources(_Frozen):
     """
 
     memory_mb: int = Field(default=4096, ge=64)
-    cpus: float = Field(default=2.0, gt=0)
+    cpus: float = Field(default=2.0, gt=0, allow_inf_nan=False)
     pids: int = Field(default=128, ge=8)
-    time_limit_s: float = Field(default=600.0, gt=0)
+    time_limit_s: float = Field(default=600.0, gt=0, allow_inf_nan=False)
     tmp_mb: int = Field(default=512, ge=1)
     shm_mb: int = Field(default=64, ge=1)
     output_mb: int = Field(default=256, ge=1)

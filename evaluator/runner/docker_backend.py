@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -41,7 +42,6 @@ from evaluator.runner.contract import (
     supervise,
     truncate_log,
 )
-from evaluator.runner.outputs import folder_bytes
 
 if TYPE_CHECKING:
     import docker
@@ -94,6 +94,7 @@ class DockerBackend:
         self.gpu_report = "none"
         self.probe_kwargs: dict[str, Any] = {}
         self._users: dict[str, tuple[int, int]] = {}
+        self._layer_quota: bool | None = None  # the engine's per-container size quota
         #: Record paths written outside /output and /tmp (``ccbench preflight``).
         self.record_writes = False
 
@@ -276,6 +277,11 @@ class DockerBackend:
             user=user,
         )
         kwargs["command"] = list(manifest.command) if manifest.command else None
+        for path in self._image_volumes(manifest.image_digest):
+            # an image VOLUME would be a writable, uncapped host folder: a capped tmpfs instead
+            kwargs["tmpfs"][path] = f"rw,nosuid,nodev,size={res.tmp_mb}m,mode=1777"
+        if res.filesystem == "ephemeral" and self._layer_quota is not False:
+            kwargs["storage_opt"] = {"size": f"{res.layer_mb}m"}
         start = time.perf_counter()
         wanted = res.gpu_count
         if wanted != 0 and (wanted is not None or res.gpus == "auto"):
@@ -297,8 +303,8 @@ class DockerBackend:
             os.chown(output_dir, *user)
         container = None
         try:
-            container = self.client.containers.create(manifest.image_digest, **kwargs)
-            watcher = _Watcher(container, res)
+            container = self._create(manifest.image_digest, kwargs)
+            watcher = _Watcher(container, res, engine_capped="storage_opt" in kwargs)
             container.start()
             status, exit_code = supervise(
                 lambda t: _wait_once(container, t),
@@ -326,8 +332,15 @@ class DockerBackend:
                 "filesystem": res.filesystem,
                 "peak_memory_mb": watcher.peak_memory_mb,
                 "layer_mb": watcher.layer_mb,
+                "layer_enforcement": (
+                    "none"
+                    if res.filesystem == "read-only"
+                    else "engine"
+                    if "storage_opt" in kwargs
+                    else "watched"
+                ),
             }
-            if self.record_writes:
+            if self.record_writes and res.filesystem == "ephemeral":
                 details["writes"] = _written_paths(container)
             return finished_run(
                 label,
@@ -347,6 +360,56 @@ class DockerBackend:
         finally:
             if container is not None:
                 _remove(container)
+
+    def _create(self, image: str, kwargs: dict[str, Any]) -> Any:
+        """Create the container; drop ``storage_opt`` (and remember) where the engine has no
+        per-container size quota (overlay2 needs xfs with ``pquota`` for it)."""
+        import docker
+
+        try:
+            container = self.client.containers.create(image, **kwargs)
+            if "storage_opt" in kwargs:
+                self._layer_quota = True
+            return container
+        except docker.errors.APIError as err:
+            if "storage_opt" not in kwargs or "storage" not in str(err).lower():
+                raise
+            self._layer_quota = False
+            kwargs.pop("storage_opt")
+            return self.client.containers.create(image, **kwargs)
+
+    def _image_volumes(self, image: str) -> list[str]:
+        """The image's declared ``VOLUME`` paths (absolute, normalised)."""
+        import posixpath
+
+        import docker
+
+        try:
+            config = self.client.images.get(image).attrs.get("Config") or {}
+        except docker.errors.DockerException:
+            return []
+        paths = []
+        for raw in config.get("Volumes") or {}:
+            path = posixpath.normpath("/" + str(raw).lstrip("/"))
+            if path not in ("/", "/output", "/input", "/tmp") and "," not in path:
+                paths.append(path)
+        return paths
+
+    def check_requirements(self, manifest: Manifest) -> None:
+        """Refuse to start an entry that requires GPUs on a host without any.
+
+        Raises
+        ------
+        SubmissionError
+            ``gpus: all`` or a count, and the GPU probe found none.
+        """
+        res = manifest.resources
+        if res.gpu_count not in (None, 0) and not self.gpus_available(manifest.image_digest):
+            raise SubmissionError(
+                f"entry {manifest.name} requires GPUs (gpus: {res.gpus}) and this host has none "
+                "that Docker can pass through; run it on a GPU host, or submit it with "
+                "--gpus auto"
+            )
 
     # -- the image's user ---------------------------------------------------------------------
 
@@ -374,57 +437,71 @@ class DockerBackend:
         name, _, group = spec.partition(":")
         if not name or name in ("root", "0"):
             return default
-        uid = int(name) if name.isdigit() else None
-        gid = int(group) if group.isdigit() else None
-        if uid is None or (group and gid is None) or not group:
-            passwd, groups = (
-                self._image_file(image, "/etc/passwd"),
-                self._image_file(image, "/etc/group"),
+        uid = int(name) if _ID.fullmatch(name) else None
+        gid = int(group) if _ID.fullmatch(group) else None
+        if uid is None or gid is None:
+            users = {f[0]: (int(f[2]), int(f[3])) for f in _records(self._etc(image, "passwd"), 4)}
+            found = (
+                users.get(name)
+                if uid is None
+                else next((v for v in users.values() if v[0] == uid), (uid, uid))
             )
-            users = {f[0]: (int(f[2]), int(f[3])) for f in _records(passwd, 4)}
-            by_uid = {v[0]: v for v in users.values()}
-            found = users.get(name) if uid is None else by_uid.get(uid, (uid, uid))
             if found is None:
                 return default
             uid = found[0]
             if gid is None:
-                gid = {f[0]: int(f[2]) for f in _records(groups, 3)}.get(group, found[1])
-        if uid == 0:
+                groups = {f[0]: int(f[2]) for f in _records(self._etc(image, "group"), 3)}
+                gid = groups.get(group, found[1]) if group else found[1]
+        if not (0 < uid < 2**31 - 1):
             return default
-        return uid, gid if gid is not None else uid
+        return uid, gid if gid is not None and 0 < gid < 2**31 - 1 else default[1]
 
-    def _image_file(self, image: str, path: str) -> str:
-        """A small text file of an image (read through a created, never started container)."""
+    def _etc(self, image: str, name: str) -> str:
+        """``/etc/<name>`` of an image (read through a created, never started container), at
+        most 1 MiB; empty when it is missing, a link, not a file or larger."""
         import io
         import tarfile
 
         import docker
+        import requests
 
         container = None
         try:
             container = self.client.containers.create(
                 image, entrypoint=["/nonexistent"], network_mode="none"
             )
-            stream, _ = container.get_archive(path)
-            data = b"".join(stream)
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            stream, stat = container.get_archive(f"/etc/{name}")
+            if int(stat.get("size", 0)) > 2**20 or stat.get("linkTarget"):
+                return ""
+            data = bytearray()
+            for chunk in stream:
+                data += chunk
+                if len(data) > 2**20 + 4096:
+                    return ""
+            with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
                 member = tar.next()
-                handle = tar.extractfile(member) if member is not None else None
-                text = handle.read(1 << 20) if handle is not None else b""
-            return text.decode("utf-8", errors="replace")
-        except (docker.errors.DockerException, tarfile.TarError, OSError):
+                if member is None or not member.isfile() or member.size > 2**20:
+                    return ""
+                handle = tar.extractfile(member)
+                return handle.read(2**20).decode("utf-8", errors="replace") if handle else ""
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return ""
+        except (tarfile.TarError, OSError, KeyError, ValueError):
             return ""
         finally:
             if container is not None:
                 _remove(container)
 
 
+_ID = re.compile(r"[0-9]{1,10}")
+
+
 def _records(text: str, fields: int) -> list[list[str]]:
-    """``name:x:id:...`` lines of /etc/passwd or /etc/group with numeric ids."""
+    """``name:x:id:...`` lines of /etc/passwd or /etc/group with numeric (ASCII) ids."""
     out = []
     for line in text.splitlines():
         parts = line.split(":")
-        if len(parts) >= fields and all(p.isdigit() for p in parts[2:fields]):
+        if len(parts) >= fields and all(_ID.fullmatch(p) for p in parts[2:fields]):
             out.append(parts)
     return out
 
@@ -434,12 +511,16 @@ class _Watcher:
 
     :meth:`check` is called between waits; it returns ``layer_cap`` when the ephemeral layer
     outgrew ``layer_mb`` (the layer lives on the host's disk: without this watch a container
-    could fill it). The layer is walked at most once a second.
+    could fill it). The layer is walked every ``_LAYER_POLL_S`` seconds, counting allocated
+    blocks (a sparse file counts what it holds, a hard-linked file once) plus a block per entry
+    (empty files and folders cost disk too). Where the engine has a per-container quota
+    (``storage_opt``: overlay2 on xfs with ``pquota``) the kernel enforces the cap instead.
     """
 
-    def __init__(self, container: Any, res: Resources) -> None:
+    def __init__(self, container: Any, res: Resources, *, engine_capped: bool = False) -> None:
         self.container = container
-        self.cap_bytes = res.layer_mb * 2**20 if res.filesystem == "ephemeral" else None
+        watched = res.filesystem == "ephemeral" and not engine_capped
+        self.cap_bytes = res.layer_mb * 2**20 if watched else None
         data = (container.attrs.get("GraphDriver") or {}).get("Data") or {}
         upper = data.get("UpperDir")
         self.upper = Path(upper) if upper and os.access(upper, os.R_OK) else None
@@ -466,12 +547,48 @@ class _Watcher:
             break
         if self.upper is None or time.monotonic() < self._next_walk:
             return None
-        self._next_walk = time.monotonic() + 1.0
-        used = folder_bytes(self.upper)
+        self._next_walk = time.monotonic() + _LAYER_POLL_S
+        used = disk_usage(self.upper)
         self.layer_mb = round(used / 2**20, 1)
         if self.cap_bytes is not None and used > self.cap_bytes:
             return "layer_cap"
         return None
+
+
+_LAYER_POLL_S = 0.2
+
+
+def disk_usage(folder: Path) -> int:
+    """Disk a folder tree takes, bytes: allocated blocks (hard links once) + 4 KiB per entry.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "a").write_bytes(b"x" * 10_000)
+    >>> 10_000 <= disk_usage(d) <= 40_000
+    True
+    """
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    stack = [str(folder)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += 4096
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
 
 
 #: Places a container may write on every platform (grand-challenge and ccbench's read-only).
@@ -497,6 +614,7 @@ def _written_paths(container: Any) -> list[str]:
         for p in paths
         if p
         and p not in _ENGINE_PATHS
+        and not any(e.startswith(p + "/") for e in _ENGINE_PATHS)  # a parent of one of them
         and not any(p == a or p.startswith(a + "/") for a in ALLOWED_WRITES)
     ]
     # keep the deepest paths only (a new folder also lists its parents as changed)
@@ -638,13 +756,20 @@ def _kill(container: Any) -> None:
 
 
 def _remove(container: Any) -> None:
-    import docker
+    """Remove a container and its anonymous volumes; never raises.
 
-    try:
-        container.remove(force=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError:
-        # Removal already in progress, or the daemon is busy: try once more, then give up.
-        with contextlib.suppress(docker.errors.DockerException):
-            container.remove(force=True)
+    A removal the daemon is slow with (a layer of many files) is tried once more; a container
+    that still cannot be removed carries its owner label, so the watchdog or the next run
+    reaps it.
+    """
+    import docker
+    import requests
+
+    for _ in range(2):
+        try:
+            container.remove(force=True, v=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            continue

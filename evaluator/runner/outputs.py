@@ -60,6 +60,7 @@ _MAX_REJECTED = 50
 _MAX_ENTRIES = 100_000
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 _MNT_DETACH = 2
+_UNSAFE_MARK = "links are never followed"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -268,11 +269,20 @@ class CollectedOutputs:
         Case id -> why no usable output was found for it.
     rejected
         Other things found in ``/output`` and why they were ignored.
+    unsafe
+        Cases whose output was a link or not a regular file (error class ``unsafe``).
     """
 
     predictions: dict[str, Path] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     rejected: list[str] = field(default_factory=list)
+    unsafe: set[str] = field(default_factory=set)
+
+    def refuse(self, case_id: str, message: str) -> None:
+        """Record why ``case_id`` has no usable output (links and special files: unsafe)."""
+        self.errors[case_id] = message
+        if _UNSAFE_MARK in message or "not a regular file" in message:
+            self.unsafe.add(case_id)
 
 
 def _name(text: str) -> str:
@@ -315,7 +325,7 @@ def _copy_out(dir_fd: int, name: str, dest: Path, *, max_bytes: int) -> str | No
                 target = os.readlink(name, dir_fd=dir_fd)
             except OSError:
                 target = "?"
-            return f"is a symbolic link (to {_name(target)!r}); links are never followed"
+            return f"is a symbolic link (to {_name(target)!r}); {_UNSAFE_MARK}"
         return f"cannot be read ({err.strerror})"
     try:
         st = os.fstat(fd)
@@ -433,7 +443,7 @@ def collect_batch_outputs(
             assert dir_fd is not None
             problem = _copy_out(dir_fd, name, dest, max_bytes=max_bytes)
             if problem:
-                result.errors[case_id] = f"/output/{_name(name)} {problem}"
+                result.refuse(case_id, f"/output/{_name(name)} {problem}")
                 continue
             result.predictions[case_id] = dest
     finally:
@@ -492,7 +502,7 @@ def collect_gc_output(
         dest = dest_dir / f"{case_id}{_suffix(name)}"
         problem = _copy_out(fd, name, dest, max_bytes=max_bytes)
         if problem:
-            result.errors[case_id] = f"{where}/{_name(name)} {problem}"
+            result.refuse(case_id, f"{where}/{_name(name)} {problem}")
             return result
         result.predictions[case_id] = dest
         return result

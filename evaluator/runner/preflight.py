@@ -124,10 +124,13 @@ def _container_findings(
             )  # fmt: skip
         if run.status == "exit":
             last = run.reason.split(": ", 1)[-1] if ": " in run.reason else ""
+            per_case = report.interface == "grand-challenge"
             report.add(
-                "exit_code", "error", f"{where}: exited with code {run.exit_code}"
-                + (f" ({last})" if last else ""),
-                "exit 0 once every output is written; a non-zero exit code marks the job failed",
+                "exit_code", "error" if per_case else "warning",
+                f"{where}: exited with code {run.exit_code}" + (f" ({last})" if last else ""),
+                "exit 0 once every output is written: a non-zero exit code fails the job "
+                + ("(its outputs are not used)" if per_case else "(cases whose outputs were "
+                   "written are still scored in the batch interface)"),
             )  # fmt: skip
         if run.status in ("layer_cap", "output_cap"):
             report.add(
@@ -196,6 +199,9 @@ def _output_findings(
         if "not an accepted format" in why:
             report.add("format", "error", f"case {case}: {why}",
                        "write NIfTI (.nii.gz) or MetaImage (.mha)")  # fmt: skip
+        elif "no output used" not in why:  # several files, links, special files, too large
+            report.add("output", "error", f"case {case}: {why}",
+                       f"write exactly one regular file per case: {expected}")  # fmt: skip
 
 
 _SCORING_FIXES = {
@@ -253,6 +259,33 @@ def _dtype_findings(report: PreflightReport, predictions: dict[str, Path]) -> No
         report.add(
             "dtype", "warning", f"floating-point predictions for {_cases_text(floats)}",
             "write integer labels (uint8): floats are accepted only when every value is whole",
+        )  # fmt: skip
+
+
+def _image_findings(report: PreflightReport, runner: Any, manifest: Manifest) -> None:
+    """What the image itself declares: its user, its volumes."""
+    from evaluator.runner.contract import container_user
+
+    config: dict[str, Any] = {}
+    try:
+        config = runner.client.images.get(manifest.image_digest).attrs.get("Config") or {}
+    except Exception:  # the image was found a moment ago; nothing to add if it is gone
+        return
+    user = str(config.get("User") or "")
+    if user.split(":")[0] in ("", "root", "0"):
+        uid = container_user()[0]
+        report.add(
+            "user", "warning", f"the image runs as root (USER {user or 'not set'})",
+            f"ccbench never runs a container as root: it runs as uid {uid}, so files the image "
+            "keeps in root-owned folders are read-only to it; add a user (useradd) and "
+            "`USER user`, and own your working folder with it",
+        )  # fmt: skip
+    volumes = sorted(config.get("Volumes") or {})
+    if volumes:
+        report.add(
+            "volume", "warning", f"the image declares VOLUME {', '.join(volumes[:4])}",
+            f"each is given as an empty, capped /tmp-like folder ({manifest.resources.tmp_mb} "
+            "MiB, counted against memory); ship files in the image elsewhere",
         )  # fmt: skip
 
 
@@ -314,6 +347,7 @@ def preflight(
     ids = [c for c in resolve_split(spec, split, workspace=workspace, data_root=data_root)]
     ids = [c for c in ids if dataset.case(c).label is not None][: max(1, cases)]
     report = PreflightReport(image, task, interface, ids)
+    _image_findings(report, runner, manifest)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     run_dir = workspace.root / "preflight" / f"{stamp}"
     try:

@@ -105,6 +105,7 @@ class RunOutcome:
     predictions: dict[str, Path] = field(default_factory=dict)
     case_errors: dict[str, str] = field(default_factory=dict)
     dataset_errors: dict[str, str] = field(default_factory=dict)
+    unsafe: set[str] = field(default_factory=set)
     rejected: list[str] = field(default_factory=list)
     container_runs: list[ContainerRun] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -148,6 +149,7 @@ def _absorb(outcome: RunOutcome, got: CollectedOutputs, run: ContainerRun, run_d
     outcome.container_runs.append(run)
     _write_log(run_dir, run)
     outcome.predictions.update(got.predictions)
+    outcome.unsafe |= got.unsafe
     outcome.rejected += got.rejected
     for case_id, why in got.errors.items():
         # A failed run explains missing outputs better than "no output file".
@@ -224,6 +226,9 @@ def run_cases(
         case_ids=[c.case_id for c in cases],
     )
     outcome.provenance = backend.provenance(manifest)
+    check = getattr(backend, "check_requirements", None)
+    if check is not None:
+        check(manifest)
     reap = getattr(backend, "reap", None)
     if reap is not None:
         reap()
@@ -277,14 +282,17 @@ def run_cases(
                         time_limit_s=res.time_limit_s,
                         file_cap=cap,
                     )
-                    got = collect_gc_output(
-                        box.output_dir,
-                        case.case_id,
-                        key,
-                        predictions,
-                        slug=slugs.output,
-                        max_bytes=cap,
-                    )
+                    if run.ok:
+                        got = collect_gc_output(
+                            box.output_dir,
+                            case.case_id,
+                            key,
+                            predictions,
+                            slug=slugs.output,
+                            max_bytes=cap,
+                        )
+                    else:  # as grand-challenge: a failed job's outputs are not used
+                        got = CollectedOutputs(errors={case.case_id: "no output used"})
                 outcome.provenance["output_enforcement"] = box.enforcement
                 _note_gpus(outcome, run)
                 _absorb(outcome, got, run, run_dir)
@@ -474,6 +482,7 @@ def _evaluate(
         workers=workers,
         case_errors=outcome.case_errors,
         dataset_errors=outcome.dataset_errors,
+        unsafe_cases=outcome.unsafe,
         memory_mb=limits[0],
         time_limit_s=limits[1],
         entry_manifest={

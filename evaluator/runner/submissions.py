@@ -32,6 +32,13 @@ __all__ = ["DEFAULT_MAX_ARCHIVE_BYTES", "ArchiveImage", "load_image_archive", "s
 
 #: Largest image archive ``ccbench submit --image-file`` loads (grand-challenge takes 10 GB).
 DEFAULT_MAX_ARCHIVE_BYTES = 10 * 2**30
+#: Most entries an image archive may hold.
+_MAX_MEMBERS = 200_000
+#: A Docker image reference ``[registry/]name[:tag]`` (lower-case name components).
+_REFERENCE = re.compile(
+    r"(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+)
 
 
 @dataclass(frozen=True)
@@ -66,23 +73,33 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
             f"image archive {path}: {size / 2**30:.2f} GiB is more than the "
             f"{max_bytes / 2**30:.2f} GiB accepted"
         )
-    manifest = None
-    unpacked = 0
+    manifests = []
+    unpacked = members = 0
     try:
         with tarfile.open(path, mode="r:*") as tar:
-            for member in tar:
+            while (member := tar.next()) is not None:
+                tar.members = []  # type: ignore[attr-defined]  # keep no index of entries
+                members += 1
                 unpacked += member.size
-                if unpacked > 4 * max_bytes:
+                if unpacked > 4 * max_bytes or members > _MAX_MEMBERS:
                     raise SubmissionError(
-                        f"image archive {path}: unpacks to more than {4 * max_bytes} bytes"
+                        f"image archive {path}: more than {4 * max_bytes} bytes or "
+                        f"{_MAX_MEMBERS} entries unpacked"
                     )
-                if member.name.lstrip("./") == "manifest.json" and member.isfile():
+                if member.name in ("manifest.json", "./manifest.json"):
+                    if not member.isfile() or member.size > 1 << 20:
+                        raise SubmissionError(f"image archive {path}: manifest.json is not a file")
                     handle = tar.extractfile(member)
-                    manifest = json.loads(handle.read(1 << 20)) if handle else None
-    except (tarfile.TarError, OSError, EOFError, ValueError) as err:
+                    manifests.append(json.loads(handle.read(1 << 20)) if handle else None)
+    except (tarfile.TarError, OSError, EOFError, ValueError, RecursionError) as err:
         raise SubmissionError(
             f"image archive {path}: not a readable `docker save` archive ({err})"
         ) from err
+    if len(manifests) != 1:
+        raise SubmissionError(
+            f"image archive {path}: expected one manifest.json, found {len(manifests)}"
+        )
+    manifest = manifests[0]
     if not isinstance(manifest, list) or len(manifest) != 1 or not isinstance(manifest[0], dict):
         count = len(manifest) if isinstance(manifest, list) else 0
         raise SubmissionError(
@@ -93,6 +110,9 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise SubmissionError(f"image archive {path}: manifest.json names no image config")
     tags = tuple(str(t) for t in manifest[0].get("RepoTags") or ())
+    bad = [t for t in tags if not _REFERENCE.fullmatch(t)]
+    if bad:
+        raise SubmissionError(f"image archive {path}: {bad[0]!r} is not a valid image tag")
     return ArchiveImage(f"sha256:{digest}", tags)
 
 

@@ -2,9 +2,10 @@
 
 Each operator takes a boolean reference mask (``(z, y, x)`` in 3D or ``(y, x)`` in 2D), works on
 its connected components and returns a new boolean array of the same shape; the input is never
-modified. Components are labelled with :mod:`cc3d` (26-connectivity in 3D, 8 in 2D unless
-``connectivity`` says otherwise) and ranked by voxel count, ties broken by label order, so
-"the ``n`` smallest" is always the same set for the same mask.
+modified. Components are labelled with :func:`evaluator.metrics.lesion.label_components`
+(26-connectivity in 3D, 8 in 2D unless ``connectivity`` says otherwise) and ranked by voxel
+count, ties broken by label order, so "the ``n`` smallest" is always the same set for the same
+mask.
 
 Morphology comes in two flavours:
 
@@ -29,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from evaluator.errors import SimulationError
+from evaluator.metrics._grid import CONNECTIVITIES, default_connectivity
 from evaluator.typing import BoolArray, Connectivity, IntArray, Spacing
 
 __all__ = [
@@ -61,8 +63,8 @@ def _as_bool(mask: np.ndarray, name: str = "reference") -> BoolArray:
 
 def _default_connectivity(ndim: int, connectivity: Connectivity | None) -> Connectivity:
     if connectivity is None:
-        return 26 if ndim == 3 else 8
-    allowed = (6, 18, 26) if ndim == 3 else (4, 8)
+        return default_connectivity(ndim)
+    allowed = CONNECTIVITIES[ndim]
     if connectivity not in allowed:
         raise SimulationError(
             f"connectivity {connectivity} is not valid in {ndim}D (use one of {allowed})"

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evaluator.simulate._toy_table import PRED_COMPONENTS
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -150,8 +152,6 @@ def plot_toy_study(table: pd.DataFrame, stem: Path, *, title: str = "") -> list[
     list of Path
         The PNG and the SVG.
     """
-    from evaluator.simulate.toy import PRED_COMPONENTS
-
     variants = list(dict.fromkeys(table["variant"]))
     metrics = [
         m

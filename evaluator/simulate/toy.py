@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from evaluator.errors import SimulationError
+from evaluator.simulate._toy_table import PRED_COMPONENTS, TOY_COLUMNS
 from evaluator.simulate.operators import (
     Order,
     dilate_all,
@@ -55,11 +56,6 @@ __all__ = [
     "run_toy_studies",
     "run_toy_study",
 ]
-
-#: Columns of the toy-study table (one row per study, variant, step and metric).
-TOY_COLUMNS = ("study", "variant", "step", "amount", "metric", "component", "value")
-#: Pseudo-metric of the toy table: number of connected components of the prediction.
-PRED_COMPONENTS = "pred_components"
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,9 @@ from scipy import ndimage
 
 from evaluator.errors import MetricInputError
 from evaluator.metrics import _voronoi
-from evaluator.metrics._voronoi import (
-    label_sparse,
-    nearest_component,
-    sparse_components,
-    structure,
-)
+from evaluator.metrics._grid import SparseGrid, label_sparse, sparse_components, structure
+from evaluator.metrics._voronoi import nearest_component
 from evaluator.metrics.cc import voronoi_regions
-from evaluator.metrics.surface import _Padded
 
 SPACINGS = {
     "unit": None,  # filled per dimension
@@ -77,7 +72,7 @@ def test_label_sparse_equals_scipy_label_on_dense_masks(ndim: int, seed: int) ->
         shape = tuple(int(n) for n in rng.integers(1, 24, size=ndim))
         mask = rng.random(shape) < rng.uniform(0.2, 0.7)
         expected, n = ndimage.label(mask, structure=structure(ndim, conn))
-        grid = _Padded.from_mask(mask)
+        grid = SparseGrid.from_mask(mask)
         labels, got_n = label_sparse(grid, conn)
         assert got_n == n
         got = np.zeros(mask.shape, dtype=np.int64)
@@ -89,18 +84,18 @@ def test_label_sparse_diagonal_chains() -> None:
     """A 3D diagonal chain is one component with 26- and 18- (no), 6-connectivity (no)."""
     chain = np.zeros((5, 5, 5), bool)
     chain[np.arange(5), np.arange(5), np.arange(5)] = True
-    counts = {c: label_sparse(_Padded.from_mask(chain), c)[1] for c in (6, 18, 26)}
+    counts = {c: label_sparse(SparseGrid.from_mask(chain), c)[1] for c in (6, 18, 26)}
     assert counts == {6: 5, 18: 5, 26: 1}
     steps = np.zeros((4, 4, 4), bool)
     steps[np.arange(4), np.arange(4), 0] = True  # edge neighbours: 18 and 26 join them
-    counts = {c: label_sparse(_Padded.from_mask(steps), c)[1] for c in (6, 18, 26)}
+    counts = {c: label_sparse(SparseGrid.from_mask(steps), c)[1] for c in (6, 18, 26)}
     assert counts == {6: 4, 18: 1, 26: 1}
 
 
 def test_label_sparse_keeps_blocks_apart() -> None:
     """Blocks of one grid are separate masks: equal voxels in two blocks never join."""
     coords = np.array([[0, 0], [0, 1], [0, 0], [0, 1], [2, 2]])
-    grid = _Padded.from_coords(coords, (3, 3), np.array([0, 0, 1, 1, 1]))
+    grid = SparseGrid.from_coords(coords, (3, 3), np.array([0, 0, 1, 1, 1]))
     labels, n = label_sparse(grid, 8)
     assert n == 3 and labels.tolist() == [1, 1, 2, 2, 3]
 
@@ -108,7 +103,7 @@ def test_label_sparse_keeps_blocks_apart() -> None:
 def test_empty_mask_has_no_components() -> None:
     comps = sparse_components(np.zeros((3, 4, 5), bool), surfaces=True)
     assert comps.n == 0 and comps.coords.shape == (0, 3)
-    assert label_sparse(_Padded.from_mask(np.zeros((4, 4), bool)))[1] == 0
+    assert label_sparse(SparseGrid.from_mask(np.zeros((4, 4), bool)))[1] == 0
 
 
 @pytest.mark.parametrize("spacing_kind", list(SPACINGS))

@@ -350,12 +350,13 @@ def test_boundary_iou_wide_band_equals_iou_and_diagonal_override() -> None:
 @pytest.mark.parametrize("labelled", [False, True])
 @pytest.mark.parametrize("seed", range(6))
 def test_ray_bound_never_below_the_distance_to_the_complement(seed: int, labelled: bool) -> None:
-    from evaluator.metrics.surface import _Padded, _ray_bound
+    from evaluator.metrics._grid import SparseGrid
+    from evaluator.metrics.surface import _ray_bound
 
     rng = np.random.default_rng(seed)
     mask = ndimage.binary_dilation(rng.random((9, 14, 12)) < 0.04, iterations=2)
     spacing = (2.5, 0.8, 1.1)
-    grid = _Padded.from_mask(mask)
+    grid = SparseGrid.from_mask(mask)
     if labelled:
         grid.components(26)
     exact = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
@@ -364,7 +365,8 @@ def test_ray_bound_never_below_the_distance_to_the_complement(seed: int, labelle
 
 def test_blocks_of_one_grid_are_separate_masks() -> None:
     """Surfaces, distances and bands per block equal those of each mask on its own."""
-    from evaluator.metrics.surface import _band, _directed, _Padded
+    from evaluator.metrics._grid import SparseGrid
+    from evaluator.metrics.surface import band_indices, directed_distances
 
     rng = np.random.default_rng(3)
     spacing = (1.5, 1.0, 0.7)
@@ -373,21 +375,22 @@ def test_blocks_of_one_grid_are_separate_masks() -> None:
     for m in masks + others:
         m[4, 4, 4] = True  # never empty
     blocks = np.concatenate([np.full(int(m.sum()), k) for k, m in enumerate(masks)])
-    grid_a = _Padded.from_coords(
+    grid_a = SparseGrid.from_coords(
         np.concatenate([np.argwhere(m) for m in masks]), (8, 9, 10), blocks
     )
     blocks_b = np.concatenate([np.full(int(m.sum()), k) for k, m in enumerate(others)])
-    grid_b = _Padded.from_coords(
+    grid_b = SparseGrid.from_coords(
         np.concatenate([np.argwhere(m) for m in others]), (8, 9, 10), blocks_b
     )
     surf_a, surf_b = grid_a.surface(), grid_b.surface()
-    to_b = _directed(surf_a, surf_b, grid_a, spacing)
-    band = _band(grid_a, spacing, 2.0)
+    to_b = directed_distances(surf_a, surf_b, grid_a, spacing)
+    band = band_indices(grid_a, spacing, 2.0)
     for k, (m, o) in enumerate(zip(masks, others, strict=True)):
         in_k = surf_a // grid_a.block_size == k
         expected = surface_distances(m, o, spacing=spacing).pred_to_ref
         np.testing.assert_allclose(to_b[in_k], expected, rtol=1e-12)
-        single = _Padded.from_mask(m)
+        single = SparseGrid.from_mask(m)
         np.testing.assert_array_equal(
-            band[band // grid_a.block_size == k] % grid_a.block_size, _band(single, spacing, 2.0)
+            band[band // grid_a.block_size == k] % grid_a.block_size,
+            band_indices(single, spacing, 2.0),
         )

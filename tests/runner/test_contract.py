@@ -202,3 +202,32 @@ def test_resampled_channel_is_staged_on_the_reference_grid(tmp_path: Path) -> No
     assert listing["cases"][0]["channels"] == {"CT": "CHUM-001/CT.nii.gz", "PT": "CHUM-001/PT.mha"}
     staged = sitk.ReadImage(str(tmp_path / "in" / "CHUM-001" / "PT.mha"))
     assert staged.GetSize() == ct.GetSize() and staged.GetSpacing() == ct.GetSpacing()
+
+
+def test_an_archive_needs_exactly_one_real_manifest(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from evaluator.errors import SubmissionError
+    from evaluator.runner.submissions import read_archive
+
+    def archive(members: dict[str, bytes]) -> Path:
+        path = tmp_path / f"a{len(list(tmp_path.iterdir()))}.tar"
+        with tarfile.open(path, "w") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return path
+
+    one = json.dumps([{"Config": "a" * 64 + ".json", "RepoTags": ["victim:latest"]}]).encode()
+    none = json.dumps([{"Config": "b" * 64 + ".json", "RepoTags": []}]).encode()
+    # a decoy that a loose name match would take instead of the real manifest
+    assert read_archive(archive({"manifest.json": one, ".manifest.json": none})).tags == (
+        "victim:latest",
+    )
+    with pytest.raises(SubmissionError, match=r"one manifest\.json, found 2"):
+        read_archive(archive({"manifest.json": one, "./manifest.json": none}))
+    bad = json.dumps([{"Config": "c" * 64 + ".json", "RepoTags": ["Up/Per:x"]}]).encode()
+    with pytest.raises(SubmissionError, match="not a valid image tag"):
+        read_archive(archive({"manifest.json": bad}))

@@ -194,13 +194,100 @@ def test_required_gpus_fail_clearly_on_a_host_without_them(
     manifest = hostile_manifest(
         test_images["hostile"], "good", resources=TIGHT.model_copy(update={"gpus": gpus})
     )
-    out = run_cases(
-        manifest,
-        tiny.cases[:1],
-        task=tiny.task,
-        run_dir=workspace.runs / "gpu",
-        backend=docker_backend,
-        workspace=workspace,
+    with pytest.raises(SubmissionError, match="requires GPUs"):  # the run never starts
+        run_cases(
+            manifest,
+            tiny.cases[:1],
+            task=tiny.task,
+            run_dir=workspace.runs / "gpu",
+            backend=docker_backend,
+            workspace=workspace,
+        )
+    assert not (workspace.runs / "gpu").exists()
+
+
+def _drop(docker_backend: Any, tag: str) -> None:
+    """Remove a test image; a daemon too busy to answer in time leaves it for the next build."""
+    import contextlib
+
+    import docker
+    import requests
+
+    with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
+        docker_backend.client.images.remove(tag, force=True)
+
+
+def _build(docker_backend: Any, tag: str, dockerfile: str) -> str:
+    """An image from a Dockerfile text on the local sci base; its id."""
+    import io
+
+    from evaluator.runner.images import BASE_IMAGES
+
+    text = f"FROM {BASE_IMAGES['sci'].tag}\n{dockerfile}"
+    image, _ = docker_backend.client.images.build(
+        fileobj=io.BytesIO(text.encode()), tag=tag, rm=True
     )
-    assert out.container_runs[0].status == "error"
-    assert "requires GPUs" in out.case_errors["0001"] and out.provenance["gpus"] == "none"
+    return str(image.id)
+
+
+def test_image_volumes_are_capped_tmpfs_and_leave_nothing_behind(
+    tiny: TinyDataset, workspace: Workspace, docker_backend: Any, test_images: dict[str, str]
+) -> None:
+    """A VOLUME would be an uncapped, writable host folder, even under a read-only root."""
+    script = (
+        "import os,json,shutil;"
+        "n=0\\ntry:\\n for i in range(64):\\n  open(f'/scratch/{i}','wb').write(b'x'*2**20); n+=1\\n"
+        "except OSError as e: print('stopped', n, e.strerror)\\n"
+        "for c in json.load(open('/input/cases.json'))['cases']:\\n"
+        " shutil.copy('/input/'+c['channels']['CT'], '/output/'+c['case_id']+'.nii.gz')"
+    )
+    digest = _build(
+        docker_backend,
+        "ccbench-test/volume:latest",
+        f'VOLUME /scratch\nENTRYPOINT ["python", "-c", "{script}"]\n',
+    )
+    volumes_before = {v.name for v in docker_backend.client.volumes.list()}
+    manifest = Manifest(
+        name="test-volume",
+        image="ccbench-test/volume:latest",
+        image_digest=digest,
+        tasks=("btcv-phantom",),
+        resources=TIGHT,  # read-only root, /tmp-like folders of 16 MiB
+    )
+    try:
+        out = run_cases(
+            manifest, tiny.cases[:1], task=tiny.task, run_dir=workspace.runs / "vol",
+            backend=docker_backend, workspace=workspace,
+        )  # fmt: skip
+        log = out.container_runs[0].log
+        assert "stopped" in log and int(log.split("stopped ")[1].split()[0]) <= 16, log
+        assert {v.name for v in docker_backend.client.volumes.list()} <= volumes_before
+    finally:
+        _drop(docker_backend, "ccbench-test/volume:latest")
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        "RUN mv /etc/passwd /etc/passwd.real && ln -s passwd.real /etc/passwd\\nUSER nobody",
+        "USER ²",
+        "RUN echo 'big:x:99999999999:99999999999::/:/bin/sh' >> /etc/passwd\\nUSER big",
+        "RUN python -c \"open('/etc/passwd','a').write('#'*(3*2**20))\"\\nUSER nobody",
+        "RUN echo 'app:x:4242:0::/:/bin/sh' >> /etc/passwd\\nUSER app",
+        "USER 4243:0",
+    ],
+)
+def test_odd_image_users_never_crash_and_never_run_as_root(
+    dockerfile: str, docker_backend: Any
+) -> None:
+    from evaluator.runner.docker_backend import DockerBackend
+
+    digest = _build(docker_backend, "ccbench-test/user:latest", dockerfile.replace("\\n", "\n"))
+    try:
+        manifest = Manifest(
+            name="test-user", image="x", image_digest=digest, tasks=("btcv-phantom",)
+        )
+        uid, gid = DockerBackend(docker_backend.client).user_for(manifest)
+        assert uid > 0 and gid > 0 and uid < 2**31 - 1
+    finally:
+        _drop(docker_backend, "ccbench-test/user:latest")

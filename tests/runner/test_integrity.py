@@ -370,3 +370,12 @@ def test_a_flood_of_container_output_costs_bounded_memory_and_disk(
     assert out.container_runs[0].ok and errors.empty  # 256 MiB printed, every case scored
     assert len(log) < 70_000 and "bytes cut" in log and log.rstrip().endswith("the last line")
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB of Python memory for the log"
+
+
+def test_links_and_special_outputs_are_unsafe_errors(
+    tiny: TinyDataset, workspace: Workspace, docker_backend: Any, test_images: dict[str, str]
+) -> None:
+    manifest = hostile_manifest(test_images["hostile"], "links")
+    _, errors, results = _run(manifest, tiny, workspace, docker_backend)
+    assert _classes(errors) == {"0001": "unsafe", "0002": "unsafe", "0003": "unsafe"}
+    assert set(_dice(results).values()) == {0.0}

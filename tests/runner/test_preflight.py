@@ -29,8 +29,9 @@ FAULTS: dict[str, tuple[str | None, str | None, str]] = {
     "slow": ("time", "error", "batch"),
     "memory": ("memory", "error", "batch"),
     "network": ("network", "error", "batch"),
-    "crash": ("exit_code", "error", "batch"),
+    "crash": ("exit_code", "error", "grand-challenge"),  # a failed job: outputs not used
     "writes": ("writes", "warning", "batch"),
+    "twofiles": ("output", "error", "batch"),
 }
 SMALL = Resources(memory_mb=256, cpus=1.0, pids=64, time_limit_s=4.0, tmp_mb=16, gpus="never")
 

@@ -1,7 +1,7 @@
 """An algorithm with one seeded fault (environment variable FAULT); both interfaces.
 
 none: correct outputs. nooutput, wrongname, wrongslug (grand-challenge), geometry, nan, labels,
-slow, memory, network, writes, crash: the fault of that name.
+slow, memory, network, writes, crash, twofiles: the fault of that name.
 """
 
 from __future__ import annotations
@@ -71,6 +71,8 @@ def main() -> int:
             out.CopyInformation(image)
         target.parent.mkdir(parents=True, exist_ok=True)
         sitk.WriteImage(out, str(target))
+        if FAULT == "twofiles":  # the same prediction twice, in two formats
+            sitk.WriteImage(out, str(target).replace(".nii.gz", ".mha"))
     if FAULT == "crash":
         print("Traceback (most recent call last): RuntimeError: CUDA out of memory", flush=True)
         return 3
