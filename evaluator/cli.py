@@ -524,6 +524,10 @@ def submit_cmd(
         typer.Option(help="Command overriding the image's CMD, e.g. 'python predict.py'."),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the entry.")] = False,
+    baseline: Annotated[
+        bool,
+        typer.Option("--baseline", help="A reference algorithm: marked as a baseline on boards."),
+    ] = False,
     submissions: SubmissionsOpt = Path("submissions"),
 ) -> None:
     """Register a container image as an entry: checks it exists, records its digest.
@@ -584,6 +588,7 @@ def submit_cmd(
         submissions_dir=submissions,
         overwrite=overwrite,
         backend=backend,
+        kind="baseline" if baseline else "entry",
     )
     print_submission(manifest, path, console=console)
 

@@ -78,9 +78,9 @@ DEMO_SPLIT = "all"
 
 def _metrics(ws: Workspace, seed: int, console: Console) -> str:
     from evaluator.datasets.base import open_dataset
-    from evaluator.evaluate import write_degraded_predictions
     from evaluator.metrics.files import score_files
     from evaluator.reporting import print_case_metrics
+    from evaluator.simulate.degraded import write_degraded_predictions
 
     dataset = open_dataset("autopet-phantom", workspace=ws)
     case = next(c for c in dataset.cases() if c.metadata.get("diagnosis") != "NEGATIVE")
@@ -105,8 +105,9 @@ def _metrics(ws: Workspace, seed: int, console: Console) -> str:
 
 
 def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
-    from evaluator.evaluate import evaluate_run, write_degraded_predictions
+    from evaluator.evaluate import evaluate_run
     from evaluator.reporting import print_evaluation
+    from evaluator.simulate.degraded import write_degraded_predictions
 
     runs = 0
     for task in DEMO_TASKS:

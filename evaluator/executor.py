@@ -42,7 +42,7 @@ __all__ = [
 J = TypeVar("J")
 R = TypeVar("R")
 
-_PRELOAD = ["evaluator._scoring", "evaluator.metrics.api", "evaluator.simulate.operators"]
+_PRELOAD = ["evaluator.scoring", "evaluator.metrics.api", "evaluator.simulate.operators"]
 
 
 def default_memory_mb(workers: int = 1) -> int:

@@ -1,8 +1,10 @@
 """Loading a task's leaderboard from the results store: entries, runs and score matrices.
 
-For a task and split, every entry's most recent *finished* run is its leaderboard run (runs
-without an entry are listed under their run name; degradation-study runs, whose parameters name a
-``simulation``, never are). Runs scored on different case sets are never mixed: only the runs on
+The store is a board's only input: the numbers, the runs' provenance, and the artifacts the
+stages recorded (prediction folders and data roots for the slice gallery, study figures); no
+other path is opened. For a task and split, every entry's most recent *finished* run of kind
+``entry`` or ``baseline`` is its leaderboard run (runs without an entry are listed under their
+run name; ``study`` runs never are). Runs scored on different case sets are never mixed: only the runs on
 the case set of the most recent finished run (``parameters["case_set"]``, recorded by
 ``ccbench evaluate``; runs of old stores without one form a set of their own) are ranked, the
 others are listed in :attr:`LeaderboardData.left_out` with the reason. The leaderboard's cases
@@ -23,7 +25,9 @@ metric profile in ``datasets.yaml`` (``ranking:``, see
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,7 +42,7 @@ from evaluator.datasets.registry import (
 from evaluator.errors import StoreError
 from evaluator.evaluate import ranking_worst
 from evaluator.metrics.registry import METRICS
-from evaluator.store import EntryInfo, RunInfo, Store
+from evaluator.store import ArtifactInfo, ArtifactKind, EntryInfo, RunInfo, RunKind, Store
 from leaderboards.ranking import WeightedRanking, clip_to_worst, score_matrix
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXCLUDING_ERROR_CLASSES",
+    "RANKED_KINDS",
     "LeaderboardData",
     "cc_pairs",
     "excluded_cases",
@@ -107,6 +112,13 @@ class LeaderboardData:
         known only as run names are absent.
     profile : MetricProfile or None
         The task's metric profile (official score, worst values).
+    artifacts : dict
+        Entry -> the files its run recorded in the store (:meth:`Store.artifacts`: the scored
+        predictions, the data root, ...): the only paths a board may open. Host paths: never
+        published.
+    study_plots : list of ArtifactInfo
+        Figures of the degradation studies (runs of kind ``study``) of the task, and of the task
+        it is a phantom of, recorded by ``ccbench simulate dataset``; one per path.
     """
 
     task: str
@@ -128,6 +140,13 @@ class LeaderboardData:
     left_out: dict[str, str] = field(default_factory=dict)
     entry_info: dict[str, EntryInfo] = field(default_factory=dict)
     profile: MetricProfile | None = None
+    artifacts: dict[str, list[ArtifactInfo]] = field(default_factory=dict)
+    study_plots: list[ArtifactInfo] = field(default_factory=list)
+
+    def artifact(self, entry: str, kind: ArtifactKind) -> Path | None:
+        """The path of the entry's most recent artifact of ``kind``, or None."""
+        found = [a for a in self.artifacts.get(entry, []) if a.kind == kind]
+        return Path(found[-1].path) if found else None
 
     def directions(self) -> dict[str, bool]:
         """Metric -> higher_is_better, from :data:`evaluator.metrics.METRICS`."""
@@ -304,12 +323,24 @@ def same_case_set(runs: dict[str, RunInfo]) -> tuple[dict[str, RunInfo], dict[st
     return kept, left_out
 
 
+#: Kinds of runs a leaderboard ranks (``study`` runs are shown as figures only).
+RANKED_KINDS: tuple[RunKind, ...] = ("entry", "baseline")
+
+
 def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
-        if run.status == "finished" and "simulation" not in run.parameters:
+        if run.status == "finished" and run.kind in RANKED_KINDS:
             chosen[run.entry or run.name] = run
     return chosen
+
+
+def _study_plots(store: Store, tasks: Sequence[str]) -> list[ArtifactInfo]:
+    seen: dict[str, ArtifactInfo] = {}
+    for task in tasks:
+        for artifact in store.artifacts(kind="plot", task=task, run_kind="study"):
+            seen.setdefault(artifact.path, artifact)
+    return list(seen.values())
 
 
 def load_leaderboard_data(
@@ -346,7 +377,9 @@ def load_leaderboard_data(
     reg = registry or load_registry()
     spec = reg.task(task)
     profile = reg.profile(spec)
-    runs, left_out = same_case_set(_leaderboard_runs(store.list_runs(task=task, split=split)))
+    runs, left_out = same_case_set(
+        _leaderboard_runs(store.list_runs(task=task, split=split, kind=RANKED_KINDS))
+    )
     if not runs:
         raise StoreError(
             f"no finished run of task '{task}', split '{split}' in {store.url}: "
@@ -415,4 +448,6 @@ def load_leaderboard_data(
         left_out=left_out,
         entry_info=entry_info,
         profile=profile,
+        artifacts={e: store.artifacts(run_ids=[r.id]) for e, r in runs.items()},
+        study_plots=_study_plots(store, [task, *([spec.phantom_of] if spec.phantom_of else [])]),
     )

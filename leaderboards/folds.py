@@ -142,11 +142,11 @@ def fold_summary(
     FoldSummary or None
         None when no fold of the task has a finished leaderboard run.
     """
-    from leaderboards.data import load_leaderboard_data
+    from leaderboards.data import RANKED_KINDS, load_leaderboard_data
 
     reg = registry or load_registry()
     folds = fold_names(reg.task(task).split.folds)
-    stored = {r.split for r in store.list_runs(task=task, status="finished")}
+    stored = {r.split for r in store.list_runs(task=task, status="finished", kind=RANKED_KINDS)}
     boards: dict[str, LeaderboardData] = {}
     for fold in folds:
         if fold not in stored:

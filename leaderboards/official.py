@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from evaluator._scoring import AGG_INTERSECTION, AGG_VOLUME
 from evaluator.datasets.registry import RUN_AGGREGATES, OfficialSpec
 from evaluator.evaluate import ranking_worst
 from evaluator.metrics.registry import METRICS
+from evaluator.scoring import AGG_INTERSECTION, AGG_VOLUME
 from leaderboards.ranking import clip_to_worst, score_matrix
 from leaderboards.statistics import (
     bootstrap_aggregated_dice,

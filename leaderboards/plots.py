@@ -23,6 +23,7 @@ from evaluator.simulate.plots import CC_COLOUR, STANDARD_COLOUR
 if TYPE_CHECKING:
     import pandas as pd
 
+    from evaluator.datasets.base import DatasetAdapter
     from evaluator.workspace import Workspace
     from leaderboards.board import Leaderboard
 
@@ -303,13 +304,14 @@ def plot_slice_gallery(
 
     3D cases are shown as a coronal maximum-intensity projection of the PET/PT channel (the
     first channel when there is none) with the projected masks' contours, so every lesion is
-    visible; 2D cases (ChestXDet) are shown as they are. The prediction is read from the run's
-    prediction folder (``parameters["pred"]`` of the run), the images from the data root the runs
-    were scored against. Returns ``[]`` when no prediction or image can be found (e.g. the run
-    folder was deleted) or the task is 2D with instance predictions.
+    visible; 2D cases (ChestXDet) are shown as they are. Only paths recorded in the store are
+    opened: the prediction from the run's ``predictions`` artifact, the images from its ``data``
+    artifact (:attr:`LeaderboardData.artifacts`). Returns ``[]`` when no prediction or image can
+    be found (e.g. the run folder was deleted, or a wave-1 run recorded no data root) or the task
+    is 2D with instance predictions.
     """
     from evaluator.datasets.base import label_array, open_dataset
-    from evaluator.errors import CCBenchError, DatasetNotFoundError
+    from evaluator.errors import CCBenchError
     from evaluator.evaluate import find_predictions
     from evaluator.ingest import read_prediction
 
@@ -317,44 +319,44 @@ def plot_slice_gallery(
         return []
     import SimpleITK as sitk
 
-    # The data the runs were scored against (``--data-root`` of ``ccbench evaluate``), if any.
-    recorded = next(
-        (r.parameters["data_root"] for r in lb.data.runs.values() if r.parameters.get("data_root")),
-        None,
-    )
-    try:
-        dataset = open_dataset(
-            lb.data.spec,
-            workspace=workspace,
-            data_root=None if recorded is None else Path(recorded),
-        )
-    except DatasetNotFoundError:
-        return []  # the images are gone: no gallery, the rest of the site stands
     channel = next(
         (c for c in lb.data.spec.channels if c.upper() in ("PET", "PT")), lb.data.spec.channels[0]
     )
+    datasets: dict[Path, DatasetAdapter | None] = {}
     panels = []
     for item in gallery_cases(lb, standard=standard, cc=cc, n=n):
-        pred_dir = lb.data.runs[item.entry].parameters.get("pred")
-        if not pred_dir:
+        pred_dir = lb.data.artifact(item.entry, "predictions")
+        data_root = lb.data.artifact(item.entry, "data")
+        if pred_dir is None or data_root is None:
+            continue
+        if data_root not in datasets:
+            try:  # the run's data root, as recorded; gone or changed: no panel from it
+                datasets[data_root] = open_dataset(
+                    lb.data.spec, workspace=workspace, data_root=data_root
+                )
+            except CCBenchError:
+                datasets[data_root] = None
+        dataset = datasets[data_root]
+        if dataset is None:
             continue
         try:  # the entry's folder is untrusted and may have changed since it was scored
-            pred_file = find_predictions(Path(pred_dir), [item.case]).get(item.case)
+            pred_file = find_predictions(pred_dir, [item.case]).get(item.case)
         except CCBenchError:
             continue
         if not isinstance(pred_file, Path):
             continue
-        case = dataset.case(item.case)
-        ref_img = case.read_label()
         try:  # through the same checks as scoring: a prediction is untrusted input
+            case = dataset.case(item.case)
+            ref_img = case.read_label()
             pred_img = read_prediction(
                 pred_file, what=f"prediction {item.case}", expected_size=ref_img.GetSize()
             )
             pred = label_array(pred_img, labels=lb.data.spec.labels, what="prediction") > 0
+            image = sitk.GetArrayFromImage(case.read_channel(channel)).astype(float)
+            labels = label_array(ref_img, labels=lb.data.spec.labels, what=f"ref. {item.case}")
         except CCBenchError:
             continue
-        image = sitk.GetArrayFromImage(case.read_channel(channel)).astype(float)
-        ref = label_array(ref_img, labels=lb.data.spec.labels, what=f"reference {item.case}") > 0
+        ref = labels > 0
         spacing = ref_img.GetSpacing()  # (x, y, z)
         panels.append((item, image, ref, pred, spacing[2] / spacing[0]))
     if not panels:

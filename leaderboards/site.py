@@ -154,21 +154,15 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def simulation_plots(
-    task: str, workspace: Workspace, *, phantom_of: str | None = None
-) -> list[Path]:
-    """PNG figures of degradation studies of ``task`` (or the task it is a phantom of).
-
-    Looks in ``<workspace>/simulations/<name>-*/`` (where ``ccbench simulate dataset`` writes).
-    """
-    names = {task} | ({phantom_of} if phantom_of else set())
-    root = workspace.simulations
-    if not root.is_dir():
-        return []
+def simulation_plots(lb: Leaderboard) -> list[Path]:
+    """PNG figures of the degradation studies of the board's task (or the task it is a phantom
+    of), as recorded in the store (:attr:`LeaderboardData.study_plots`) and still on disk as
+    regular files."""
     found = []
-    for folder in sorted(root.iterdir()):
-        if folder.is_dir() and any(folder.name.startswith(f"{n}-") for n in names):
-            found += sorted(folder.glob("*.png"))
+    for artifact in lb.data.study_plots:
+        path = Path(artifact.path)
+        if path.suffix == ".png" and path.is_file() and not path.is_symlink():
+            found.append(path)
     return found
 
 
@@ -208,8 +202,7 @@ def _plots(
                 f"Per-case {metric_title(metric)}",
             )
         )
-    spec = lb.data.spec
-    for png in simulation_plots(spec.name, workspace, phantom_of=spec.phantom_of):
+    for png in simulation_plots(lb):
         dest = plots / f"simulation_{png.parent.name}_{png.name}"
         shutil.copyfile(png, dest)
         svg = png.with_suffix(".svg")
@@ -451,14 +444,16 @@ def _official_context(lb: Leaderboard) -> dict[str, Any] | None:
 
 
 def _ranking_rows(
-    table: Any, href: dict[str, str], rank_metrics: list[str]
+    table: Any, href: dict[str, str], rank_metrics: list[str], baselines: set[str]
 ) -> list[dict[str, Any]]:
-    """Rows of a ranking table (overall or the profile's): ranks, scores, bootstrap summary."""
+    """Rows of a ranking table (overall or the profile's): ranks, scores, bootstrap summary;
+    ``baselines`` are the entries marked as reference algorithms."""
     rows = []
     for entry, row in table.iterrows():
         rows.append(
             {
                 "entry": entry,
+                "baseline": str(entry) in baselines,
                 "href": href[str(entry)],
                 "rank": int(row["rank"]),
                 "metric_ranks": [int(row[f"rank_{m}"]) for m in rank_metrics],
@@ -493,7 +488,8 @@ def _board_context(
     rank_metrics = [
         c[5:] for c in lb.overall.columns if c.startswith("rank_") and c[5:] in data.metrics
     ]
-    overall = _ranking_rows(lb.overall, href, rank_metrics)
+    baselines = {e for e, r in data.runs.items() if r.kind == "baseline"}
+    overall = _ranking_rows(lb.overall, href, rank_metrics, baselines)
     official = _official_context(lb)
     if official is not None:
         for ranked in overall:
@@ -508,7 +504,7 @@ def _board_context(
         profile_ranking = {
             "scheme": _scheme_text(lb),
             "rank_metrics": profile_metrics,
-            "rows": _ranking_rows(lb.profile_overall, href, profile_metrics),
+            "rows": _ranking_rows(lb.profile_overall, href, profile_metrics, baselines),
         }
     metrics = []
     for metric, table in lb.per_metric.items():
@@ -660,6 +656,7 @@ def _entry_context(lb: Leaderboard, entry: str) -> dict[str, Any]:
     # provenance, anything that looks like a path or URL is dropped.
     provenance = [
         ("run", run.name),
+        ("kind", run.kind),
         *_provenance(data, entry),
         ("dataset fingerprint", _public(run.dataset_fingerprint)),
         ("ccbench version", _public(run.ccbench_version)),
@@ -1005,7 +1002,9 @@ def publish_leaderboard(
     task, split
         What to rank (as stored by ``ccbench evaluate`` / ``ccbench run``).
     workspace
-        Holds the store (by default), the data (slice gallery) and simulation outputs.
+        Holds the store (by default) and the default site folder. Everything a board shows
+        comes from the store: numbers, provenance, and the recorded artifacts (slice gallery
+        images, study figures).
     out
         Site folder; default ``<workspace>/site``. Other tasks already published there
         stay listed in its index.

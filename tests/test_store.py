@@ -259,16 +259,3 @@ def test_record_case_refreshes_only_this_process_claim(store: Store) -> None:
     )  # fmt: skip
     store.record_case(other.id, "c1", [ResultRow(1, "dice", 1.0)])
     assert store.claim_holder(other.id).heartbeat_at == long_ago  # type: ignore[union-attr]
-
-
-def test_store_of_the_previous_schema_gains_run_claims(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    with Store.open(url) as old:
-        run = _run(old)
-        with old.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE run_claims"))
-        assert "run_claims" not in sa.inspect(old.engine).get_table_names()
-    with Store.open(url) as new, new.claim_run(run.id, wait=False):
-        assert new.claim_holder(run.id) is not None
-        new.record_case(run.id, "c1", [ResultRow(1, "dice", 1.0)])
-    assert (tmp_path / "old.sqlite.lock").is_file()

@@ -249,7 +249,8 @@ def test_evaluate_run_on_postgres_equals_sqlite(
     postgres_url: str, workspace: Workspace, tmp_path: Path
 ) -> None:
     from evaluator.datasets.phantoms import write_phantoms
-    from evaluator.evaluate import evaluate_run, write_degraded_predictions
+    from evaluator.evaluate import evaluate_run
+    from evaluator.simulate.degraded import write_degraded_predictions
 
     write_phantoms("hecktor", workspace=workspace, cases=2, progress=False)
     pred = write_degraded_predictions(
@@ -281,3 +282,60 @@ def test_evaluate_run_on_postgres_equals_sqlite(
         out=tmp_path / "pg",
     )  # fmt: skip
     assert (again.run.id, again.scored) == (pg.run.id, 0)
+
+
+def test_wave1_store_upgraded_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    """The wave-1 store's rows copied into a wave-1 schema on PostgreSQL (no revision table),
+    then opened by this ccbench by two processes at once: upgraded once, numbers kept."""
+    from alembic import command
+
+    from evaluator.store.migrate import BASELINE, HEAD, _config
+
+    from .test_store_migrations import _schema_diff, _wave1_store
+
+    sqlite_url, _ = _wave1_store(tmp_path)
+    source = sa.create_engine(sqlite_url)
+    target = sa.create_engine(postgres_url)
+    with target.begin() as conn:
+        command.upgrade(_config(conn), BASELINE)
+        conn.execute(sa.text("DROP TABLE alembic_version"))
+    old = sa.MetaData()
+    old.reflect(source)
+    with source.connect() as src, target.begin() as dst:
+        for table in old.sorted_tables:
+            rows = [dict(r._mapping) for r in src.execute(table.select())]
+            if rows:
+                dst.execute(table.insert(), rows)
+        for name in ("entries", "runs", "run_logs"):  # serials follow the copied ids
+            dst.execute(
+                sa.text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                        f"(SELECT COALESCE(MAX(id), 1) FROM {name}))")
+            )  # fmt: skip
+    with source.connect() as src:
+        before = sorted(src.execute(sa.text("SELECT * FROM results")).fetchall())
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            Store.open(postgres_url).close()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Store.open(postgres_url) as store:
+        assert store.schema_revision() == HEAD
+        kinds = sorted((r.name, r.kind) for r in store.list_runs())
+        assert [k for _, k in kinds].count("study") == 2
+        assert dict(kinds)["threshold--hecktor-phantom"] == "baseline"
+        assert len(store.artifacts(kind="predictions")) == 3
+        new = store.get_or_create_run(name="n", task="btcv", split="test", parameters={})
+        assert new.id > max(r.id for r in store.list_runs() if r.name != "n")
+    with target.connect() as conn:
+        after = sorted(conn.execute(sa.text("SELECT * FROM results")).fetchall())
+    assert after == before
+    assert _schema_diff(target) == []

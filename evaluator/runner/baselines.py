@@ -129,6 +129,7 @@ def build_baselines(
                 submissions_dir=submissions_dir,
                 team="ccbench baselines",
                 overwrite=True,
+                kind="baseline",
             )
         else:
             manifest = Manifest(
@@ -138,6 +139,7 @@ def build_baselines(
                 image_digest="sha256:" + "0" * 64,
                 tasks=tuple(tasks),
                 command=command,
+                kind="baseline",
             )
             path = write_manifest(manifest, submissions_dir)
         out.append(BaselineBuild(name=name, image=tag, manifest=path, built=docker))

@@ -57,6 +57,7 @@ __all__ = [
     "SLUG_PATTERN",
     "UNPRIVILEGED_UID",
     "ContainerRun",
+    "EntryKind",
     "Filesystem",
     "GrandChallengeSlugs",
     "Interface",
@@ -82,6 +83,8 @@ __all__ = [
 Interface = Literal["batch", "grand-challenge"]
 #: The container's root file system: grand-challenge's throw-away layer, or read-only.
 Filesystem = Literal["ephemeral", "read-only"]
+#: A submitted entry or a reference algorithm (its runs are stored with this kind).
+EntryKind = Literal["entry", "baseline"]
 
 #: Image files staged as inputs unchanged (anything else is converted to ``.mha``).
 INPUT_EXTENSIONS = (".nii.gz", ".nii", ".mha")
@@ -262,6 +265,9 @@ class Manifest(_Frozen):
     gc_inputs: dict[str, Annotated[str, Field(pattern=SLUG_PATTERN, max_length=64)]] | None = None
     gc_output: str | None = Field(default=None, pattern=SLUG_PATTERN, max_length=64)
     submitted: str = ""
+    #: ``baseline`` for a reference algorithm (``ccbench baselines build``, ``submit
+    #: --baseline``): ranked with the entries, marked as a baseline on the boards.
+    kind: EntryKind = "entry"
 
 
 def invalid_fields(err: ValidationError) -> str:

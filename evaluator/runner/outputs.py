@@ -49,6 +49,7 @@ __all__ = [
     "folder_bytes",
     "open_scratch",
     "reap_scratch",
+    "remove_scratch",
 ]
 
 #: Extensions a prediction may have, most specific first (the ingestion's allow-list).
@@ -183,10 +184,10 @@ def open_scratch(
     try:
         yield scratch
     finally:
-        _remove_scratch(root)
+        remove_scratch(root)
 
 
-def _remove_scratch(root: Path) -> None:
+def remove_scratch(root: Path) -> None:
     _unmount(root / "output")
 
     def _retry(func: object, p: str, _exc: object) -> None:
@@ -216,7 +217,7 @@ def reap_scratch(tmp: Path) -> list[Path]:
             continue  # not ours, or being created right now
         if owner.alive():
             continue
-        _remove_scratch(root)
+        remove_scratch(root)
         removed.append(root)
     return removed
 

@@ -467,7 +467,7 @@ def _evaluate(
 ) -> Any:
     """Score the predictions folder, then attach container logs and errors to the stored run."""
     from evaluator.evaluate import evaluate_run
-    from evaluator.store import Store
+    from evaluator.store import ArtifactKind, Store
 
     result = evaluate_run(
         task.name,
@@ -489,9 +489,17 @@ def _evaluate(
             **manifest.model_dump(mode="json", exclude_none=True),
             "backend": outcome.provenance.get("backend"),
         },
+        kind=manifest.kind,
     )
     db = Store.open(result.store_url)
     try:
+        written: tuple[tuple[ArtifactKind, Path], ...] = (
+            ("logs", outcome.run_dir / "logs"),
+            ("container", outcome.run_dir / "container.json"),
+        )
+        for artifact, path in written:
+            if path.exists():
+                db.add_artifact(result.run.id, artifact, path)
         for run in outcome.container_runs:
             case_id = None if run.label == "split" else run.label
             db.log(result.run.id, run.log, case_id=case_id, stream="container")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from evaluator.errors import SubmissionError
 from evaluator.runner.contract import (
+    EntryKind,
     Interface,
     Manifest,
     Resources,
@@ -173,6 +174,7 @@ def submit_image(
     overwrite: bool = False,
     backend: DockerBackend | None = None,
     image_digest: str | None = None,
+    kind: EntryKind = "entry",
 ) -> tuple[Manifest, Path]:
     """Check ``image`` exists, record its digest and write the entry's manifest.
 
@@ -198,6 +200,8 @@ def submit_image(
     image_digest
         Record this digest without asking an engine (for entries run with ``--backend local``
         only); must look like ``sha256:<64 hex>``.
+    kind
+        ``baseline`` for a reference algorithm (marked as such on the leaderboards).
 
     Returns
     -------
@@ -241,6 +245,7 @@ def submit_image(
             resources=resources or Resources(),
             command=tuple(command) if command else None,
             submitted=datetime.now(UTC).isoformat(timespec="seconds"),
+            kind=kind,
         )
     except ValidationError as err:
         raise SubmissionError(f"entry {name}: {invalid_fields(err)}") from err

@@ -33,7 +33,7 @@ def watch(token: str, owner_text: str, tmp: Path, *, poll_s: float = _POLL_S) ->
     import docker
 
     from evaluator.processes import Owner
-    from evaluator.runner.outputs import _remove_scratch
+    from evaluator.runner.outputs import remove_scratch
 
     owner = Owner.parse(owner_text)
     client = docker.from_env(timeout=30)
@@ -50,7 +50,7 @@ def watch(token: str, owner_text: str, tmp: Path, *, poll_s: float = _POLL_S) ->
         if not alive:
             for root in tmp.glob(f"run-{token}-*"):
                 with contextlib.suppress(OSError):
-                    _remove_scratch(root)
+                    remove_scratch(root)
             return 0
         time.sleep(poll_s)
 

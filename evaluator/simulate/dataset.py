@@ -41,15 +41,15 @@ import numpy as np
 from evaluator.errors import SimulationError
 from evaluator.executor import JobFailure
 from evaluator.simulate.operators import OPERATORS, Order, label_components
-from evaluator.store import ResultRow, Store
+from evaluator.store import ArtifactKind, ResultRow, Store
 from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from evaluator._scoring import ScoringPlan
     from evaluator.datasets.base import Case
     from evaluator.datasets.registry import Registry
+    from evaluator.scoring import ScoringPlan
 
 __all__ = [
     "DATASET_OPERATIONS",
@@ -177,9 +177,9 @@ def simulate_case(job: StudyJob) -> StudyOutcome:
         For each ``n``: one :class:`ResultRow` per label taking part and metric, plus the
         label's :data:`REF_COMPONENTS` count.
     """
-    from evaluator._scoring import _metric_kwargs as metric_kwargs
     from evaluator.datasets.base import image_geometry, label_array
     from evaluator.metrics.api import compute_metrics
+    from evaluator.scoring import metric_kwargs
 
     start = time.perf_counter()
     plan, study, cid = job.plan, job.study, job.case.case_id
@@ -325,7 +325,7 @@ def run_dataset_study(
     from evaluator.datasets.base import open_dataset
     from evaluator.datasets.registry import load_registry
     from evaluator.datasets.splits import resolve_split
-    from evaluator.evaluate import _outcomes_dask, _outcomes_local
+    from evaluator.executor import WorkerLimits, default_memory_mb, run_jobs, run_jobs_dask
 
     study = DatasetStudy(task, split, op, order, n_max=n_max, seed=seed, margin_mm=margin_mm)
     reg = registry or load_registry()
@@ -338,7 +338,11 @@ def run_dataset_study(
     ns = list(range(n_max + 1))
     runs = {
         n: db.get_or_create_run(
-            name=study.run_name(n), task=task, split=split, parameters=study.parameters(n)
+            name=study.run_name(n),
+            task=task,
+            split=split,
+            parameters=study.parameters(n),
+            kind="study",
         )
         for n in ns
     }
@@ -352,11 +356,16 @@ def run_dataset_study(
     case_seconds: list[float] = []
     if jobs:
         if scheduler:
-            outcomes = _outcomes_dask(jobs, scheduler, fn=simulate_case)
+            outcomes = run_jobs_dask(jobs, simulate_case, scheduler=scheduler)
         else:
             count = workers if workers is not None else os.cpu_count() or 1
-            outcomes = _outcomes_local(
-                jobs, min(count, len(jobs)), fn=simulate_case, on_failure=_study_failure
+            n = min(count, len(jobs))
+            outcomes = run_jobs(
+                jobs,
+                simulate_case,
+                workers=n,
+                limits=WorkerLimits(memory_mb=default_memory_mb(n)),
+                on_failure=_study_failure,
             )
         for i, outcome in enumerate(outcomes, start=1):
             for n, rows in outcome.rows.items():
@@ -573,6 +582,9 @@ def redraw_dataset_study(
     The figure of ``study.op`` shows both orders when both are stored. The sensitivity table
     covers every operator of the task and split found in the store.
 
+    Every file written is recorded in the store as an artifact (``plot`` or ``table``) of the
+    study's first run (``n = 0``), where the leaderboards find the figures.
+
     Parameters
     ----------
     study
@@ -626,6 +638,11 @@ def redraw_dataset_study(
     sensitivity.to_csv(sens_csv, index=False)
     sens_md.write_text(_markdown(sensitivity, n_max=study.n_max))
     files += [sens_csv, sens_md]
+    first = db.find_run(study.run_name(0))
+    if first is not None:  # the study's files, for the leaderboards (they read only the store)
+        for file in files:
+            kind: ArtifactKind = "plot" if file.suffix in (".png", ".svg") else "table"
+            db.add_artifact(first.id, kind, file, note=f"{study.op} study, {study.order}")
     return DatasetStudyResult(
         study=study,
         rows=rows,

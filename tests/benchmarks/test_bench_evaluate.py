@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import SimpleITK as sitk
 
-from evaluator._scoring import CaseOutcome
 from evaluator.datasets.base import open_dataset
-from evaluator.evaluate import evaluate_run, write_degraded_predictions
+from evaluator.evaluate import evaluate_run
+from evaluator.scoring import CaseOutcome
+from evaluator.simulate.degraded import write_degraded_predictions
 from evaluator.workspace import Workspace
 
 CASES = {"small": 4, "full": 2}

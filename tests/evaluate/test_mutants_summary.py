@@ -1,7 +1,7 @@
 """The run summary (summary.json) from rows written to a store, checked by hand.
 
 Written against mutants that survived mutation testing of the summary code of
-``evaluator/evaluate.py`` (``summarize_run``, ``_stats``, ``_jsonable``, ``_aggregates``,
+``evaluator/evaluate/`` (``summarize_run``, ``_stats``, ``jsonable``, ``run_aggregates``,
 ``ranking_worst``; see ``tests/leaderboards/test_mutants.py``).
 """
 
@@ -16,15 +16,10 @@ import pandas as pd
 import pytest
 
 from evaluator.datasets.registry import MetricProfile, load_registry
-from evaluator.evaluate import (
-    ERROR_CLASSES,
-    _aggregates,
-    _jsonable,
-    _stats,
-    make_plan,
-    ranking_worst,
-    summarize_run,
-)
+from evaluator.evaluate import ERROR_CLASSES, make_plan, ranking_worst, summarize_run
+from evaluator.evaluate.summary import _stats
+from evaluator.evaluate.summary import jsonable as _jsonable
+from evaluator.evaluate.summary import run_aggregates as _aggregates
 from evaluator.store import CaseError, ResultRow, Store
 
 INF, NAN = math.inf, math.nan

@@ -11,8 +11,9 @@ import SimpleITK as sitk
 
 from evaluator.datasets.base import open_dataset
 from evaluator.datasets.registry import load_registry
-from evaluator.evaluate import evaluate_run, make_plan, write_degraded_predictions
+from evaluator.evaluate import evaluate_run, make_plan
 from evaluator.metrics.api import compute_metrics
+from evaluator.simulate.degraded import write_degraded_predictions
 from evaluator.store import Store
 from evaluator.workspace import Workspace
 

@@ -27,7 +27,8 @@ class PhantomBoard:
 def phantom_board(tmp_path_factory: pytest.TempPathFactory) -> PhantomBoard:
     """Five AutoPET phantom cases, four entries evaluated into the workspace's store."""
     from evaluator.datasets.phantoms import write_phantoms
-    from evaluator.evaluate import evaluate_run, write_degraded_predictions
+    from evaluator.evaluate import evaluate_run
+    from evaluator.simulate.degraded import write_degraded_predictions
     from evaluator.store import Store
 
     ws = Workspace(tmp_path_factory.mktemp("board") / "ws").ensure()

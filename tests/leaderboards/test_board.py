@@ -126,6 +126,7 @@ def test_degradation_study_runs_never_enter_the_leaderboard(workspace: Workspace
         task="btcv",
         split="test",
         parameters={"simulation": "dataset"},
+        kind="study",
     )
     db.record_case(study.id, "1", [ResultRow(1, "dice", 1.0)])
     db.finish_run(study.id)

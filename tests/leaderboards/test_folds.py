@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from evaluator.store import ResultRow, Store
+from evaluator.store import ResultRow, RunKind, Store
 from evaluator.workspace import Workspace
 from leaderboards.folds import fold_summary, summarise_folds
 from leaderboards.site import publish_leaderboard
@@ -41,9 +41,10 @@ def _run(
     *,
     status: str = "finished",
     parameters: dict[str, str] | None = None,
+    kind: RunKind = "entry",
 ) -> None:
     run = db.create_run(
-        name=name, task="btcv", split=split, parameters=parameters or {}, entry=entry
+        name=name, task="btcv", split=split, parameters=parameters or {}, entry=entry, kind=kind
     )
     for case, (dice_rows, hd95) in cases.items():
         rows = [ResultRow(label, "dice", value) for label, value in dice_rows]
@@ -66,7 +67,7 @@ def _store(workspace: Workspace) -> Store:
     for fold in A_FOLDS:
         status = "failed" if fold == "fold2" else "finished"
         _run(db, f"c-{fold}", "c", fold, other(fold), status=status)
-    _run(db, "study", "a", "fold3", other("fold3"), parameters={"simulation": "dataset"})
+    _run(db, "study", "a", "fold3", other("fold3"), kind="study")
     _run(db, "a-test", "a", "test", {"t1": ([(1, 0.9)], 2.0)})
     _run(db, "b-test", "b", "test", {"t1": ([(1, 0.4)], 6.0)})
     return db

@@ -43,6 +43,7 @@ __all__ = [
     "CaseOutcome",
     "ScoringPlan",
     "failed_outcome",
+    "metric_kwargs",
     "prediction_from_instances",
     "score_case",
     "scoring_failure",
@@ -279,7 +280,7 @@ def _worst_rows(plan: ScoringPlan) -> list[ResultRow]:
     ]
 
 
-def _metric_kwargs(plan: ScoringPlan) -> dict[str, Any]:
+def metric_kwargs(plan: ScoringPlan) -> dict[str, Any]:
     keys = ("nsd_tolerance_mm", "lesion_match", "cc_mode", "cc_worst_distance_mm")
     return {k: plan.params[k] for k in keys if k in plan.params}
 
@@ -326,7 +327,7 @@ def score_case(job: CaseJob) -> CaseOutcome:
             metrics=plan.metrics,
             labels=list(plan.labels),
             connectivity=plan.connectivity,
-            **_metric_kwargs(plan),
+            **metric_kwargs(plan),
         )
     except MetricInputError as err:
         raise CCBenchError(f"case {cid}: {err}") from err

@@ -1,50 +1,4 @@
-"""The results store: every per-case number of every run, in one SQL database.
-
-SQLite by default (``results.sqlite`` in the workspace, :attr:`Workspace.store_url`); any
-SQLAlchemy URL works (``postgresql+psycopg://user@host/ccbench`` for a shared server). The URL is
-chosen by :func:`resolve_store_url`: an explicit ``--store URL``, then ``CCBENCH_STORE``, then the
-workspace default.
-
-Tables
-------
-``entries``
-    One row per submitted entry (name, image, image digest, manifest JSON).
-``runs``
-    One row per evaluation run: task, split, entry, image digest, dataset fingerprint, ccbench
-    version, parameters (JSON), started/finished (UTC), status (``running``, ``finished``,
-    ``failed``).
-``cases``
-    One row per scored case of a run: the marker that the case is complete (``scored`` or
-    ``error``) and the seconds it took. :meth:`Store.completed_cases` reads this table.
-``results``
-    ``(run, case, label, metric, value)``; NaN is stored as SQL ``NULL`` and read back as NaN.
-``components``
-    Per-component values of the CC-Metrics: ``(run, case, label, metric, component, value)``,
-    ``component`` numbering the reference components from 0.
-``case_errors``
-    ``(run, case, error class, message)`` for predictions that could not be scored as given.
-``aggregates``
-    Run-level numbers that are not means of per-case values (HECKTOR aggregated Dice, COCO AP).
-``run_logs``
-    Free text lines of a run (container stdout/stderr, warnings).
-``run_claims``
-    Which process is scoring a run right now (:meth:`Store.claim_run`): owner token, host, pid
-    and the pid's start time, claimed/heartbeat times (UTC). At most one row per run.
-
-Every write of one case (its results, components, error and ``cases`` marker) happens in ONE
-transaction (:meth:`Store.record_case`), so a process killed at any moment leaves either all of a
-case or nothing of it; re-running the same command scores only what is missing.
-
-Concurrency
------------
-Many processes may open and write one store at once. A new SQLite file is set up (write-ahead log,
-tables) by one opener at a time, under an ``flock`` on the sidecar file ``<database>.lock``: the
-switch of a new file to WAL writes its first page, and SQLite answers a second opener caught
-half-way through that switch with ``database is locked`` at once, without waiting for the busy
-timeout. Two processes starting the same run name get the same run
-(:meth:`Store.get_or_create_run`); :meth:`Store.claim_run` makes the second one wait until the
-first has finished scoring it, and takes over the claim of a holder that died (``kill -9``).
-"""
+"""The :class:`Store` and its run claims (the package doc has the tables and concurrency)."""
 
 from __future__ import annotations
 
@@ -66,6 +20,24 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from evaluator.errors import StoreError
 from evaluator.processes import local_process_alive, machine_id, start_ticks
+from evaluator.store.migrate import current_revision, upgrade
+from evaluator.store.schema import (
+    ARTIFACT_KINDS,
+    PER_RUN_TABLES,
+    RUN_KINDS,
+    ArtifactKind,
+    RunKind,
+    aggregates_table,
+    artifacts_table,
+    case_errors_table,
+    cases_table,
+    components_table,
+    entries_table,
+    results_table,
+    run_claims_table,
+    run_logs_table,
+    runs_table,
+)
 from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -73,9 +45,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENV_STORE",
+    "ArtifactInfo",
     "CaseError",
     "ClaimHolder",
     "ComponentRow",
+    "EntryInfo",
     "ResultRow",
     "RunBusyError",
     "RunClaim",
@@ -99,126 +73,6 @@ class RunBusyError(StoreError):
 
     The message names the run and the holder's host and pid.
     """
-
-
-_metadata = sa.MetaData()
-
-entries_table = sa.Table(
-    "entries",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("image", sa.String(500)),
-    sa.Column("image_digest", sa.String(200)),
-    sa.Column("manifest", sa.Text),
-    sa.Column("created_at", sa.DateTime),
-)
-
-runs_table = sa.Table(
-    "runs",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(300), nullable=False, unique=True),
-    sa.Column("task", sa.String(100), nullable=False),
-    sa.Column("split", sa.String(100), nullable=False),
-    sa.Column("entry_id", sa.Integer, sa.ForeignKey("entries.id")),
-    sa.Column("image_digest", sa.String(200)),
-    sa.Column("dataset_fingerprint", sa.String(200)),
-    sa.Column("ccbench_version", sa.String(50)),
-    sa.Column("parameters", sa.Text, nullable=False),
-    sa.Column("started_at", sa.DateTime),
-    sa.Column("finished_at", sa.DateTime),
-    sa.Column("status", sa.String(20), nullable=False),
-)
-
-
-def _case_key() -> tuple[sa.Column[Any], sa.Column[Any]]:
-    """Fresh ``run_id`` + ``case_id`` primary-key columns of a per-case table."""
-    return (
-        sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-        sa.Column("case_id", sa.String(300), primary_key=True),
-    )
-
-
-cases_table = sa.Table(
-    "cases",
-    _metadata,
-    *_case_key(),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("seconds", sa.Float),
-    sa.Column("completed_at", sa.DateTime),
-)
-
-results_table = sa.Table(
-    "results",
-    _metadata,
-    *_case_key(),
-    sa.Column("label", sa.Integer, primary_key=True),
-    sa.Column("metric", sa.String(100), primary_key=True),
-    sa.Column("value", sa.Float, nullable=True),
-)
-
-components_table = sa.Table(
-    "components",
-    _metadata,
-    *_case_key(),
-    sa.Column("label", sa.Integer, primary_key=True),
-    sa.Column("metric", sa.String(100), primary_key=True),
-    sa.Column("component", sa.Integer, primary_key=True),
-    sa.Column("value", sa.Float, nullable=True),
-)
-
-case_errors_table = sa.Table(
-    "case_errors",
-    _metadata,
-    *_case_key(),
-    sa.Column("error_class", sa.String(50), nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-)
-
-aggregates_table = sa.Table(
-    "aggregates",
-    _metadata,
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True),
-    sa.Column("label", sa.Integer, primary_key=True),
-    sa.Column("metric", sa.String(100), primary_key=True),
-    sa.Column("value", sa.Float, nullable=True),
-)
-
-run_logs_table = sa.Table(
-    "run_logs",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False),
-    sa.Column("case_id", sa.String(300)),
-    sa.Column("stream", sa.String(20), nullable=False),
-    sa.Column("message", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime),
-)
-
-run_claims_table = sa.Table(
-    "run_claims",
-    _metadata,
-    sa.Column(
-        "run_id", sa.Integer, sa.ForeignKey("runs.id"), primary_key=True, autoincrement=False
-    ),
-    sa.Column("owner", sa.String(200), nullable=False),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("machine", sa.String(200)),
-    sa.Column("pid", sa.Integer, nullable=False),
-    sa.Column("pid_start", sa.BigInteger),
-    sa.Column("claimed_at", sa.DateTime, nullable=False),
-    sa.Column("heartbeat_at", sa.DateTime, nullable=False),
-)
-
-_PER_RUN_TABLES = (
-    results_table,
-    components_table,
-    case_errors_table,
-    cases_table,
-    aggregates_table,
-    run_logs_table,
-)
 
 
 class RunFilter(TypedDict, total=False):
@@ -291,6 +145,23 @@ class RunInfo:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     status: str = "running"
+    kind: RunKind = "entry"
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """One row of the ``artifacts`` table: a file or folder a stage wrote for a run.
+
+    ``kind`` is one of :data:`~evaluator.store.schema.ARTIFACT_KINDS`; ``path`` is absolute, as
+    recorded (it may have been moved or deleted since).
+    """
+
+    run_id: int
+    run: str
+    kind: ArtifactKind
+    path: str
+    note: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -483,7 +354,9 @@ class Store:
     def open(cls, url: str | None = None, *, workspace: Workspace | None = None) -> Store:
         """Open (and create if needed) the store at ``url`` (see :func:`resolve_store_url`).
 
-        Missing tables are created, so a store written by an older ccbench gains the new ones.
+        A new database gets the tables; a store written by an older ccbench is upgraded to
+        the newest schema revision first (:mod:`evaluator.store.migrate`), one written by a
+        newer ccbench is refused.
         Any number of processes may open the same new SQLite file at the same moment: they set
         it up one after the other, under an ``flock`` on ``<database>.lock``.
         """
@@ -503,7 +376,7 @@ class Store:
                     setup_lock = _setup_lock(database)
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             with setup_lock:
-                _create_tables(engine)
+                _set_up(engine, resolved)
         except (SQLAlchemyError, OSError) as err:
             raise StoreError(f"cannot open results store {resolved}: {err}") from err
         return cls(engine, resolved)
@@ -601,11 +474,12 @@ class Store:
         image_digest: str | None = None,
         dataset_fingerprint: str | None = None,
         ccbench_version: str | None = None,
+        kind: RunKind = "entry",
     ) -> RunInfo:
         """Return run ``name``, creating it when new.
 
-        An existing run is returned as it is (to be resumed) when its task, split, entry and
-        parameters equal the ones given; otherwise :class:`StoreError` says what differs (use
+        An existing run is returned as it is (to be resumed) when its task, split, entry, kind
+        and parameters equal the ones given; otherwise :class:`StoreError` says what differs (use
         another run name, or :meth:`reset_run`). Race-free: when another process creates the
         same name between the look-up and the insert, its run is returned (or refused) the
         same way. To score a run that others may be scoring, hold :meth:`claim_run`.
@@ -622,6 +496,7 @@ class Store:
                     image_digest=image_digest,
                     dataset_fingerprint=dataset_fingerprint,
                     ccbench_version=ccbench_version,
+                    kind=kind,
                 )
             except StoreError:
                 existing = self.find_run(name)  # created by another process just now
@@ -631,12 +506,14 @@ class Store:
             "task": task,
             "split": split,
             "entry": entry,
+            "kind": kind,
             "parameters": json.loads(_params_json(parameters)),
         }
         got = {
             "task": existing.task,
             "split": existing.split,
             "entry": existing.entry,
+            "kind": existing.kind,
             "parameters": existing.parameters,
         }
         diff = [k for k in wanted if wanted[k] != got[k]]
@@ -659,8 +536,14 @@ class Store:
         image_digest: str | None = None,
         dataset_fingerprint: str | None = None,
         ccbench_version: str | None = None,
+        kind: RunKind = "entry",
     ) -> RunInfo:
-        """Insert a new run with status ``running``; the name must be new."""
+        """Insert a new run with status ``running``; the name must be new.
+
+        ``kind`` is one of :data:`~evaluator.store.schema.RUN_KINDS`.
+        """
+        if kind not in RUN_KINDS:
+            raise StoreError(f"unknown run kind {kind!r} (one of {', '.join(RUN_KINDS)})")
         try:
             run_id = self._insert_run(
                 name=name,
@@ -671,6 +554,7 @@ class Store:
                 image_digest=image_digest,
                 dataset_fingerprint=dataset_fingerprint,
                 ccbench_version=ccbench_version,
+                kind=kind,
             )
         except sa.exc.IntegrityError as err:
             raise StoreError(f"run '{name}' already exists in {self.url}") from err
@@ -689,6 +573,7 @@ class Store:
         image_digest: str | None,
         dataset_fingerprint: str | None,
         ccbench_version: str | None,
+        kind: RunKind,
     ) -> int:
         """Insert a run; its id. Database errors propagate unwrapped (IntegrityError: name)."""
         if ccbench_version is None:
@@ -707,6 +592,7 @@ class Store:
                     parameters=_params_json(parameters),
                     started_at=_now(),
                     status="running",
+                    kind=kind,
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
@@ -731,6 +617,7 @@ class Store:
             started_at=row.started_at,
             finished_at=row.finished_at,
             status=row.status,
+            kind=row.kind,
         )
 
     def get_run(self, run_id: int) -> RunInfo:
@@ -754,9 +641,13 @@ class Store:
         split: str | None = None,
         entry: str | None = None,
         status: str | None = None,
+        kind: RunKind | Sequence[RunKind] | None = None,
     ) -> list[RunInfo]:
-        """Runs matching every filter given, oldest first."""
+        """Runs matching every filter given, oldest first; ``kind`` one kind or several."""
         query = self._run_select().order_by(runs_table.c.id)
+        if kind is not None:
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            query = query.where(runs_table.c.kind.in_(kinds))
         if task is not None:
             query = query.where(runs_table.c.task == task)
         if split is not None:
@@ -771,7 +662,7 @@ class Store:
     def reset_run(self, run_id: int) -> None:
         """Delete every case, result, error, aggregate and log of a run; status ``running``."""
         with self._begin() as conn:
-            for table in _PER_RUN_TABLES:
+            for table in PER_RUN_TABLES:
                 conn.execute(table.delete().where(table.c.run_id == run_id))
             conn.execute(
                 runs_table.update()
@@ -832,6 +723,93 @@ class Store:
                 .where(runs_table.c.id == run_id)
                 .values(status=status, finished_at=_now())
             )
+
+    # ---- artifacts ------------------------------------------------------------------------
+
+    def add_artifact(
+        self,
+        run_id: int,
+        kind: ArtifactKind,
+        path: str | os.PathLike[str],
+        *,
+        note: str | None = None,
+    ) -> None:
+        """Record that a stage wrote ``path`` (made absolute) for run ``run_id``.
+
+        Recording the same (run, kind, path) again updates its note and time.
+
+        Examples
+        --------
+        >>> store = Store.open("sqlite://")
+        >>> run = store.get_or_create_run(name="r1", task="btcv", split="test", parameters={})
+        >>> store.add_artifact(run.id, "predictions", "/data/pred")
+        >>> [(a.kind, a.path) for a in store.artifacts(run_ids=[run.id])]
+        [('predictions', '/data/pred')]
+        """
+        if kind not in ARTIFACT_KINDS:
+            raise StoreError(f"unknown artifact kind {kind!r} (one of {', '.join(ARTIFACT_KINDS)})")
+        where = sa.and_(
+            artifacts_table.c.run_id == run_id,
+            artifacts_table.c.kind == kind,
+            artifacts_table.c.path == os.fspath(os.path.abspath(path)),
+        )
+        values = {"note": note, "created_at": _now()}
+        with self._begin() as conn:
+            if conn.execute(artifacts_table.update().where(where).values(**values)).rowcount:
+                return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    artifacts_table.insert().values(
+                        run_id=run_id, kind=kind, path=os.path.abspath(path), **values
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass  # recorded by another process just now
+        except SQLAlchemyError as err:
+            raise StoreError(f"results store {self.url}: {err}") from err
+
+    def artifacts(
+        self,
+        *,
+        run_ids: Sequence[int] | None = None,
+        kind: ArtifactKind | None = None,
+        task: str | None = None,
+        run_kind: RunKind | None = None,
+    ) -> list[ArtifactInfo]:
+        """Recorded artifacts matching every filter given, in the order they were recorded."""
+        query = (
+            sa.select(artifacts_table, runs_table.c.name.label("run_name"))
+            .select_from(
+                artifacts_table.join(runs_table, artifacts_table.c.run_id == runs_table.c.id)
+            )
+            .order_by(artifacts_table.c.id)
+        )
+        if run_ids is not None:
+            query = query.where(artifacts_table.c.run_id.in_(list(run_ids)))
+        if kind is not None:
+            query = query.where(artifacts_table.c.kind == kind)
+        if task is not None:
+            query = query.where(runs_table.c.task == task)
+        if run_kind is not None:
+            query = query.where(runs_table.c.kind == run_kind)
+        with self._connect() as conn:
+            return [
+                ArtifactInfo(
+                    run_id=int(row.run_id),
+                    run=row.run_name,
+                    kind=row.kind,
+                    path=row.path,
+                    note=row.note,
+                    created_at=row.created_at,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def schema_revision(self) -> str | None:
+        """The store's schema revision (:data:`evaluator.store.migrate.HEAD` once opened)."""
+        with self._connect() as conn:
+            return current_revision(conn)
 
     # ---- claims ---------------------------------------------------------------------------
 
@@ -1290,7 +1268,7 @@ def _setup_lock(database: str, timeout_s: float = _SETUP_LOCK_TIMEOUT_S) -> Iter
     (the lock is the kernel's, so it goes with a killed holder). The lock file stays (removing it
     would let two openers lock two different files). Without ``fcntl`` (not POSIX) or where the
     lock file cannot be opened (a read-only folder) the setup runs unlocked and relies on the
-    retries of :func:`_journal_mode_wal` and :func:`_create_tables`.
+    retries of :func:`_journal_mode_wal` and :func:`_set_up`.
     """
     try:
         import fcntl
@@ -1335,17 +1313,18 @@ def _ccbench_version() -> str:
         return "unknown"
 
 
-def _create_tables(engine: sa.Engine, attempts: int = 5) -> None:
-    """Create missing tables; another process creating them at the same moment is fine.
+def _set_up(engine: sa.Engine, url: str, attempts: int = 5) -> None:
+    """Create or upgrade the schema (:func:`evaluator.store.migrate.upgrade`); another process
+    doing the same at the same moment is fine.
 
-    The race shows as ``table ... already exists`` (SQLite: OperationalError; PostgreSQL:
-    ProgrammingError) or, on PostgreSQL, as a unique violation of the system catalogues
-    (IntegrityError ``duplicate key value ... pg_type_typname_nsp_index``); the next attempt
-    then finds the tables.
+    A race the locks do not cover (another program creating the same tables) shows as ``table
+    ... already exists`` (SQLite: OperationalError; PostgreSQL: ProgrammingError) or, on
+    PostgreSQL, as a unique violation of the system catalogues (IntegrityError ``duplicate key
+    value ... pg_type_typname_nsp_index``); the next attempt then finds the tables.
     """
     for attempt in range(attempts):
         try:
-            _metadata.create_all(engine)
+            upgrade(engine, url=url)
             return
         except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as err:
             raced = "already exists" in str(err) or "duplicate key" in str(err)
