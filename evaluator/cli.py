@@ -1,22 +1,34 @@
 """The ``ccbench`` command: thin wrappers, one library call per command.
 
 Only this module turns a :class:`~evaluator.errors.CCBenchError` into a red one-line message and
-an exit code; library code raises. Heavy modules are imported inside the commands so that
-``ccbench --help`` stays fast.
+an exit code; library code raises. Options with a fixed set of values are enums made from the
+library's own ``Literal`` types (or registries), so typer validates them, ``--help`` lists them and
+the list exists once; the modules that define them are imported here. Everything else is imported
+inside the commands.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from enum import StrEnum
+from collections.abc import Callable, Iterable
+from enum import EnumType, StrEnum
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast, get_args
 
 import typer
 from rich.console import Console
 
+from evaluator.choices import (
+    BackendName,
+    BaseImageName,
+    CCMode,
+    Filesystem,
+    Interface,
+    Operation,
+    Order,
+    ToyStudyName,
+)
 from evaluator.errors import CCBenchError
 from evaluator.textsafe import markup_safe
 from evaluator.workspace import Workspace, resolve_workspace
@@ -24,6 +36,7 @@ from evaluator.workspace import Workspace, resolve_workspace
 __all__ = ["app", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_C = TypeVar("_C")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -91,6 +104,79 @@ def _workspace(path: Path | None) -> Workspace:
     return resolve_workspace(path)
 
 
+# --------------------------------------------------------------------------------------------
+# fixed choices
+# --------------------------------------------------------------------------------------------
+
+
+class _ChoiceType(EnumType):
+    """Metaclass of :class:`_Choice`: the keyword ``choices`` makes one member per value."""
+
+    def __new__(
+        metacls,
+        cls: str,
+        bases: tuple[type, ...],
+        classdict: Any,
+        *,
+        choices: Iterable[str] = (),
+        **kwds: Any,
+    ) -> Any:
+        for value in choices:
+            classdict[value.replace("-", "_").replace(".", "_")] = value
+        return super().__new__(metacls, cls, bases, classdict, **kwds)
+
+    if TYPE_CHECKING:
+        # The members are made at run time; to mypy, any attribute of a choice is a member.
+        def __getattr__(cls: type[_C], name: str) -> _C: ...
+
+
+class _Choice(StrEnum, metaclass=_ChoiceType):
+    """The values of an option with a fixed set of them, taken from the library.
+
+    ``class BackendChoice(_Choice, choices=get_args(BackendName))`` has one member per value of
+    the library's ``Literal`` (member names with ``_`` for ``-`` and ``.``), so the list exists
+    once; typer turns it into a choice that ``--help`` shows and a wrong value exits with a
+    usage error (code 2). Pass ``.value`` on to the library.
+    """
+
+    if TYPE_CHECKING:
+        # A value is one of the Literal's values by construction, which mypy cannot follow.
+        @property
+        def value(self) -> Any: ...
+
+
+class CCModeChoice(_Choice, choices=get_args(CCMode)):
+    """Units of the CC-Metrics (:data:`evaluator.metrics.cc.CCMode`)."""
+
+
+class InterfaceChoice(_Choice, choices=get_args(Interface)):
+    """How the container is run: once per split, or once per case (grand-challenge)."""
+
+
+class FilesystemChoice(_Choice, choices=get_args(Filesystem)):
+    """The container's root file system (:data:`evaluator.runner.contract.Filesystem`)."""
+
+
+class BackendChoice(_Choice, choices=get_args(BackendName)):
+    """Where `ccbench run` runs the containers (:data:`evaluator.runner.run.BackendName`)."""
+
+
+class OperationChoice(_Choice, choices=get_args(Operation)):
+    """Degradation of a dataset study (:data:`evaluator.simulate.dataset.Operation`)."""
+
+
+class OrderChoice(_Choice, choices=get_args(Order)):
+    """Which components a study edits first (:data:`evaluator.simulate.operators.Order`)."""
+
+
+class BaseImageChoice(_Choice, choices=get_args(BaseImageName)):
+    """A local base image (keys of :data:`evaluator.runner.images.BASE_IMAGES`)."""
+
+
+class ToyStudyChoice(_Choice, choices=get_args(ToyStudyName)):
+    """A toy-sphere study (keys of :data:`evaluator.simulate.toy.TOY_STUDIES`)."""
+
+
 @app.callback()
 def _root() -> None:
     """ccbench: run submitted segmentation models, score them, publish leaderboards.
@@ -141,11 +227,11 @@ def data_phantoms(
 
         ccbench data phantoms --task autopet --cases 20 --size full --seed 1
     """
-    from evaluator.datasets.phantoms import PHANTOM_TASKS, write_phantoms
-    from evaluator.reporting import print_phantom_summary
+    from evaluator.console import print_phantom_summary
+    from evaluator.datasets.phantoms import phantom_tasks, write_phantoms
 
     ws = _workspace(workspace).ensure()
-    tasks = task or list(PHANTOM_TASKS)
+    tasks = task or list(phantom_tasks())
     if out is not None and len(tasks) > 1:
         raise typer.BadParameter("--out needs exactly one --task")
     results = [
@@ -181,8 +267,8 @@ def data_split(
 
         ccbench data split --task autopet-phantom
     """
+    from evaluator.console import print_split_summary
     from evaluator.datasets.splits import make_split
-    from evaluator.reporting import print_split_summary
     from evaluator.store import Store
 
     ws = _workspace(workspace).ensure()
@@ -216,8 +302,8 @@ def data_check(
 
         ccbench data check --task btcv --data-root /data/BTCV
     """
+    from evaluator.console import print_check_report
     from evaluator.datasets.check import check_dataset
-    from evaluator.reporting import print_check_report
 
     ws = _workspace(workspace)
     report = check_dataset(task, workspace=ws, data_root=data_root, progress=True)
@@ -259,13 +345,20 @@ def metrics_cmd(
     connectivity: Annotated[
         int | None, typer.Option(help="Component connectivity [default: 26 in 3D, 8 in 2D].")
     ] = None,
-    nsd_tolerance: Annotated[float, typer.Option(help="Surface Dice tolerance, mm.")] = 1.0,
+    nsd_tolerance_mm: Annotated[
+        float,
+        typer.Option(
+            "--nsd-tolerance-mm",
+            "--nsd-tolerance",
+            help="Surface Dice (nsd, cc_nsd) tolerance, mm.",
+        ),
+    ] = 1.0,
     mode: Annotated[
-        str,
+        CCModeChoice,
         typer.Option(
             help="CC-Metrics units: 'mm' (default) or 'voxel' (as the ccmetrics package)."
         ),
-    ] = "mm",
+    ] = CCModeChoice.mm,
     per_component: Annotated[
         bool, typer.Option("--per-component", help="Also print CC-Metrics per reference component.")
     ] = False,
@@ -279,8 +372,8 @@ def metrics_cmd(
 
         ccbench metrics pred.nii.gz ref.nii.gz -m dice,hd95,cc_dice,cc_hd95 --per-component --json
     """
+    from evaluator.console import print_case_metrics
     from evaluator.metrics.files import score_files
-    from evaluator.reporting import print_case_metrics
 
     result = score_files(
         pred,
@@ -288,8 +381,8 @@ def metrics_cmd(
         metrics=None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()],
         labels=None if labels is None else _int_list(labels, "--labels"),
         connectivity=connectivity,
-        nsd_tolerance_mm=nsd_tolerance,
-        cc_mode=mode,
+        nsd_tolerance_mm=nsd_tolerance_mm,
+        cc_mode=mode.value,
     )
     print_case_metrics(result, console=console, per_component=per_component, as_json=as_json)
 
@@ -355,8 +448,8 @@ def evaluate_cmd(
 
         ccbench evaluate -t btcv --split all --pred out/ --scheduler tcp://10.0.0.5:8786
     """
+    from evaluator.console import evaluation_progress, print_evaluation
     from evaluator.evaluate import evaluate_run
-    from evaluator.reporting import evaluation_progress, print_evaluation
 
     ws = _workspace(workspace).ensure()
     with evaluation_progress(console) as on_case:
@@ -426,11 +519,11 @@ SubmissionsOpt = Annotated[
 @_fail_cleanly
 def images_build_base(
     image: Annotated[
-        list[str] | None,
+        list[BaseImageChoice] | None,
         typer.Option(
             "--image",
             "-i",
-            help="python, sci, torch (repeatable; parents are added) [default: all].",
+            help="Base image to build (repeatable; parents are added) [default: all].",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild images that exist.")] = False,
@@ -444,27 +537,15 @@ def images_build_base(
 
         ccbench images build-base --image sci
     """
-    from evaluator.reporting import print_base_images
-    from evaluator.runner.images import BASE_IMAGES, build_base_images
+    from evaluator.console import print_base_images
+    from evaluator.runner.images import build_base_images
 
     results = build_base_images(
-        _workspace(workspace).ensure(), images=image or list(BASE_IMAGES), force=force
+        _workspace(workspace).ensure(),
+        images=[i.value for i in image] if image else list(get_args(BaseImageName)),
+        force=force,
     )
     print_base_images(results, console=console)
-
-
-class InterfaceChoice(StrEnum):
-    """How the container is run: once per split, or once per case (grand-challenge)."""
-
-    batch = "batch"
-    grand_challenge = "grand-challenge"
-
-
-class FilesystemChoice(StrEnum):
-    """The container's root file system."""
-
-    ephemeral = "ephemeral"
-    read_only = "read-only"
 
 
 def _gpus(text: str) -> Literal["auto", "never", "all"] | int:
@@ -542,8 +623,8 @@ def submit_cmd(
 
     from pydantic import ValidationError
 
+    from evaluator.console import print_submission
     from evaluator.errors import SubmissionError
-    from evaluator.reporting import print_submission
     from evaluator.runner.contract import Resources, invalid_fields
     from evaluator.runner.submissions import load_image_archive, submit_image
 
@@ -637,8 +718,8 @@ def preflight_cmd(
 
     from pydantic import ValidationError
 
+    from evaluator.console import print_preflight
     from evaluator.errors import SubmissionError
-    from evaluator.reporting import print_preflight
     from evaluator.runner.contract import Resources, invalid_fields
     from evaluator.runner.preflight import preflight
 
@@ -683,9 +764,9 @@ def run_cmd(
         str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
     ] = "test",
     backend: Annotated[
-        str,
+        BackendChoice,
         typer.Option(help="'docker' (sandboxed) or 'local' (plain subprocess, development only)."),
-    ] = "docker",
+    ] = BackendChoice.docker,
     evaluate: Annotated[
         bool, typer.Option("--evaluate/--no-evaluate", help="Score the outputs into the store.")
     ] = True,
@@ -710,7 +791,7 @@ def run_cmd(
 
         ccbench run threshold -t btcv-phantom -s all --backend local
     """
-    from evaluator.reporting import print_run_outcome
+    from evaluator.console import print_run_outcome
     from evaluator.runner.contract import SandboxLimits
     from evaluator.runner.run import run_entry
 
@@ -719,7 +800,7 @@ def run_cmd(
         task=task,
         split=split,
         workspace=_workspace(workspace).ensure(),
-        backend=backend,  # type: ignore[arg-type]
+        backend=backend.value,
         submissions_dir=submissions,
         data_root=data_root,
         evaluate=evaluate,
@@ -752,8 +833,8 @@ def logs_cmd(
 
         ccbench logs mine --case PETCT_0af7ffe12a_0
     """
+    from evaluator.console import print_run_logs
     from evaluator.errors import StoreError
-    from evaluator.reporting import print_run_logs
     from evaluator.store import Store
 
     with Store.open(store, workspace=_workspace(workspace)) as db:
@@ -793,7 +874,7 @@ def simulate_toy(
         typer.Option(help="Geometry scale; 1 is the thesis geometry (500^3), 0.2-0.3 is quick."),
     ] = 1.0,
     study: Annotated[
-        list[str] | None,
+        list[ToyStudyChoice] | None,
         typer.Option(help="Run only this study (repeatable) [default: all]."),
     ] = None,
     workspace: WorkspaceOpt = None,
@@ -806,12 +887,17 @@ def simulate_toy(
 
         ccbench simulate toy --study nsd_shift --study hd95_erode
     """
-    from evaluator.reporting import print_toy_result, toy_progress
+    from evaluator.console import print_toy_result, toy_progress
     from evaluator.simulate.toy import run_toy_studies
 
     folder = out if out is not None else _workspace(workspace).simulations / "toy"
     with toy_progress(console) as progress:
-        result = run_toy_studies(folder, scale=scale, studies=study, progress=progress)
+        result = run_toy_studies(
+            folder,
+            scale=scale,
+            studies=[s.value for s in study] if study else None,
+            progress=progress,
+        )
     print_toy_result(result, console=console)
 
 
@@ -819,13 +905,13 @@ def simulate_toy(
 @_fail_cleanly
 def simulate_dataset(
     task: TaskOpt,
-    op: Annotated[str, typer.Option(help="drop, enlarge, insert or erode.")],
+    op: Annotated[OperationChoice, typer.Option(help="How to degrade the references.")],
     split: Annotated[
         str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
     ] = "test",
     order: Annotated[
-        str, typer.Option(help="Edit the n 'smallest' or 'largest' components.")
-    ] = "smallest",
+        OrderChoice, typer.Option(help="Edit the n 'smallest' or 'largest' components.")
+    ] = OrderChoice.smallest,
     n_max: Annotated[int, typer.Option(help="Largest number of edited components.")] = 10,
     out: Annotated[
         Path | None,
@@ -860,7 +946,7 @@ def simulate_dataset(
 
         ccbench simulate dataset -t autopet --split test --op insert --n-max 10 --out sims/
     """
-    from evaluator.reporting import evaluation_progress, print_dataset_study
+    from evaluator.console import evaluation_progress, print_dataset_study
     from evaluator.simulate.dataset import run_dataset_study
 
     ws = _workspace(workspace).ensure()
@@ -868,8 +954,8 @@ def simulate_dataset(
         result = run_dataset_study(
             task,
             split,
-            op=op,  # type: ignore[arg-type]
-            order=order,  # type: ignore[arg-type]
+            op=op.value,
+            order=order.value,
             workspace=ws,
             n_max=n_max,
             out=out,
@@ -985,7 +1071,7 @@ def baselines_build(
 
         ccbench baselines build --name threshold --submissions ./my-entries
     """
-    from evaluator.reporting import kv_table
+    from evaluator.console import kv_table
     from evaluator.runner.baselines import build_baselines
 
     builds = build_baselines(

@@ -17,10 +17,14 @@ from rich.table import Table
 
 from evaluator.workspace import Workspace
 
-__all__ = ["DEMO_TASKS", "DemoStep", "demo_steps", "run_demo"]
+__all__ = ["DemoStep", "demo_steps", "demo_tasks", "run_demo"]
 
-#: The four tasks, each demonstrated on its phantom version.
-DEMO_TASKS = ("autopet", "hecktor", "btcv", "chestxdet")
+
+def demo_tasks() -> tuple[str, ...]:
+    """The tasks of the demo: every task with a phantom, each shown on its phantom version."""
+    from evaluator.datasets.phantoms import phantom_tasks
+
+    return phantom_tasks()
 
 
 @dataclass(frozen=True)
@@ -32,23 +36,23 @@ class DemoStep:
 
 
 def _phantoms(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.console import print_phantom_summary
     from evaluator.datasets.phantoms import write_phantoms
-    from evaluator.reporting import print_phantom_summary
 
     results = [
         write_phantoms(t, workspace=ws, cases=None, size="small", seed=seed, out=None)
-        for t in DEMO_TASKS
+        for t in demo_tasks()
     ]
     print_phantom_summary(results, console=console)
     return f"{len(results)} phantom datasets written under {ws.phantoms}"
 
 
 def _check(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.console import print_check_report
     from evaluator.datasets.check import check_dataset
-    from evaluator.reporting import print_check_report
 
     bad = []
-    for task in DEMO_TASKS:
+    for task in demo_tasks():
         report = check_dataset(f"{task}-phantom", workspace=ws, data_root=None)
         print_check_report(report, console=console)
         if not report.ok:
@@ -59,10 +63,10 @@ def _check(ws: Workspace, seed: int, console: Console) -> str:
 
 
 def _split(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.console import print_split_summary
     from evaluator.datasets.splits import make_split
-    from evaluator.reporting import print_split_summary
 
-    for task in DEMO_TASKS:
+    for task in demo_tasks():
         print_split_summary(
             make_split(f"{task}-phantom", workspace=ws, data_root=None, seed=seed, out=None),
             console=console,
@@ -77,9 +81,9 @@ DEMO_SPLIT = "all"
 
 
 def _metrics(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.console import print_case_metrics
     from evaluator.datasets.base import open_dataset
     from evaluator.metrics.files import score_files
-    from evaluator.reporting import print_case_metrics
     from evaluator.simulate.degraded import write_degraded_predictions
 
     dataset = open_dataset("autopet-phantom", workspace=ws)
@@ -105,12 +109,12 @@ def _metrics(ws: Workspace, seed: int, console: Console) -> str:
 
 
 def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.console import print_evaluation
     from evaluator.evaluate import evaluate_run
-    from evaluator.reporting import print_evaluation
     from evaluator.simulate.degraded import write_degraded_predictions
 
     runs = 0
-    for task in DEMO_TASKS:
+    for task in demo_tasks():
         name = f"{task}-phantom"
         for number, (entry, quality) in enumerate(DEMO_ENTRIES.items()):
             preds = write_degraded_predictions(
@@ -127,7 +131,7 @@ def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
             if entry == "phantom-medium":
                 print_evaluation(result, console=console)
             runs += 1
-    return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(DEMO_TASKS)} tasks) scored into {ws.store_path}"
+    return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(demo_tasks())} tasks) scored into {ws.store_path}"
 
 
 def _write_attacks(task: str, ws: Workspace, out: Path) -> dict[str, str]:
@@ -186,8 +190,8 @@ def _integrity(ws: Workspace, seed: int, console: Console) -> str:
     """Hostile prediction files, each refused with a named per-case error (own store)."""
     import shutil
 
+    from evaluator.console import kv_table
     from evaluator.evaluate import evaluate_run
-    from evaluator.reporting import kv_table
     from evaluator.store import Store
 
     task = "autopet-phantom"
@@ -221,13 +225,18 @@ def _integrity(ws: Workspace, seed: int, console: Console) -> str:
     )
 
 
-#: Tasks the threshold baseline container is run on in the demo.
-CONTAINER_TASKS = ("autopet-phantom", "hecktor-phantom", "btcv-phantom")
+def container_tasks() -> tuple[str, ...]:
+    """Tasks the baseline containers run on in the demo: the phantom tasks baselines take."""
+    from evaluator.datasets.registry import load_registry
+    from evaluator.runner.baselines import baseline_tasks
+
+    registry = load_registry()
+    return tuple(t for t in baseline_tasks(registry) if registry.task(t).is_phantom)
 
 
 def _containers(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.console import print_run_outcome
     from evaluator.errors import DockerUnavailableError
-    from evaluator.reporting import print_run_outcome
     from evaluator.runner.baselines import build_baselines
     from evaluator.runner.docker_backend import connect
     from evaluator.runner.run import BackendName, run_entry
@@ -247,15 +256,15 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
     builds = build_baselines(workspace=ws, submissions_dir=submissions, docker=backend == "docker")
     checked = ""
     if backend == "docker" and builds:
-        from evaluator.reporting import print_preflight
+        from evaluator.console import print_preflight
         from evaluator.runner.preflight import preflight
 
-        report = preflight(builds[0].image, task=CONTAINER_TASKS[0], workspace=ws, cases=2)
+        report = preflight(builds[0].image, task=container_tasks()[0], workspace=ws, cases=2)
         print_preflight(report, console=console)
         checked = f"; `ccbench preflight`: {'would be scored' if report.ok else 'faults found'}"
     scored = 0
     for build in builds:
-        for task in CONTAINER_TASKS:
+        for task in container_tasks():
             outcome = run_entry(
                 build.name,
                 task=task,
@@ -268,13 +277,13 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
             scored += len(outcome.predictions)
     names = ", ".join(b.name for b in builds)
     return (
-        f"baseline(s) {names} run with the {backend} backend on {len(CONTAINER_TASKS)} tasks: "
+        f"baseline(s) {names} run with the {backend} backend on {len(container_tasks())} tasks: "
         f"{scored} predictions scored{checked}"
     )
 
 
 def _simulate(ws: Workspace, seed: int, console: Console) -> str:
-    from evaluator.reporting import print_dataset_study, print_toy_result
+    from evaluator.console import print_dataset_study, print_toy_result
     from evaluator.simulate.dataset import run_dataset_study
     from evaluator.simulate.toy import run_toy_studies
 
@@ -292,10 +301,10 @@ def _leaderboards(ws: Workspace, seed: int, console: Console) -> str:
     from leaderboards.site import publish_leaderboard
 
     site = ws.sites / "index.html"
-    for task in DEMO_TASKS:
+    for task in demo_tasks():
         site = publish_leaderboard(f"{task}-phantom", DEMO_SPLIT, workspace=ws, seed=seed)
     console.print(f"[bold green]Leaderboard site:[/] {site}", highlight=False)
-    return f"static site with {len(DEMO_TASKS)} task leaderboards: {site}"
+    return f"static site with {len(demo_tasks())} task leaderboards: {site}"
 
 
 def demo_steps() -> list[DemoStep]:

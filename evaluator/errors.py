@@ -9,17 +9,17 @@ from __future__ import annotations
 
 __all__ = [
     "CCBenchError",
-    "ContainerError",
     "DataCheckError",
     "DatasetNotFoundError",
     "DockerUnavailableError",
+    "ExecutorError",
     "GeometryMismatchError",
     "ImageReadError",
     "InvalidLabelError",
     "InvalidNameError",
     "InvalidPredictionError",
     "MetricInputError",
-    "MissingPredictionError",
+    "PhantomError",
     "RegistryError",
     "SimulationError",
     "SplitError",
@@ -69,10 +69,6 @@ class UnknownMetricError(CCBenchError):
     """A metric name is not in :data:`evaluator.metrics.METRICS`."""
 
 
-class MissingPredictionError(CCBenchError):
-    """A case of the split has no prediction file."""
-
-
 class InvalidNameError(CCBenchError):
     """A name that would become part of a path (run, entry, slug) breaks the naming pattern."""
 
@@ -89,8 +85,13 @@ class DockerUnavailableError(CCBenchError):
     """No Docker engine answers; says how to start one or to use ``--backend local``."""
 
 
-class ContainerError(CCBenchError):
-    """A submitted container failed: exit code, time-out, out-of-memory, bad output."""
+class ExecutorError(CCBenchError):
+    """Scoring workers cannot start or return a result, or the Dask scheduler is unreachable."""
+
+
+class PhantomError(CCBenchError):
+    """``ccbench data phantoms`` cannot write: unknown task, bad size or case count, or an
+    output folder that holds other data."""
 
 
 class SimulationError(CCBenchError):

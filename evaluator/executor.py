@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from evaluator.errors import CCBenchError
+from evaluator.errors import ExecutorError
 from evaluator.processes import die_with_parent
 
 __all__ = [
@@ -141,11 +141,11 @@ def _worker_main(conn: Any, lifeline: Any, limits: WorkerLimits, fn: Callable[[A
         except MemoryError:
             conn.send(("memory", "ran out of its memory cap while sending its result"))
         except Exception as err:  # an unpicklable result
-            conn.send(("raise", CCBenchError(f"cannot return the job's result: {err}")))
+            conn.send(("raise", ExecutorError(f"cannot return the job's result: {err}")))
 
 
 def _portable(err: BaseException) -> BaseException:
-    """The exception itself when it pickles, else a CCBenchError carrying its traceback."""
+    """The exception itself when it pickles, else an ExecutorError carrying its traceback."""
     import pickle
 
     try:
@@ -153,7 +153,7 @@ def _portable(err: BaseException) -> BaseException:
         return err
     except Exception:
         text = "".join(traceback.format_exception(err)).strip()
-        return CCBenchError(f"{type(err).__name__}: {err}\n{text}")
+        return ExecutorError(f"{type(err).__name__}: {err}\n{text}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class _Worker(Generic[J]):
                 reply = self.conn.recv()
         if not (isinstance(reply, tuple) and reply and reply[0] == "ready"):
             self.stop(kill=True)
-            raise CCBenchError(
+            raise ExecutorError(
                 f"a scoring worker could not start (exit code {self.process.exitcode}); "
                 "when ccbench is called from a Python script, guard the script's entry point "
                 "with `if __name__ == '__main__':` (workers import the main module)"
@@ -349,7 +349,7 @@ def run_jobs_dask(jobs: Sequence[J], fn: Callable[[J], R], *, scheduler: str) ->
     try:
         client = Client(scheduler, set_as_default=False)
     except OSError as err:
-        raise CCBenchError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from err
+        raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from err
     try:
         window = max(2 * sum(client.nthreads().values()), 2)
         pending = list(reversed(jobs))

@@ -16,16 +16,11 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from evaluator.datasets.base import (
-    Case,
-    ImageGeometry,
-    check_same_geometry,
-    image_geometry,
-    label_array,
-    rasterise_polygon,
-)
+from evaluator.datasets.annotations import rasterise_polygon
+from evaluator.datasets.base import Case
+from evaluator.datasets.geometry import ImageGeometry, check_same_geometry, image_geometry
+from evaluator.datasets.labels import label_array
 from evaluator.errors import (
-    CCBenchError,
     GeometryMismatchError,
     ImageReadError,
     InvalidLabelError,
@@ -330,7 +325,7 @@ def score_case(job: CaseJob) -> CaseOutcome:
             **metric_kwargs(plan),
         )
     except MetricInputError as err:
-        raise CCBenchError(f"case {cid}: {err}") from err
+        raise MetricInputError(f"case {cid}: {err}") from err
     rows = [
         ResultRow(label, metric, float(result.values[label][metric]))
         for label in plan.labels

@@ -310,7 +310,8 @@ def plot_slice_gallery(
     be found (e.g. the run folder was deleted, or a wave-1 run recorded no data root) or the task
     is 2D with instance predictions.
     """
-    from evaluator.datasets.base import label_array, open_dataset
+    from evaluator.datasets.base import open_dataset
+    from evaluator.datasets.labels import label_array
     from evaluator.errors import CCBenchError
     from evaluator.evaluate import find_predictions
     from evaluator.ingest import read_prediction

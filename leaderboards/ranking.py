@@ -8,9 +8,10 @@ by the metric's worst value, see :func:`score_matrix`). Ranks are 1 = best; ties
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "RANKING_METHODS",
     "RankingMethod",
     "WeightedRanking",
     "aggregate_then_rank",
@@ -253,19 +255,35 @@ def test_based_rank(
     return out.sort_values(["rank"])
 
 
+#: Ranking method name (``ranking.method`` in datasets.yaml, :data:`RankingMethod`) -> the
+#: function ranking a (cases x entries) score matrix; one row per method.
+RANKING_METHODS: dict[str, Callable[..., pd.DataFrame]] = {
+    "mean": functools.partial(aggregate_then_rank, aggregate="mean"),
+    "median": functools.partial(aggregate_then_rank, aggregate="median"),
+    "rank_then_mean": rank_then_aggregate,
+    "test_based": test_based_rank,
+}
+
+
 def rank_entries(
     scores: pd.DataFrame, *, higher_is_better: bool, method: RankingMethod
 ) -> pd.DataFrame:
-    """Dispatch to one of the ranking methods by name."""
-    if method in ("mean", "median"):
-        return aggregate_then_rank(scores, higher_is_better=higher_is_better, aggregate=method)
-    if method == "rank_then_mean":
-        return rank_then_aggregate(scores, higher_is_better=higher_is_better)
-    if method == "test_based":
-        return test_based_rank(scores, higher_is_better=higher_is_better)
-    raise ValueError(
-        f"unknown ranking method {method!r} (use mean, median, rank_then_mean, test_based)"
-    )
+    """Rank entries with one method of :data:`RANKING_METHODS`, by name.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"a": [0.9, 0.8], "b": [0.5, 0.6]})
+    >>> rank_entries(s, higher_is_better=True, method="median")["rank"].to_dict()
+    {'a': 1, 'b': 2}
+    >>> rank_entries(s, higher_is_better=True, method="best")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown ranking method 'best' (use mean, median, rank_then_mean, test_based)
+    """
+    function = RANKING_METHODS.get(method)
+    if function is None:
+        raise ValueError(f"unknown ranking method {method!r} (use {', '.join(RANKING_METHODS)})")
+    return function(scores, higher_is_better=higher_is_better)
 
 
 @dataclass(frozen=True)

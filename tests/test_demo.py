@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evaluator.demo import DEMO_TASKS, demo_steps, run_demo
+from evaluator.demo import demo_steps, demo_tasks, run_demo
 from evaluator.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -25,6 +25,6 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     for step in demo_steps():
         assert step.title.split(" (")[0] in text
     site = json.loads((ws.sites / "site.json").read_text())
-    assert sorted(b["task"] for b in site) == sorted(f"{t}-phantom" for t in DEMO_TASKS)
+    assert sorted(b["task"] for b in site) == sorted(f"{t}-phantom" for t in demo_tasks())
     assert "5/5 hostile prediction files refused" in text
     assert not any(ws.tmp.iterdir()) if ws.tmp.exists() else True

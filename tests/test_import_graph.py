@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -218,15 +219,24 @@ def test_no_import_cycle_between_packages() -> None:
     assert not lines, "import cycles between packages:\n" + "\n".join(lines)
 
 
+def _probe_graph(
+    root: Path, monkeypatch: pytest.MonkeyPatch, name: str, files: dict[str, str]
+) -> grimp.ImportGraph:
+    """The import graph of a throw-away package ``name`` holding ``files`` (module -> source)."""
+    package = root / name
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("")
+    for module, source in files.items():
+        (package / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(root))
+    return grimp.build_graph(name, cache_dir=None)
+
+
 def test_the_checker_finds_a_cycle_closed_by_a_deferred_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The oracle: a throw-away package whose only cycle runs through a function-level import."""
-    package = tmp_path / "ccbench_cycle_probe"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "a.py").write_text("from ccbench_cycle_probe import b\n")
-    (package / "b.py").write_text(
+    b = (
         "from typing import TYPE_CHECKING\n"
         "\n"
         "if TYPE_CHECKING:\n"
@@ -238,9 +248,8 @@ def test_the_checker_finds_a_cycle_closed_by_a_deferred_import(
         "\n"
         "    return a\n"
     )
-    (package / "c.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    graph = grimp.build_graph("ccbench_cycle_probe", cache_dir=None)
+    files = {"a": "from ccbench_cycle_probe import b\n", "b": b, "c": "X = 1\n"}
+    graph = _probe_graph(tmp_path, monkeypatch, "ccbench_cycle_probe", files)
     modules = set(graph.modules)
     report = _cycle_report(graph, modules)
     assert "ccbench_cycle_probe.a -> ccbench_cycle_probe.b -> ccbench_cycle_probe.a" in report
@@ -254,3 +263,85 @@ def test_the_checker_finds_a_cycle_closed_by_a_deferred_import(
     (component,) = _strongly_connected({"m.a", "m.b", "m.c", "m.d"}, edges)
     assert component == ["m.a", "m.b", "m.c"]
     assert _one_cycle(component, edges) == ["m.a", "m.b", "m.c", "m.a"]
+
+
+#: The layers, high to low: a module may import from its own unit and from lower layers only;
+#: units that share a layer do not import each other. docs/architecture.md draws this picture.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("evaluator.cli",),
+    ("evaluator.demo",),
+    ("evaluator.console", "leaderboards"),
+    ("evaluator.runner", "evaluator.simulate"),
+    ("evaluator.evaluate",),
+    ("evaluator.scoring",),
+    ("evaluator.metrics",),
+    ("evaluator.datasets", "evaluator.executor", "evaluator.ingest", "evaluator.store"),
+    (
+        "evaluator.choices",
+        "evaluator.processes",
+        "evaluator.textsafe",
+        "evaluator.typing",
+        "evaluator.workspace",
+    ),
+    ("evaluator.errors",),
+)
+
+
+def _illegal_layer_imports(graph: grimp.ImportGraph, layers: Sequence[Sequence[str]]) -> str:
+    found = graph.find_illegal_dependencies_for_layers(
+        layers=[grimp.Layer(*layer, independent=True) for layer in layers]
+    )
+    lines = []
+    for dependency in sorted(found, key=lambda d: (d.importer, d.imported)):
+        lines.append(f"{dependency.importer} must not import {dependency.imported}:")
+        for route in sorted(dependency.routes, key=lambda r: (r.heads, r.tails))[:3]:
+            for head in sorted(route.heads):
+                for tail in sorted(route.tails):
+                    if tail in graph.find_modules_directly_imported_by(head):
+                        lines.append(f"    {_describe(graph, head, tail)}")
+                    else:
+                        lines.append(f"    {head} -> ... -> {tail} (through {route.middle})")
+    return "\n".join(lines)
+
+
+def test_every_module_has_a_layer() -> None:
+    def unit(module: str) -> str:
+        return (
+            "leaderboards" if module.startswith("leaderboards") else ".".join(module.split(".")[:2])
+        )
+
+    units = {unit(m) for m in _graph().modules} - {"evaluator"}  # the package module itself
+    placed = {u for layer in LAYERS for u in layer}
+    assert units == placed, (
+        f"without a layer: {sorted(units - placed)}; gone: {sorted(placed - units)}"
+    )
+
+
+def test_imports_point_down_the_layers() -> None:
+    report = _illegal_layer_imports(_graph(), LAYERS)
+    assert not report, f"imports against the layers (high to low: {LAYERS}):\n{report}"
+
+
+def test_the_layer_checker_finds_an_upward_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The oracle: ``low`` imports ``high`` inside a function; so do two siblings."""
+    files = {
+        "high": "from ccbench_layer_probe import low\n",
+        "low": "def late():\n    from ccbench_layer_probe import high\n",
+        "left": "from ccbench_layer_probe import right\n",
+        "right": "X = 1\n",
+    }
+    graph = _probe_graph(tmp_path, monkeypatch, "ccbench_layer_probe", files)
+    layers = (
+        ("ccbench_layer_probe.high",),
+        ("ccbench_layer_probe.left", "ccbench_layer_probe.right"),
+        ("ccbench_layer_probe.low",),
+    )
+    report = _illegal_layer_imports(graph, layers)
+    assert "ccbench_layer_probe.low must not import ccbench_layer_probe.high" in report
+    assert "line 2 (function)" in report
+    assert "ccbench_layer_probe.left must not import ccbench_layer_probe.right" in report
+    fixed = (layers[0], ("ccbench_layer_probe.left",), ("ccbench_layer_probe.right",), layers[2])
+    graph = _probe_graph(tmp_path, monkeypatch, "ccbench_layer_probe", {**files, "low": "X = 2\n"})
+    assert _illegal_layer_imports(graph, fixed) == ""

@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evaluator.datasets.base import Case, FolderAdapter, read_table
+from evaluator.datasets.base import Case, FolderAdapter
+from evaluator.datasets.imageio import read_table
 from evaluator.datasets.nnunet import NnunetAdapter
 
 __all__ = [

@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evaluator.datasets.base import Case, FolderAdapter, read_json
+from evaluator.datasets.base import Case, FolderAdapter
+from evaluator.datasets.imageio import read_json
 from evaluator.errors import ImageReadError
 
 __all__ = ["JSON_SPLIT_FILE", "BTCVAdapter", "read_json_split"]

@@ -2,12 +2,12 @@
 
 Per case:
 
-* every channel file and the label file exist and decode (:func:`~evaluator.datasets.base.read_image`);
+* every channel file and the label file exist and decode (:func:`~evaluator.datasets.imageio.read_image`);
 * images have the task's number of dimensions;
 * every channel shares size, spacing, origin and direction with the label image (within
   ``tolerance`` mm / ``direction_tolerance``); a channel that the adapter resamples onto a
   reference channel (HECKTOR PT) is only decoded, since its own grid differs by design;
-* label values are in the task's label map (:func:`~evaluator.datasets.base.label_array`);
+* label values are in the task's label map (:func:`~evaluator.datasets.labels.label_array`);
 * annotated 2D cases (ChestXDet): every class name is in the label map, ``syms``/``boxes``/
   ``polygons`` agree in number, every polygon has at least three vertices, and every polygon
   vertex and box corner lies inside the image (``0 <= x <= width``, ``0 <= y <= height``).
@@ -23,13 +23,9 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from evaluator.datasets.base import (
-    Case,
-    check_same_geometry,
-    label_array,
-    open_dataset,
-    resolve_task,
-)
+from evaluator.datasets.base import Case, open_dataset, resolve_task
+from evaluator.datasets.geometry import check_same_geometry
+from evaluator.datasets.labels import label_array
 from evaluator.datasets.registry import Registry, TaskSpec
 from evaluator.errors import CCBenchError, DataCheckError
 from evaluator.workspace import Workspace

@@ -21,7 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from evaluator.datasets.base import Annotation, Case, FolderAdapter, read_json
+from evaluator.datasets.annotations import Annotation
+from evaluator.datasets.base import Case, FolderAdapter
+from evaluator.datasets.imageio import read_json
 from evaluator.errors import ImageReadError
 
 __all__ = ["ANNOTATION_FILES", "ChestXDetAdapter", "parse_entry"]

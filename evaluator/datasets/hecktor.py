@@ -22,7 +22,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evaluator.datasets.base import Case, FolderAdapter, read_table
+from evaluator.datasets.base import Case, FolderAdapter
+from evaluator.datasets.imageio import read_table
 
 __all__ = ["CLINICAL_FILES", "HecktorAdapter", "read_clinical_info"]
 

@@ -19,7 +19,8 @@ import re
 from functools import cached_property
 from typing import Any
 
-from evaluator.datasets.base import Case, FolderAdapter, read_json
+from evaluator.datasets.base import Case, FolderAdapter
+from evaluator.datasets.imageio import read_json
 from evaluator.errors import RegistryError
 
 __all__ = ["DATASET_JSON", "NnunetAdapter"]

@@ -16,13 +16,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from evaluator.choices import CCMode, LesionMatch
 from evaluator.errors import DatasetNotFoundError, RegistryError
 from evaluator.workspace import Workspace
 
 __all__ = [
+    "ADAPTERS",
     "ENV_REGISTRY",
     "RUN_AGGREGATES",
-    "AdapterName",
     "MetricParams",
     "MetricProfile",
     "OfficialSpec",
@@ -36,8 +37,17 @@ __all__ = [
 
 ENV_REGISTRY = "CCBENCH_REGISTRY"
 
-#: On-disk formats ccbench reads; one adapter module each in :mod:`evaluator.datasets`.
-AdapterName = Literal["autopet", "autopet_nnunet", "hecktor", "btcv", "chestxdet", "nnunet"]
+#: The on-disk formats ccbench reads: adapter name (``adapter:`` of a task in datasets.yaml) ->
+#: ``"module:Class"`` inside :mod:`evaluator.datasets` (or ``"package.module:Class"`` for an adapter
+#: outside ccbench). The one list of adapters.
+ADAPTERS: dict[str, str] = {
+    "autopet": "autopet:AutoPETAdapter",
+    "autopet_nnunet": "autopet:AutoPETNnunetAdapter",
+    "hecktor": "hecktor:HecktorAdapter",
+    "btcv": "btcv:BTCVAdapter",
+    "chestxdet": "chestxdet:ChestXDetAdapter",
+    "nnunet": "nnunet:NnunetAdapter",
+}
 
 
 class _Frozen(BaseModel):
@@ -100,8 +110,8 @@ class MetricParams(_Frozen):
     """
 
     nsd_tolerance_mm: float = Field(1.0, gt=0)
-    lesion_match: Literal["any_overlap", "iou_0.5"] = "any_overlap"
-    cc_mode: Literal["mm", "voxel"] = "mm"
+    lesion_match: LesionMatch = "any_overlap"
+    cc_mode: CCMode = "mm"
     cc_worst_distance_mm: float = Field(50.0, gt=0)
 
 
@@ -206,7 +216,7 @@ class TaskSpec(_Frozen):
 
     name: str
     dataset: str
-    adapter: AdapterName
+    adapter: str
     root: str
     root_env: str | None = None
     dims: Literal[2, 3]
@@ -217,6 +227,13 @@ class TaskSpec(_Frozen):
     split_file: str
     split: SplitSpec
     phantom_of: str | None = None
+
+    @field_validator("adapter")
+    @classmethod
+    def _known_adapter(cls, value: str) -> str:
+        if value not in ADAPTERS:
+            raise ValueError(f"unknown adapter '{value}' (known: {', '.join(ADAPTERS)})")
+        return value
 
     @field_validator("labels")
     @classmethod

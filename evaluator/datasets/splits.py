@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluator.datasets.base import open_dataset, read_json, resolve_task
+from evaluator.datasets.base import open_dataset, resolve_task
+from evaluator.datasets.imageio import read_json
 from evaluator.datasets.registry import Registry, TaskSpec
 from evaluator.errors import ImageReadError, SplitError
 from evaluator.workspace import Workspace

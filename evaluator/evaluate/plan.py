@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from evaluator.datasets.registry import MetricProfile, TaskSpec
-from evaluator.errors import CCBenchError
+from evaluator.errors import UnknownMetricError
 from evaluator.scoring import ScoringPlan
 
 __all__ = ["DEFAULT_WORST_DISTANCE_MM", "ERROR_CLASSES", "make_plan", "ranking_worst"]
@@ -75,7 +75,7 @@ def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
 
     unknown = [m for m in profile.metrics if m not in METRICS]
     if unknown:
-        raise CCBenchError(
+        raise UnknownMetricError(
             f"metric profile '{profile.name}': unknown metrics {unknown} (known: {', '.join(METRICS)})"
         )
     per_case = tuple(m for m in profile.metrics if METRICS[m].kind != "instance")

@@ -16,10 +16,11 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 
+from evaluator.choices import CCMode, LesionMatch
 from evaluator.errors import MetricInputError, UnknownMetricError
 from evaluator.metrics._grid import SparseGrid, check_spacing, image_diagonal_mm
 from evaluator.metrics.overlap import OverlapCounts, overlap_value
@@ -29,8 +30,8 @@ from evaluator.typing import Connectivity, IntArray, LabelArray, Spacing
 
 __all__ = ["CaseMetrics", "check_label_map", "compute_metrics", "present_labels", "resolve_metrics"]
 
-_LESION_MATCHES = ("any_overlap", "iou_0.5")
-_CC_MODES = ("mm", "voxel")
+_LESION_MATCHES: tuple[LesionMatch, ...] = get_args(LesionMatch)
+_CC_MODES: tuple[CCMode, ...] = get_args(CCMode)
 
 
 @dataclass
@@ -203,8 +204,8 @@ def _one_label(
     diagonal_mm: float,
     connectivity: Connectivity | None,
     nsd_tolerance_mm: float,
-    lesion_match: Literal["any_overlap", "iou_0.5"],
-    cc_mode: Literal["mm", "voxel"],
+    lesion_match: LesionMatch,
+    cc_mode: CCMode,
     cc_worst_distance_mm: float,
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     out: dict[str, float] = {}
@@ -271,8 +272,8 @@ def compute_metrics(
     labels: Sequence[int] | None = None,
     connectivity: Connectivity | None = None,
     nsd_tolerance_mm: float = 1.0,
-    lesion_match: Literal["any_overlap", "iou_0.5"] = "any_overlap",
-    cc_mode: Literal["mm", "voxel"] = "mm",
+    lesion_match: LesionMatch = "any_overlap",
+    cc_mode: CCMode = "mm",
     cc_worst_distance_mm: float = 50.0,
 ) -> CaseMetrics:
     """Compute any set of voxel metrics of one case, per label, in one call.

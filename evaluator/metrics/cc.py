@@ -40,11 +40,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, get_args
 
 import numpy as np
 from scipy import ndimage
 
+from evaluator.choices import CCMode
 from evaluator.errors import MetricInputError, UnknownMetricError
 from evaluator.metrics._grid import (
     Components,
@@ -83,7 +84,6 @@ __all__ = [
     "voronoi_regions",
 ]
 
-CCMode = Literal["mm", "voxel"]
 #: Every CC-Metric name, in registry order.
 CC_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.kind == "cc")
 _DISTANCES = ("cc_hd", "cc_hd95", "cc_assd")
@@ -127,7 +127,7 @@ def _check_options(
         raise UnknownMetricError(
             f"not CC-Metrics: {', '.join(unknown)} (known: {', '.join(CC_METRICS)})"
         )
-    if mode not in ("mm", "voxel"):
+    if mode not in get_args(CCMode):
         raise MetricInputError(f"CC-Metrics mode {mode!r} is not 'mm' or 'voxel'")
     if not (math.isfinite(nsd_tolerance_mm) and nsd_tolerance_mm >= 0):
         raise MetricInputError(f"NSD tolerance {nsd_tolerance_mm!r} must be finite and >= 0")
@@ -311,7 +311,7 @@ def _per_component_surface(
     labels: IntArray,
     comps: Components,
     spacing: Spacing,
-    tolerance: float,
+    nsd_tolerance_mm: float,
     worst: float,
     band_mm: float,
 ) -> dict[str, list[float]]:
@@ -347,7 +347,7 @@ def _per_component_surface(
             sd = SurfaceDistances(to_ref[sp_[k] : sp_[k + 1]], to_pred[sr_[k] : sr_[k + 1]])
             for m in wanted:
                 if m == "cc_nsd":
-                    out[m][k - 1] = sd.nsd(tolerance)
+                    out[m][k - 1] = sd.nsd(nsd_tolerance_mm)
                 elif m in _SURFACE:
                     out[m][k - 1] = getattr(sd, m[len("cc_") :])()
     if "cc_boundary_iou" in wanted:
@@ -401,7 +401,7 @@ def voronoi_regions(
     """
     r, _ = check_pair(ref, ref)
     sp = check_spacing(spacing, r.ndim)
-    if mode not in ("mm", "voxel"):
+    if mode not in get_args(CCMode):
         raise MetricInputError(f"CC-Metrics mode {mode!r} is not 'mm' or 'voxel'")
     dist_sp: Spacing = sp if mode == "mm" else (1.0,) * r.ndim
     if where is None:
@@ -560,19 +560,20 @@ def cc_nsd(
     ref: Any,
     *,
     spacing: Sequence[float],
-    tolerance_mm: float = 1.0,
+    nsd_tolerance_mm: float,
     connectivity: int | None = None,
     mode: CCMode = "mm",
 ) -> float:
-    """CC-NSD: mean surface Dice (tolerance `tolerance_mm`) over the Voronoi regions, in [0, 1].
+    """CC-NSD: mean surface Dice (at `nsd_tolerance_mm`) over the Voronoi regions, in [0, 1].
 
-    See :func:`cc_metrics` for the options, units and edge cases.
+    The tolerance is required, as in :func:`evaluator.metrics.surface.nsd`. See
+    :func:`cc_metrics` for the options, units and edge cases.
 
     Examples
     --------
     >>> ref = np.zeros((1, 12), bool); ref[0, 1:3] = ref[0, 8:10] = True
     >>> pred = np.zeros_like(ref); pred[0, 2:4] = pred[0, 8:10] = True
-    >>> cc_nsd(pred, ref, spacing=(1.0, 1.0), tolerance_mm=1.0)
+    >>> cc_nsd(pred, ref, spacing=(1.0, 1.0), nsd_tolerance_mm=1.0)
     1.0
     """
     result = cc_metrics(
@@ -582,6 +583,6 @@ def cc_nsd(
         metrics=("cc_nsd",),
         connectivity=connectivity,
         mode=mode,
-        nsd_tolerance_mm=tolerance_mm,
+        nsd_tolerance_mm=nsd_tolerance_mm,
     )
     return result.means["cc_nsd"]

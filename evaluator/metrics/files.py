@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -21,6 +21,10 @@ from evaluator.errors import ImageReadError, InvalidLabelError
 from evaluator.metrics.api import CaseMetrics, compute_metrics
 from evaluator.metrics.registry import VOXEL_METRICS
 from evaluator.typing import Connectivity, LabelArray
+
+if TYPE_CHECKING:
+    from evaluator.metrics.cc import CCMode
+    from evaluator.metrics.lesion import LesionMatch
 
 __all__ = ["MAX_LABEL", "read_label_map", "score_files"]
 
@@ -56,7 +60,7 @@ def read_label_map(image: sitk.Image, *, what: str) -> LabelArray:
     >>> read_label_map(img, what="prediction p.nii.gz").tolist()
     [[0, 2]]
     """
-    from evaluator.datasets.base import label_array
+    from evaluator.datasets.labels import label_array
 
     if image.GetNumberOfComponentsPerPixel() == 1:
         stats = sitk.MinimumMaximumImageFilter()
@@ -78,8 +82,8 @@ def score_files(
     labels: Sequence[int] | None = None,
     connectivity: int | None = None,
     nsd_tolerance_mm: float = 1.0,
-    lesion_match: str = "any_overlap",
-    cc_mode: str = "mm",
+    lesion_match: LesionMatch = "any_overlap",
+    cc_mode: CCMode = "mm",
     cc_worst_distance_mm: float = 50.0,
 ) -> CaseMetrics:
     """Read a prediction and a reference label image and compute metrics on them.
@@ -112,7 +116,8 @@ def score_files(
     MetricInputError, UnknownMetricError
         Bad options or metric names.
     """
-    from evaluator.datasets.base import check_same_geometry, image_geometry, read_image
+    from evaluator.datasets.geometry import check_same_geometry, image_geometry
+    from evaluator.datasets.imageio import read_image
     from evaluator.ingest import read_prediction
 
     if not os.path.lexists(pred):
@@ -138,7 +143,7 @@ def score_files(
         labels=labels,
         connectivity=cast(Connectivity | None, connectivity),
         nsd_tolerance_mm=nsd_tolerance_mm,
-        lesion_match=cast(Literal["any_overlap", "iou_0.5"], lesion_match),
-        cc_mode=cast(Literal["mm", "voxel"], cc_mode),
+        lesion_match=lesion_match,
+        cc_mode=cc_mode,
         cc_worst_distance_mm=cc_worst_distance_mm,
     )

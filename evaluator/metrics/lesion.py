@@ -52,11 +52,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, get_args
 
 import numpy as np
 from scipy import ndimage
 
+from evaluator.choices import LesionMatch
 from evaluator.errors import MetricInputError, UnknownMetricError
 from evaluator.metrics._grid import (
     SparseGrid,
@@ -67,7 +68,7 @@ from evaluator.metrics._grid import (
     label_sparse,
 )
 from evaluator.metrics.overlap import check_pair
-from evaluator.metrics.registry import edge_value
+from evaluator.metrics.registry import METRICS, edge_value
 from evaluator.typing import BoolArray, Connectivity, IntArray, Spacing
 
 if TYPE_CHECKING:
@@ -97,29 +98,13 @@ __all__ = [
     "sq",
 ]
 
-#: Matching rules for lesion_tp/fp/fn/precision/recall/f1 (see the module docstring).
-LesionMatch: TypeAlias = Literal["any_overlap", "iou_0.5"]
-
-#: Metric names computed by :func:`lesion_metrics`.
-LESION_METRICS: tuple[str, ...] = (
-    "lesion_tp",
-    "lesion_fp",
-    "lesion_fn",
-    "lesion_precision",
-    "lesion_recall",
-    "lesion_f1",
-    "pq",
-    "sq",
-    "rq",
-    "lesion_dice",
-    "fp_volume_ml",
-    "fn_volume_ml",
-)
+#: Metric names computed by :func:`lesion_metrics`: the ``lesion`` family of the registry.
+LESION_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.kind == "lesion")
 
 #: Connectivity of the autoPET false-positive/false-negative volumes (3D; 8 in 2D).
 AUTOPET_CONNECTIVITY: Connectivity = 18
 
-_MATCH_RULES = ("any_overlap", "iou_0.5")
+_MATCH_RULES: tuple[LesionMatch, ...] = get_args(LesionMatch)
 
 
 def label_components(mask: Any, *, connectivity: int | None = None) -> tuple[IntArray, int]:

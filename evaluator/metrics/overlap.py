@@ -7,15 +7,17 @@ rows of :data:`evaluator.metrics.registry.EDGE_CASES`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from evaluator.errors import MetricInputError
+from evaluator.errors import MetricInputError, UnknownMetricError
 from evaluator.metrics.registry import edge_value
 from evaluator.typing import BoolArray
 
 __all__ = [
+    "OVERLAP_FORMULAS",
     "OverlapCounts",
     "as_mask",
     "check_pair",
@@ -120,6 +122,14 @@ def overlap_counts(pred: Any, ref: Any) -> OverlapCounts:
     return OverlapCounts(tp, n_pred - tp, n_ref - tp)
 
 
+#: Overlap metric name -> its formula on ``(tp, fp, fn)`` voxel counts (non-empty case); the
+#: names are the ``overlap`` family of :data:`~evaluator.metrics.registry.METRICS`.
+OVERLAP_FORMULAS: dict[str, Callable[[int, int, int], float]] = {
+    "dice": lambda tp, fp, fn: 2.0 * tp / (2.0 * tp + fp + fn),
+    "iou": lambda tp, fp, fn: tp / (tp + fp + fn),
+}
+
+
 def overlap_value(name: str, counts: OverlapCounts) -> float:
     """Value of overlap metric `name` (``"dice"`` or ``"iou"``) from counts, edge cases applied.
 
@@ -129,14 +139,20 @@ def overlap_value(name: str, counts: OverlapCounts) -> float:
     0.6666666666666666
     >>> overlap_value("iou", OverlapCounts(0, 0, 0))
     1.0
+    >>> overlap_value("hd95", OverlapCounts(1, 0, 0))
+    Traceback (most recent call last):
+    ...
+    evaluator.errors.UnknownMetricError: 'hd95' is not an overlap metric (known: dice, iou)
     """
+    formula = OVERLAP_FORMULAS.get(name)
+    if formula is None:
+        raise UnknownMetricError(
+            f"{name!r} is not an overlap metric (known: {', '.join(OVERLAP_FORMULAS)})"
+        )
     edge = edge_value(name, counts.pred_empty, counts.ref_empty)
     if edge is not None:
         return edge
-    tp, fp, fn = counts
-    if name == "dice":
-        return 2.0 * tp / (2.0 * tp + fp + fn)
-    return tp / (tp + fp + fn)
+    return formula(*counts)
 
 
 def dice(pred: Any, ref: Any) -> float:

@@ -53,6 +53,8 @@ class MetricSpec:
         for unbounded distances, ``nan`` where no bound exists, e.g. counts).
     description : str
         One-line definition, printed in the docs table.
+    title : str
+        Name shown on plots (``"HD95"``, ``"CC-Dice"``); empty: the registry key.
     """
 
     name: str
@@ -63,6 +65,19 @@ class MetricSpec:
     best: float
     worst: float
     description: str
+    title: str = ""
+
+    @property
+    def axis_label(self) -> str:
+        """The title with the unit for mm and ml, e.g. ``"CC-HD95 (mm)"``.
+
+        Examples
+        --------
+        >>> METRICS["cc_hd95"].axis_label, METRICS["lesion_tp"].axis_label
+        ('CC-HD95 (mm)', 'lesion_tp')
+        """
+        unit = f" ({self.unit})" if self.unit in ("mm", "ml") else ""
+        return (self.title or self.name) + unit
 
 
 @dataclass(frozen=True)
@@ -87,14 +102,15 @@ class EdgeCase:
 _Row: TypeAlias = tuple[MetricSpec, EdgeCase]
 
 
-def _score(name: str, kind: MetricKind, spacing: bool, description: str) -> _Row:
+def _score(name: str, kind: MetricKind, spacing: bool, description: str, title: str = "") -> _Row:
     """A score in [0, 1], higher is better: 1 if both masks are empty, 0 if one is."""
-    return MetricSpec(name, "", True, spacing, kind, 1.0, 0.0, description), EdgeCase(1.0, 0.0, 0.0)
+    spec = MetricSpec(name, "", True, spacing, kind, 1.0, 0.0, description, title)
+    return spec, EdgeCase(1.0, 0.0, 0.0)
 
 
-def _distance(name: str, kind: MetricKind, worst: float, description: str) -> _Row:
+def _distance(name: str, kind: MetricKind, worst: float, description: str, title: str = "") -> _Row:
     """A distance in mm, lower is better: 0 if both masks are empty, `worst` if one is."""
-    spec = MetricSpec(name, "mm", False, True, kind, 0.0, worst, description)
+    spec = MetricSpec(name, "mm", False, True, kind, 0.0, worst, description, title)
     return spec, EdgeCase(0.0, worst, worst)
 
 
@@ -120,14 +136,28 @@ _MISSED = "; a missed component scores the worst distance"
 
 _ROWS: tuple[_Row, ...] = (
     # overlap (evaluator.metrics.overlap)
-    _score("dice", "overlap", False, "2|P∩R| / (|P|+|R|)"),
-    _score("iou", "overlap", False, "|P∩R| / |P∪R| (Jaccard)"),
+    _score("dice", "overlap", False, "2|P∩R| / (|P|+|R|)", "Dice"),
+    _score("iou", "overlap", False, "|P∩R| / |P∪R| (Jaccard)", "IoU"),
     # surface (evaluator.metrics.surface)
-    _distance("hd", "surface", INF, "larger of the two directed maxima of surface distances"),
-    _distance("hd95", "surface", INF, "larger of the two directed 95th percentiles (linear)"),
-    _distance("assd", "surface", INF, "mean of both directions' surface distances, pooled"),
-    _score("nsd", "surface", True, "share of both surfaces within the tolerance (mm) of the other"),
-    _score("boundary_iou", "surface", True, "IoU of the bands within 2% of the diagonal (mm)"),
+    _distance("hd", "surface", INF, "larger of the two directed maxima of surface distances", "HD"),
+    _distance(
+        "hd95", "surface", INF, "larger of the two directed 95th percentiles (linear)", "HD95"
+    ),
+    _distance("assd", "surface", INF, "mean of both directions' surface distances, pooled", "ASSD"),
+    _score(
+        "nsd",
+        "surface",
+        True,
+        "share of both surfaces within the tolerance (mm) of the other",
+        "Surface Dice",
+    ),
+    _score(
+        "boundary_iou",
+        "surface",
+        True,
+        "IoU of the bands within 2% of the diagonal (mm)",
+        "Boundary IoU",
+    ),
     # lesion level (evaluator.metrics.lesion)
     _count("lesion_tp", True, "matched reference lesions"),
     _count("lesion_fp", False, "unmatched predicted lesions"),
@@ -135,10 +165,16 @@ _ROWS: tuple[_Row, ...] = (
     _score("lesion_precision", "lesion", False, "TP / (TP + FP)"),
     _score("lesion_recall", "lesion", False, "TP / (TP + FN)"),
     _score("lesion_f1", "lesion", False, "2 TP / (2 TP + FP + FN)"),
-    _score("pq", "lesion", False, "panoptic quality SQ x RQ (IoU > 0.5)"),
+    _score("pq", "lesion", False, "panoptic quality SQ x RQ (IoU > 0.5)", "PQ"),
     _score("sq", "lesion", False, "mean IoU of matched lesion pairs"),
     _score("rq", "lesion", False, "TP / (TP + FP/2 + FN/2)"),
-    _score("lesion_dice", "lesion", False, "BraTS: sum of lesion Dice / (lesions + FP lesions)"),
+    _score(
+        "lesion_dice",
+        "lesion",
+        False,
+        "BraTS: sum of lesion Dice / (lesions + FP lesions)",
+        "Lesion Dice",
+    ),
     _volume(
         "fp_volume_ml",
         EdgeCase(0.0, None, 0.0),
@@ -150,13 +186,19 @@ _ROWS: tuple[_Row, ...] = (
         "autoPET: reference 18-connected components without predicted overlap",
     ),
     # CC-Metrics (evaluator.metrics.cc); spacing matters through the regions in mm
-    _score("cc_dice", "cc", True, "Dice per Voronoi region, averaged"),
-    _score("cc_iou", "cc", True, "IoU per Voronoi region, averaged"),
-    _score("cc_nsd", "cc", True, "NSD per Voronoi region, averaged"),
-    _score("cc_boundary_iou", "cc", True, "Boundary IoU per Voronoi region, averaged"),
-    _distance("cc_hd", "cc", 50.0, "HD per Voronoi region, averaged" + _MISSED),
-    _distance("cc_hd95", "cc", 50.0, "HD95 per Voronoi region, averaged" + _MISSED),
-    _distance("cc_assd", "cc", 50.0, "ASSD per Voronoi region, averaged" + _MISSED),
+    _score("cc_dice", "cc", True, "Dice per Voronoi region, averaged", "CC-Dice"),
+    _score("cc_iou", "cc", True, "IoU per Voronoi region, averaged", "CC-IoU"),
+    _score("cc_nsd", "cc", True, "NSD per Voronoi region, averaged", "CC-Surface Dice"),
+    _score(
+        "cc_boundary_iou",
+        "cc",
+        True,
+        "Boundary IoU per Voronoi region, averaged",
+        "CC-Boundary IoU",
+    ),
+    _distance("cc_hd", "cc", 50.0, "HD per Voronoi region, averaged" + _MISSED, "CC-HD"),
+    _distance("cc_hd95", "cc", 50.0, "HD95 per Voronoi region, averaged" + _MISSED, "CC-HD95"),
+    _distance("cc_assd", "cc", 50.0, "ASSD per Voronoi region, averaged" + _MISSED, "CC-ASSD"),
     # instances (evaluator.metrics.coco)
     _coco("coco_ap", "COCO mask AP@[.5:.95]"),
     _coco("coco_ap50", "COCO mask AP at IoU 0.5"),
@@ -220,8 +262,9 @@ def conventions_markdown() -> str:
     Returns
     -------
     str
-        A markdown table with one row per metric: name, unit, direction, definition and the three
-        edge-case values (``formula`` where no special case applies).
+        A markdown table with one row per metric: name, unit, direction, whether the value
+        depends on the voxel spacing, definition and the three edge-case values (``formula``
+        where no special case applies).
 
     Examples
     --------
@@ -229,8 +272,8 @@ def conventions_markdown() -> str:
     True
     """
     lines = [
-        "| metric | unit | better | definition | both empty | ref empty | pred empty |",
-        "|---|---|---|---|---|---|---|",
+        "| metric | unit | better | spacing | definition | both empty | ref empty | pred empty |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, spec in METRICS.items():
         edge = EDGE_CASES[name]
@@ -238,7 +281,8 @@ def conventions_markdown() -> str:
         direction = "higher" if spec.higher_is_better else "lower"
         text = spec.description.replace("|", "\\|")
         lines.append(
-            f"| `{name}` | {unit} | {direction} | {text} | {_fmt(edge.both_empty)} "
+            f"| `{name}` | {unit} | {direction} | {'yes' if spec.needs_spacing else 'no'} "
+            f"| {text} | {_fmt(edge.both_empty)} "
             f"| {_fmt(edge.ref_empty)} | {_fmt(edge.pred_empty)} |"
         )
     return "\n".join(lines) + "\n"

@@ -186,15 +186,15 @@ class SurfaceDistances:
         total = float(self.pred_to_ref.sum() + self.ref_to_pred.sum())
         return total / (self.n_pred + self.n_ref)
 
-    def nsd(self, tolerance_mm: float) -> float:
-        """Normalised surface distance (surface Dice) at `tolerance_mm` (distances <= tolerance)."""
-        if not (math.isfinite(tolerance_mm) and tolerance_mm >= 0):
-            raise MetricInputError(f"NSD tolerance {tolerance_mm!r} mm must be finite and >= 0")
+    def nsd(self, nsd_tolerance_mm: float) -> float:
+        """Normalised surface distance (surface Dice): share of distances <= `nsd_tolerance_mm`."""
+        if not (math.isfinite(nsd_tolerance_mm) and nsd_tolerance_mm >= 0):
+            raise MetricInputError(f"NSD tolerance {nsd_tolerance_mm!r} mm must be finite and >= 0")
         edge = self._edge("nsd")
         if edge is not None:
             return edge
-        good = np.count_nonzero(self.pred_to_ref <= tolerance_mm) + np.count_nonzero(
-            self.ref_to_pred <= tolerance_mm
+        good = np.count_nonzero(self.pred_to_ref <= nsd_tolerance_mm) + np.count_nonzero(
+            self.ref_to_pred <= nsd_tolerance_mm
         )
         return float(good) / (self.n_pred + self.n_ref)
 
@@ -292,20 +292,21 @@ def assd(pred: Any, ref: Any, *, spacing: Sequence[float]) -> float:
     return surface_distances(pred, ref, spacing=spacing).assd()
 
 
-def nsd(pred: Any, ref: Any, *, spacing: Sequence[float], tolerance_mm: float) -> float:
-    """Normalised surface distance (surface Dice) at `tolerance_mm`, in [0, 1].
+def nsd(pred: Any, ref: Any, *, spacing: Sequence[float], nsd_tolerance_mm: float) -> float:
+    """Normalised surface distance (surface Dice) at `nsd_tolerance_mm`, in [0, 1].
 
     Share of the surface voxels of both masks whose distance to the other surface is at most
-    `tolerance_mm`. Returns 1.0 if both masks are empty, 0.0 if exactly one is.
+    `nsd_tolerance_mm` (required: the tolerance is a choice, like the spacing). Returns 1.0 if
+    both masks are empty, 0.0 if exactly one is.
 
     Examples
     --------
     >>> a = np.zeros((1, 6), bool); a[0, 1:3] = True
     >>> b = np.zeros((1, 6), bool); b[0, 2:4] = True
-    >>> nsd(a, b, spacing=(1.0, 1.0), tolerance_mm=0.5)
+    >>> nsd(a, b, spacing=(1.0, 1.0), nsd_tolerance_mm=0.5)
     0.5
     """
-    return surface_distances(pred, ref, spacing=spacing).nsd(tolerance_mm)
+    return surface_distances(pred, ref, spacing=spacing).nsd(nsd_tolerance_mm)
 
 
 #: Masks with up to this many voxels get their boundary band from KD-tree queries; larger ones
@@ -498,7 +499,7 @@ def surface_metrics(
     *,
     spacing: Sequence[float],
     metrics: Sequence[str] = SURFACE_METRICS,
-    tolerance_mm: float = 1.0,
+    nsd_tolerance_mm: float = 1.0,
     diagonal_mm: float | None = None,
     dilation_ratio: float = BOUNDARY_DILATION_RATIO,
 ) -> dict[str, float]:
@@ -512,7 +513,7 @@ def surface_metrics(
         Voxel size per array axis, mm.
     metrics : sequence of str
         Names from :data:`SURFACE_METRICS`.
-    tolerance_mm : float
+    nsd_tolerance_mm : float
         NSD tolerance, mm.
     diagonal_mm, dilation_ratio
         As :func:`boundary_iou`.
@@ -531,7 +532,7 @@ def surface_metrics(
     --------
     >>> a = np.zeros((1, 6), bool); a[0, 1] = True
     >>> b = np.zeros((1, 6), bool); b[0, 4] = True
-    >>> surface_metrics(a, b, spacing=(1.0, 2.0), metrics=["hd", "nsd"], tolerance_mm=6.0)
+    >>> surface_metrics(a, b, spacing=(1.0, 2.0), metrics=["hd", "nsd"], nsd_tolerance_mm=6.0)
     {'hd': 6.0, 'nsd': 1.0}
     """
     unknown = [m for m in metrics if m not in SURFACE_METRICS]
@@ -539,7 +540,7 @@ def surface_metrics(
         raise UnknownMetricError(f"{unknown} are not surface metrics {SURFACE_METRICS}")
     grid_p, grid_r, sp = _pair_grids(pred, ref, spacing)
     diag = image_diagonal_mm(np.shape(pred), sp) if diagonal_mm is None else float(diagonal_mm)
-    return _surface_values(grid_p, grid_r, sp, metrics, tolerance_mm, dilation_ratio * diag)
+    return _surface_values(grid_p, grid_r, sp, metrics, nsd_tolerance_mm, dilation_ratio * diag)
 
 
 def _surface_values(
@@ -547,7 +548,7 @@ def _surface_values(
     grid_r: SparseGrid,
     spacing: Spacing,
     metrics: Sequence[str],
-    tolerance_mm: float,
+    nsd_tolerance_mm: float,
     band_mm: float,
 ) -> dict[str, float]:
     """:func:`surface_metrics` on sparse grids (validated names; `band_mm`: Boundary IoU width)."""
@@ -557,5 +558,5 @@ def _surface_values(
         if name == "boundary_iou":
             out[name] = _boundary_iou(grid_p, grid_r, spacing, band_mm)
         elif dists is not None:
-            out[name] = dists.nsd(tolerance_mm) if name == "nsd" else getattr(dists, name)()
+            out[name] = dists.nsd(nsd_tolerance_mm) if name == "nsd" else getattr(dists, name)()
     return out

@@ -12,21 +12,31 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evaluator.errors import SubmissionError
 from evaluator.workspace import Workspace
 
-__all__ = ["BaselineBuild", "baselines_dir", "build_baselines", "list_baselines"]
+if TYPE_CHECKING:
+    from evaluator.datasets.registry import Registry
 
-#: Tasks every baseline is registered for (the phantom versions and the real tasks).
-DEFAULT_TASKS: tuple[str, ...] = (
-    "autopet",
-    "autopet-phantom",
-    "hecktor",
-    "hecktor-phantom",
-    "btcv",
-    "btcv-phantom",
-)
+__all__ = ["BaselineBuild", "baseline_tasks", "baselines_dir", "build_baselines", "list_baselines"]
+
+
+def baseline_tasks(registry: Registry | None = None) -> tuple[str, ...]:
+    """Tasks every baseline is registered for: each volume (3D) task of datasets.yaml.
+
+    The baselines write label volumes, so every 3D task (real and phantom) can run them.
+
+    Examples
+    --------
+    >>> "btcv-phantom" in baseline_tasks(), "chestxdet" in baseline_tasks()
+    (True, False)
+    """
+    from evaluator.datasets.registry import load_registry
+
+    reg = registry or load_registry()
+    return tuple(name for name, spec in reg.tasks.items() if spec.dims == 3)
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,7 @@ def build_baselines(
     workspace: Workspace,
     submissions_dir: Path,
     names: Sequence[str] | None = None,
-    tasks: Sequence[str] = DEFAULT_TASKS,
+    tasks: Sequence[str] | None = None,
     docker: bool = True,
 ) -> list[BaselineBuild]:
     """Build each baseline's image on the local base images and submit it as an entry.
@@ -84,7 +94,7 @@ def build_baselines(
     names
         Baselines to build; default: all of :func:`list_baselines`.
     tasks
-        Tasks the entries are registered for.
+        Tasks the entries are registered for; default: :func:`baseline_tasks`.
     docker
         Build images with the local Docker engine. With ``False`` nothing is built and the
         manifests name the build context only: such entries run with ``--backend local``
@@ -103,6 +113,7 @@ def build_baselines(
     """
     from evaluator.runner.contract import Manifest, write_manifest
 
+    chosen_tasks = tuple(tasks) if tasks is not None else baseline_tasks()
     known = list_baselines()
     chosen = list(names) if names else known
     unknown = sorted(set(chosen) - set(known))
@@ -125,7 +136,7 @@ def build_baselines(
             _, path = submit_image(
                 tag,
                 name=name,
-                tasks=tasks,
+                tasks=chosen_tasks,
                 submissions_dir=submissions_dir,
                 team="ccbench baselines",
                 overwrite=True,
@@ -137,7 +148,7 @@ def build_baselines(
                 team="ccbench baselines",
                 image=f"local:{context}",
                 image_digest="sha256:" + "0" * 64,
-                tasks=tuple(tasks),
+                tasks=chosen_tasks,
                 command=command,
                 kind="baseline",
             )

@@ -43,6 +43,7 @@ import SimpleITK as sitk
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from evaluator.choices import Filesystem, Interface
 from evaluator.errors import SubmissionError
 from evaluator.runner.outputs import folder_bytes
 
@@ -80,9 +81,6 @@ __all__ = [
     "write_manifest",
 ]
 
-Interface = Literal["batch", "grand-challenge"]
-#: The container's root file system: grand-challenge's throw-away layer, or read-only.
-Filesystem = Literal["ephemeral", "read-only"]
 #: A submitted entry or a reference algorithm (its runs are stored with this kind).
 EntryKind = Literal["entry", "baseline"]
 

@@ -51,6 +51,7 @@ __all__ = [
     "UNPRIVILEGED_UID",
     "DockerBackend",
     "connect",
+    "labelled_containers",
     "reap_containers",
     "sandbox_kwargs",
 ]
@@ -690,6 +691,23 @@ def sandbox_kwargs(
     }
 
 
+def labelled_containers(client: Any, label: str) -> list[Any]:
+    """The containers (running or not) carrying ``label`` (``"key"`` or ``"key=value"``).
+
+    Listed without the per-container inspection of ``containers.list``, then fetched one by
+    one: a container that another run removes in between is skipped, never an error.
+    """
+    import docker
+
+    found = []
+    for row in client.api.containers(all=True, filters={"label": label}):
+        try:
+            found.append(client.containers.get(row["Id"]))
+        except docker.errors.NotFound:
+            continue
+    return found
+
+
 def reap_containers(client: Any) -> list[str]:
     """Remove containers of ``ccbench run`` processes that are gone (e.g. after ``kill -9``).
 
@@ -699,7 +717,7 @@ def reap_containers(client: Any) -> list[str]:
     from evaluator.processes import Owner
 
     removed = []
-    for container in client.containers.list(all=True, filters={"label": "ccbench.owner"}):
+    for container in labelled_containers(client, "ccbench.owner"):
         try:
             owner = Owner.parse(container.labels.get("ccbench.owner", ""))
         except ValueError:

@@ -318,7 +318,7 @@ def build_context(
 def build_base_images(
     workspace: Workspace,
     *,
-    images: Sequence[str] = ("python", "sci", "torch"),
+    images: Sequence[str] | None = None,
     force: bool = False,
 ) -> list[BaseImageResult]:
     """Build the local base images that are missing (parents first).
@@ -328,7 +328,7 @@ def build_base_images(
     workspace
         Build folders and the wheel cache go to ``workspace.images``.
     images
-        Keys of :data:`BASE_IMAGES`; their parents are added.
+        Keys of :data:`BASE_IMAGES` (default: all); their parents are added.
     force
         Rebuild even when the tag exists.
 
@@ -344,6 +344,7 @@ def build_base_images(
     """
     import time
 
+    images = list(BASE_IMAGES) if images is None else images
     unknown = [k for k in images if k not in BASE_IMAGES]
     if unknown:
         raise DockerUnavailableError(

@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from evaluator.choices import BackendName
 from evaluator.datasets.registry import TaskSpec
 from evaluator.errors import ImageReadError, SubmissionError
 from evaluator.processes import current_owner
@@ -46,8 +47,6 @@ from evaluator.runner.outputs import (
 from evaluator.workspace import Workspace
 
 __all__ = ["Backend", "BackendName", "RunOutcome", "make_backend", "run_cases", "run_entry"]
-
-BackendName = Literal["docker", "local"]
 
 
 class Backend(Protocol):

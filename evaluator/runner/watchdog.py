@@ -33,15 +33,15 @@ def watch(token: str, owner_text: str, tmp: Path, *, poll_s: float = _POLL_S) ->
     import docker
 
     from evaluator.processes import Owner
+    from evaluator.runner.docker_backend import labelled_containers
     from evaluator.runner.outputs import remove_scratch
 
     owner = Owner.parse(owner_text)
     client = docker.from_env(timeout=30)
-    label = {"label": f"ccbench.run={token}"}
     while True:
         alive = owner.alive()
         with contextlib.suppress(docker.errors.DockerException, OSError):
-            for container in client.containers.list(all=True, filters=label):
+            for container in labelled_containers(client, f"ccbench.run={token}"):
                 deadline = float(container.labels.get("ccbench.deadline", "inf"))
                 if not alive:
                     container.remove(force=True)

@@ -34,10 +34,11 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 
+from evaluator.choices import Operation
 from evaluator.errors import SimulationError
 from evaluator.executor import JobFailure
 from evaluator.simulate.operators import OPERATORS, Order, label_components
@@ -57,6 +58,7 @@ __all__ = [
     "REF_COMPONENTS",
     "DatasetStudy",
     "DatasetStudyResult",
+    "Operation",
     "StudyJob",
     "StudyOutcome",
     "redraw_dataset_study",
@@ -67,10 +69,10 @@ __all__ = [
     "summarize",
 ]
 
-Operation = Literal["drop", "enlarge", "insert", "erode"]
+#: How a study degrades the reference: drop, enlarge, insert or erode components.
 #: Operators of the dataset studies, in the order of the thesis figures.
-DATASET_OPERATIONS: tuple[Operation, ...] = ("drop", "enlarge", "insert", "erode")
-ORDERS: tuple[Order, ...] = ("smallest", "largest")
+DATASET_OPERATIONS: tuple[Operation, ...] = get_args(Operation)
+ORDERS: tuple[Order, ...] = get_args(Order)
 #: Extra number stored per case and label: how many reference components it has.
 REF_COMPONENTS = "ref_components"
 
@@ -177,7 +179,8 @@ def simulate_case(job: StudyJob) -> StudyOutcome:
         For each ``n``: one :class:`ResultRow` per label taking part and metric, plus the
         label's :data:`REF_COMPONENTS` count.
     """
-    from evaluator.datasets.base import image_geometry, label_array
+    from evaluator.datasets.geometry import image_geometry
+    from evaluator.datasets.labels import label_array
     from evaluator.metrics.api import compute_metrics
     from evaluator.scoring import metric_kwargs
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from evaluator.datasets.registry import Registry, load_registry
-from evaluator.errors import CCBenchError
+from evaluator.errors import SimulationError
 from evaluator.simulate.operators import (
     Order,
     drop_components,
@@ -105,11 +105,12 @@ def write_degraded_predictions(
 
     import SimpleITK as sitk
 
-    from evaluator.datasets.base import label_array, open_dataset
+    from evaluator.datasets.base import open_dataset
+    from evaluator.datasets.labels import label_array
     from evaluator.datasets.splits import resolve_split
 
     if not 0.0 <= quality <= 1.0:
-        raise CCBenchError(f"quality must be in [0, 1], got {quality}")
+        raise SimulationError(f"quality must be in [0, 1], got {quality}")
     reg = registry or load_registry()
     spec = reg.task(task)
     root = None if data_root is None else Path(data_root)

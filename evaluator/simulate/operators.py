@@ -29,6 +29,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 from scipy import ndimage
 
+from evaluator.choices import Order
 from evaluator.errors import SimulationError
 from evaluator.metrics._grid import CONNECTIVITIES, default_connectivity
 from evaluator.typing import BoolArray, Connectivity, IntArray, Spacing
@@ -50,7 +51,6 @@ __all__ = [
 ]
 
 #: Which end of the size ranking an operator edits.
-Order: TypeAlias = Literal["smallest", "largest"]
 #: Structuring element of voxel-step morphology: the full cube or the face-connected cross.
 Structure: TypeAlias = Literal["full", "cross"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from evaluator.simulate._toy_table import PRED_COMPONENTS
 
@@ -31,22 +31,13 @@ STANDARD_COLOUR = "#e8710a"
 CC_COLOUR = "#1a73e8"
 OTHER_COLOUR = "#188038"
 _DASHES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
-_LABELS = {
-    "dice": "Dice",
-    "iou": "IoU",
-    "nsd": "Surface Dice",
-    "hd95": "HD95 (mm)",
-    "hd": "HD (mm)",
-    "assd": "ASSD (mm)",
-    "pq": "PQ",
-    "lesion_dice": "Lesion Dice",
-}
 
 
 def _label(metric: str) -> str:
-    if metric.startswith("cc_"):
-        return "CC-" + _LABELS.get(metric[3:], metric[3:])
-    return _LABELS.get(metric, metric)
+    from evaluator.metrics.registry import METRICS
+
+    spec = METRICS.get(metric)
+    return spec.axis_label if spec is not None else metric
 
 
 def metric_colour(metric: str, metrics: Sequence[str]) -> str:
@@ -222,9 +213,12 @@ def plot_dataset_study(summary: pd.DataFrame, stem: Path, *, title: str = "") ->
         the figure stays readable; every number is in the CSVs.
     """
     present = set(summary["order"])
-    orders = [o for o in ("smallest", "largest") if o in present]
+    from evaluator.metrics.registry import METRICS
+    from evaluator.simulate.operators import Order
+
+    orders = [o for o in get_args(Order) if o in present]
     orders += sorted(present - set(orders))
-    rank = {name: i for i, name in enumerate(_LABELS)}
+    rank = {name: i for i, name in enumerate(METRICS)}
     metrics = sorted(
         dict.fromkeys(summary["metric"]),
         key=lambda m: (rank.get(m[3:] if m.startswith("cc_") else m, len(rank)), m),

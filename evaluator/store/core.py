@@ -321,10 +321,6 @@ def _to_sql(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def _from_sql(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
 def _params_json(parameters: Mapping[str, Any]) -> str:
     return json.dumps(dict(parameters), sort_keys=True, default=str)
 

@@ -10,8 +10,9 @@ import pytest
 import SimpleITK as sitk
 
 from evaluator.datasets.autopet import AutoPETAdapter
-from evaluator.datasets.base import DatasetAdapter, image_geometry, open_dataset
+from evaluator.datasets.base import DatasetAdapter, open_dataset
 from evaluator.datasets.btcv import read_json_split
+from evaluator.datasets.geometry import image_geometry
 from evaluator.datasets.registry import load_registry
 from evaluator.errors import InvalidLabelError, RegistryError
 from evaluator.workspace import Workspace

@@ -6,12 +6,12 @@ import pytest
 
 from evaluator.datasets.base import open_dataset
 from evaluator.datasets.check import check_dataset
-from evaluator.datasets.phantoms import PHANTOM_TASKS, write_phantoms
+from evaluator.datasets.phantoms import phantom_tasks, write_phantoms
 from evaluator.datasets.splits import make_split, resolve_split
 from evaluator.workspace import Workspace
 
 
-@pytest.mark.parametrize("task", PHANTOM_TASKS)
+@pytest.mark.parametrize("task", phantom_tasks())
 def test_phantoms_open_check_and_split(task: str, ws: Workspace) -> None:
     result = write_phantoms(task, workspace=ws, cases=7, size="small", seed=0, progress=False)
     phantom = f"{task}-phantom"

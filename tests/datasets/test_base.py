@@ -7,15 +7,11 @@ import pytest
 import SimpleITK as sitk
 from matplotlib.path import Path as MplPath
 
-from evaluator.datasets.base import (
-    Case,
-    check_same_geometry,
-    image_geometry,
-    label_array,
-    open_dataset,
-    rasterise_polygon,
-    read_image,
-)
+from evaluator.datasets.annotations import rasterise_polygon
+from evaluator.datasets.base import Case, open_dataset
+from evaluator.datasets.geometry import check_same_geometry, image_geometry
+from evaluator.datasets.imageio import read_image
+from evaluator.datasets.labels import label_array
 from evaluator.errors import (
     DatasetNotFoundError,
     GeometryMismatchError,

@@ -23,7 +23,7 @@ from scipy.stats import mannwhitneyu
 from typer.testing import CliRunner
 
 from evaluator.cli import app
-from evaluator.datasets.phantoms import MARKER, PHANTOM_TASKS, PhantomResult, write_phantoms
+from evaluator.datasets.phantoms import MARKER, PhantomResult, phantom_tasks, write_phantoms
 from evaluator.datasets.registry import load_registry
 from evaluator.errors import CCBenchError
 from evaluator.workspace import Workspace
@@ -326,7 +326,7 @@ def test_chestxdet_findings_change_the_image(written: Callable[[str], Written]) 
 # ---- determinism, sizes, CLI ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("task", PHANTOM_TASKS)
+@pytest.mark.parametrize("task", phantom_tasks())
 def test_same_seed_same_bytes_and_cases_independent(
     task: str, tmp_path: Path, written: Callable[[str], Written]
 ) -> None:

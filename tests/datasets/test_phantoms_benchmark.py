@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from evaluator.datasets.phantoms import PHANTOM_TASKS, write_phantoms
+from evaluator.datasets.phantoms import phantom_tasks, write_phantoms
 from evaluator.workspace import Workspace
 
 
-@pytest.mark.parametrize("task", PHANTOM_TASKS)
+@pytest.mark.parametrize("task", phantom_tasks())
 def test_bench_small(benchmark: Any, task: str, tmp_path: Path) -> None:
     result = benchmark.pedantic(
         write_phantoms,

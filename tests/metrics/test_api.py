@@ -29,7 +29,7 @@ def direct(name: str, **options: Any) -> Callable[[np.ndarray, np.ndarray], floa
 
 
 def _options(spacing: tuple[float, ...], tol: float = 1.0) -> dict[str, Any]:
-    return {"spacing": spacing, "tolerance_mm": tol}
+    return {"spacing": spacing, "nsd_tolerance_mm": tol}
 
 
 def _same(a: float, b: float) -> bool:

@@ -106,7 +106,7 @@ def test_thin_functions_equal_cc_metrics() -> None:
     }
     for name, func in funcs.items():
         assert func(pred, ref, spacing=sp) == full.means[name]
-    assert cc.cc_nsd(pred, ref, spacing=sp, tolerance_mm=1.5) == full.means["cc_nsd"]
+    assert cc.cc_nsd(pred, ref, spacing=sp, nsd_tolerance_mm=1.5) == full.means["cc_nsd"]
     for name, func in {"cc_hd": cc.cc_hd, "cc_hd95": cc.cc_hd95, "cc_assd": cc.cc_assd}.items():
         assert func(pred, ref, spacing=sp, worst_distance_mm=40.0) == full.means[name]
     for name, values in full.per_component.items():

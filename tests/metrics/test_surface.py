@@ -133,7 +133,7 @@ def test_matches_monai(seed: int) -> None:
     assert hd(pred, ref, spacing=spacing) == got["hd"]
     assert hd95(pred, ref, spacing=spacing) == got["hd95"]
     assert assd(pred, ref, spacing=spacing) == got["assd"]
-    assert nsd(pred, ref, spacing=spacing, tolerance_mm=tol) == got["nsd"]
+    assert nsd(pred, ref, spacing=spacing, nsd_tolerance_mm=tol) == got["nsd"]
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -177,7 +177,7 @@ def test_matches_brute_force_cdist(seed: int) -> None:
         max(np.percentile(d_pr, 95), np.percentile(d_rp, 95)), abs=1e-9
     )
     assert assd(pred, ref, spacing=spacing) == pytest.approx(both.mean(), abs=1e-9)
-    assert nsd(pred, ref, spacing=spacing, tolerance_mm=1.5) == pytest.approx(
+    assert nsd(pred, ref, spacing=spacing, nsd_tolerance_mm=1.5) == pytest.approx(
         np.mean(both <= 1.5), abs=1e-12
     )
 
@@ -197,8 +197,8 @@ def test_shifted_by_one_voxel(axis: int) -> None:
     assert hd(pred, ref, spacing=spacing) == pytest.approx(spacing[axis])
     assert hd95(pred, ref, spacing=spacing) == pytest.approx(spacing[axis])
     # NSD with a tolerance just below the shift: only the side faces (distance 0) count
-    assert nsd(pred, ref, spacing=spacing, tolerance_mm=spacing[axis] * 0.99) < 1.0
-    assert nsd(pred, ref, spacing=spacing, tolerance_mm=spacing[axis] * 1.001) == 1.0
+    assert nsd(pred, ref, spacing=spacing, nsd_tolerance_mm=spacing[axis] * 0.99) < 1.0
+    assert nsd(pred, ref, spacing=spacing, nsd_tolerance_mm=spacing[axis] * 1.001) == 1.0
 
 
 def test_two_single_voxels_analytic() -> None:
@@ -211,8 +211,8 @@ def test_two_single_voxels_analytic() -> None:
     expected = math.sqrt((3 * 3.0) ** 2 + (4 * 0.5) ** 2 + (5 * 0.8) ** 2)
     for f in (hd, hd95, assd):
         assert f(a, b, spacing=spacing) == pytest.approx(expected)
-    assert nsd(a, b, spacing=spacing, tolerance_mm=expected) == 1.0
-    assert nsd(a, b, spacing=spacing, tolerance_mm=expected - 1e-6) == 0.0
+    assert nsd(a, b, spacing=spacing, nsd_tolerance_mm=expected) == 1.0
+    assert nsd(a, b, spacing=spacing, nsd_tolerance_mm=expected - 1e-6) == 0.0
 
 
 def test_concentric_squares_asymmetric_hd() -> None:
@@ -241,7 +241,7 @@ SURFACE_FUNCS = {
     "hd": lambda p, r, sp: hd(p, r, spacing=sp),
     "hd95": lambda p, r, sp: hd95(p, r, spacing=sp),
     "assd": lambda p, r, sp: assd(p, r, spacing=sp),
-    "nsd": lambda p, r, sp: nsd(p, r, spacing=sp, tolerance_mm=1.0),
+    "nsd": lambda p, r, sp: nsd(p, r, spacing=sp, nsd_tolerance_mm=1.0),
     "boundary_iou": lambda p, r, sp: boundary_iou(p, r, spacing=sp),
 }
 

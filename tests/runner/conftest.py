@@ -21,6 +21,7 @@ from evaluator.datasets.base import Case
 from evaluator.datasets.registry import TaskSpec, load_registry
 from evaluator.errors import DockerUnavailableError
 from evaluator.runner.contract import Manifest, Resources
+from evaluator.runner.docker_backend import labelled_containers
 from evaluator.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,7 +161,7 @@ def leftover_check(docker_backend: Any) -> Iterator[None]:
     """Fails the test when a container of a test entry (``hostile-*``, ``test-*``) survives it."""
 
     def ours() -> set[str]:
-        found = docker_backend.client.containers.list(all=True, filters={"label": "ccbench.entry"})
+        found = labelled_containers(docker_backend.client, "ccbench.entry")
         return {
             c.name
             for c in found

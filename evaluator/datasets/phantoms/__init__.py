@@ -20,18 +20,34 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from evaluator.datasets.phantoms._common import PhantomResult, TaskWriter, parse_size
-from evaluator.errors import CCBenchError
+from evaluator.errors import PhantomError
 from evaluator.workspace import Workspace
 
-__all__ = ["MARKER", "PHANTOM_TASKS", "PhantomResult", "phantom_writer", "write_phantoms"]
+if TYPE_CHECKING:
+    from evaluator.datasets.registry import Registry
+
+__all__ = ["MARKER", "PhantomResult", "phantom_tasks", "phantom_writer", "write_phantoms"]
 
 #: File a phantom run leaves in its output folder (task, cases, size, seed); a later run into the
 #: same folder replaces that run's files, and refuses to touch a folder without it.
 MARKER = ".ccbench-phantom.json"
-#: Tasks ``ccbench data phantoms`` can write, in the order it writes them.
-PHANTOM_TASKS: tuple[str, ...] = ("autopet", "hecktor", "btcv", "chestxdet")
+
+
+def phantom_tasks(registry: Registry | None = None) -> tuple[str, ...]:
+    """Tasks ``ccbench data phantoms`` writes, in order: the ``phantom_of`` of datasets.yaml.
+
+    Examples
+    --------
+    >>> phantom_tasks()
+    ('autopet', 'hecktor', 'btcv', 'chestxdet')
+    """
+    from evaluator.datasets.registry import load_registry
+
+    tasks = (registry or load_registry()).tasks.values()
+    return tuple(dict.fromkeys(t.phantom_of for t in tasks if t.phantom_of))
 
 
 def phantom_writer(task: str) -> TaskWriter:
@@ -39,7 +55,7 @@ def phantom_writer(task: str) -> TaskWriter:
 
     Raises
     ------
-    CCBenchError
+    PhantomError
         For a task without a phantom generator.
 
     Examples
@@ -48,11 +64,15 @@ def phantom_writer(task: str) -> TaskWriter:
     8
     """
     name = task.removesuffix("-phantom")
-    if name not in PHANTOM_TASKS:
-        raise CCBenchError(
-            f"no phantom generator for task '{task}' (known: {', '.join(PHANTOM_TASKS)})"
-        )
-    module = importlib.import_module(f"evaluator.datasets.phantoms.{name}")
+    known = phantom_tasks()
+    if name not in known:
+        raise PhantomError(f"no phantom generator for task '{task}' (known: {', '.join(known)})")
+    try:
+        module = importlib.import_module(f"evaluator.datasets.phantoms.{name}")
+    except ModuleNotFoundError:
+        raise PhantomError(
+            f"datasets.yaml declares a phantom of '{name}' but ccbench has no generator for it"
+        ) from None
     writer: TaskWriter = module.WRITER
     return writer
 
@@ -62,13 +82,13 @@ def _clear_previous(out: Path, writer: TaskWriter) -> None:
 
     Raises
     ------
-    CCBenchError
+    PhantomError
         When ``out`` holds the task's layout but no marker of a phantom run (real data, say).
     """
     present = [name for name in writer.layout if (out / name).exists()]
     if not (out / MARKER).is_file():
         if present:
-            raise CCBenchError(
+            raise PhantomError(
                 f"{out} already holds {', '.join(present)} but was not written by "
                 "`ccbench data phantoms`; choose an empty --out folder"
             )
@@ -119,18 +139,18 @@ def write_phantoms(
     Returns
     -------
     PhantomResult
-        Counts, geometry and time; see :func:`evaluator.reporting.print_phantom_summary`.
+        Counts, geometry and time; see :func:`evaluator.console.print_phantom_summary`.
 
     Raises
     ------
-    CCBenchError
+    PhantomError
         For an unknown task, a bad size, a non-positive number of cases, or an output folder
         that holds the task's layout without a phantom marker (real data is never overwritten).
     """
     writer = phantom_writer(task)
     n_cases = writer.default_cases if cases is None else int(cases)
     if n_cases < 1:
-        raise CCBenchError(f"phantom task {writer.task}: --cases must be at least 1, got {cases}")
+        raise PhantomError(f"phantom task {writer.task}: --cases must be at least 1, got {cases}")
     size_xyz, spacing = parse_size(size, writer)
     if out is None:
         from evaluator.datasets.registry import load_registry

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from evaluator.datasets.phantoms._shapes import psf_blur
-from evaluator.errors import CCBenchError
+from evaluator.errors import PhantomError
 from evaluator.typing import FloatArray, Spacing
 
 __all__ = [
@@ -112,7 +112,7 @@ def parse_size(size: str | Sequence[int], writer: TaskWriter) -> tuple[tuple[int
 
     Raises
     ------
-    CCBenchError
+    PhantomError
         For an unknown preset, a wrong number of axes or a non-positive size.
     """
     dims = len(writer.presets["small"])
@@ -128,7 +128,7 @@ def parse_size(size: str | Sequence[int], writer: TaskWriter) -> tuple[tuple[int
         parts = ()
     if len(parts) != dims or min(parts) < 8:
         example = "x".join(str(v) for v in writer.presets["small"])
-        raise CCBenchError(
+        raise PhantomError(
             f"phantom size {size!r} for task {writer.task}: expected 'small', 'full' or "
             f"{dims} sizes of at least 8 voxels like '{example}'"
         )

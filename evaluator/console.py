@@ -1,4 +1,4 @@
-"""Rich tables and summaries printed by the CLI.
+"""The console: rich tables, summaries and progress bars that ``ccbench`` prints.
 
 Each function takes the result object of one library call and a :class:`rich.console.Console`;
 none of them computes anything.
@@ -12,9 +12,9 @@ title (rich parses all three as markup): ``[/]`` in a log line must not crash ri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -23,11 +23,19 @@ from evaluator.textsafe import markup_safe, printable
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from evaluator.datasets.check import CheckReport
     from evaluator.datasets.phantoms import PhantomResult
     from evaluator.datasets.splits import SplitResult
+    from evaluator.evaluate import EvaluationResult
     from evaluator.metrics.api import CaseMetrics
+    from evaluator.runner.contract import Manifest
+    from evaluator.runner.images import BaseImageResult
+    from evaluator.runner.preflight import PreflightReport
+    from evaluator.runner.run import RunOutcome
+    from evaluator.simulate.dataset import DatasetStudyResult
+    from evaluator.simulate.toy import ToyResult
 
 __all__ = [
     "evaluation_progress",
@@ -46,7 +54,7 @@ __all__ = [
 ]
 
 
-def kv_table(title: str, rows: dict[str, Any]) -> Table:
+def kv_table(title: str, rows: Mapping[str, object]) -> Table:
     """A two-column key/value table; keys and values are shown as text, never as markup.
 
     Examples
@@ -266,7 +274,7 @@ def _fmt_metric(value: float | None) -> str:
 # ---- evaluate ---------------------------------------------------------------------------------
 
 
-def _fmt_value(value: Any) -> str:
+def _fmt_value(value: object) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     if isinstance(value, float):
@@ -275,7 +283,9 @@ def _fmt_value(value: Any) -> str:
 
 
 @contextmanager
-def evaluation_progress(console: Console) -> Iterator[Callable[..., None]]:
+def evaluation_progress(
+    console: Console,
+) -> Iterator[Callable[[object, int, int], None]]:
     """A progress bar for ``ccbench evaluate``; yields the ``on_case(outcome, done, total)`` hook.
 
     Examples
@@ -296,14 +306,14 @@ def evaluation_progress(console: Console) -> Iterator[Callable[..., None]]:
     )
     bar = progress.add_task("cases", total=None)
 
-    def on_case(_outcome: Any, done: int, total: int) -> None:
+    def on_case(_outcome: object, done: int, total: int) -> None:
         progress.update(bar, completed=done, total=total)
 
     with progress:
         yield on_case
 
 
-def print_evaluation(result: Any, *, console: Console) -> None:
+def print_evaluation(result: EvaluationResult, *, console: Console) -> None:
     """Print an :class:`~evaluator.evaluate.EvaluationResult`: means per label, errors, outputs."""
     summary = result.summary
     metrics = list(summary["mean_over_labels"])
@@ -351,7 +361,7 @@ def print_evaluation(result: Any, *, console: Console) -> None:
 # ---- runner -----------------------------------------------------------------------------------
 
 
-def print_base_images(results: Any, *, console: Console) -> None:
+def print_base_images(results: Sequence[BaseImageResult], *, console: Console) -> None:
     """Print what ``ccbench images build-base`` did (list of ``BaseImageResult``).
 
     Examples
@@ -378,7 +388,7 @@ def print_base_images(results: Any, *, console: Console) -> None:
     console.print(table)
 
 
-def print_submission(manifest: Any, path: Any, *, console: Console) -> None:
+def print_submission(manifest: Manifest, path: Path, *, console: Console) -> None:
     """Print a registered entry (``Manifest``) and where its manifest was written."""
     res = manifest.resources
     rows = {
@@ -397,7 +407,7 @@ def print_submission(manifest: Any, path: Any, *, console: Console) -> None:
     console.print(kv_table("submitted", rows))
 
 
-def print_run_outcome(outcome: Any, *, console: Console) -> None:
+def print_run_outcome(outcome: RunOutcome, *, console: Console) -> None:
     """Print a ``RunOutcome``: container runs, per-case container errors, then the scores.
 
     Labels, reasons, case ids and rejected-file lines come from the container: they are shown as
@@ -479,7 +489,7 @@ def toy_progress(console: Console) -> Iterator[Callable[[str, int], Callable[[],
         yield progress
 
 
-def print_toy_result(result: Any, *, console: Console) -> None:
+def print_toy_result(result: ToyResult, *, console: Console) -> None:
     """Print a :class:`~evaluator.simulate.toy.ToyResult`: studies, steps, time, files."""
     table = Table(title="toy studies")
     for column in ("study", "variants", "steps", "metrics", "seconds"):
@@ -504,7 +514,7 @@ def print_toy_result(result: Any, *, console: Console) -> None:
         )
 
 
-def print_dataset_study(result: Any, *, console: Console) -> None:
+def print_dataset_study(result: DatasetStudyResult, *, console: Console) -> None:
     """Print a :class:`~evaluator.simulate.dataset.DatasetStudyResult`: medians and files."""
     study = result.study
     info = {
@@ -578,7 +588,7 @@ def print_run_logs(
 # ---- participants: preflight ----------------------------------------------------------------
 
 
-def print_preflight(report: Any, *, console: Console) -> None:
+def print_preflight(report: PreflightReport, *, console: Console) -> None:
     """Print what ``ccbench preflight`` found: one row per finding with its fix, then a verdict."""
     console.print(
         f"preflight of [bold]{markup_safe(report.image)}[/] on {markup_safe(report.task)} "

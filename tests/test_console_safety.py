@@ -18,14 +18,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from evaluator.cli import app
-from evaluator.datasets.check import CheckReport, Problem
-from evaluator.reporting import (
+from evaluator.console import (
     kv_table,
     print_check_report,
     print_evaluation,
     print_run_outcome,
     print_submission,
 )
+from evaluator.datasets.check import CheckReport, Problem
 from evaluator.runner.contract import ContainerRun
 from evaluator.runner.run import RunOutcome
 

@@ -1,0 +1,50 @@
+"""The fixed choices of ccbench, each written once as a ``Literal``.
+
+The modules that own a concept re-export its choice (``evaluator.metrics.cc.CCMode``,
+``evaluator.runner.contract.Interface``...); the CLI builds its option types from them with
+``typing.get_args``, so ``--help`` lists the same values the library accepts. This module
+imports nothing, so the CLI starts without loading scipy, SQLAlchemy or pydantic.
+
+Examples
+--------
+>>> from typing import get_args
+>>> get_args(Interface)
+('batch', 'grand-challenge')
+"""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias
+
+__all__ = [
+    "BackendName",
+    "BaseImageName",
+    "CCMode",
+    "Filesystem",
+    "Interface",
+    "LesionMatch",
+    "Operation",
+    "Order",
+    "ToyStudyName",
+]
+
+#: Units of the CC-Metrics' regions and distances: millimetres, or voxels as ``ccmetrics``.
+CCMode: TypeAlias = Literal["mm", "voxel"]
+#: Matching rule of the lesion-level metrics: any overlap, or IoU above 0.5.
+LesionMatch: TypeAlias = Literal["any_overlap", "iou_0.5"]
+#: How a container is run: once per split (``batch``) or once per case (``grand-challenge``).
+Interface: TypeAlias = Literal["batch", "grand-challenge"]
+#: The container's root file system: grand-challenge's throw-away layer, or read-only.
+Filesystem: TypeAlias = Literal["ephemeral", "read-only"]
+#: Where ``ccbench run`` runs containers: the Docker engine, or plain processes (development).
+BackendName: TypeAlias = Literal["docker", "local"]
+#: Degradations of the dataset studies, in the order of the thesis figures.
+Operation: TypeAlias = Literal["drop", "enlarge", "insert", "erode"]
+#: Which components a degradation edits first.
+Order: TypeAlias = Literal["smallest", "largest"]
+#: The local base images (keys of ``evaluator.runner.images.BASE_IMAGES``).
+BaseImageName: TypeAlias = Literal["python", "sci", "torch"]
+#: The toy-sphere studies (keys of ``evaluator.simulate.toy.TOY_STUDIES``).
+ToyStudyName: TypeAlias = Literal[
+    "erode_all", "erode_smallest", "dilate_merge", "lesion_dice_pitfall", "hd95_erode", "nsd_shift"
+]
