@@ -23,6 +23,7 @@ from evaluator.store import ResultRow, Store
 from evaluator.store.migrate import BASELINE, HEAD, _config, known_revisions
 from evaluator.store.schema import metadata
 from leaderboards.data import load_leaderboard_data
+from tests.store_helpers import open_concurrently
 
 WAVE1 = Path(__file__).parent / "data" / "stores" / "wave1.sql"
 
@@ -176,22 +177,7 @@ def test_run_kinds_and_artifacts(tmp_path: Path) -> None:
 
 
 def test_concurrent_openers_upgrade_a_wave1_store_once(tmp_path: Path) -> None:
-    import threading
-
     url, path = _wave1_store(tmp_path)
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        try:
-            Store.open(url).close()
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=open_it) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert open_concurrently(url, 6) == []
     assert _rows(path, "SELECT version_num FROM alembic_version") == [(HEAD,)]
     assert len(_rows(path, "SELECT * FROM artifacts")) == 3  # backfilled once

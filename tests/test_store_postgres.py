@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 from evaluator.errors import StoreError
 from evaluator.store import CaseError, ComponentRow, ResultRow, Store
 from evaluator.workspace import Workspace
+from tests.store_helpers import open_concurrently
 
 from . import test_store as sqlite_suite
 
@@ -215,22 +215,7 @@ def test_reopen_resumes_and_entries_are_shared(postgres_url: str) -> None:
 
 def test_tables_created_concurrently_by_many_workers(postgres_url: str) -> None:
     """Workers opening a fresh shared database at the same moment all succeed."""
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
-
-    def open_store() -> None:
-        barrier.wait()
-        try:
-            Store.open(postgres_url).close()
-        except BaseException as err:  # collected and re-raised in the test thread
-            errors.append(err)
-
-    threads = [threading.Thread(target=open_store) for _ in range(barrier.parties)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert open_concurrently(postgres_url, 6) == []
     with Store.open(postgres_url) as store:
         assert set(sa.inspect(store.engine).get_table_names()) >= {"runs", "results", "cases"}
 
@@ -313,20 +298,7 @@ def test_wave1_store_upgraded_on_postgres(postgres_url: str, tmp_path: Path) -> 
             )  # fmt: skip
     with source.connect() as src:
         before = sorted(src.execute(sa.text("SELECT * FROM results")).fetchall())
-    errors: list[BaseException] = []
-
-    def open_it() -> None:
-        try:
-            Store.open(postgres_url).close()
-        except BaseException as err:
-            errors.append(err)
-
-    threads = [threading.Thread(target=open_it) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert open_concurrently(postgres_url, 4) == []
     with Store.open(postgres_url) as store:
         assert store.schema_revision() == HEAD
         kinds = sorted((r.name, r.kind) for r in store.list_runs())

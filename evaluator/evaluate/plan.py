@@ -66,6 +66,7 @@ def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
 
     Examples
     --------
+    >>> from evaluator.datasets.registry import load_registry
     >>> reg = load_registry()
     >>> plan = make_plan(reg.task("hecktor"), reg.profile("hecktor"))
     >>> plan.metrics[:2], plan.worst["hd95"], plan.worst["cc_hd95"], plan.aggregated_dice
