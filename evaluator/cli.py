@@ -837,11 +837,13 @@ def logs_cmd(
     from evaluator.errors import StoreError
     from evaluator.store import Store
 
-    with Store.open(store, workspace=_workspace(workspace)) as db:
+    with Store.open(store, workspace=_workspace(workspace), create=False) as db:
         info = db.find_run(run)
         if info is None:
             known = [r.name for r in db.list_runs()][-5:]
-            raise StoreError(f"no run '{run}' in {db.url} (latest: {', '.join(known) or 'none'})")
+            raise StoreError(
+                f"no run '{run}' in {db.shown_url} (latest: {', '.join(known) or 'none'})"
+            )
         frame = db.errors_frame(run_ids=[info.id])
         errors = [
             (str(r.case_id), str(r.error_class), str(r.message))

@@ -25,7 +25,6 @@ metric profile in ``datasets.yaml`` (``ranking:``, see
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,8 +116,8 @@ class LeaderboardData:
         predictions, the data root, ...): the only paths a board may open. Host paths: never
         published.
     study_plots : list of ArtifactInfo
-        Figures of the degradation studies (runs of kind ``study``) of the task, and of the task
-        it is a phantom of, recorded by ``ccbench simulate dataset``; one per path.
+        Figures of the degradation studies (runs of kind ``study``) of the same task and split,
+        recorded by ``ccbench simulate dataset``; one per path.
     """
 
     task: str
@@ -335,11 +334,10 @@ def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
     return chosen
 
 
-def _study_plots(store: Store, tasks: Sequence[str]) -> list[ArtifactInfo]:
+def _study_plots(store: Store, task: str, split: str) -> list[ArtifactInfo]:
     seen: dict[str, ArtifactInfo] = {}
-    for task in tasks:
-        for artifact in store.artifacts(kind="plot", task=task, run_kind="study"):
-            seen.setdefault(artifact.path, artifact)
+    for artifact in store.artifacts(kind="plot", task=task, split=split, run_kind="study"):
+        seen.setdefault(artifact.path, artifact)
     return list(seen.values())
 
 
@@ -449,5 +447,5 @@ def load_leaderboard_data(
         entry_info=entry_info,
         profile=profile,
         artifacts={e: store.artifacts(run_ids=[r.id]) for e, r in runs.items()},
-        study_plots=_study_plots(store, [task, *([spec.phantom_of] if spec.phantom_of else [])]),
+        study_plots=_study_plots(store, task, split),
     )

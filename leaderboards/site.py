@@ -59,7 +59,14 @@ from leaderboards.reference import parse_reported, reference_tables_for
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["entry_slug", "fmt", "publish_leaderboard", "render_site", "simulation_plots"]
+__all__ = [
+    "copy_figure",
+    "entry_slug",
+    "fmt",
+    "publish_leaderboard",
+    "render_site",
+    "simulation_plots",
+]
 
 # A URL, a backslash (Windows path), or an absolute / home / relative POSIX path at the start of
 # the text or of a word.
@@ -154,16 +161,69 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def simulation_plots(lb: Leaderboard) -> list[Path]:
-    """PNG figures of the degradation studies of the board's task (or the task it is a phantom
-    of), as recorded in the store (:attr:`LeaderboardData.study_plots`) and still on disk as
-    regular files."""
-    found = []
-    for artifact in lb.data.study_plots:
-        path = Path(artifact.path)
-        if path.suffix == ".png" and path.is_file() and not path.is_symlink():
-            found.append(path)
-    return found
+#: What a study figure must look like to be published: a matplotlib PNG or SVG (the name of the
+#: library is in the first bytes of both), at most this size.
+_FIGURE_SIGNATURES = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml"}
+_FIGURE_MAX_BYTES = 32 << 20
+
+
+def simulation_plots(lb: Leaderboard) -> list[tuple[Path, Path | None]]:
+    """The degradation-study figures of the board's task and split, as recorded in the store.
+
+    One ``(png, svg)`` pair per recorded PNG (:attr:`LeaderboardData.study_plots`); ``svg`` is
+    the SVG of the same name when that was recorded too, else None. Whether a file is still
+    there and may be published is decided when it is copied (:func:`copy_figure`).
+    """
+    recorded = {Path(a.path) for a in lb.data.study_plots}
+    return [
+        (path, path.with_suffix(".svg") if path.with_suffix(".svg") in recorded else None)
+        for path in sorted(recorded)
+        if path.suffix == ".png"
+    ]
+
+
+def copy_figure(src: Path, dest: Path) -> bool:
+    """Copy a figure ccbench drew (matplotlib PNG or SVG) to ``dest``; False when it is not one.
+
+    The file is opened without following a link (the last component), must be a regular file of
+    at most :data:`_FIGURE_MAX_BYTES`, start like a PNG or SVG and name matplotlib in its first
+    4 KiB: any other file (``/etc/passwd``, a patient's image) is not published, whatever path a
+    store row names. Nothing raises: a file that fails a check, or cannot be read, is left out.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "x.png").write_text("not a figure")
+    >>> copy_figure(folder / "x.png", folder / "copy.png"), (folder / "copy.png").exists()
+    (False, False)
+    """
+    import os
+    import stat
+
+    signature = _FIGURE_SIGNATURES.get(src.suffix)
+    if signature is None:
+        return False
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _FIGURE_MAX_BYTES:
+            return False
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(_FIGURE_MAX_BYTES + 1)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if len(data) > _FIGURE_MAX_BYTES or not data.startswith(signature):
+        return False
+    if b"Matplotlib" not in data[:4096]:
+        return False
+    dest.write_bytes(data)
+    return True
 
 
 def _plots(
@@ -202,16 +262,17 @@ def _plots(
                 f"Per-case {metric_title(metric)}",
             )
         )
-    for png in simulation_plots(lb):
+    for png, svg in simulation_plots(lb):
         dest = plots / f"simulation_{png.parent.name}_{png.name}"
-        shutil.copyfile(png, dest)
-        svg = png.with_suffix(".svg")
+        if dest.exists():  # two studies' folders of the same name
+            dest = dest.with_name(f"{dest.stem}_{len(made)}.png")
+        if not copy_figure(png, dest):
+            continue
         dest_svg = dest.with_suffix(".svg")
-        if svg.exists():
-            shutil.copyfile(svg, dest_svg)
+        has_svg = svg is not None and copy_figure(svg, dest_svg)
         made.append(
             (
-                [dest, dest_svg if svg.exists() else dest],
+                [dest, dest_svg if has_svg else dest],
                 f"Degradation study {png.parent.name}: {png.stem}",
             )
         )
@@ -922,7 +983,8 @@ def render_site(
     """Write one task's board (pages, plots, downloads) into ``out`` and refresh the index.
 
     ``show_images``: publish slices of the cases' images and references (the slice gallery);
-    by default only for phantom tasks, since a held-out test image must not reach a public page
+    by default only for phantom tasks whose recorded data roots were written by ``ccbench data
+    phantoms`` (a phantom task scored with ``--data-root`` on real data shows none), since a held-out test image must not reach a public page
     unless the organiser says so. ``reference_entry``: an entry every other entry is also
     compared with (paired tests); ``folds``: the task's fold-wise summary
     (:func:`leaderboards.folds.fold_summary`), shown when given.
@@ -944,12 +1006,58 @@ def render_site(
         "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
     }
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{lb.data.task}--{lb.data.split}")
-    folder = out / name
+    if show_images is None:
+        show_images = _phantom_data_only(lb)
+    # Built beside the old board and swapped in at the end: a failure leaves the old one.
+    folder = out / f".{name}.building"
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "entries").mkdir(parents=True)
-    if show_images is None:
-        show_images = lb.data.spec.phantom_of is not None
+    try:
+        _write_board(lb, folder, workspace, env, common, show_images, reference_entry, folds)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    final = out / name
+    if final.exists():
+        shutil.rmtree(final)
+    folder.rename(final)
+    leader = str(lb.overall.index[0])
+    board = {
+        "task": lb.data.task,
+        "split": lb.data.split,
+        "dataset": lb.data.spec.dataset,
+        "path": f"{name}/index.html",
+        "entries": len(lb.data.entries),
+        "cases": len(lb.data.cases),
+        "leader": leader,
+        "published": common["generated"],
+    }
+    return _update_index(out, board, env, common)
+
+
+def _phantom_data_only(lb: Leaderboard) -> bool:
+    """Whether the board's images are synthetic: a phantom task whose every recorded data root
+    was written by ``ccbench data phantoms`` (it holds the phantom marker file)."""
+    from evaluator.datasets.phantoms import MARKER
+
+    if lb.data.spec.phantom_of is None:
+        return False
+    roots = [lb.data.artifact(entry, "data") for entry in lb.data.entries]
+    return all(root is None or (root / MARKER).is_file() for root in roots)
+
+
+def _write_board(
+    lb: Leaderboard,
+    folder: Path,
+    workspace: Workspace,
+    env: Any,
+    common: dict[str, str],
+    show_images: bool,
+    reference_entry: str | None,
+    folds: FoldSummary | None,
+) -> None:
+    """The board's pages, plots and downloads, written into ``folder``."""
     plots = _plots(lb, folder, workspace, show_images=show_images)
     downloads = _downloads(lb, folder)
     context = _board_context(lb, plots, downloads)
@@ -967,18 +1075,6 @@ def render_site(
             ),
             encoding="utf-8",
         )
-    leader = str(lb.overall.index[0])
-    board = {
-        "task": lb.data.task,
-        "split": lb.data.split,
-        "dataset": lb.data.spec.dataset,
-        "path": f"{name}/index.html",
-        "entries": len(lb.data.entries),
-        "cases": len(lb.data.cases),
-        "leader": leader,
-        "published": common["generated"],
-    }
-    return _update_index(out, board, env, common)
 
 
 def publish_leaderboard(
@@ -1038,7 +1134,7 @@ def publish_leaderboard(
         not one of its entries.
     """
     reg = registry or load_registry()
-    db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
+    db = store if isinstance(store, Store) else Store.open(store, workspace=workspace, create=False)
     try:
         data = load_leaderboard_data(task, split, store=db, registry=reg)
         check_reference_entry(reference_entry, data.entries, task=task, split=split)

@@ -16,6 +16,7 @@ import yaml
 
 from evaluator.datasets.base import open_dataset
 from evaluator.datasets.registry import ADAPTERS, find_registry_file, load_registry
+from evaluator.errors import RegistryError
 from evaluator.evaluate import evaluate_run
 from evaluator.store import Store
 from evaluator.workspace import Workspace
@@ -103,3 +104,13 @@ def test_a_new_adapter_scores_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         frame = store.results_frame(task="flat", run_ids=[result.run.id])
     dice = frame[frame["metric"] == "dice"].set_index("case_id")["value"]
     assert dice.to_dict() == {"c0": 1.0, "c1": 1.0, "c2": 0.0}
+
+
+def test_a_mistyped_adapter_entry_is_a_named_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "data").mkdir()
+    for wrong in ("flatt:FlatAdapter", "btcv:BtcvAdapterr"):
+        monkeypatch.setitem(ADAPTERS, "btcv", wrong)
+        with pytest.raises(RegistryError, match=f"adapter 'btcv' of task 'btcv' is '{wrong}'"):
+            open_dataset("btcv", workspace=Workspace(tmp_path), data_root=tmp_path / "data")

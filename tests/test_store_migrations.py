@@ -181,3 +181,35 @@ def test_concurrent_openers_upgrade_a_wave1_store_once(tmp_path: Path) -> None:
     assert open_concurrently(url, 6) == []
     assert _rows(path, "SELECT version_num FROM alembic_version") == [(HEAD,)]
     assert len(_rows(path, "SELECT * FROM artifacts")) == 3  # backfilled once
+
+
+def test_read_commands_do_not_create_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "nothere.sqlite"
+    with pytest.raises(StoreError, match=r"no results store at .*nothere\.sqlite"):
+        Store.open(f"sqlite:///{missing}", create=False)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_store_this_process_cannot_write_is_read_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import evaluator.store.core as core
+
+    path = tmp_path / "current.sqlite"
+    with Store.open(f"sqlite:///{path}") as store:
+        run = store.get_or_create_run(name="r", task="btcv", split="all", parameters={})
+        store.record_case(run.id, "c1", [ResultRow(1, "dice", 0.5)])
+    old_url, _ = _wave1_store(tmp_path)
+    monkeypatch.setattr(core, "_writable", lambda database: False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with Store.open(f"sqlite:///{path}", create=False) as store:
+        assert store.results_frame(run_ids=[run.id])["value"].tolist() == [0.5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no lock, no WAL files
+    with pytest.raises(StoreError, match=r"read-only here .* open it once with write access"):
+        Store.open(old_url)
+
+
+def test_store_messages_hide_the_password() -> None:
+    with pytest.raises(StoreError) as info:
+        Store.open("postgresql://ccbench:s3cret-pw@127.0.0.1:1/ccbench")
+    assert "s3cret-pw" not in str(info.value) and "ccbench:***@127.0.0.1" in str(info.value)

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from evaluator.datasets.annotations import Annotation, Instance, rasterise_polygon
 from evaluator.datasets.imageio import read_image
 from evaluator.datasets.registry import ADAPTERS, Registry, TaskSpec, load_registry
-from evaluator.errors import DatasetNotFoundError, ImageReadError, InvalidLabelError
+from evaluator.errors import DatasetNotFoundError, ImageReadError, InvalidLabelError, RegistryError
 from evaluator.workspace import Workspace
 
 __all__ = ["Case", "DatasetAdapter", "FolderAdapter", "open_dataset", "resolve_task"]
@@ -262,8 +262,14 @@ def open_dataset(
         )
     module_name, class_name = ADAPTERS[spec.adapter].split(":")
     qualified = module_name if "." in module_name else f"evaluator.datasets.{module_name}"
-    module = importlib.import_module(qualified)
-    adapter: DatasetAdapter = getattr(module, class_name)(spec, root)
+    try:
+        cls = getattr(importlib.import_module(qualified), class_name)
+    except (ImportError, AttributeError) as err:
+        raise RegistryError(
+            f"adapter '{spec.adapter}' of task '{spec.name}' is '{ADAPTERS[spec.adapter]}' in "
+            f"ADAPTERS (evaluator/datasets/registry.py), which cannot be loaded: {err}"
+        ) from err
+    adapter: DatasetAdapter = cls(spec, root)
     if not adapter.case_ids():
         raise DatasetNotFoundError(
             f"task '{spec.name}': no cases found at {root} (expected the {spec.adapter} layout); "

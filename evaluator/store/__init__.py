@@ -68,6 +68,7 @@ from evaluator.store.core import (
     RunInfo,
     Store,
     resolve_store_url,
+    shown_url,
 )
 from evaluator.store.schema import ARTIFACT_KINDS, RUN_KINDS, ArtifactKind, RunKind
 
@@ -89,4 +90,5 @@ __all__ = [
     "RunKind",
     "Store",
     "resolve_store_url",
+    "shown_url",
 ]

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from evaluator.errors import StoreError
 from evaluator.processes import local_process_alive, machine_id, start_ticks
-from evaluator.store.migrate import current_revision, upgrade
+from evaluator.store.migrate import HEAD, current_revision, upgrade
 from evaluator.store.schema import (
     ARTIFACT_KINDS,
     PER_RUN_TABLES,
@@ -57,6 +57,7 @@ __all__ = [
     "RunInfo",
     "Store",
     "resolve_store_url",
+    "shown_url",
 ]
 
 #: Environment variable holding a SQLAlchemy URL of the results store.
@@ -346,8 +347,15 @@ class Store:
         self.engine = engine
         self.url = url
 
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages show it: any password replaced by ``***``."""
+        return shown_url(self.url)
+
     @classmethod
-    def open(cls, url: str | None = None, *, workspace: Workspace | None = None) -> Store:
+    def open(
+        cls, url: str | None = None, *, workspace: Workspace | None = None, create: bool = True
+    ) -> Store:
         """Open (and create if needed) the store at ``url`` (see :func:`resolve_store_url`).
 
         A new database gets the tables; a store written by an older ccbench is upgraded to
@@ -355,6 +363,11 @@ class Store:
         newer ccbench is refused.
         Any number of processes may open the same new SQLite file at the same moment: they set
         it up one after the other, under an ``flock`` on ``<database>.lock``.
+
+        ``create=False`` (the read-only commands: ``leaderboard``, ``logs``) refuses a SQLite
+        file that does not exist instead of creating it and its folders. A SQLite file this
+        process may not write (the file or its folder) is opened read-only, as it is (it must
+        be at the newest schema revision, and nobody should write it meanwhile).
         """
         resolved = resolve_store_url(url, workspace=workspace)
         try:
@@ -362,20 +375,48 @@ class Store:
             parsed = sa.make_url(resolved)
             if parsed.get_backend_name() == "sqlite" and "timeout" not in parsed.query:
                 options["connect_args"] = {"timeout": _BUSY_TIMEOUT_S}
+            database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+            if database and database != ":memory:" and not database.startswith("file:"):
+                database = os.path.abspath(database)
+                if not create and not os.path.exists(database):
+                    raise StoreError(
+                        f"no results store at {database}: nothing has been scored into it yet "
+                        "(check --store / CCBENCH_STORE / --workspace)"
+                    )
+                if os.path.exists(database) and not _writable(database):
+                    return cls._open_read_only(database, resolved, options)
             engine = sa.create_engine(resolved, **options)
             setup_lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
             if engine.dialect.name == "sqlite":
-                database = engine.url.database
                 if database and database != ":memory:" and not database.startswith("file:"):
-                    database = os.path.abspath(database)
                     os.makedirs(os.path.dirname(database), exist_ok=True)
                     setup_lock = _setup_lock(database)
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             with setup_lock:
-                _set_up(engine, resolved)
+                _set_up(engine, shown_url(resolved))
         except (SQLAlchemyError, OSError) as err:
-            raise StoreError(f"cannot open results store {resolved}: {err}") from err
+            raise StoreError(f"cannot open results store {shown_url(resolved)}: {err}") from err
         return cls(engine, resolved)
+
+    @classmethod
+    def _open_read_only(cls, database: str, url: str, options: dict[str, Any]) -> Store:
+        """A SQLite store this process cannot write, opened immutable (no lock, no WAL files)."""
+        from urllib.parse import quote
+
+        engine = sa.create_engine(
+            f"sqlite:///file:{quote(database)}?mode=ro&immutable=1&uri=true", **options
+        )
+        revision = None
+        with contextlib.suppress(SQLAlchemyError), engine.connect() as conn:
+            revision = current_revision(conn)
+        if revision != HEAD:
+            engine.dispose()
+            raise StoreError(
+                f"results store {database} is read-only here (no write permission on the file "
+                f"or its folder) and at schema revision {revision or 'unknown'}, not {HEAD}: "
+                "open it once with write access to upgrade it"
+            )
+        return cls(engine, url)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -410,7 +451,7 @@ class Store:
                 # another process added the same name between the select and the insert
                 return self._upsert_entry(name, values)
         except SQLAlchemyError as err:
-            raise StoreError(f"results store {self.url}: {err}") from err
+            raise StoreError(f"results store {self.shown_url}: {err}") from err
 
     def entry(self, name: str) -> EntryInfo | None:
         """Entry ``name`` with its provenance, or None.
@@ -516,7 +557,7 @@ class Store:
         if diff:
             detail = "; ".join(f"{k}: stored {got[k]!r}, asked {wanted[k]!r}" for k in diff)
             raise StoreError(
-                f"run '{name}' already exists in {self.url} with other settings ({detail}); "
+                f"run '{name}' already exists in {self.shown_url} with other settings ({detail}); "
                 "choose another --run-name or pass --force"
             )
         return existing
@@ -553,9 +594,9 @@ class Store:
                 kind=kind,
             )
         except sa.exc.IntegrityError as err:
-            raise StoreError(f"run '{name}' already exists in {self.url}") from err
+            raise StoreError(f"run '{name}' already exists in {self.shown_url}") from err
         except SQLAlchemyError as err:
-            raise StoreError(f"cannot create run '{name}' in {self.url}: {err}") from err
+            raise StoreError(f"cannot create run '{name}' in {self.shown_url}: {err}") from err
         return self.get_run(run_id)
 
     def _insert_run(
@@ -621,7 +662,7 @@ class Store:
         with self._connect() as conn:
             row = conn.execute(self._run_select().where(runs_table.c.id == run_id)).first()
         if row is None:
-            raise StoreError(f"no run with id {run_id} in {self.url}")
+            raise StoreError(f"no run with id {run_id} in {self.shown_url}")
         return self._run_info(row)
 
     def find_run(self, name: str) -> RunInfo | None:
@@ -763,7 +804,7 @@ class Store:
         except sa.exc.IntegrityError:
             pass  # recorded by another process just now
         except SQLAlchemyError as err:
-            raise StoreError(f"results store {self.url}: {err}") from err
+            raise StoreError(f"results store {self.shown_url}: {err}") from err
 
     def artifacts(
         self,
@@ -771,6 +812,7 @@ class Store:
         run_ids: Sequence[int] | None = None,
         kind: ArtifactKind | None = None,
         task: str | None = None,
+        split: str | None = None,
         run_kind: RunKind | None = None,
     ) -> list[ArtifactInfo]:
         """Recorded artifacts matching every filter given, in the order they were recorded."""
@@ -787,6 +829,8 @@ class Store:
             query = query.where(artifacts_table.c.kind == kind)
         if task is not None:
             query = query.where(runs_table.c.task == task)
+        if split is not None:
+            query = query.where(runs_table.c.split == split)
         if run_kind is not None:
             query = query.where(runs_table.c.kind == run_kind)
         with self._connect() as conn:
@@ -923,7 +967,7 @@ class Store:
         except sa.exc.IntegrityError:
             return False
         except SQLAlchemyError as err:
-            raise StoreError(f"cannot claim run {run_id} in {self.url}: {err}") from err
+            raise StoreError(f"cannot claim run {run_id} in {self.shown_url}: {err}") from err
         return True
 
     def _take_over_claim(self, run_id: int, stale_owner: str, me: _Process) -> bool:
@@ -947,7 +991,7 @@ class Store:
         except sa.exc.IntegrityError:
             return False
         except SQLAlchemyError as err:
-            raise StoreError(f"cannot claim run {run_id} in {self.url}: {err}") from err
+            raise StoreError(f"cannot claim run {run_id} in {self.shown_url}: {err}") from err
         return True
 
     @staticmethod
@@ -1203,15 +1247,34 @@ class _Guard:
             self._ctx = self.store.engine.begin() if self.begin else self.store.engine.connect()
             return self._ctx.__enter__()
         except SQLAlchemyError as err:
-            raise StoreError(f"results store {self.store.url}: {err}") from err
+            raise StoreError(f"results store {self.store.shown_url}: {err}") from err
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             self._ctx.__exit__(exc_type, exc, tb)
         except SQLAlchemyError as err:
-            raise StoreError(f"results store {self.store.url}: {err}") from err
+            raise StoreError(f"results store {self.store.shown_url}: {err}") from err
         if isinstance(exc, SQLAlchemyError):
-            raise StoreError(f"results store {self.store.url}: {exc}") from exc
+            raise StoreError(f"results store {self.store.shown_url}: {exc}") from exc
+
+
+def shown_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages.
+
+    Examples
+    --------
+    >>> shown_url("postgresql://ccbench:secret@db.example/ccbench")
+    'postgresql://ccbench:***@db.example/ccbench'
+    """
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        return "<store URL>"
+
+
+def _writable(database: str) -> bool:
+    """Whether this process may write a SQLite file and create its journal files beside it."""
+    return os.access(database, os.W_OK) and os.access(os.path.dirname(database), os.W_OK)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
