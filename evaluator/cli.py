@@ -416,7 +416,7 @@ def evaluate_cmd(
         typer.Option(help="Folder for results.csv and summary.json [default: the run's folder]."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Local worker processes [default: one per CPU].")
+        int | None, typer.Option(min=1, help="Local worker processes [default: one per CPU].")
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -869,12 +869,15 @@ app.add_typer(simulate_app, name="simulate")
 def simulate_toy(
     out: Annotated[
         Path | None,
-        typer.Option(help="Output folder [default: <workspace>/simulations/toy]."),
+        typer.Option(help="Output folder [default: WORKSPACE/simulations/toy]."),
     ] = None,
     scale: Annotated[
         float,
-        typer.Option(help="Geometry scale; 1 is the thesis geometry (500^3), 0.2-0.3 is quick."),
-    ] = 1.0,
+        typer.Option(
+            help="Geometry scale: 0.25 (default) runs in about a minute; 1 is the thesis "
+            "geometry (500^3 spheres: 7-11 min and about 1.2 GB)."
+        ),
+    ] = 0.25,
     study: Annotated[
         list[ToyStudyChoice] | None,
         typer.Option(help="Run only this study (repeatable) [default: all]."),
@@ -917,7 +920,7 @@ def simulate_dataset(
     n_max: Annotated[int, typer.Option(help="Largest number of edited components.")] = 10,
     out: Annotated[
         Path | None,
-        typer.Option(help="Output folder [default: <workspace>/simulations/<task>-<split>]."),
+        typer.Option(help="Output folder [default: WORKSPACE/simulations/TASK-SPLIT]."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the inserted components' locations.")] = 0,
     margin_mm: Annotated[
@@ -925,7 +928,7 @@ def simulate_dataset(
         typer.Option(help="Enlarge / erode margin in mm [default: one voxel, 3x3x3 element]."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Local worker processes [default: one per CPU].")
+        int | None, typer.Option(min=1, help="Local worker processes [default: one per CPU].")
     ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (instead of local workers).")
@@ -984,9 +987,7 @@ def leaderboard_cmd(
     split: Annotated[
         str, typer.Option("--split", "-s", help="Split name (test, fold0, ...).")
     ] = "test",
-    out: Annotated[
-        Path | None, typer.Option(help="Site folder [default: <workspace>/site].")
-    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Site folder [default: WORKSPACE/site].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     n_resamples: Annotated[
         int, typer.Option("--resamples", help="Bootstrap samples over cases.")

@@ -193,3 +193,32 @@ def test_nsd_tolerance_has_one_name_in_the_python_api() -> None:
                 except (TypeError, ValueError):
                     continue
                 assert not {"tolerance_mm", "nsd_tolerance", "tolerance"} & set(params), name
+
+
+def _commands() -> list[list[str]]:
+    """Every command path of the CLI, e.g. ``["simulate", "toy"]``."""
+    import typer.main
+
+    def walk(group: Any, prefix: list[str]) -> list[list[str]]:
+        found = []
+        for name, command in getattr(group, "commands", {}).items():
+            path = [*prefix, name]
+            found += walk(command, path) if hasattr(command, "commands") else [path]
+        return found
+
+    return walk(typer.main.get_command(app), [])
+
+
+@pytest.mark.parametrize("command", _commands(), ids=" ".join)
+def test_help_shows_every_default_whole(command: list[str]) -> None:
+    """Help texts are rendered as markdown: ``<workspace>`` would vanish into ``/site``."""
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    text = _text(result.output)
+    assert "[default: /" not in text and "[default: -" not in text, text
+
+
+def test_zero_workers_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["evaluate", "-t", "btcv", "-p", "x", "--workers", "0"])
+    assert result.exit_code == 2
+    assert "--workers" in result.output and "greater than or equal to 1" in result.output

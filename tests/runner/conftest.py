@@ -121,8 +121,18 @@ def docker_backend() -> Any:
 
 
 @pytest.fixture(scope="session")
-def test_images(docker_backend: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Build the local base image (if missing), the hostile and the baseline test images."""
+def test_images(
+    docker_backend: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """Build the local base image (if missing), the hostile and the baseline test images.
+
+    At the end of the session every ``ccbench-test/*`` image is removed again (the engine's
+    build cache keeps the next session's builds quick); the base images stay.
+    """
+    import contextlib
+
+    import docker
+
     from evaluator.runner.images import BASE_IMAGES, build_base_images, build_context
 
     cache = Workspace(tmp_path_factory.mktemp("image-cache"))
@@ -130,10 +140,14 @@ def test_images(docker_backend: Any, tmp_path_factory: pytest.TempPathFactory) -
     base = BASE_IMAGES["sci"].tag
     build_context(HOSTILE_CONTEXT, HOSTILE_TAG, base=base)
     build_context(BASELINE_CONTEXT, BASELINE_TAG, base=base)
-    return {
+    yield {
         "hostile": docker_backend.image_id(HOSTILE_TAG),
         "baseline": docker_backend.image_id(BASELINE_TAG),
     }
+    images = docker_backend.client.images
+    for image in images.list(filters={"reference": "ccbench-test/*"}):
+        with contextlib.suppress(docker.errors.APIError):
+            images.remove(image.id, force=True)
 
 
 def hostile_manifest(
