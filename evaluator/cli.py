@@ -511,8 +511,31 @@ images_app = typer.Typer(
 )
 app.add_typer(images_app, name="images")
 SubmissionsOpt = Annotated[
-    Path, typer.Option("--submissions", help="Folder of entry manifests (YAML).")
+    Path | None,
+    typer.Option(
+        "--submissions",
+        help="Folder of entry manifests (YAML) [default: WORKSPACE/submissions; `run` also "
+        "looks in ./submissions].",
+    ),
 ]
+
+
+def _manifests(submissions: Path | None, ws: Workspace, entry: str | None = None) -> Path:
+    """The manifests folder: ``--submissions``, else the workspace's.
+
+    For an entry to run, a manifest found only in ``./submissions`` (the repository's examples,
+    or a layout of ccbench before manifests moved into the workspace) is read from there.
+    """
+    if submissions is not None:
+        return submissions
+    legacy = Path("submissions")
+    if (
+        entry is not None
+        and not (ws.submissions / f"{entry}.yaml").is_file()
+        and (legacy / f"{entry}.yaml").is_file()
+    ):
+        return legacy
+    return ws.submissions
 
 
 @images_app.command("build-base")
@@ -609,7 +632,8 @@ def submit_cmd(
         bool,
         typer.Option("--baseline", help="A reference algorithm: marked as a baseline on boards."),
     ] = False,
-    submissions: SubmissionsOpt = Path("submissions"),
+    submissions: SubmissionsOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Register a container image as an entry: checks it exists, records its digest.
 
@@ -666,7 +690,7 @@ def submit_cmd(
         interface=interface.value,
         resources=resources,
         command=shlex.split(command) if command else None,
-        submissions_dir=submissions,
+        submissions_dir=_manifests(submissions, _workspace(workspace)),
         overwrite=overwrite,
         backend=backend,
         kind="baseline" if baseline else "entry",
@@ -757,7 +781,7 @@ def preflight_cmd(
 @_fail_cleanly
 def run_cmd(
     entry: Annotated[
-        str, typer.Argument(help="Entry name (submissions/NAME.yaml) or a manifest path.")
+        str, typer.Argument(help="Entry name (WORKSPACE/submissions/NAME.yaml) or a manifest path.")
     ],
     task: TaskOpt,
     split: Annotated[
@@ -770,7 +794,7 @@ def run_cmd(
     evaluate: Annotated[
         bool, typer.Option("--evaluate/--no-evaluate", help="Score the outputs into the store.")
     ] = True,
-    submissions: SubmissionsOpt = Path("submissions"),
+    submissions: SubmissionsOpt = None,
     read_only: Annotated[
         bool,
         typer.Option(
@@ -795,13 +819,14 @@ def run_cmd(
     from evaluator.runner.contract import SandboxLimits
     from evaluator.runner.run import run_entry
 
+    ws = _workspace(workspace).ensure()
     outcome = run_entry(
         entry,
         task=task,
         split=split,
-        workspace=_workspace(workspace).ensure(),
+        workspace=ws,
         backend=backend.value,
-        submissions_dir=submissions,
+        submissions_dir=_manifests(submissions, ws, entry),
         data_root=data_root,
         evaluate=evaluate,
         limits=SandboxLimits(filesystem="read-only") if read_only else None,
@@ -1063,7 +1088,7 @@ def baselines_build(
         bool,
         typer.Option("--local", help="Build no image: write manifests for `run --backend local`."),
     ] = False,
-    submissions: SubmissionsOpt = Path("submissions"),
+    submissions: SubmissionsOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Build each baseline's image on the local base images and submit it as an entry.
@@ -1077,9 +1102,10 @@ def baselines_build(
     from evaluator.console import kv_table
     from evaluator.runner.baselines import build_baselines
 
+    ws = _workspace(workspace).ensure()
     builds = build_baselines(
-        workspace=_workspace(workspace).ensure(),
-        submissions_dir=submissions,
+        workspace=ws,
+        submissions_dir=_manifests(submissions, ws),
         names=name,
         docker=not local,
     )

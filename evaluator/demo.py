@@ -252,7 +252,7 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
             "(development only, no sandbox). `bash scripts/docker-engine.sh` starts one.[/]",
             highlight=False,
         )
-    submissions = ws.root / "submissions"
+    submissions = ws.submissions
     builds = build_baselines(workspace=ws, submissions_dir=submissions, docker=backend == "docker")
     checked = ""
     if backend == "docker" and builds:

@@ -119,6 +119,11 @@ class Workspace:
         return self.root / "simulations"
 
     @property
+    def submissions(self) -> Path:
+        """Entry manifests (``<name>.yaml``) written by ``ccbench submit`` and ``baselines build``."""
+        return self.root / "submissions"
+
+    @property
     def sites(self) -> Path:
         """The published leaderboard site (``ccbench leaderboard`` default output)."""
         return self.root / "site"

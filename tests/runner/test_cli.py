@@ -98,3 +98,38 @@ def test_run_docker_without_engine_says_what_to_do(
     )
     assert result.exit_code == 1
     assert "scripts/docker-engine.sh" in result.output
+
+
+def test_manifests_live_in_the_workspace_and_run_also_reads_the_repository_folder(
+    tiny: TinyDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`baselines build`, `submit` and the demo write to WORKSPACE/submissions, where `run` looks
+    first; an entry found only in ./submissions is read from there."""
+    manifest = (
+        "name: {name}\nimage: any:tag\nimage_digest: sha256:" + "0" * 64 + "\n"
+        f"tasks: [btcv-phantom]\ncommand: ['{{python}}', '{BASELINE_CONTEXT / 'predict.py'}']\n"
+    )
+    ws = tmp_path / "ws"
+    build = runner.invoke(app, ["baselines", "build", "--local", "-w", str(ws)])
+    assert build.exit_code == 0, build.output
+    assert (ws / "submissions" / "threshold.yaml").is_file()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "submissions").mkdir()
+    (tmp_path / "submissions" / "repo-entry.yaml").write_text(
+        manifest.replace("{name}", "repo-entry")
+    )
+    for entry in ("threshold", "repo-entry"):
+        result = runner.invoke(
+            app,
+            [
+                *("run", entry, "-t", "btcv-phantom", "-s", "all", "--backend", "local"),
+                *("--no-evaluate", "--data-root", str(tiny.root), "-w", str(ws)),
+            ],
+        )
+        assert result.exit_code == 0, (entry, result.output)
+        assert "3/3 with a prediction" in result.output
+    missing = runner.invoke(app, ["run", "nobody", "-t", "btcv-phantom", "-w", str(ws)])
+    assert missing.exit_code == 1
+    assert f"{ws / 'submissions' / 'nobody.yaml'} does not exist" in " ".join(
+        missing.output.split()
+    )
