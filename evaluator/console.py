@@ -161,12 +161,32 @@ def print_split_summary(result: SplitResult, console: Console) -> None:
         )
     console.print(table)
     if result.merged:
-        console.print(
-            f"small strata merged into coarser groups: {markup_safe(', '.join(result.merged))}",
-            highlight=False,
-        )
+        console.print(_merged_note(result.merged, len(result.strata), k), highlight=False)
     console.print(f"folds (nnU-Net splits_final.json): {markup_safe(result.path)}", highlight=False)
     console.print(f"test set: {markup_safe(result.test_path)}", highlight=False)
+
+
+def _merged_note(merged: Sequence[str], n_strata: int, folds: int) -> str:
+    """One line on the strata too small for their own group (named when there are few).
+
+    Examples
+    --------
+    >>> _merged_note(["A/F", "A/M"], 2, 5)
+    'all 2 strata have fewer cases than folds (5) and were pooled with coarser groups'
+    >>> _merged_note(["A/F"], 3, 5)
+    '1 of 3 strata has fewer cases than folds (5) and was pooled with a coarser group: A/F'
+    """
+    if len(merged) >= n_strata:
+        return (
+            f"all {n_strata} strata have fewer cases than folds ({folds}) and were pooled with "
+            "coarser groups"
+        )
+    names = ", ".join(merged) if len(merged) <= 4 else f"{', '.join(merged[:4])}, ..."
+    if len(merged) == 1:
+        verb = "has fewer cases than folds ({k}) and was pooled with a coarser group"
+    else:
+        verb = "have fewer cases than folds ({k}) and were pooled with coarser groups"
+    return f"{len(merged)} of {n_strata} strata {verb.format(k=folds)}: {markup_safe(names)}"
 
 
 def print_check_report(report: CheckReport, console: Console) -> None:
