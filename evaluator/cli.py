@@ -1115,3 +1115,7 @@ def baselines_build(
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``ccbench`` console script."""
     app(args=argv if argv is not None else sys.argv[1:], prog_name="ccbench")
+
+
+if __name__ == "__main__":
+    main()

@@ -110,7 +110,7 @@ def test_a_mistyped_adapter_entry_is_a_named_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "data").mkdir()
-    for wrong in ("flatt:FlatAdapter", "btcv:BtcvAdapterr"):
+    for wrong in ("flatt:FlatAdapter", "btcv:BtcvAdapterr", "btcv.BTCVAdapter"):
         monkeypatch.setitem(ADAPTERS, "btcv", wrong)
         with pytest.raises(RegistryError, match=f"adapter 'btcv' of task 'btcv' is '{wrong}'"):
             open_dataset("btcv", workspace=Workspace(tmp_path), data_root=tmp_path / "data")

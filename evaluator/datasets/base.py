@@ -260,11 +260,11 @@ def open_dataset(
             f"task '{spec.name}': no data at {root} (folder does not exist); "
             f"{spec.missing_data_hint()}"
         )
-    module_name, class_name = ADAPTERS[spec.adapter].split(":")
-    qualified = module_name if "." in module_name else f"evaluator.datasets.{module_name}"
     try:
+        module_name, class_name = ADAPTERS[spec.adapter].split(":")
+        qualified = module_name if "." in module_name else f"evaluator.datasets.{module_name}"
         cls = getattr(importlib.import_module(qualified), class_name)
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, ValueError) as err:
         raise RegistryError(
             f"adapter '{spec.adapter}' of task '{spec.name}' is '{ADAPTERS[spec.adapter]}' in "
             f"ADAPTERS (evaluator/datasets/registry.py), which cannot be loaded: {err}"

@@ -394,7 +394,9 @@ class Store:
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             with setup_lock:
                 _set_up(engine, shown_url(resolved))
-        except (SQLAlchemyError, OSError) as err:
+        except (SQLAlchemyError, OSError, ValueError, ImportError) as err:
+            # ValueError: a malformed URL (a port that is not a number); ImportError: a database
+            # whose driver is not installed (mysql:// without MySQLdb)
             raise StoreError(f"cannot open results store {shown_url(resolved)}: {err}") from err
         return cls(engine, resolved)
 
