@@ -33,6 +33,9 @@ from evaluator.errors import CCBenchError
 from evaluator.textsafe import markup_safe
 from evaluator.workspace import Workspace, resolve_workspace
 
+if TYPE_CHECKING:
+    from evaluator.runner.contract import Resources
+
 __all__ = ["app", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -579,6 +582,20 @@ def _gpus(text: str) -> Literal["auto", "never", "all"] | int:
     raise typer.BadParameter(f"{text!r}: use auto, never, all or a count", param_hint="--gpus")
 
 
+def _resources(what: str, *, gpus: str, filesystem: FilesystemChoice, **limits: Any) -> Resources:
+    """An entry's resources from the command line; a value out of range is a
+    :class:`SubmissionError` naming ``what`` and the field."""
+    from pydantic import ValidationError
+
+    from evaluator.errors import SubmissionError
+    from evaluator.runner.contract import Resources, invalid_fields
+
+    try:
+        return Resources(gpus=_gpus(gpus), filesystem=filesystem.value, **limits)
+    except ValidationError as err:
+        raise SubmissionError(f"{what}: {invalid_fields(err)}") from err
+
+
 @app.command("submit")
 @_fail_cleanly
 def submit_cmd(
@@ -645,30 +662,24 @@ def submit_cmd(
     """
     import shlex
 
-    from pydantic import ValidationError
-
     from evaluator.console import print_submission
-    from evaluator.errors import SubmissionError
-    from evaluator.runner.contract import Resources, invalid_fields
     from evaluator.runner.submissions import load_image_archive, submit_image
 
     if (image is None) == (image_file is None):
         raise typer.BadParameter("give an IMAGE or --image-file (one of the two)")
     if not max_archive_gb > 0 or max_archive_gb == float("inf"):
         raise typer.BadParameter("must be a positive number", param_hint="--max-archive-gb")
-    try:
-        resources = Resources(
-            memory_mb=memory_mb,
-            cpus=cpus,
-            pids=pids,
-            time_limit_s=time_limit,
-            shm_mb=shm_mb,
-            gpus=_gpus(gpus),
-            filesystem=filesystem.value,
-            layer_mb=layer_mb,
-        )
-    except ValidationError as err:
-        raise SubmissionError(f"entry {name}: {invalid_fields(err)}") from err
+    resources = _resources(
+        f"entry {name}",
+        memory_mb=memory_mb,
+        cpus=cpus,
+        pids=pids,
+        time_limit_s=time_limit,
+        shm_mb=shm_mb,
+        gpus=gpus,
+        filesystem=filesystem,
+        layer_mb=layer_mb,
+    )
     backend = None
     if image_file is not None:
         from evaluator.runner.docker_backend import DockerBackend
@@ -740,27 +751,21 @@ def preflight_cmd(
     """
     import shlex
 
-    from pydantic import ValidationError
-
     from evaluator.console import print_preflight
-    from evaluator.errors import SubmissionError
-    from evaluator.runner.contract import Resources, invalid_fields
     from evaluator.runner.preflight import preflight
 
-    try:
-        resources = Resources(
-            memory_mb=memory_mb,
-            cpus=cpus,
-            pids=pids,
-            time_limit_s=time_limit,
-            shm_mb=shm_mb,
-            tmp_mb=tmp_mb,
-            gpus=_gpus(gpus),
-            filesystem=filesystem.value,
-            layer_mb=layer_mb,
-        )
-    except ValidationError as err:
-        raise SubmissionError(f"preflight of {image}: {invalid_fields(err)}") from err
+    resources = _resources(
+        f"preflight of {image}",
+        memory_mb=memory_mb,
+        cpus=cpus,
+        pids=pids,
+        time_limit_s=time_limit,
+        shm_mb=shm_mb,
+        tmp_mb=tmp_mb,
+        gpus=gpus,
+        filesystem=filesystem,
+        layer_mb=layer_mb,
+    )
     report = preflight(
         image,
         task=task,

@@ -114,7 +114,8 @@ def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
     from evaluator.simulate.degraded import write_degraded_predictions
 
     runs = 0
-    for task in demo_tasks():
+    tasks = demo_tasks()
+    for task in tasks:
         name = f"{task}-phantom"
         for number, (entry, quality) in enumerate(DEMO_ENTRIES.items()):
             preds = write_degraded_predictions(
@@ -131,7 +132,7 @@ def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
             if entry == "phantom-medium":
                 print_evaluation(result, console=console)
             runs += 1
-    return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(demo_tasks())} tasks) scored into {ws.store_path}"
+    return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(tasks)} tasks) scored into {ws.store_path}"
 
 
 def _write_attacks(task: str, ws: Workspace, out: Path) -> dict[str, str]:
@@ -253,18 +254,19 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
             highlight=False,
         )
     submissions = ws.submissions
+    tasks = container_tasks()
     builds = build_baselines(workspace=ws, submissions_dir=submissions, docker=backend == "docker")
     checked = ""
     if backend == "docker" and builds:
         from evaluator.console import print_preflight
         from evaluator.runner.preflight import preflight
 
-        report = preflight(builds[0].image, task=container_tasks()[0], workspace=ws, cases=2)
+        report = preflight(builds[0].image, task=tasks[0], workspace=ws, cases=2)
         print_preflight(report, console=console)
         checked = f"; `ccbench preflight`: {'would be scored' if report.ok else 'faults found'}"
     scored = 0
     for build in builds:
-        for task in container_tasks():
+        for task in tasks:
             outcome = run_entry(
                 build.name,
                 task=task,
@@ -277,7 +279,7 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
             scored += len(outcome.predictions)
     names = ", ".join(b.name for b in builds)
     return (
-        f"baseline(s) {names} run with the {backend} backend on {len(container_tasks())} tasks: "
+        f"baseline(s) {names} run with the {backend} backend on {len(tasks)} tasks: "
         f"{scored} predictions scored{checked}"
     )
 
@@ -301,10 +303,11 @@ def _leaderboards(ws: Workspace, seed: int, console: Console) -> str:
     from leaderboards.site import publish_leaderboard
 
     site = ws.sites / "index.html"
-    for task in demo_tasks():
+    tasks = demo_tasks()
+    for task in tasks:
         site = publish_leaderboard(f"{task}-phantom", DEMO_SPLIT, workspace=ws, seed=seed)
     console.print(f"[bold green]Leaderboard site:[/] {site}", highlight=False)
-    return f"static site with {len(demo_tasks())} task leaderboards: {site}"
+    return f"static site with {len(tasks)} task leaderboards: {site}"
 
 
 def demo_steps() -> list[DemoStep]:

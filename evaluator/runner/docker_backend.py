@@ -24,6 +24,7 @@ import contextlib
 import math
 import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,7 @@ from evaluator.runner.contract import (
     supervise,
     truncate_log,
 )
+from evaluator.runner.outputs import walk_tree
 
 if TYPE_CHECKING:
     import docker
@@ -572,23 +574,11 @@ def disk_usage(folder: Path) -> int:
     """
     total = 0
     seen: set[tuple[int, int]] = set()
-    stack = [str(folder)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            total += 4096
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
+    for _, st in walk_tree(folder):
+        total += 4096
+        if not stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
     return total
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "open_scratch",
     "reap_scratch",
     "remove_scratch",
+    "walk_tree",
 ]
 
 #: Extensions a prediction may have, most specific first (the ingestion's allow-list).
@@ -222,6 +223,28 @@ def reap_scratch(tmp: Path) -> list[Path]:
     return removed
 
 
+def walk_tree(folder: Path) -> Iterator[tuple[os.DirEntry[str], os.stat_result]]:
+    """Every entry under ``folder`` with its own ``lstat``; links are not followed.
+
+    Entries that vanish or cannot be read while the tree is walked (a container may be writing
+    it) are skipped.
+    """
+    stack = [str(folder)]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                stack.append(entry.path)
+            yield entry, st
+
+
 def folder_bytes(folder: Path) -> int:
     """Total size of the regular files under ``folder`` in bytes (links are not followed).
 
@@ -235,22 +258,7 @@ def folder_bytes(folder: Path) -> int:
     >>> folder_bytes(d)
     3
     """
-    total = 0
-    stack = [str(folder)]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    total += entry.stat(follow_symlinks=False).st_size
-            except OSError:
-                continue
-    return total
+    return sum(st.st_size for _, st in walk_tree(folder) if stat.S_ISREG(st.st_mode))
 
 
 # --------------------------------------------------------------------------------------------

@@ -376,21 +376,26 @@ class Store:
             if parsed.get_backend_name() == "sqlite" and "timeout" not in parsed.query:
                 options["connect_args"] = {"timeout": _BUSY_TIMEOUT_S}
             database = parsed.database if parsed.get_backend_name() == "sqlite" else None
-            if database and database != ":memory:" and not database.startswith("file:"):
-                database = os.path.abspath(database)
-                if not create and not os.path.exists(database):
+            # a SQLite file on disk (not ":memory:", not a "file:" URI): its absolute path
+            on_disk = (
+                os.path.abspath(database)
+                if database and database != ":memory:" and not database.startswith("file:")
+                else None
+            )
+            if on_disk is not None:
+                if not create and not os.path.exists(on_disk):
                     raise StoreError(
-                        f"no results store at {database}: nothing has been scored into it yet "
+                        f"no results store at {on_disk}: nothing has been scored into it yet "
                         "(check --store / CCBENCH_STORE / --workspace)"
                     )
-                if os.path.exists(database) and not _writable(database):
-                    return cls._open_read_only(database, resolved, options)
+                if os.path.exists(on_disk) and not _writable(on_disk):
+                    return cls._open_read_only(on_disk, resolved, options)
             engine = sa.create_engine(resolved, **options)
             setup_lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+            if on_disk is not None:
+                os.makedirs(os.path.dirname(on_disk), exist_ok=True)
+                setup_lock = _setup_lock(on_disk)
             if engine.dialect.name == "sqlite":
-                if database and database != ":memory:" and not database.startswith("file:"):
-                    os.makedirs(os.path.dirname(database), exist_ok=True)
-                    setup_lock = _setup_lock(database)
                 sa.event.listen(engine, "connect", _sqlite_pragmas)
             with setup_lock:
                 _set_up(engine, shown_url(resolved))
@@ -584,57 +589,33 @@ class Store:
         if kind not in RUN_KINDS:
             raise StoreError(f"unknown run kind {kind!r} (one of {', '.join(RUN_KINDS)})")
         try:
-            run_id = self._insert_run(
-                name=name,
-                task=task,
-                split=split,
-                parameters=parameters,
-                entry=entry,
-                image_digest=image_digest,
-                dataset_fingerprint=dataset_fingerprint,
-                ccbench_version=ccbench_version,
-                kind=kind,
+            entry_id = (
+                None if entry is None else self.ensure_entry(entry, image_digest=image_digest)
             )
+            with self.engine.begin() as conn:
+                result = conn.execute(
+                    runs_table.insert().values(
+                        name=name,
+                        task=task,
+                        split=split,
+                        entry_id=entry_id,
+                        image_digest=image_digest,
+                        dataset_fingerprint=dataset_fingerprint,
+                        ccbench_version=(
+                            _ccbench_version() if ccbench_version is None else ccbench_version
+                        ),
+                        parameters=_params_json(parameters),
+                        started_at=_now(),
+                        status="running",
+                        kind=kind,
+                    )
+                )
+                run_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         except sa.exc.IntegrityError as err:
             raise StoreError(f"run '{name}' already exists in {self.shown_url}") from err
         except SQLAlchemyError as err:
             raise StoreError(f"cannot create run '{name}' in {self.shown_url}: {err}") from err
         return self.get_run(run_id)
-
-    def _insert_run(
-        self,
-        *,
-        name: str,
-        task: str,
-        split: str,
-        parameters: Mapping[str, Any],
-        entry: str | None,
-        image_digest: str | None,
-        dataset_fingerprint: str | None,
-        ccbench_version: str | None,
-        kind: RunKind,
-    ) -> int:
-        """Insert a run; its id. Database errors propagate unwrapped (IntegrityError: name)."""
-        if ccbench_version is None:
-            ccbench_version = _ccbench_version()
-        entry_id = None if entry is None else self.ensure_entry(entry, image_digest=image_digest)
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                runs_table.insert().values(
-                    name=name,
-                    task=task,
-                    split=split,
-                    entry_id=entry_id,
-                    image_digest=image_digest,
-                    dataset_fingerprint=dataset_fingerprint,
-                    ccbench_version=ccbench_version,
-                    parameters=_params_json(parameters),
-                    started_at=_now(),
-                    status="running",
-                    kind=kind,
-                )
-            )
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def _run_select(self) -> sa.Select[Any]:
         return sa.select(runs_table, entries_table.c.name.label("entry_name")).select_from(
