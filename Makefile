@@ -1,13 +1,16 @@
 # The two commands of the README. Both create ./.venv themselves.
-.PHONY: demo test env env-test bench clean
+.PHONY: demo test env env-torch env-test bench clean
 
 env:
 	bash scripts/bootstrap.sh
 
+env-torch:
+	bash scripts/bootstrap.sh torch
+
 env-test:
 	bash scripts/bootstrap.sh test
 
-demo: env
+demo: env-torch
 	bash scripts/docker-engine.sh || echo "no Docker engine: the demo runs the baseline with --backend local"
 	.venv/bin/ccbench demo
 

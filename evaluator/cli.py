@@ -1082,12 +1082,96 @@ baselines_app = typer.Typer(help="The reference algorithms under baselines/.", n
 app.add_typer(baselines_app, name="baselines")
 
 
+class ModelChoice(
+    _Choice, choices=("monai-unet", "anatomy-guided", "monai-unetr", "monai-swinunetr")
+):
+    """The learned baselines (``evaluator.learn.models.MODELS``)."""
+
+
+class ProfileChoice(_Choice, choices=("quick", "full")):
+    """Training profiles (``evaluator.learn.models.PROFILES``)."""
+
+
+@baselines_app.command("train")
+@_fail_cleanly
+def baselines_train(
+    model: Annotated[ModelChoice, typer.Option("--model", "-m", help="Learned baseline to train.")],
+    task: TaskOpt,
+    profile: Annotated[
+        ProfileChoice,
+        typer.Option(help="quick: minutes on 2 CPU cores; full: the paper recipe (GPU)."),
+    ] = ProfileChoice.quick,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and patch sampling.")] = 0,
+    fold: Annotated[
+        int, typer.Option(help="Fold of the split: train on its train cases, validate on its val.")
+    ] = 0,
+    iterations: Annotated[
+        int | None,
+        typer.Option(min=1, help="Override the profile's iteration count.", show_default=False),
+    ] = None,
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--time-budget",
+            min=1,
+            help="Override the profile's time budget, seconds.",
+            show_default=False,
+        ),
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Results store URL [default: the workspace's].")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Train a learned baseline on a task's training fold; weights go to WORKSPACE/baselines.
+
+    Writes config.json, model.pt, training.log and curve.png/.csv under
+    WORKSPACE/baselines/MODEL/TASK/foldK and records the training in the store. No weights are
+    downloaded; the GPU is used when present.
+
+    Examples:
+
+        ccbench baselines train --model monai-unet --task autopet-phantom
+
+        ccbench baselines train -m monai-swinunetr -t btcv-phantom --profile full --fold 1
+    """
+    from evaluator.console import kv_table, training_progress
+    from evaluator.learn.train import train_baseline
+
+    ws = _workspace(workspace).ensure()
+    with training_progress(console, f"{model.value} on {task}") as hook:
+        result = train_baseline(
+            model.value, task, workspace=ws, profile=profile.value, seed=seed, fold=fold,
+            iterations=iterations, time_budget_s=time_budget, store=store, progress=hook,
+        )  # fmt: skip
+    console.print(
+        kv_table(
+            f"trained {result.model} on {result.task} (fold {result.fold})",
+            {
+                "iterations": result.iterations,
+                "seconds": f"{result.seconds:.1f}",
+                "stopped by time budget": result.stopped_by_time_budget,
+                "validation Dice (fold)": f"{result.val_dice:.4f}",
+                "weights": result.folder,
+                "curve": result.folder / "curve.png",
+                "store run": result.run_id,
+            },
+        )
+    )
+
+
 @baselines_app.command("build")
 @_fail_cleanly
 def baselines_build(
     name: Annotated[
         list[str] | None,
-        typer.Option("--name", "-n", help="Baseline to build (repeatable) [default: all]."),
+        typer.Option(
+            "--model",
+            "--name",
+            "-n",
+            "-m",
+            help="Baseline to build (repeatable) [default: all; learned ones need trained weights].",
+        ),
     ] = None,
     local: Annotated[
         bool,
@@ -1098,11 +1182,14 @@ def baselines_build(
 ) -> None:
     """Build each baseline's image on the local base images and submit it as an entry.
 
+    Learned baselines bake their trained weights (from `ccbench baselines train`) into the image
+    and are registered for the tasks they were trained on.
+
     Examples:
 
         ccbench baselines build                        # every folder of baselines/
 
-        ccbench baselines build --name threshold --submissions ./my-entries
+        ccbench baselines build --model monai-unet --model suv-threshold
     """
     from evaluator.console import kv_table
     from evaluator.runner.baselines import build_baselines
@@ -1114,7 +1201,14 @@ def baselines_build(
         names=name,
         docker=not local,
     )
-    console.print(kv_table("baselines", {b.name: f"{b.image} -> {b.manifest}" for b in builds}))
+    rows = {}
+    for b in builds:
+        if b.skipped:
+            rows[b.name] = f"skipped: {b.skipped}"
+        else:
+            size = f", {b.size_mb:.0f} MB" if b.size_mb is not None else ""
+            rows[b.name] = f"{b.image}{size} -> {b.manifest} ({', '.join(b.tasks)})"
+    console.print(kv_table("baselines", rows))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "print_submission",
     "print_toy_result",
     "toy_progress",
+    "training_progress",
 ]
 
 
@@ -331,6 +332,44 @@ def evaluation_progress(
 
     with progress:
         yield on_case
+
+
+@contextmanager
+def training_progress(console: Console, title: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A progress bar for ``ccbench baselines train``; yields the ``(done, total, status)`` hook.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> with training_progress(Console(file=StringIO()), "unet") as hook:
+    ...     hook(1, 10, "loss 0.9")
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    bar = progress.add_task(markup_safe(title), total=None, status="")
+
+    def on_iteration(done: int, total: int, status: str) -> None:
+        progress.update(bar, completed=done, total=total, status=markup_safe(status))
+
+    with progress:
+        yield on_iteration
 
 
 def print_evaluation(result: EvaluationResult, *, console: Console) -> None:

@@ -235,10 +235,44 @@ def container_tasks() -> tuple[str, ...]:
     return tuple(t for t in baseline_tasks(registry) if registry.task(t).is_phantom)
 
 
+#: The learned baseline the demo trains (quick profile), the task and the split it is shown on:
+#: the held-out test split, since the other cases are its training data.
+DEMO_MODEL = "monai-unet"
+DEMO_MODEL_TASK = "autopet-phantom"
+HELD_OUT_SPLIT = "test"
+
+
+def _train(ws: Workspace, seed: int, console: Console) -> str:
+    from evaluator.console import kv_table, training_progress
+    from evaluator.learn.train import train_baseline
+
+    with training_progress(console, f"{DEMO_MODEL} on {DEMO_MODEL_TASK}") as hook:
+        result = train_baseline(
+            DEMO_MODEL, DEMO_MODEL_TASK, workspace=ws, profile="quick", seed=seed, reuse=True,
+            progress=hook,
+        )  # fmt: skip
+    console.print(
+        kv_table(
+            f"`ccbench baselines train --model {DEMO_MODEL} --task {DEMO_MODEL_TASK}`",
+            {
+                "iterations": result.iterations,
+                "seconds": f"{result.seconds:.0f}" + (" (weights reused)" if result.reused else ""),
+                "validation Dice (fold 0)": f"{result.val_dice:.3f}",
+                "curve": result.folder / "curve.png",
+            },
+        )
+    )
+    return (
+        f"{DEMO_MODEL} (quick profile) {'reused from an earlier demo' if result.reused else 'trained'}"
+        f" on {DEMO_MODEL_TASK} fold 0: {result.iterations} iterations, {result.seconds:.0f} s, "
+        f"validation Dice {result.val_dice:.3f}"
+    )
+
+
 def _containers(ws: Workspace, seed: int, console: Console) -> str:
     from evaluator.console import print_run_outcome
     from evaluator.errors import DockerUnavailableError
-    from evaluator.runner.baselines import build_baselines
+    from evaluator.runner.baselines import baseline_spec, build_baselines
     from evaluator.runner.docker_backend import connect
     from evaluator.runner.run import BackendName, run_entry
 
@@ -249,13 +283,19 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
     except DockerUnavailableError as err:
         backend = "local"
         console.print(
-            f"[yellow]no Docker engine ({err}); running the baseline with --backend local "
+            f"[yellow]no Docker engine ({err}); running the baselines with --backend local "
             "(development only, no sandbox). `bash scripts/docker-engine.sh` starts one.[/]",
             highlight=False,
         )
     submissions = ws.submissions
     tasks = container_tasks()
-    builds = build_baselines(workspace=ws, submissions_dir=submissions, docker=backend == "docker")
+    builds = [
+        b
+        for b in build_baselines(
+            workspace=ws, submissions_dir=submissions, docker=backend == "docker"
+        )
+        if not b.skipped
+    ]
     checked = ""
     if backend == "docker" and builds:
         from evaluator.console import print_preflight
@@ -266,22 +306,51 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
         checked = f"; `ccbench preflight`: {'would be scored' if report.ok else 'faults found'}"
     scored = 0
     for build in builds:
-        for task in tasks:
-            outcome = run_entry(
-                build.name,
-                task=task,
-                split=DEMO_SPLIT,
-                workspace=ws,
-                backend=backend,
-                submissions_dir=submissions,
-            )
-            print_run_outcome(outcome, console=console)
-            scored += len(outcome.predictions)
-    names = ", ".join(b.name for b in builds)
+        learned = baseline_spec(build.name).model is not None  # trained on the other cases
+        for task in (t for t in tasks if t in build.tasks):
+            splits = [HELD_OUT_SPLIT] if learned else [DEMO_SPLIT]
+            if task == DEMO_MODEL_TASK and not learned:
+                splits.append(HELD_OUT_SPLIT)
+            for split in splits:
+                outcome = run_entry(
+                    build.name,
+                    task=task,
+                    split=split,
+                    workspace=ws,
+                    backend=backend,
+                    submissions_dir=submissions,
+                )
+                print_run_outcome(outcome, console=console)
+                scored += len(outcome.predictions)
+    names = ", ".join(f"{b.name} ({b.size_mb:.0f} MB)" if b.size_mb else b.name for b in builds)
     return (
-        f"baseline(s) {names} run with the {backend} backend on {len(tasks)} tasks: "
-        f"{scored} predictions scored{checked}"
+        f"baselines {names} run with the {backend} backend: {scored} predictions scored"
+        f"{checked}; {_held_out_comparison(ws, console)}"
     )
+
+
+def _held_out_comparison(ws: Workspace, console: Console) -> str:
+    """Dice and CC-Dice of every baseline on the held-out AutoPET split (a table and a line)."""
+    from evaluator.console import kv_table
+    from evaluator.store import Store
+
+    with Store.open(ws.store_url) as db:
+        runs = db.list_runs(task=DEMO_MODEL_TASK, split=HELD_OUT_SPLIT, kind="baseline")
+        frame = db.results_frame(run_ids=[r.id for r in runs])
+    if frame.empty:
+        return "no baseline scored on the held-out split"
+    means = (
+        frame[frame["metric"].isin(["dice", "cc_dice"])]
+        .groupby(["entry", "metric"])["value"]
+        .mean()
+        .unstack()
+    )
+    rows = {
+        entry: f"Dice {row['dice']:.3f}, CC-Dice {row['cc_dice']:.3f}"
+        for entry, row in means.sort_values("dice", ascending=False).iterrows()
+    }
+    console.print(kv_table(f"baselines on {DEMO_MODEL_TASK} / {HELD_OUT_SPLIT}", rows))
+    return f"{DEMO_MODEL_TASK}/{HELD_OUT_SPLIT}: " + "; ".join(f"{k} {v}" for k, v in rows.items())
 
 
 def _simulate(ws: Workspace, seed: int, console: Console) -> str:
@@ -304,10 +373,12 @@ def _leaderboards(ws: Workspace, seed: int, console: Console) -> str:
 
     site = ws.sites / "index.html"
     tasks = demo_tasks()
-    for task in tasks:
-        site = publish_leaderboard(f"{task}-phantom", DEMO_SPLIT, workspace=ws, seed=seed)
+    boards = [(f"{task}-phantom", DEMO_SPLIT) for task in tasks]
+    boards.append((DEMO_MODEL_TASK, HELD_OUT_SPLIT))
+    for task, split in boards:
+        site = publish_leaderboard(task, split, workspace=ws, seed=seed)
     console.print(f"[bold green]Leaderboard site:[/] {site}", highlight=False)
-    return f"static site with {len(tasks)} task leaderboards: {site}"
+    return f"static site with {len(boards)} leaderboards ({DEMO_MODEL_TASK}/{HELD_OUT_SPLIT} with the learned baseline): {site}"
 
 
 def demo_steps() -> list[DemoStep]:
@@ -319,6 +390,7 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Score one prediction (`ccbench metrics`)", _metrics),
         DemoStep("Local evaluation of three entries per task (`ccbench evaluate`)", _evaluate),
         DemoStep("Integrity: hostile prediction files are refused", _integrity),
+        DemoStep("Learned baseline: train a 3D U-Net (`ccbench baselines train`)", _train),
         DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
         DemoStep("Degradation studies (`ccbench simulate`)", _simulate),
         DemoStep("Leaderboards: rankings, bootstrap, plots, static site", _leaderboards),

@@ -25,6 +25,7 @@ __all__ = [
     "SplitError",
     "StoreError",
     "SubmissionError",
+    "TrainingError",
     "UnknownMetricError",
 ]
 
@@ -100,3 +101,8 @@ class SimulationError(CCBenchError):
 
 class SubmissionError(CCBenchError):
     """An entry (``submissions/<name>.yaml``) is missing, malformed or asks for too much."""
+
+
+class TrainingError(CCBenchError):
+    """``ccbench baselines train`` cannot train: unknown model or task, no training cases, or
+    torch/MONAI not installed."""

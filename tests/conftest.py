@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,45 @@ def processes_with_env(marker: str) -> list[int]:
         except OSError:
             continue
     return pids
+
+
+#: 8 cases of 48x48x40 voxels: 2 held out; fold 0 trains on 4 or 5 and validates on the rest.
+TINY_SIZE = "48x48x40"
+
+
+@pytest.fixture(scope="session")
+def _autopet_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from evaluator.datasets.phantoms import write_phantoms
+    from evaluator.datasets.splits import make_split
+
+    ws = Workspace(tmp_path_factory.mktemp("learn") / "ws").ensure()
+    write_phantoms("autopet", workspace=ws, cases=8, size=TINY_SIZE, seed=3, progress=False)
+    make_split("autopet-phantom", workspace=ws, seed=0)
+    return ws.root
+
+
+@pytest.fixture
+def autopet_ws(_autopet_source: Path, tmp_path: Path) -> Workspace:
+    """A workspace of its own holding the tiny AutoPET phantom and its split."""
+    root = tmp_path / "ws"
+    shutil.copytree(_autopet_source, root)
+    return Workspace(root)
+
+
+@pytest.fixture(scope="session")
+def _chestxdet_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from evaluator.datasets.phantoms import write_phantoms
+    from evaluator.datasets.splits import make_split
+
+    ws = Workspace(tmp_path_factory.mktemp("learn2d") / "ws").ensure()
+    write_phantoms("chestxdet", workspace=ws, cases=10, size="256x256", seed=3, progress=False)
+    make_split("chestxdet-phantom", workspace=ws, seed=0)
+    return ws.root
+
+
+@pytest.fixture
+def chestxdet_ws(_chestxdet_source: Path, tmp_path: Path) -> Workspace:
+    """A workspace of its own holding a small ChestXDet phantom (256x256) and its split."""
+    root = tmp_path / "ws"
+    shutil.copytree(_chestxdet_source, root)
+    return Workspace(root)

@@ -35,6 +35,8 @@ from evaluator.simulate.toy import TOY_STUDIES
 runner = CliRunner(env={"COLUMNS": "200"})
 
 #: Each choice enum of the CLI and the library values it mirrors.
+from evaluator.learn.models import MODELS, PROFILES  # noqa: E402
+
 MIRRORS: dict[type[Enum], tuple[str, ...]] = {
     cli.CCModeChoice: get_args(CCMode),
     cli.InterfaceChoice: get_args(Interface),
@@ -44,6 +46,8 @@ MIRRORS: dict[type[Enum], tuple[str, ...]] = {
     cli.OrderChoice: get_args(Order),
     cli.BaseImageChoice: tuple(BASE_IMAGES),
     cli.ToyStudyChoice: tuple(TOY_STUDIES),
+    cli.ModelChoice: tuple(MODELS),
+    cli.ProfileChoice: PROFILES,
 }
 
 

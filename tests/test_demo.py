@@ -25,6 +25,16 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
     for step in demo_steps():
         assert step.title.split(" (")[0] in text
     site = json.loads((ws.sites / "site.json").read_text())
-    assert sorted(b["task"] for b in site) == sorted(f"{t}-phantom" for t in demo_tasks())
+    boards = sorted((b["task"], b["split"]) for b in site)
+    assert boards == sorted(
+        [(f"{t}-phantom", "all") for t in demo_tasks()] + [("autopet-phantom", "test")]
+    )
+    # the learned baseline was trained, packed and scored on the held-out split with the others
+    assert (
+        ws.root / "baselines" / "monai-unet" / "autopet-phantom" / "fold0" / "model.pt"
+    ).is_file()
+    held_out = text[text.index("baselines on autopet-phantom / test") :]
+    for entry in ("monai-unet", "suv-threshold", "threshold"):
+        assert entry in held_out[:2000], entry
     assert "5/5 hostile prediction files refused" in text
     assert not any(ws.tmp.iterdir()) if ws.tmp.exists() else True

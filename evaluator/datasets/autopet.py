@@ -12,7 +12,8 @@ Original layout (``adapter: autopet``), as published on TCIA::
 ``<root>`` may also be the ``FDG-PET-CT-Lesions`` folder itself. A study folder is a case when it
 holds at least one of the three files. **Case id**: ``<patient>_<k>``, where ``k`` is the index
 (0, 1, ...) of the study folder among the patient's study folders sorted by name, e.g.
-``PETCT_0af7ffe12a_0``. Channels: ``CT`` = CTres, ``PET`` = SUV; label = SEG.
+``PETCT_0af7ffe12a_0``. Channels: ``CT`` = CTres, ``PET`` = SUV; label = SEG; the optional
+``ORGANS`` = ``ORGANS.nii.gz`` (an organ map on the same grid) when the study folder has it.
 
 Metadata table (``Metadata.csv``, columns as published; one row per series, so several rows per
 study): ``Subject ID`` (the patient folder), ``Study UID``, ``File Location`` (e.g.
@@ -43,6 +44,7 @@ __all__ = [
     "FILES",
     "LESIONS_FOLDER",
     "METADATA_FILE",
+    "OPTIONAL_FILES",
     "AutoPETAdapter",
     "AutoPETNnunetAdapter",
     "read_metadata",
@@ -52,6 +54,8 @@ LESIONS_FOLDER = "FDG-PET-CT-Lesions"
 METADATA_FILE = "Metadata.csv"
 #: Channel name -> file in a study folder; ``"label"`` is the lesion mask.
 FILES: dict[str, str] = {"CT": "CTres.nii.gz", "PET": "SUV.nii.gz", "label": "SEG.nii.gz"}
+#: Optional channels -> file in a study folder (used when present).
+OPTIONAL_FILES: dict[str, str] = {"ORGANS": "ORGANS.nii.gz"}
 #: Diagnosis values of the published metadata table.
 DIAGNOSES = ("MELANOMA", "LYMPHOMA", "LUNG_CANCER", "NEGATIVE")
 
@@ -165,7 +169,12 @@ class AutoPETAdapter(FolderAdapter):
                 cases.append(
                     Case(
                         case_id=f"{patient_dir.name}_{k}",
-                        channels={ch: study_dir / FILES[ch] for ch in self.task.channels},
+                        channels={
+                            ch: study_dir / (FILES.get(ch) or OPTIONAL_FILES[ch])
+                            for ch in self.task.present_channels(
+                                c for c, f in OPTIONAL_FILES.items() if (study_dir / f).is_file()
+                            )
+                        },
                         label=study_dir / FILES["label"],
                         metadata=meta,
                     )

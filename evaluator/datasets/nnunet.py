@@ -63,22 +63,38 @@ class NnunetAdapter(FolderAdapter):
         return str(self.dataset_json.get("file_ending", _DEFAULT_ENDING))
 
     def channel_files(self) -> dict[str, str]:
-        """Task channel name -> four-digit channel suffix (``"0000"``, ...)."""
+        """Channel name -> four-digit channel suffix (``"0000"``, ...).
+
+        The task's channels come first; its optional channels (``optional_channels`` of
+        datasets.yaml) follow in order, and a case has them only where their files exist.
+        """
         names = self.dataset_json.get("channel_names") or self.dataset_json.get("modality")
-        task_channels = list(self.task.channels)
+        required = list(self.task.channels)
+        every = [*required, *self.task.optional_channels]
         if not names:
-            return {ch: f"{i:04d}" for i, ch in enumerate(task_channels)}
+            return {ch: f"{i:04d}" for i, ch in enumerate(every)}
         ordered = sorted(((int(k), str(v)) for k, v in dict(names).items()), key=lambda kv: kv[0])
-        if len(ordered) != len(task_channels):
+        by_lower = {ch.lower(): ch for ch in every}
+        named = all(v.lower() in by_lower for _, v in ordered)
+        # more channels than the required ones: only optional channels, named as in datasets.yaml
+        if not (len(ordered) == len(required) or (len(ordered) <= len(every) and named)):
+            optional = self.task.optional_channels
             raise RegistryError(
                 f"{self.root / DATASET_JSON}: channel_names lists {len(ordered)} channels "
                 f"({', '.join(v for _, v in ordered)}), task '{self.task.name}' expects "
-                f"{len(task_channels)} ({', '.join(task_channels)})"
+                f"{len(required)} ({', '.join(required)})"
+                + (f" and optionally {', '.join(optional)} by name" if optional else "")
             )
-        by_lower = {ch.lower(): ch for ch in task_channels}
-        if all(v.lower() in by_lower for _, v in ordered):
-            return {by_lower[v.lower()]: f"{i:04d}" for i, v in ordered}
-        return {ch: f"{i:04d}" for ch, (i, _) in zip(task_channels, ordered, strict=True)}
+        if named:
+            mapped = {by_lower[v.lower()]: f"{i:04d}" for i, v in ordered}
+            if set(required) <= set(mapped):
+                return mapped
+            raise RegistryError(
+                f"{self.root / DATASET_JSON}: channel_names ({', '.join(v for _, v in ordered)}) "
+                f"lacks {', '.join(c for c in required if c not in mapped)} of task "
+                f"'{self.task.name}'"
+            )
+        return {ch: f"{i:04d}" for ch, (i, _) in zip(required, ordered, strict=True)}
 
     def _metadata(self, case_id: str) -> dict[str, Any]:
         return {}
@@ -96,11 +112,14 @@ class NnunetAdapter(FolderAdapter):
         if labels.is_dir():
             ids.update(p.name[: -len(ending)] for p in labels.iterdir() if p.name.endswith(ending))
         channels = self.channel_files()
+        optional = set(self.task.optional_channels)
         return [
             Case(
                 case_id=case_id,
                 channels={
-                    ch: images / f"{case_id}_{suffix}{ending}" for ch, suffix in channels.items()
+                    ch: images / f"{case_id}_{suffix}{ending}"
+                    for ch, suffix in channels.items()
+                    if ch not in optional or (images / f"{case_id}_{suffix}{ending}").is_file()
                 },
                 label=labels / f"{case_id}{ending}",
                 metadata=self._metadata(case_id),

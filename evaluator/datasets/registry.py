@@ -9,7 +9,7 @@ and the field.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -221,6 +221,9 @@ class TaskSpec(_Frozen):
     root_env: str | None = None
     dims: Literal[2, 3]
     channels: tuple[str, ...] = Field(min_length=1)
+    #: Input channels a case may have besides ``channels`` (e.g. an organ map): staged for the
+    #: containers when a case has them, never required.
+    optional_channels: tuple[str, ...] = ()
     labels: dict[int, str] = Field(min_length=1)
     connectivity: Literal[4, 6, 8, 18, 26]
     metric_profile: str
@@ -251,6 +254,18 @@ class TaskSpec(_Frozen):
                 f"connectivity {self.connectivity} is not valid in {self.dims}D (use one of {allowed})"
             )
         return self
+
+    def present_channels(self, available: Iterable[str]) -> tuple[str, ...]:
+        """``channels``, then the optional channels among ``available`` (a case's channels).
+
+        Examples
+        --------
+        >>> task = load_registry().task("autopet-phantom")
+        >>> task.present_channels(["CT", "PET"]), task.present_channels(["CT", "PET", "ORGANS"])
+        (('CT', 'PET'), ('CT', 'PET', 'ORGANS'))
+        """
+        have = set(available)
+        return (*self.channels, *(c for c in self.optional_channels if c in have))
 
     @property
     def is_phantom(self) -> bool:

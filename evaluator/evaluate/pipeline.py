@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from evaluator.datasets.base import Case
 
-__all__ = ["EvaluationResult", "evaluate_run"]
+__all__ = ["EvaluationResult", "dataset_fingerprint", "evaluate_run"]
 
 
 @dataclass
@@ -69,11 +69,14 @@ def _has_reference(case: Case) -> bool:
     return case.label is not None and case.label.is_file()
 
 
-def _fingerprint(cases: Iterable[Case], *, cache: Path | None = None) -> str:
-    """sha256 over case ids and the content of each reference file.
+def dataset_fingerprint(
+    cases: Iterable[Case], *, cache: Path | None = None, channels: bool = False
+) -> str:
+    """sha256 over case ids and the content of each reference file (and channel files).
 
     Each file's own sha256 is streamed once and cached by path, size and modification time in
-    ``cache`` (a JSON file), so a re-run hashes only what changed.
+    ``cache`` (a JSON file), so a re-run hashes only what changed. ``channels=True`` also hashes
+    every input channel, in channel order (what a trained model saw).
     """
     import time as _time
 
@@ -83,20 +86,27 @@ def _fingerprint(cases: Iterable[Case], *, cache: Path | None = None) -> str:
             known = json.loads(cache.read_text())
     digest = hashlib.sha256()
     changed = False
+
+    def content(path: Path | None) -> str:
+        nonlocal changed
+        if path is None or not path.is_file():
+            return "-"
+        st = path.stat()
+        key = str(path.absolute())
+        stamp = [st.st_size, st.st_mtime_ns]
+        entry = known.get(key)
+        if isinstance(entry, dict) and entry.get("stamp") == stamp:
+            return str(entry["sha256"])
+        value = _file_sha256(path)
+        known[key] = {"stamp": stamp, "sha256": value, "at": _time.time()}
+        changed = True
+        return value
+
     for case in cases:
-        content = "-"
-        if case.label is not None and case.label.is_file():
-            st = case.label.stat()
-            key = str(case.label.absolute())
-            stamp = [st.st_size, st.st_mtime_ns]
-            entry = known.get(key)
-            if isinstance(entry, dict) and entry.get("stamp") == stamp:
-                content = str(entry["sha256"])
-            else:
-                content = _file_sha256(case.label)
-                known[key] = {"stamp": stamp, "sha256": content, "at": _time.time()}
-                changed = True
-        digest.update(f"{case.case_id}\0{content}\n".encode())
+        parts = [content(case.label)]
+        if channels:
+            parts += [f"{name}={content(Path(path))}" for name, path in case.channels.items()]
+        digest.update(f"{case.case_id}\0{' '.join(parts)}\n".encode())
     if cache is not None and changed:
         with contextlib.suppress(OSError):
             cache.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +283,7 @@ def evaluate_run(
                 )  # fmt: skip
                 if not done and case_errors is None:
                     refuse_empty_folder(spec, jobs, pred_path)
-                fingerprint = _fingerprint(
+                fingerprint = dataset_fingerprint(
                     (dataset.case(c) for c in case_ids),
                     cache=workspace.root / "cache" / "sha256.json",
                 )

@@ -194,6 +194,31 @@ def _read_untrusted_json(path: Path) -> Any:
         ) from None
 
 
+def _compress_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
+    """Uncompressed COCO RLE (``counts`` a list of run lengths) as compressed RLE.
+
+    The runs must be non-negative integers that add up to height x width (ValueError else).
+
+    Examples
+    --------
+    >>> _compress_rle({"size": [2, 2], "counts": [2, 2]})["counts"]
+    '22'
+    """
+    from pycocotools import mask as mask_utils
+
+    height, width = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if len(counts) > height * width + 1:
+        raise ValueError("uncompressed RLE with more runs than pixels")
+    runs = [int(v) for v in counts]
+    if any(v < 0 for v in runs) or any(float(v) != r for v, r in zip(counts, runs, strict=True)):
+        raise ValueError("uncompressed RLE counts must be non-negative integers")
+    if sum(runs) != height * width:
+        raise ValueError(f"uncompressed RLE covers {sum(runs)} pixels, not {height} x {width}")
+    out = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    return {"size": [height, width], "counts": out["counts"].decode("ascii")}
+
+
 def _instance(item: Mapping[str, Any], by_name: Mapping[str, int]) -> tuple[str, list[Any]]:
     """(case id, instances) of one item of a predictions list; ValueError/TypeError if bad."""
 
@@ -212,6 +237,8 @@ def _instance(item: Mapping[str, Any], by_name: Mapping[str, int]) -> tuple[str,
         if len(size) != 2:
             raise ValueError("'segmentation.size' is not [height, width]")
         rle = {"size": size, "counts": seg["counts"]}
+        if isinstance(rle["counts"], list):
+            rle = _compress_rle(rle)
         score = float(item.get("score", 1.0))
         return cid, [(int(item.get("category_id", -1)), score, rle)]
     if "polygons" in item:

@@ -1,26 +1,54 @@
 """The baseline algorithms: self-contained build contexts under ``baselines/``, built and submitted.
 
 Each folder ``baselines/<name>/`` holds a ``Dockerfile`` whose ``FROM ${BASE}`` takes the base
-image as a build argument, and a ``predict.py`` that follows the container contract (it reads
+image as a build argument, a ``predict.py`` that follows the container contract (it reads
 ``$CCBENCH_INPUT``, default ``/input``, and writes ``$CCBENCH_OUTPUT``, default ``/output``), so
-the same entry also runs under ``ccbench run --backend local``.
+the same entry also runs under ``ccbench run --backend local``, a ``README.md``, and a
+``baseline.yaml`` saying how ccbench builds and registers it::
+
+    base: torch               # local base image (sci: numpy + SimpleITK; torch: + torch, MONAI)
+    model: monai-unet         # a learned baseline: weights from `ccbench baselines train`
+    tasks: [autopet-phantom]  # tasks it is registered for [default: every 3D task]
+    resources: {memory_mb: 4096}
+
+The image is built from a staged copy of the folder (:func:`stage_context`): the folder's files,
+the container half of :mod:`evaluator.learn` (as ``evaluator/learn/``, importable because the
+Dockerfile puts ``/opt/algorithm`` on ``PYTHONPATH``) and, for a learned baseline, one trained
+model per task under ``weights/<task>/`` (``config.json`` + ``model.pt``), so the weights are
+baked into the image, read-only. A learned baseline is registered only for the tasks it has
+been trained on.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evaluator.errors import SubmissionError
 from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
     from evaluator.datasets.registry import Registry
+    from evaluator.runner.contract import Resources
 
-__all__ = ["BaselineBuild", "baseline_tasks", "baselines_dir", "build_baselines", "list_baselines"]
+__all__ = [
+    "BaselineBuild",
+    "BaselineSpec",
+    "baseline_spec",
+    "baseline_tasks",
+    "baselines_dir",
+    "build_baselines",
+    "list_baselines",
+    "stage_context",
+]
 
 
 def baseline_tasks(registry: Registry | None = None) -> tuple[str, ...]:
@@ -39,14 +67,33 @@ def baseline_tasks(registry: Registry | None = None) -> tuple[str, ...]:
     return tuple(name for name, spec in reg.tasks.items() if spec.dims == 3)
 
 
+class BaselineSpec(BaseModel):
+    """``baselines/<name>/baseline.yaml`` (every field optional)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base: str = "sci"
+    model: str | None = None
+    tasks: tuple[str, ...] | None = None
+    resources: dict[str, Any] = {}
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class BaselineBuild:
-    """One baseline: its image tag, manifest path and whether the image was built here."""
+    """One baseline: its image tag, manifest path and whether the image was built here.
+
+    ``skipped`` says why a baseline was not built (a learned one without trained weights);
+    ``size_mb`` is the image size when built.
+    """
 
     name: str
     image: str
-    manifest: Path
+    manifest: Path | None
     built: bool
+    tasks: tuple[str, ...] = ()
+    size_mb: float | None = None
+    skipped: str | None = None
 
 
 def baselines_dir() -> Path:
@@ -75,6 +122,87 @@ def list_baselines() -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/Dockerfile"))
 
 
+def baseline_spec(name: str) -> BaselineSpec:
+    """The ``baseline.yaml`` of a baseline (defaults when the folder has none).
+
+    Raises
+    ------
+    SubmissionError
+        A malformed file (named, with the field).
+
+    Examples
+    --------
+    >>> baseline_spec("monai-unet").model, baseline_spec("threshold").base
+    ('monai-unet', 'sci')
+    """
+    path = baselines_dir() / name / "baseline.yaml"
+    if not path.is_file():
+        return BaselineSpec()
+    try:
+        return BaselineSpec(**(yaml.safe_load(path.read_text()) or {}))
+    except (yaml.YAMLError, TypeError) as err:
+        raise SubmissionError(f"{path}: not a mapping of baseline fields: {err}") from err
+    except ValidationError as err:
+        from evaluator.runner.contract import invalid_fields
+
+        raise SubmissionError(f"{path}: {invalid_fields(err)}") from err
+
+
+def _trained_tasks(
+    spec: BaselineSpec, workspace: Workspace, tasks: Sequence[str]
+) -> dict[str, Path]:
+    """Task -> trained model folder, for the tasks a learned baseline has weights for."""
+    from evaluator.learn.train import find_trained
+
+    assert spec.model is not None
+    found = {t: find_trained(workspace, spec.model, t) for t in tasks}
+    return {t: p for t, p in found.items() if p is not None}
+
+
+def stage_context(name: str, dest: Path, *, weights: dict[str, Path] | None = None) -> Path:
+    """Copy a baseline's build context to ``dest`` with the container code and the weights.
+
+    ``dest`` receives the folder's files, ``evaluator/__init__.py`` and
+    ``evaluator/learn/<module>.py`` for each of
+    :data:`evaluator.learn.CONTAINER_MODULES`, and ``weights/<task>/{config.json,model.pt}``
+    for each ``weights`` entry; each ``config.json`` gains the task's grand-challenge slugs
+    (``gc_inputs``: folder -> channel, ``gc_output``) so the container finds its model and
+    channels under either interface.
+    """
+    import evaluator
+    import evaluator.learn
+    from evaluator.datasets.registry import load_registry
+    from evaluator.runner.contract import GC_DEFAULTS, GrandChallengeSlugs
+
+    source = baselines_dir() / name
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    package = dest / "evaluator"
+    (package / "learn").mkdir(parents=True)
+    shutil.copyfile(Path(evaluator.__file__), package / "__init__.py")
+    learn = Path(evaluator.learn.__file__).parent
+    for module in evaluator.learn.CONTAINER_MODULES:
+        shutil.copyfile(learn / f"{module}.py", package / "learn" / f"{module}.py")
+    registry = load_registry()
+    for task, folder in (weights or {}).items():
+        spec = registry.task(task)
+        family = spec.phantom_of or task.split("-")[0]
+        slugs = GC_DEFAULTS.get(family, GrandChallengeSlugs({}, "segmentation"))
+        config = json.loads((folder / "config.json").read_text())
+        config["gc_inputs"] = {
+            slugs.inputs.get(ch, ch.lower()): ch for ch in (*spec.channels, *spec.optional_channels)
+        }
+        config["gc_output"] = slugs.output
+        target = dest / "weights" / task
+        target.mkdir(parents=True)
+        (target / "config.json").write_text(json.dumps(config, indent=1))
+        shutil.copyfile(folder / "model.pt", target / "model.pt")
+    for path in dest.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    dest.chmod(0o755)
+    return dest
+
+
 def build_baselines(
     *,
     workspace: Workspace,
@@ -88,16 +216,18 @@ def build_baselines(
     Parameters
     ----------
     workspace
-        Build folders and wheel cache of the base images.
+        Build folders, the wheel cache of the base images and the trained models.
     submissions_dir
         Where the manifests (``<name>.yaml``) are written.
     names
-        Baselines to build; default: all of :func:`list_baselines`.
+        Baselines to build; default: all of :func:`list_baselines` (learned ones without
+        trained weights are skipped, with the reason in :attr:`BaselineBuild.skipped`).
     tasks
-        Tasks the entries are registered for; default: :func:`baseline_tasks`.
+        Tasks the entries are registered for; default: the baseline's ``tasks`` (else
+        :func:`baseline_tasks`), and for a learned baseline only those it was trained on.
     docker
         Build images with the local Docker engine. With ``False`` nothing is built and the
-        manifests name the build context only: such entries run with ``--backend local``
+        manifests name the staged build context: such entries run with ``--backend local``
         (development only).
 
     Returns
@@ -107,13 +237,12 @@ def build_baselines(
     Raises
     ------
     SubmissionError
-        An unknown baseline name.
+        An unknown baseline name, or a named learned baseline with no trained weights.
     DockerUnavailableError
         ``docker=True`` and no engine answers, or a build fails.
     """
-    from evaluator.runner.contract import Manifest, write_manifest
+    from evaluator.runner.contract import Resources
 
-    chosen_tasks = tuple(tasks) if tasks is not None else baseline_tasks()
     known = list_baselines()
     chosen = list(names) if names else known
     unknown = sorted(set(chosen) - set(known))
@@ -122,36 +251,80 @@ def build_baselines(
             f"unknown baseline(s) {', '.join(unknown)} (known: {', '.join(known) or 'none'} in {baselines_dir()})"
         )
     out: list[BaselineBuild] = []
-    if docker:
-        from evaluator.runner.images import BASE_IMAGES, build_base_images, build_context
-        from evaluator.runner.submissions import submit_image
-
-        build_base_images(workspace, images=("sci",))
     for name in chosen:
-        context = baselines_dir() / name
-        command = ("{python}", str(context / "predict.py"))
+        spec = baseline_spec(name)
+        wanted = tuple(tasks) if tasks is not None else (spec.tasks or baseline_tasks())
         tag = f"ccbench/{name}:latest"
-        if docker:
-            build_context(context, tag, base=BASE_IMAGES["sci"].tag)
-            _, path = submit_image(
-                tag,
-                name=name,
-                tasks=chosen_tasks,
-                submissions_dir=submissions_dir,
-                team="ccbench baselines",
-                overwrite=True,
-                kind="baseline",
+        weights: dict[str, Path] = {}
+        if spec.model is not None:
+            weights = _trained_tasks(spec, workspace, wanted)
+            if not weights:
+                hint = (
+                    f"no trained weights for '{name}' on {', '.join(wanted)}: run `ccbench "
+                    f"baselines train --model {spec.model} --task {wanted[0]}` first"
+                )
+                if names:
+                    raise SubmissionError(hint)
+                out.append(BaselineBuild(name, tag, None, built=False, skipped=hint))
+                continue
+            wanted = tuple(t for t in wanted if t in weights)
+        try:
+            resources = Resources(**spec.resources)
+        except ValidationError as err:
+            from evaluator.runner.contract import invalid_fields
+
+            raise SubmissionError(f"baselines/{name}/baseline.yaml: {invalid_fields(err)}") from err
+        context = stage_context(name, workspace.images / "contexts" / name, weights=weights)
+        out.append(
+            _build_one(
+                name, tag, context, spec, wanted, resources, workspace, submissions_dir, docker
             )
-        else:
-            manifest = Manifest(
-                name=name,
-                team="ccbench baselines",
-                image=f"local:{context}",
-                image_digest="sha256:" + "0" * 64,
-                tasks=chosen_tasks,
-                command=command,
-                kind="baseline",
-            )
-            path = write_manifest(manifest, submissions_dir)
-        out.append(BaselineBuild(name=name, image=tag, manifest=path, built=docker))
+        )
     return out
+
+
+def _build_one(
+    name: str,
+    tag: str,
+    context: Path,
+    spec: BaselineSpec,
+    tasks: tuple[str, ...],
+    resources: Resources,
+    workspace: Workspace,
+    submissions_dir: Path,
+    docker: bool,
+) -> BaselineBuild:
+    from evaluator.runner.contract import Manifest, write_manifest
+
+    if not docker:
+        manifest = Manifest(
+            name=name,
+            team="ccbench baselines",
+            image=f"local:{context}",
+            image_digest="sha256:" + "0" * 64,
+            tasks=tasks,
+            resources=resources,
+            command=("{python}", str(context / "predict.py")),
+            kind="baseline",
+        )
+        return BaselineBuild(name, tag, write_manifest(manifest, submissions_dir), False, tasks)
+    from evaluator.runner.images import BASE_IMAGES, build_base_images, build_context, image_size_mb
+    from evaluator.runner.submissions import submit_image
+
+    if spec.base not in BASE_IMAGES:
+        raise SubmissionError(
+            f"baselines/{name}/baseline.yaml: unknown base '{spec.base}' (one of {', '.join(BASE_IMAGES)})"
+        )
+    build_base_images(workspace, images=(spec.base,))
+    build_context(context, tag, base=BASE_IMAGES[spec.base].tag)
+    _, path = submit_image(
+        tag,
+        name=name,
+        tasks=tasks,
+        submissions_dir=submissions_dir,
+        team="ccbench baselines",
+        resources=resources,
+        overwrite=True,
+        kind="baseline",
+    )
+    return BaselineBuild(name, tag, path, True, tasks, size_mb=image_size_mb(tag))

@@ -4,10 +4,14 @@ Two interfaces:
 
 ``batch`` (default)
     One container run per split. ``/input/<case_id>/<channel><ext>`` holds every case
-    (``.nii.gz`` or ``.mha``; channels as in ``datasets.yaml``) and ``/input/cases.json`` lists
+    (``.nii.gz`` or ``.mha``; channels as in ``datasets.yaml``, optional channels such as the
+    AutoPET organ map ``ORGANS`` only for cases that have them) and ``/input/cases.json`` lists
     them: ``{"task": ..., "cases": [{"case_id": ..., "channels": {"CT": "<case_id>/CT.nii.gz"}}]}``.
     The container writes ``/output/<case_id><ext>`` with ``ext`` one of
     :data:`evaluator.runner.outputs.OUTPUT_EXTENSIONS` (``.nii.gz``, ``.nii``, ``.mha``).
+    An instance task (2D, ChestXDet; images staged as ``.mha``) is answered with one file,
+    ``/output/predictions.json``: the COCO results of every case (``image_id`` = case id, RLE
+    ``segmentation`` compressed or not, ``score``), or the ChestXDet style list.
 ``grand-challenge``
     One run per case: ``/input/images/<slug>/<uuid>.mha`` per channel, output
     ``/output/images/<output-slug>/<uuid>.mha``; the slugs of the autoPET grand-challenge
@@ -333,12 +337,13 @@ def gc_slugs(manifest: Manifest, task: TaskSpec) -> GrandChallengeSlugs:
     """
     family = task.phantom_of or task.name.split("-")[0]
     default = GC_DEFAULTS.get(family, GrandChallengeSlugs({}, "segmentation"))
-    inputs = {ch: default.inputs.get(ch, ch.lower()) for ch in task.channels}
-    unknown = sorted(set(manifest.gc_inputs or {}) - set(task.channels))
+    every = (*task.channels, *task.optional_channels)
+    inputs = {ch: default.inputs.get(ch, ch.lower()) for ch in every}
+    unknown = sorted(set(manifest.gc_inputs or {}) - set(every))
     if unknown:
         raise SubmissionError(
             f"entry {manifest.name}: gc_inputs names channels {unknown} that task '{task.name}' "
-            f"does not have (its channels: {', '.join(task.channels)})"
+            f"does not have (its channels: {', '.join(every)})"
         )
     inputs.update(manifest.gc_inputs or {})
     if len(set(inputs.values())) != len(inputs):
@@ -445,7 +450,7 @@ def stage_batch_inputs(
         try:
             channels = {
                 ch: _place(case, ch, folder / ch).relative_to(input_dir).as_posix()
-                for ch in task.channels
+                for ch in task.present_channels(case.channels)
             }
         except ImageReadError as err:
             shutil.rmtree(folder)
@@ -510,7 +515,8 @@ def stage_gc_inputs(
     for folder in (input_dir, input_dir / "images"):
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o755)
-    for channel in task.channels:
+    channels = task.present_channels(case.channels)
+    for channel in channels:
         folder = input_dir / "images" / slugs.inputs[channel]
         folder.mkdir()
         folder.chmod(0o755)
@@ -522,7 +528,7 @@ def stage_gc_inputs(
             _write_mha(case.read_channel(channel), dest)
         dest.chmod(0o644)
     listing = input_dir / "inputs.json"
-    listing.write_text(json.dumps(gc_inputs_json(slugs, task.channels, key), indent=2))
+    listing.write_text(json.dumps(gc_inputs_json(slugs, channels, key), indent=2))
     listing.chmod(0o644)
     return key
 

@@ -11,7 +11,7 @@ Three images, each built only when missing (idempotent):
     The above plus a virtual environment ``/opt/venv`` (on ``PATH``) with numpy, SimpleITK and
     nibabel.
 ``ccbench/python-torch:bookworm``
-    The scientific image plus torch (CPU) and MONAI.
+    The scientific image plus torch (CPU), MONAI and einops (MONAI's transformer blocks).
 
 Containers cannot reach the package index, so wheels are fetched on the host with
 ``pip download`` (the host's pip configuration applies, including local wheel folders) into
@@ -47,6 +47,7 @@ __all__ = [
     "build_context",
     "docker_client_path",
     "image_exists",
+    "image_size_mb",
 ]
 
 DEBIAN_SUITE = "bookworm"
@@ -93,7 +94,9 @@ BASE_IMAGES: dict[str, BaseImageSpec] = {
     "sci": BaseImageSpec(
         "sci", "ccbench/python-sci:bookworm", "python", ("numpy", "SimpleITK", "nibabel")
     ),
-    "torch": BaseImageSpec("torch", "ccbench/python-torch:bookworm", "sci", ("torch", "monai")),
+    "torch": BaseImageSpec(
+        "torch", "ccbench/python-torch:bookworm", "sci", ("torch", "monai", "einops")
+    ),
 }
 
 
@@ -151,7 +154,8 @@ def image_exists(tag: str) -> bool:
     return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
 
 
-def _image_size_mb(tag: str) -> float:
+def image_size_mb(tag: str) -> float:
+    """Size of a local image, MB (10^6 bytes)."""
     out = _docker(["image", "inspect", "--format", "{{.Size}}", tag]).strip()
     return int(out) / 1e6 if out.isdigit() else float("nan")
 
@@ -364,7 +368,7 @@ def build_base_images(
         spec = BASE_IMAGES[key]
         start = time.perf_counter()
         if image_exists(spec.tag) and not force:
-            results.append(BaseImageResult(key, spec.tag, "exists", 0.0, _image_size_mb(spec.tag)))
+            results.append(BaseImageResult(key, spec.tag, "exists", 0.0, image_size_mb(spec.tag)))
             continue
         folder = workspace.images / key
         if spec.parent is None:
@@ -376,5 +380,5 @@ def build_base_images(
             )
             build_context(folder, spec.tag, base=BASE_IMAGES[spec.parent].tag)
         elapsed = time.perf_counter() - start
-        results.append(BaseImageResult(key, spec.tag, "built", elapsed, _image_size_mb(spec.tag)))
+        results.append(BaseImageResult(key, spec.tag, "built", elapsed, image_size_mb(spec.tag)))
     return results

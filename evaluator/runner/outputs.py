@@ -41,11 +41,13 @@ from evaluator.processes import Owner, current_owner
 from evaluator.textsafe import printable
 
 __all__ = [
+    "INSTANCES_OUTPUT",
     "OUTPUT_EXTENSIONS",
     "CollectedOutputs",
     "Scratch",
     "collect_batch_outputs",
     "collect_gc_output",
+    "collect_instance_output",
     "folder_bytes",
     "open_scratch",
     "reap_scratch",
@@ -458,6 +460,66 @@ def collect_batch_outputs(
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
+    return result
+
+
+#: The one file an instance task's (2D, ChestXDet) batch run writes: COCO results of the split.
+INSTANCES_OUTPUT = "predictions.json"
+
+
+def collect_instance_output(
+    output_dir: Path, case_ids: Sequence[str], dest_dir: Path, *, max_bytes: int
+) -> CollectedOutputs:
+    """Copy ``/output/predictions.json`` of an instance task's batch run to ``dest_dir``.
+
+    The file holds every case's instances (COCO results, or ChestXDet style); it is copied as
+    bytes (size-capped, never through a link) and parsed only by the evaluation, which reads a
+    case without instances as an empty prediction. Every case of ``case_ids`` maps to the copy,
+    or every one gets the same error.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out, dest = (pathlib.Path(tempfile.mkdtemp()) for _ in range(2))
+    >>> _ = (out / "predictions.json").write_text("[]")
+    >>> _ = (out / "c1.nii.gz").write_text("x")
+    >>> got = collect_instance_output(out, ["c1", "c2"], dest, max_bytes=100)
+    >>> sorted(got.predictions), got.rejected
+    (['c1', 'c2'], ['/output/c1.nii.gz: not predictions.json (an instance task writes one COCO results file)'])
+    """
+    result = CollectedOutputs()
+    try:
+        dir_fd = os.open(output_dir, _DIR_FLAGS)
+    except OSError:
+        result.rejected.append("/output cannot be listed")
+        for case_id in case_ids:
+            result.errors[case_id] = f"no /output/{INSTANCES_OUTPUT}"
+        return result
+    try:
+        names = [name for name, _ in _listing(dir_fd)]
+        for name in names[:_MAX_REJECTED]:
+            if name != INSTANCES_OUTPUT:
+                result.rejected.append(
+                    f"/output/{_name(name)}: not {INSTANCES_OUTPUT} (an instance task writes "
+                    "one COCO results file)"
+                )
+        if INSTANCES_OUTPUT not in names:
+            for case_id in case_ids:
+                result.errors[case_id] = (
+                    f"no output file (expected /output/{INSTANCES_OUTPUT}: the COCO results "
+                    "of every case)"
+                )
+            return result
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / INSTANCES_OUTPUT
+        problem = _copy_out(dir_fd, INSTANCES_OUTPUT, dest, max_bytes=max_bytes)
+        for case_id in case_ids:
+            if problem:
+                result.refuse(case_id, f"/output/{INSTANCES_OUTPUT} {problem}")
+            else:
+                result.predictions[case_id] = dest
+    finally:
+        os.close(dir_fd)
     return result
 
 

@@ -41,6 +41,7 @@ from evaluator.runner.outputs import (
     Scratch,
     collect_batch_outputs,
     collect_gc_output,
+    collect_instance_output,
     open_scratch,
     reap_scratch,
 )
@@ -214,6 +215,12 @@ def run_cases(
     limits = limits or SandboxLimits()
     limits.check(manifest.resources, entry=manifest.name)
     manifest = manifest.model_copy(update={"resources": limits.apply(manifest.resources)})
+    if manifest.interface == "grand-challenge" and task.dims == 2:
+        raise SubmissionError(
+            f"entry {manifest.name}: the grand-challenge interface writes one image per case; "
+            f"task '{task.name}' is an instance task: register the entry with --interface batch "
+            "(it writes /output/predictions.json, COCO results)"
+        )
     slugs = gc_slugs(manifest, task) if manifest.interface == "grand-challenge" else None
     outcome = RunOutcome(
         name=run_dir.name,
@@ -259,7 +266,8 @@ def run_cases(
                     file_cap=cap * n,
                 )
                 staged = [c for c in outcome.case_ids if c not in outcome.dataset_errors]
-                got = collect_batch_outputs(box.output_dir, staged, predictions, max_bytes=cap)
+                collect = collect_instance_output if task.dims == 2 else collect_batch_outputs
+                got = collect(box.output_dir, staged, predictions, max_bytes=cap)
             outcome.provenance["output_enforcement"] = box.enforcement
             _note_gpus(outcome, run)
             _absorb(outcome, got, run, run_dir)

@@ -31,10 +31,12 @@ __all__ = [
     "runs_table",
 ]
 
-#: What a run is: a submitted entry's scores, a degradation study's scores, or the scores of a
-#: reference algorithm (``ccbench baselines build``). Leaderboards rank ``entry`` and
-#: ``baseline`` runs and show ``study`` runs as the degradation plots.
-RunKind: TypeAlias = Literal["entry", "study", "baseline"]
+#: What a run is: a submitted entry's scores, a degradation study's scores, the scores of a
+#: reference algorithm (``ccbench baselines build``), or the training of a learned baseline
+#: (``ccbench baselines train``: no scores, its artifacts are the weights, log and curve).
+#: Leaderboards rank ``entry`` and ``baseline`` runs and show ``study`` runs as the degradation
+#: plots.
+RunKind: TypeAlias = Literal["entry", "study", "baseline", "training"]
 RUN_KINDS: tuple[RunKind, ...] = get_args(RunKind)
 
 #: Files and folders a stage wrote for a run, recorded in the ``artifacts`` table: what the
@@ -43,9 +45,10 @@ RUN_KINDS: tuple[RunKind, ...] = get_args(RunKind)
 #: ``predictions``: the folder (or ChestXDet JSON) that was scored; ``data``: the data root the
 #: run was scored against; ``results``, ``summary``: ``results.csv`` and ``summary.json`` of
 #: ``ccbench evaluate``; ``logs``: the container logs folder of ``ccbench run``; ``container``:
-#: its ``container.json``; ``plot``, ``table``: a degradation study's figures (PNG) and CSVs.
+#: its ``container.json``; ``plot``, ``table``: a degradation study's figures (PNG) and CSVs (and
+#: a training's curve); ``weights``: the folder of a trained model (``config.json``, ``model.pt``).
 ArtifactKind: TypeAlias = Literal[
-    "predictions", "data", "results", "summary", "logs", "container", "plot", "table"
+    "predictions", "data", "results", "summary", "logs", "container", "plot", "table", "weights"
 ]
 ARTIFACT_KINDS: tuple[ArtifactKind, ...] = get_args(ArtifactKind)
 

@@ -250,3 +250,27 @@ def test_chestxdet_unknown_class(ws: Workspace, make, tmp_path: Path) -> None:
     case = open_dataset("chestxdet", workspace=ws, data_root=root).case("1")
     with pytest.raises(InvalidLabelError, match=r"class 'Tumour' is not in the label map"):
         case.read_instances()
+
+
+def test_optional_organ_map_in_both_autopet_layouts(ws: Workspace, make, tmp_path: Path) -> None:
+    """ORGANS (optional in datasets.yaml) is a channel of exactly the cases that have the file."""
+    from evaluator.datasets.nnunet import NnunetAdapter
+
+    root = make.autopet(tmp_path / "a")
+    adapter = open_dataset("autopet", workspace=ws, data_root=root)
+    first = adapter.case("PETCT_0af7ffe12a_0")
+    organs = first.channels["CT"].parent / "ORGANS.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(first.label)), str(organs))
+    adapter = open_dataset("autopet", workspace=ws, data_root=root)
+    assert list(adapter.case("PETCT_0af7ffe12a_0").channels) == ["CT", "PET", "ORGANS"]
+    assert list(adapter.case("PETCT_1b2c3d4e5f_0").channels) == ["CT", "PET"]
+
+    task = load_registry().task("autopet-nnunet")
+    nn = make.nnunet(tmp_path / "n", ["a", "b"], channel_names=("CT", "PET", "ORGANS"))
+    (nn / "imagesTr" / "b_0002.nii.gz").unlink(missing_ok=True)
+    nn_adapter = NnunetAdapter(task, nn)
+    assert nn_adapter.case("a").channels["ORGANS"].name == "a_0002.nii.gz"
+    assert "ORGANS" not in nn_adapter.case("b").channels
+    lacking = make.nnunet(tmp_path / "l", ["a"], channel_names=("CT", "ORGANS"))
+    with pytest.raises(RegistryError, match="lacks PET"):
+        NnunetAdapter(task, lacking).case_ids()

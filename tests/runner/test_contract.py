@@ -6,8 +6,11 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
+from evaluator.datasets.base import Case
 from evaluator.datasets.registry import load_registry
 from evaluator.errors import DockerUnavailableError, SubmissionError
 from evaluator.runner.contract import (
@@ -23,6 +26,7 @@ from evaluator.runner.contract import (
 from evaluator.runner.images import apt_mirror
 from evaluator.runner.outputs import collect_batch_outputs, collect_gc_output
 from evaluator.runner.submissions import submit_image
+from evaluator.workspace import Workspace
 
 from .conftest import TinyDataset
 
@@ -119,7 +123,7 @@ def test_batch_staging_layout(tiny: TinyDataset, tmp_path: Path) -> None:
 def test_gc_staging_uses_autopet_slugs(tiny: TinyDataset, tmp_path: Path) -> None:
     autopet = load_registry().task("autopet-phantom")
     slugs = gc_slugs(_manifest(tasks=("autopet-phantom",)), autopet)
-    assert dict(slugs.inputs) == {"CT": "ct", "PET": "pet"}
+    assert dict(slugs.inputs) == {"CT": "ct", "PET": "pet", "ORGANS": "organs"}
     assert slugs.output == "automated-petct-lesion-segmentation"
     override = gc_slugs(_manifest(gc_output="out", gc_inputs={"CT": "ct-image"}), tiny.task)
     assert dict(override.inputs) == {"CT": "ct-image"} and override.output == "out"
@@ -231,3 +235,61 @@ def test_an_archive_needs_exactly_one_real_manifest(tmp_path: Path) -> None:
     bad = json.dumps([{"Config": "c" * 64 + ".json", "RepoTags": ["Up/Per:x"]}]).encode()
     with pytest.raises(SubmissionError, match="not a valid image tag"):
         read_archive(archive({"manifest.json": bad}))
+
+
+def test_optional_channels_are_staged_when_a_case_has_them(tmp_path: Path) -> None:
+    """The AutoPET organ map (ORGANS) reaches both layouts for cases that have it, only them."""
+    from evaluator.runner.contract import GrandChallengeSlugs, stage_batch_inputs, stage_gc_inputs
+
+    task = load_registry().task("autopet-phantom")
+    arr = np.zeros((4, 5, 6), np.uint8)
+    files = {}
+    for name in ("CT", "PET", "ORGANS", "SEG"):
+        files[name] = tmp_path / f"{name}.nii.gz"
+        sitk.WriteImage(sitk.GetImageFromArray(arr), str(files[name]))
+    with_map = Case("a", {c: files[c] for c in ("CT", "PET", "ORGANS")}, files["SEG"])
+    without = Case("b", {c: files[c] for c in ("CT", "PET")}, files["SEG"])
+    listing = stage_batch_inputs([with_map, without], tmp_path / "in", task=task)
+    cases = {c["case_id"]: c["channels"] for c in json.loads(listing.read_text())["cases"]}
+    assert sorted(cases["a"]) == ["CT", "ORGANS", "PET"] and sorted(cases["b"]) == ["CT", "PET"]
+    assert (tmp_path / "in" / cases["a"]["ORGANS"]).is_file()
+    slugs = GrandChallengeSlugs({"CT": "ct", "PET": "pet", "ORGANS": "organs"}, "out")
+    key = stage_gc_inputs(with_map, tmp_path / "gc", task=task, slugs=slugs)
+    assert (tmp_path / "gc" / "images" / "organs" / f"{key}.mha").is_file()
+    sockets = [
+        v["interface"]["slug"] for v in json.loads((tmp_path / "gc" / "inputs.json").read_text())
+    ]
+    assert sockets == ["ct-image", "pet-image", "organs-image"]
+
+
+def test_instance_task_output_is_one_results_file(tmp_path: Path) -> None:
+    """ChestXDet batch runs answer with /output/predictions.json; a link there is refused."""
+    from evaluator.runner.outputs import collect_instance_output
+
+    out, dest = tmp_path / "out", tmp_path / "dest"
+    out.mkdir()
+    missing = collect_instance_output(out, ["a", "b"], dest, max_bytes=1000)
+    assert set(missing.errors) == {"a", "b"} and "predictions.json" in missing.errors["a"]
+    (out / "predictions.json").symlink_to("/etc/passwd")
+    linked = collect_instance_output(out, ["a"], dest, max_bytes=1000)
+    assert linked.unsafe == {"a"} and not linked.predictions
+    (out / "predictions.json").unlink()
+    (out / "predictions.json").write_text("[" + "0," * 600 + "0]")
+    big = collect_instance_output(out, ["a"], dest, max_bytes=1000)
+    assert "a" in big.errors and not big.predictions
+    (out / "predictions.json").write_text("[]")
+    ok = collect_instance_output(out, ["a", "b"], dest, max_bytes=1000)
+    assert ok.predictions == {"a": dest / "predictions.json", "b": dest / "predictions.json"}
+
+
+def test_grand_challenge_interface_refuses_an_instance_task(tmp_path: Path) -> None:
+    from evaluator.runner.run import run_cases
+
+    manifest = _manifest(tasks=("chestxdet-phantom",), interface="grand-challenge")
+    with pytest.raises(
+        SubmissionError, match="instance task: register the entry with --interface batch"
+    ):
+        run_cases(
+            manifest, [], task=load_registry().task("chestxdet-phantom"), run_dir=tmp_path / "r",
+            backend=None, workspace=Workspace(tmp_path / "ws"), split="test",  # type: ignore[arg-type]
+        )  # fmt: skip

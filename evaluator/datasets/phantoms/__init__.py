@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evaluator.datasets.phantoms._anatomy import ORGAN_IDS, UPTAKE_ORGANS
 from evaluator.datasets.phantoms._common import PhantomResult, TaskWriter, parse_size
 from evaluator.errors import PhantomError
 from evaluator.workspace import Workspace
@@ -29,7 +30,15 @@ from evaluator.workspace import Workspace
 if TYPE_CHECKING:
     from evaluator.datasets.registry import Registry
 
-__all__ = ["MARKER", "PhantomResult", "phantom_tasks", "phantom_writer", "write_phantoms"]
+__all__ = [
+    "MARKER",
+    "ORGAN_IDS",
+    "UPTAKE_ORGANS",
+    "PhantomResult",
+    "phantom_tasks",
+    "phantom_writer",
+    "write_phantoms",
+]
 
 #: File a phantom run leaves in its output folder (task, cases, size, seed); a later run into the
 #: same folder replaces that run's files, and refuses to touch a folder without it.

@@ -27,7 +27,18 @@ from evaluator.datasets.phantoms._shapes import (
 )
 from evaluator.typing import BoolArray, FloatArray
 
-__all__ = ["BODY_PARTS", "LESION_HOSTS", "Frame", "Part", "Rendered", "render_body", "vary"]
+__all__ = [
+    "BODY_PARTS",
+    "LESION_HOSTS",
+    "ORGAN_IDS",
+    "UPTAKE_ORGANS",
+    "Frame",
+    "Part",
+    "Rendered",
+    "organ_map",
+    "render_body",
+    "vary",
+]
 
 Kind = Literal["ellipsoid", "cylinder", "tube", "shell", "ribs"]
 
@@ -153,6 +164,47 @@ LESION_HOSTS: frozenset[str] = frozenset(
         "pancreas",
     }
 )
+
+#: Organ ids of the optional ``ORGANS`` channel (an organ map per case, as an anatomy model such
+#: as TotalSegmentator would give it; names follow TotalSegmentator's classes). 0: air.
+ORGAN_IDS: dict[str, int] = {
+    "brain": 1,
+    "urinary_bladder": 2,
+    "heart": 3,
+    "kidney_right": 4,
+    "kidney_left": 5,
+    "liver": 6,
+    "spleen": 7,
+    "lung_right": 8,
+    "lung_left": 9,
+    "stomach": 10,
+    "pancreas": 11,
+    "bone": 12,
+    "body": 13,
+}
+#: Organs with high physiological FDG uptake (what an anatomy prior tells apart from lesions).
+UPTAKE_ORGANS: tuple[str, ...] = (
+    "brain",
+    "urinary_bladder",
+    "heart",
+    "kidney_right",
+    "kidney_left",
+)
+#: Body part -> organ of :data:`ORGAN_IDS` (other parts inside the body: ``body``).
+_PART_ORGAN: dict[str, str] = {
+    "brain": "brain",
+    "bladder": "urinary_bladder",
+    "heart": "heart",
+    "right kidney": "kidney_right",
+    "left kidney": "kidney_left",
+    "liver": "liver",
+    "spleen": "spleen",
+    "right lung": "lung_right",
+    "left lung": "lung_left",
+    "stomach": "stomach",
+    "pancreas": "pancreas",
+    **dict.fromkeys(("vertebra", "pelvis", "right femur", "left femur", "skull", "ribs"), "bone"),
+}
 
 
 @dataclass(frozen=True)
@@ -330,3 +382,19 @@ def render_body(
     suv = np.array([0.0, *(p.suv for p in parts)], dtype=np.float32)
     label = np.array([0, *(p.label for p in parts)], dtype=np.uint8)
     return Rendered(parts=parts, index=index, hu=hu, suv=suv, label=label)
+
+
+def organ_map(body: Rendered) -> npt.NDArray[np.uint8]:
+    """The organ map of a rendered body (:data:`ORGAN_IDS`; every other body part: ``body``).
+
+    Examples
+    --------
+    >>> g = Grid((40, 32, 32), (8.0, 8.0, 8.0), (0.0, 0.0, 0.0))
+    >>> organs = organ_map(render_body(Frame(g, (0.0, 1.0), 0.8)))
+    >>> sorted(set(np.unique(organs).tolist()) & {ORGAN_IDS["brain"], ORGAN_IDS["urinary_bladder"]})
+    [1, 2]
+    """
+    table = np.array(
+        [0, *(ORGAN_IDS[_PART_ORGAN.get(p.name, "body")] for p in body.parts)], dtype=np.uint8
+    )
+    return np.asarray(table[body.index], dtype=np.uint8)

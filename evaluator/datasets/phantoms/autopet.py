@@ -6,8 +6,12 @@ Layout (as the TCIA ``FDG-PET-CT-Lesions`` NIfTI release)::
     <root>/FDG-PET-CT-Lesions/<Subject ID>/<study folder>/CTres.nii.gz   int16 HU
                                                         /SUV.nii.gz     float32 SUV
                                                         /SEG.nii.gz     uint8, 1 = lesion
+                                                        /ORGANS.nii.gz  uint8 organ map (optional)
 
-CT, SUV and SEG share one grid: spacing (x, y, z) = (2.0364, 2.0364, 2.0) mm, identity direction.
+``ORGANS.nii.gz`` is the anatomy the case is drawn from, as organ ids
+(:data:`~evaluator.datasets.phantoms._anatomy.ORGAN_IDS`): the optional ``ORGANS`` channel of
+datasets.yaml, in the place an organ segmentation (e.g. TotalSegmentator's) would be put beside a
+real study. CT, SUV, SEG and ORGANS share one grid: spacing (x, y, z) = (2.0364, 2.0364, 2.0) mm, identity direction.
 ``Metadata.csv`` has one row per series (CT, PT, SEG) with the published columns ``Subject ID``,
 ``Study UID``, ``Study Description``, ``Study Date``, ``Series Description``, ``Modality``,
 ``File Location``, ``diagnosis``, ``age``, ``sex``. Every sixth case is a second study of the
@@ -29,7 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluator.datasets.phantoms._anatomy import LESION_HOSTS, Frame, render_body, vary
+from evaluator.datasets.phantoms._anatomy import (
+    LESION_HOSTS,
+    Frame,
+    organ_map,
+    render_body,
+    vary,
+)
 from evaluator.datasets.phantoms._common import (
     CaseInfo,
     TaskWriter,
@@ -137,6 +147,7 @@ def _write_case(
     write_nifti(ct_image(hu, rng, spacing=grid.spacing), grid, folder / "CTres.nii.gz")
     write_nifti(pet_image(activity, rng, spacing=grid.spacing), grid, folder / "SUV.nii.gz")
     write_nifti(label, grid, folder / "SEG.nii.gz")
+    write_nifti(organ_map(body), grid, folder / "ORGANS.nii.gz")
     return CaseInfo(
         case_id=f"{ident['Subject ID']}/{ident['study_folder']}",
         objects=len(lesions),
