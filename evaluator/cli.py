@@ -1078,17 +1078,17 @@ def leaderboard_cmd(
 # baselines
 # --------------------------------------------------------------------------------------------
 
+from evaluator.learn.models import MODELS, PROFILES  # noqa: E402 (light: no torch)
+
 baselines_app = typer.Typer(help="The reference algorithms under baselines/.", no_args_is_help=True)
 app.add_typer(baselines_app, name="baselines")
 
 
-class ModelChoice(
-    _Choice, choices=("monai-unet", "anatomy-guided", "monai-unetr", "monai-swinunetr")
-):
+class ModelChoice(_Choice, choices=MODELS):
     """The learned baselines (``evaluator.learn.models.MODELS``)."""
 
 
-class ProfileChoice(_Choice, choices=("quick", "full")):
+class ProfileChoice(_Choice, choices=PROFILES):
     """Training profiles (``evaluator.learn.models.PROFILES``)."""
 
 

@@ -361,7 +361,7 @@ def training_progress(console: Console, title: str) -> Iterator[Callable[[int, i
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-        transient=True,
+        transient=False,  # the last state stays: iterations, loss, time
     )
     bar = progress.add_task(markup_safe(title), total=None, status="")
 

@@ -194,6 +194,10 @@ def _read_untrusted_json(path: Path) -> Any:
         ) from None
 
 
+#: Runs an uncompressed RLE may have (a 2048 x 2048 mask has at most 4,194,305).
+_MAX_RLE_RUNS = 2048 * 2048 + 1
+
+
 def _compress_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
     """Uncompressed COCO RLE (``counts`` a list of run lengths) as compressed RLE.
 
@@ -208,11 +212,13 @@ def _compress_rle(rle: Mapping[str, Any]) -> dict[str, Any]:
 
     height, width = (int(v) for v in rle["size"])
     counts = rle["counts"]
-    if len(counts) > height * width + 1:
-        raise ValueError("uncompressed RLE with more runs than pixels")
-    runs = [int(v) for v in counts]
-    if any(v < 0 for v in runs) or any(float(v) != r for v, r in zip(counts, runs, strict=True)):
+    if len(counts) > min(height * width + 1, _MAX_RLE_RUNS):
+        raise ValueError(
+            f"uncompressed RLE with {len(counts)} runs (at most one per pixel, {_MAX_RLE_RUNS})"
+        )
+    if not all(type(v) is int and v >= 0 for v in counts):
         raise ValueError("uncompressed RLE counts must be non-negative integers")
+    runs = list(counts)
     if sum(runs) != height * width:
         raise ValueError(f"uncompressed RLE covers {sum(runs)} pixels, not {height} x {width}")
     out = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)

@@ -88,9 +88,9 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
         arrays = {name: sitk.GetArrayFromImage(img) for name, img in images.items()}
         try:
             x = stack_channels(arrays, model.config["channels"], model.config["normalisation"])
-        except KeyError as err:
-            print(f"{case.key}: {err}", file=sys.stderr)
-            return 2
+        except KeyError as err:  # this case only: the others are still segmented
+            print(f"{case.key}: skipped: {err.args[0]}", file=sys.stderr, flush=True)
+            continue
         labels, confidence = predict_with_confidence(model, x)
         if two_d:
             instances += label_instances(labels, confidence, image_id=case.key)

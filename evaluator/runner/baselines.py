@@ -175,8 +175,15 @@ def stage_context(name: str, dest: Path, *, weights: dict[str, Path] | None = No
     from evaluator.runner.contract import GC_DEFAULTS, GrandChallengeSlugs
 
     source = baselines_dir() / name
+    links = [p for p in source.rglob("*") if p.is_symlink()]
+    if links:  # a link would copy whatever it points to (reference labels, host files) in
+        raise SubmissionError(
+            f"baselines/{name}: links are not copied into an image: {', '.join(map(str, links[:3]))}"
+        )
     shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    shutil.copytree(
+        source, dest, symlinks=True, ignore=shutil.ignore_patterns("build", "__pycache__")
+    )
     package = dest / "evaluator"
     (package / "learn").mkdir(parents=True)
     shutil.copyfile(Path(evaluator.__file__), package / "__init__.py")
@@ -254,6 +261,15 @@ def build_baselines(
     for name in chosen:
         spec = baseline_spec(name)
         wanted = tuple(tasks) if tasks is not None else (spec.tasks or baseline_tasks())
+        if spec.model is not None and tasks is None:  # also every task it was trained on
+            from evaluator.datasets.registry import load_registry
+
+            known_tasks = load_registry().tasks
+            trained = workspace.root / "baselines" / spec.model
+            extra = sorted(
+                p.name for p in trained.glob("*") if p.is_dir() and p.name in known_tasks
+            )
+            wanted = tuple(dict.fromkeys([*wanted, *extra]))
         tag = f"ccbench/{name}:latest"
         weights: dict[str, Path] = {}
         if spec.model is not None:

@@ -62,3 +62,14 @@ def test_diagonal_pixels_are_one_instance() -> None:
     labels = np.eye(12, dtype=np.uint8) * 2
     items = label_instances(labels, np.ones((12, 12)), image_id="d", min_pixels=1)
     assert len(items) == 1  # 8-connected, as the task's connectivity
+
+
+def test_only_the_most_confident_hundred_instances_are_kept() -> None:
+    labels = np.zeros((64, 64), np.uint8)
+    labels[::2, ::2] = 5  # 1024 isolated pixels: 1024 components
+    conf = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    items = label_instances(labels, conf, image_id="x", min_pixels=1)
+    assert len(items) == 100
+    scores = [i["score"] for i in items]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[-1] >= float(np.sort(conf[::2, ::2].ravel())[-100])

@@ -174,3 +174,37 @@ def test_the_2d_baseline_answers_with_scored_coco_instances(chestxdet_ws: Worksp
     assert "dice" in set(frame["metric"])
     assert "coco_ap" in set(aggregates["metric"])  # the scores reached COCO mask AP
     assert errors.empty or set(errors["error_class"]) <= {"empty"}
+
+
+def test_a_link_in_a_build_context_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root = tmp_path / "baselines"
+    shutil.copytree(evaluator.runner.baselines.baselines_dir() / "threshold", root / "threshold")
+    (root / "threshold" / "leak").symlink_to(tmp_path)
+    monkeypatch.setenv("CCBENCH_BASELINES", str(root))
+    with pytest.raises(SubmissionError, match="links are not copied into an image"):
+        stage_context("threshold", tmp_path / "ctx")
+    assert not (tmp_path / "ctx").exists()
+
+
+@pytest.mark.slow
+def test_a_case_without_the_organ_map_loses_only_itself(autopet_ws: Workspace) -> None:
+    train_baseline("anatomy-guided", TASK, workspace=autopet_ws, iterations=2)
+    build_baselines(
+        workspace=autopet_ws, submissions_dir=autopet_ws.submissions, names=["anatomy-guided"],
+        docker=False,
+    )  # fmt: skip
+    from evaluator.datasets.splits import resolve_split
+
+    first, *others = resolve_split(TASK, "test", workspace=autopet_ws)
+    from evaluator.datasets.base import open_dataset
+
+    (open_dataset(TASK, workspace=autopet_ws).case(first).channels["ORGANS"]).unlink()
+    outcome = run_entry(
+        "anatomy-guided", task=TASK, split="test", workspace=autopet_ws, backend="local",
+        submissions_dir=autopet_ws.submissions,
+    )  # fmt: skip
+    assert set(outcome.case_errors) == {first} and set(outcome.predictions) == set(others)
