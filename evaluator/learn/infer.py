@@ -21,13 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .models import Profile, build_network
-from .preprocess import stack_channels
 
 __all__ = [
     "LoadedModel",
     "load_model",
     "pick_device",
-    "predict_array",
     "predict_normalised",
     "predict_with_confidence",
 ]
@@ -129,19 +127,3 @@ def predict_with_confidence(
     values = np.asarray(model.config["label_values"], dtype=np.uint8)
     labels = np.asarray(values[index.cpu().numpy()], dtype=np.uint8)
     return labels, np.asarray(confidence.cpu().numpy(), dtype=np.float32)
-
-
-def predict_array(
-    model: LoadedModel, arrays: Mapping[str, npt.ArrayLike], *, overlap: float = 0.25
-) -> npt.NDArray[np.uint8]:
-    """Labels of one case's channel arrays (name -> array): normalised by the config's rules,
-    then :func:`predict_normalised`.
-
-    Raises
-    ------
-    KeyError
-        A channel the model needs is missing.
-    """
-    cfg = model.config
-    x = stack_channels(arrays, cfg["channels"], cfg["normalisation"])
-    return predict_normalised(model, x, overlap=overlap)

@@ -6,7 +6,7 @@ foreground (``Profile.foreground`` of them centred on a random foreground voxel)
 (MONAI ``DiceCELoss``, softmax), AdamW (weight decay 1e-5) with a cosine schedule over the
 profile's iterations, validation Dice on the fold's validation cases every
 ``Profile.validate_every`` iterations with the sliding-window inference the container uses
-(:func:`.infer.predict_array`). No weights are downloaded: every network starts from its
+(:func:`.infer.predict_normalised`). No weights are downloaded: every network starts from its
 seeded random initialisation.
 
 Writes ``<workspace>/baselines/<model>/<task>/fold<k>/``: ``config.json`` (everything the
