@@ -5,7 +5,7 @@ env:
 	bash scripts/bootstrap.sh
 
 env-torch:
-	bash scripts/bootstrap.sh torch
+	bash scripts/bootstrap.sh torch,nnunet
 
 env-test:
 	bash scripts/bootstrap.sh test

@@ -25,6 +25,8 @@ __all__ = [
     "LesionMatch",
     "Operation",
     "Order",
+    "PhantomLayout",
+    "ResultFormat",
     "ToyStudyName",
 ]
 
@@ -42,8 +44,12 @@ BackendName: TypeAlias = Literal["docker", "local"]
 Operation: TypeAlias = Literal["drop", "enlarge", "insert", "erode"]
 #: Which components a degradation edits first.
 Order: TypeAlias = Literal["smallest", "largest"]
+#: On-disk layouts of ``ccbench data phantoms --layout``: the dataset's own, or nnU-Net v2 raw.
+PhantomLayout: TypeAlias = Literal["native", "nnunet"]
+#: Further result layouts of ``ccbench evaluate --format``: nnU-Net's ``summary.json``.
+ResultFormat: TypeAlias = Literal["nnunet"]
 #: The local base images (keys of ``evaluator.runner.images.BASE_IMAGES``).
-BaseImageName: TypeAlias = Literal["python", "sci", "torch"]
+BaseImageName: TypeAlias = Literal["python", "sci", "torch", "nnunet"]
 #: The toy-sphere studies (keys of ``evaluator.simulate.toy.TOY_STUDIES``).
 ToyStudyName: TypeAlias = Literal[
     "erode_all", "erode_smallest", "dilate_merge", "lesion_dice_pitfall", "hd95_erode", "nsd_shift"

@@ -27,6 +27,8 @@ from evaluator.choices import (
     Interface,
     Operation,
     Order,
+    PhantomLayout,
+    ResultFormat,
     ToyStudyName,
 )
 from evaluator.errors import CCBenchError
@@ -152,6 +154,14 @@ class CCModeChoice(_Choice, choices=get_args(CCMode)):
     """Units of the CC-Metrics (:data:`evaluator.metrics.cc.CCMode`)."""
 
 
+class LayoutChoice(_Choice, choices=get_args(PhantomLayout)):
+    """Phantom layouts (:data:`evaluator.choices.PhantomLayout`)."""
+
+
+class FormatChoice(_Choice, choices=get_args(ResultFormat)):
+    """Further result layouts of ``ccbench evaluate`` (:data:`evaluator.choices.ResultFormat`)."""
+
+
 class InterfaceChoice(_Choice, choices=get_args(Interface)):
     """How the container is run: once per split, or once per case (grand-challenge)."""
 
@@ -220,6 +230,13 @@ def data_phantoms(
         Path | None,
         typer.Option(help="Output folder [default: the phantom task's root in the workspace]."),
     ] = None,
+    layout: Annotated[
+        LayoutChoice,
+        typer.Option(
+            help="native: the dataset's own layout; nnunet: nnU-Net v2 raw layout (imagesTr, "
+            "labelsTr, dataset.json; 3D tasks), read by the *-nnunet-phantom tasks."
+        ),
+    ] = LayoutChoice.native,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Write synthetic datasets in the real on-disk layouts.
@@ -229,6 +246,8 @@ def data_phantoms(
         ccbench data phantoms                          # all four tasks, small
 
         ccbench data phantoms --task autopet --cases 20 --size full --seed 1
+
+        ccbench data phantoms --task autopet --layout nnunet   # task autopet-nnunet-phantom
     """
     from evaluator.console import print_phantom_summary
     from evaluator.datasets.phantoms import phantom_tasks, write_phantoms
@@ -238,7 +257,10 @@ def data_phantoms(
     if out is not None and len(tasks) > 1:
         raise typer.BadParameter("--out needs exactly one --task")
     results = [
-        write_phantoms(t, workspace=ws, cases=cases, size=size, seed=seed, out=out) for t in tasks
+        write_phantoms(
+            t, workspace=ws, cases=cases, size=size, seed=seed, out=out, layout=layout.value
+        )
+        for t in tasks
     ]
     print_phantom_summary(results, console=console)
 
@@ -437,17 +459,30 @@ def evaluate_cmd(
     entry: Annotated[str | None, typer.Option(help="Entry the predictions belong to.")] = None,
     scoring_memory_mb: ScoringMemoryOpt = None,
     scoring_time_limit: ScoringTimeOpt = 600.0,
+    output_format: Annotated[
+        list[FormatChoice] | None,
+        typer.Option(
+            "--format",
+            help="Also write another layout (repeatable): nnunet = nnUNetv2_evaluate_folder's "
+            "summary.json in OUT/nnunet/.",
+            show_default=False,
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Score a folder of predictions against a split with the task's metric profile.
 
     Every number goes to the results store; results.csv (one row per case and label) and
-    summary.json are written to --out. A killed run resumes where it stopped.
+    summary.json are written to --out. A killed run resumes where it stopped. With
+    --format nnunet, OUT/nnunet/summary.json has nnU-Net's layout and numbers (per case and
+    mean per label and region, foreground_mean).
 
     Examples:
 
         ccbench evaluate --task hecktor-phantom --split test --pred preds/
+
+        ccbench evaluate -t autopet-phantom --split all --pred preds/ --format nnunet
 
         ccbench evaluate -t btcv --split all --pred out/ --scheduler tcp://10.0.0.5:8786
     """
@@ -475,8 +510,11 @@ def evaluate_cmd(
             on_wait=lambda message: err_console.print(
                 f"[yellow]{markup_safe(message)}[/]", highlight=False, soft_wrap=True
             ),
+            formats=[f.value for f in output_format or ()],
         )
     print_evaluation(result, console=console)
+    if output_format:
+        console.print(f"nnU-Net summary: {result.out / 'nnunet' / 'summary.json'}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,7 +597,7 @@ def images_build_base(
 
     Examples:
 
-        ccbench images build-base                      # python, sci (numpy, SimpleITK), torch
+        ccbench images build-base                      # python, sci, torch, nnunet
 
         ccbench images build-base --image sci
     """
@@ -649,24 +687,57 @@ def submit_cmd(
         bool,
         typer.Option("--baseline", help="A reference algorithm: marked as a baseline on boards."),
     ] = False,
+    nnunet_results: Annotated[
+        Path | None,
+        typer.Option(
+            "--nnunet-results",
+            help="A trained nnU-Net v2 results folder (<Trainer>__<Plans>__<Configuration>, or "
+            "the Dataset folder above it): packed (weights only) and built into an image.",
+            show_default=False,
+        ),
+    ] = None,
+    folds: Annotated[
+        str | None,
+        typer.Option(help="nnU-Net folds to ensemble, e.g. 0,1,2,3,4 [default: every fold found]."),
+    ] = None,
+    configuration: Annotated[
+        str, typer.Option(help="nnU-Net configuration of --nnunet-results.")
+    ] = "3d_fullres",
+    checkpoint: Annotated[
+        str, typer.Option(help="Checkpoint file of each nnU-Net fold.")
+    ] = "checkpoint_final.pth",
+    tta: Annotated[
+        bool,
+        typer.Option(
+            "--tta/--no-tta",
+            help="nnU-Net test-time augmentation (mirroring); the manifest's command carries it.",
+        ),
+    ] = True,
     submissions: SubmissionsOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Register a container image as an entry: checks it exists, records its digest.
+    """Register a container image (or a trained nnU-Net model) as an entry.
+
+    An image must exist in the local engine (or come as an archive); its digest is recorded. A
+    nnU-Net results folder is checked against each task (channels, labels), packed with the
+    network weights only and built into an image on the local nnU-Net base image.
 
     Examples:
 
         ccbench submit ccbench/threshold:latest --name threshold --task autopet-phantom
 
         ccbench submit --image-file algorithm.tar.gz --name mine --task autopet-phantom --interface grand-challenge
+
+        ccbench submit --nnunet-results nnUNet_results/Dataset221_AutoPETII/nnUNetTrainer__nnUNetPlans__3d_fullres --name my-nnunet --task autopet --folds 0,1,2,3,4
     """
     import shlex
 
     from evaluator.console import print_submission
     from evaluator.runner.submissions import load_image_archive, submit_image
 
-    if (image is None) == (image_file is None):
-        raise typer.BadParameter("give an IMAGE or --image-file (one of the two)")
+    given = [x for x in (image, image_file, nnunet_results) if x is not None]
+    if len(given) != 1:
+        raise typer.BadParameter("give an IMAGE, --image-file or --nnunet-results (one of them)")
     if not max_archive_gb > 0 or max_archive_gb == float("inf"):
         raise typer.BadParameter("must be a positive number", param_hint="--max-archive-gb")
     resources = _resources(
@@ -680,6 +751,29 @@ def submit_cmd(
         filesystem=filesystem,
         layer_mb=layer_mb,
     )
+    if nnunet_results is not None:
+        if command:
+            raise typer.BadParameter(
+                "the nnU-Net image has its own command", param_hint="--command"
+            )
+        from evaluator.runner.baselines import submit_nnunet_results
+
+        ws = _workspace(workspace).ensure()
+        fold_list = [f.strip() for f in folds.split(",") if f.strip()] if folds else None
+        with console.status("packing and building the nnU-Net image"):
+            entry = submit_nnunet_results(
+                nnunet_results, name=name, tasks=task, workspace=ws,
+                submissions_dir=_manifests(submissions, ws), configuration=configuration,
+                folds=fold_list, checkpoint=checkpoint, tta=tta, team=team,
+                interface=interface.value, resources=resources, overwrite=overwrite,
+                baseline=baseline,
+            )  # fmt: skip
+        print_submission(entry.manifest, entry.path, console=console)
+        console.print(
+            f"nnU-Net {entry.results.configuration}, folds {', '.join(entry.results.folds)}, "
+            f"trainer {entry.results.trainer}; image {entry.image} ({entry.size_mb:.0f} MB)"
+        )
+        return
     backend = None
     if image_file is not None:
         from evaluator.runner.docker_backend import DockerBackend
@@ -1078,14 +1172,14 @@ def leaderboard_cmd(
 # baselines
 # --------------------------------------------------------------------------------------------
 
-from evaluator.learn.models import MODELS, PROFILES  # noqa: E402 (light: no torch)
+from evaluator.learn.models import NNUNET_MODEL, PROFILES, TRAINABLE  # noqa: E402 (no torch)
 
 baselines_app = typer.Typer(help="The reference algorithms under baselines/.", no_args_is_help=True)
 app.add_typer(baselines_app, name="baselines")
 
 
-class ModelChoice(_Choice, choices=MODELS):
-    """The learned baselines (``evaluator.learn.models.MODELS``)."""
+class ModelChoice(_Choice, choices=TRAINABLE):
+    """The learned baselines (``evaluator.learn.models.TRAINABLE``: MONAI networks, nnU-Net)."""
 
 
 class ProfileChoice(_Choice, choices=PROFILES):
@@ -1136,14 +1230,22 @@ def baselines_train(
         ccbench baselines train -m monai-swinunetr -t btcv-phantom --profile full --fold 1
     """
     from evaluator.console import kv_table, training_progress
-    from evaluator.learn.train import train_baseline
 
     ws = _workspace(workspace).ensure()
+    from evaluator.learn.nnunet_train import train_nnunet
+    from evaluator.learn.train import train_baseline
+
     with training_progress(console, f"{model.value} on {task}") as hook:
-        result = train_baseline(
-            model.value, task, workspace=ws, profile=profile.value, seed=seed, fold=fold,
-            iterations=iterations, time_budget_s=time_budget, store=store, progress=hook,
-        )  # fmt: skip
+        if model.value == NNUNET_MODEL:
+            result = train_nnunet(
+                task, workspace=ws, profile=profile.value, seed=seed, fold=fold,
+                iterations=iterations, time_budget_s=time_budget, store=store, progress=hook,
+            )  # fmt: skip
+        else:
+            result = train_baseline(
+                model.value, task, workspace=ws, profile=profile.value, seed=seed, fold=fold,
+                iterations=iterations, time_budget_s=time_budget, store=store, progress=hook,
+            )  # fmt: skip
     console.print(
         kv_table(
             f"trained {result.model} on {result.task} (fold {result.fold})",

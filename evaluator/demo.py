@@ -7,15 +7,20 @@ returns False when any step failed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from evaluator.workspace import Workspace
+
+if TYPE_CHECKING:
+    from evaluator.runner.baselines import BaselineBuild
 
 __all__ = ["DemoStep", "demo_steps", "demo_tasks", "run_demo"]
 
@@ -43,8 +48,13 @@ def _phantoms(ws: Workspace, seed: int, console: Console) -> str:
         write_phantoms(t, workspace=ws, cases=None, size="small", seed=seed, out=None)
         for t in demo_tasks()
     ]
+    # the same AutoPET phantom in nnU-Net's raw layout (`--layout nnunet`): the nnU-Net adapter
+    results.append(write_phantoms("autopet", workspace=ws, seed=seed, layout="nnunet"))
     print_phantom_summary(results, console=console)
-    return f"{len(results)} phantom datasets written under {ws.phantoms}"
+    return (
+        f"{len(results)} phantom datasets written under {ws.phantoms} (AutoPET also in the "
+        "nnU-Net raw layout)"
+    )
 
 
 def _check(ws: Workspace, seed: int, console: Console) -> str:
@@ -52,28 +62,29 @@ def _check(ws: Workspace, seed: int, console: Console) -> str:
     from evaluator.datasets.check import check_dataset
 
     bad = []
-    for task in demo_tasks():
-        report = check_dataset(f"{task}-phantom", workspace=ws, data_root=None)
+    for task in [*(f"{t}-phantom" for t in demo_tasks()), NNUNET_PHANTOM]:
+        report = check_dataset(task, workspace=ws, data_root=None)
         print_check_report(report, console=console)
         if not report.ok:
             bad.append(task)
     if bad:
         raise RuntimeError(f"data check found problems in: {', '.join(bad)}")
-    return "all phantom datasets pass `ccbench data check`"
+    return f"all phantom datasets pass `ccbench data check` ({NNUNET_PHANTOM} included)"
 
 
 def _split(ws: Workspace, seed: int, console: Console) -> str:
     from evaluator.console import print_split_summary
     from evaluator.datasets.splits import make_split
 
-    for task in demo_tasks():
+    for task in [*(f"{t}-phantom" for t in demo_tasks()), NNUNET_PHANTOM]:
         print_split_summary(
-            make_split(f"{task}-phantom", workspace=ws, data_root=None, seed=seed, out=None),
-            console=console,
+            make_split(task, workspace=ws, data_root=None, seed=seed, out=None), console=console
         )
     return f"splits written under {ws.splits}"
 
 
+#: The AutoPET phantom in nnU-Net's raw layout (``ccbench data phantoms --layout nnunet``).
+NNUNET_PHANTOM = "autopet-nnunet-phantom"
 #: Demo entries made by degrading the references: name -> quality (1 = perfect copy).
 DEMO_ENTRIES = {"phantom-strong": 0.95, "phantom-medium": 0.8, "phantom-weak": 0.55}
 #: Split the demo scores and ranks (every case that has a reference; phantom splits are small).
@@ -132,7 +143,18 @@ def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
             if entry == "phantom-medium":
                 print_evaluation(result, console=console)
             runs += 1
-    return f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(tasks)} tasks) scored into {ws.store_path}"
+    # the same predictions on the nnU-Net-layout phantom, with nnU-Net's summary.json beside
+    preds = ws.root / "demo" / "predictions" / "autopet-phantom" / "phantom-medium"
+    nnunet = evaluate_run(
+        NNUNET_PHANTOM, DEMO_SPLIT, preds, workspace=ws, entry="phantom-medium",
+        run_name=f"phantom-medium--{NNUNET_PHANTOM}", formats=("nnunet",),
+    )  # fmt: skip
+    summary = json.loads((nnunet.out / "nnunet" / "summary.json").read_text())
+    return (
+        f"{runs} runs ({len(DEMO_ENTRIES)} entries x {len(tasks)} tasks) scored into "
+        f"{ws.store_path}; `--format nnunet` on {NNUNET_PHANTOM}: nnU-Net's summary.json, "
+        f"foreground mean Dice {summary['foreground_mean']['Dice']:.3f}"
+    )
 
 
 def _write_attacks(task: str, ws: Workspace, out: Path) -> dict[str, str]:
@@ -240,32 +262,55 @@ def container_tasks() -> tuple[str, ...]:
 DEMO_MODEL = "monai-unet"
 DEMO_MODEL_TASK = "autopet-phantom"
 HELD_OUT_SPLIT = "test"
+#: nnU-Net in the demo: the quick profile cut to this many iterations (about a minute on 2 cores).
+DEMO_NNUNET_ITERATIONS = 30
+NNUNET_MODEL = "nnunet"
 
 
 def _train(ws: Workspace, seed: int, console: Console) -> str:
+    from importlib.util import find_spec
+
     from evaluator.console import kv_table, training_progress
-    from evaluator.learn.train import train_baseline
+    from evaluator.learn.nnunet_train import train_nnunet
+    from evaluator.learn.train import TrainResult, train_baseline
 
     with training_progress(console, f"{DEMO_MODEL} on {DEMO_MODEL_TASK}") as hook:
-        result = train_baseline(
+        monai = train_baseline(
             DEMO_MODEL, DEMO_MODEL_TASK, workspace=ws, profile="quick", seed=seed, reuse=True,
             progress=hook,
         )  # fmt: skip
-    console.print(
-        kv_table(
-            f"`ccbench baselines train --model {DEMO_MODEL} --task {DEMO_MODEL_TASK}`",
-            {
-                "iterations": result.iterations,
-                "seconds": f"{result.seconds:.0f}" + (" (weights reused)" if result.reused else ""),
-                "validation Dice (fold 0)": f"{result.val_dice:.3f}",
-                "curve": result.folder / "curve.png",
-            },
+    results: list[TrainResult] = [monai]
+    skipped = ""
+    if find_spec("nnunetv2") is not None:
+        with training_progress(console, f"{NNUNET_MODEL} on {DEMO_MODEL_TASK}") as hook:
+            nnunet = train_nnunet(
+                DEMO_MODEL_TASK, workspace=ws, profile="quick", seed=seed, reuse=True,
+                iterations=DEMO_NNUNET_ITERATIONS, progress=hook,
+            )  # fmt: skip
+        results.append(nnunet)
+    else:
+        skipped = "; nnU-Net skipped: not installed (`bash scripts/bootstrap.sh torch,nnunet`)"
+    for result in results:
+        reused = " (weights reused)" if result.reused else ""
+        console.print(
+            kv_table(
+                f"`ccbench baselines train --model {result.model} --task {DEMO_MODEL_TASK}`",
+                {
+                    "iterations": result.iterations,
+                    "seconds": f"{result.seconds:.0f}{reused}",
+                    "validation Dice (fold 0)": f"{result.val_dice:.3f}",
+                    "curve": result.folder / "curve.png",
+                },
+            )
         )
-    )
     return (
-        f"{DEMO_MODEL} (quick profile) {'reused from an earlier demo' if result.reused else 'trained'}"
-        f" on {DEMO_MODEL_TASK} fold 0: {result.iterations} iterations, {result.seconds:.0f} s, "
-        f"validation Dice {result.val_dice:.3f}"
+        "; ".join(
+            f"{r.model} (quick profile) {'reused from an earlier demo' if r.reused else 'trained'}"
+            f" on {DEMO_MODEL_TASK} fold 0: {r.iterations} iterations, {r.seconds:.0f} s, "
+            f"validation Dice {r.val_dice:.3f}"
+            for r in results
+        )
+        + skipped
     )
 
 
@@ -289,13 +334,18 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
         )
     submissions = ws.submissions
     tasks = container_tasks()
+    # nnU-Net comes in below the way a user's trained model does (`submit --nnunet-results`)
     builds = [
         b
         for b in build_baselines(
-            workspace=ws, submissions_dir=submissions, docker=backend == "docker"
+            workspace=ws,
+            submissions_dir=submissions,
+            docker=backend == "docker",
+            exclude=[NNUNET_MODEL],
         )
         if not b.skipped
     ]
+    builds += _submit_nnunet(ws, backend, console)
     checked = ""
     if backend == "docker" and builds:
         from evaluator.console import print_preflight
@@ -327,6 +377,33 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
         f"baselines {names} run with the {backend} backend: {scored} predictions scored"
         f"{checked}; {_held_out_comparison(ws, console)}"
     )
+
+
+def _submit_nnunet(ws: Workspace, backend: str, console: Console) -> list[BaselineBuild]:
+    """The demo's nnU-Net results folder as an entry (``ccbench submit --nnunet-results``)."""
+    from evaluator.learn.train import find_trained
+    from evaluator.runner.baselines import BaselineBuild, submit_nnunet_results
+
+    trained = find_trained(ws, NNUNET_MODEL, DEMO_MODEL_TASK)
+    if trained is None or backend != "docker":
+        return []
+    config = json.loads((trained / "config.json").read_text())
+    results = (trained / config["results_folder"]).resolve()
+    console.print(
+        f"`ccbench submit --nnunet-results {results} --name {NNUNET_MODEL} --task "
+        f"{DEMO_MODEL_TASK} --folds {config['fold']} --baseline`",
+        highlight=False,
+    )
+    entry = submit_nnunet_results(
+        results, name=NNUNET_MODEL, tasks=[DEMO_MODEL_TASK], workspace=ws,
+        submissions_dir=ws.submissions, folds=[str(config["fold"])], overwrite=True,
+        baseline=True, team="ccbench baselines",
+    )  # fmt: skip
+    return [
+        BaselineBuild(
+            NNUNET_MODEL, entry.image, entry.path, True, entry.manifest.tasks, entry.size_mb
+        )
+    ]
 
 
 def _held_out_comparison(ws: Workspace, console: Console) -> str:

@@ -14,12 +14,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from evaluator.datasets.phantoms import write_phantoms
 from evaluator.datasets.splits import make_split
-from evaluator.learn.models import MODELS
-from evaluator.learn.train import train_baseline
-from evaluator.runner.baselines import build_baselines
+from evaluator.learn.models import MODELS, NNUNET_MODEL
+from evaluator.learn.nnunet_train import train_nnunet
+from evaluator.learn.train import TrainResult, train_baseline
+from evaluator.runner.baselines import baseline_spec, build_baselines
 from evaluator.runner.run import run_entry
 from evaluator.store import Store
 from evaluator.workspace import Workspace
@@ -43,6 +45,19 @@ def _aggregate(ws: Workspace, task: str, entry: str, metric: str) -> float:
     return round(float(frame[frame["run_id"] == frame["run_id"].max()]["value"].mean()), 4)
 
 
+def _training_row(result: TrainResult) -> dict[str, Any]:
+    row = {
+        "model": result.model,
+        "task": result.task,
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 1),
+        "val_dice": round(result.val_dice, 4),
+        "stopped_by_time_budget": result.stopped_by_time_budget,
+    }
+    print(row, flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=Path(".ccbench-baselines"))
@@ -59,21 +74,18 @@ def main() -> None:
     for name, spec in MODELS.items():
         for task in spec.tasks:
             # an earlier training with the same settings and data is reused (its numbers too)
-            result = train_baseline(name, task, workspace=ws, seed=args.seed, reuse=True)
             trainings.append(
-                {
-                    "model": name,
-                    "task": task,
-                    "iterations": result.iterations,
-                    "seconds": round(result.seconds, 1),
-                    "val_dice": round(result.val_dice, 4),
-                    "stopped_by_time_budget": result.stopped_by_time_budget,
-                }
+                _training_row(train_baseline(name, task, workspace=ws, seed=args.seed, reuse=True))
             )
-            print(trainings[-1], flush=True)
+    # nnU-Net v2 through its own pipeline (quick profile), on the tasks of its baseline.yaml
+    for task in baseline_spec(NNUNET_MODEL).tasks or ():
+        trainings.append(
+            _training_row(train_nnunet(task, workspace=ws, seed=args.seed, reuse=True))
+        )
     builds = build_baselines(
-        workspace=ws, submissions_dir=ws.submissions, names=[*NON_LEARNED, *MODELS]
-    )
+        workspace=ws, submissions_dir=ws.submissions,
+        names=[*NON_LEARNED, *MODELS, NNUNET_MODEL],
+    )  # fmt: skip
     runs = []
     for build in builds:
         for task in (t for t in build.tasks if t in TASKS.values()):

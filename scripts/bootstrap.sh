@@ -19,4 +19,10 @@ if [[ "$EXTRAS" == *test* || "$EXTRAS" == *torch* || "$EXTRAS" == *nnunet* ]]; t
     "${PIP[@]}" "torch==2.13.0"
 fi
 "${PIP[@]}" -e ".${EXTRAS:+[$EXTRAS]}"
+if [[ "$EXTRAS" == *test* || "$EXTRAS" == *nnunet* ]]; then
+    # nnunetv2 -> timm -> torchvision: the only torchvision build is a CUDA one that cannot load
+    # with the CPU torch (`operator torchvision::nms does not exist`). Nothing ccbench runs of
+    # nnU-Net imports it; removed so that an accidental import fails clearly.
+    "$VENV/bin/python" -m pip uninstall --yes --quiet torchvision || true
+fi
 touch "$STAMP"

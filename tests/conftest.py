@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,14 @@ def chestxdet_ws(_chestxdet_source: Path, tmp_path: Path) -> Workspace:
     root = tmp_path / "ws"
     shutil.copytree(_chestxdet_source, root)
     return Workspace(root)
+
+
+@pytest.fixture(scope="session")
+def nnunet_trained(_autopet_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """nnU-Net trained for 2 iterations on the tiny AutoPET phantom: ``(workspace, result)``."""
+    from evaluator.learn.nnunet_train import train_nnunet
+
+    root = tmp_path_factory.mktemp("nnunet") / "ws"
+    shutil.copytree(_autopet_source, root)
+    ws = Workspace(root)
+    return ws, train_nnunet("autopet-phantom", workspace=ws, iterations=2)

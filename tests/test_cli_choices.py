@@ -35,7 +35,9 @@ from evaluator.simulate.toy import TOY_STUDIES
 runner = CliRunner(env={"COLUMNS": "200"})
 
 #: Each choice enum of the CLI and the library values it mirrors.
-from evaluator.learn.models import MODELS, PROFILES  # noqa: E402
+from evaluator.choices import ResultFormat  # noqa: E402
+from evaluator.datasets.phantoms import LAYOUTS  # noqa: E402
+from evaluator.learn.models import PROFILES, TRAINABLE  # noqa: E402
 
 MIRRORS: dict[type[Enum], tuple[str, ...]] = {
     cli.CCModeChoice: get_args(CCMode),
@@ -46,8 +48,10 @@ MIRRORS: dict[type[Enum], tuple[str, ...]] = {
     cli.OrderChoice: get_args(Order),
     cli.BaseImageChoice: tuple(BASE_IMAGES),
     cli.ToyStudyChoice: tuple(TOY_STUDIES),
-    cli.ModelChoice: tuple(MODELS),
+    cli.ModelChoice: TRAINABLE,
     cli.ProfileChoice: PROFILES,
+    cli.FormatChoice: get_args(ResultFormat),
+    cli.LayoutChoice: LAYOUTS,
 }
 
 

@@ -34,7 +34,14 @@ def test_demo_runs_every_step(tmp_path: Path) -> None:
         ws.root / "baselines" / "monai-unet" / "autopet-phantom" / "fold0" / "model.pt"
     ).is_file()
     held_out = text[text.index("baselines on autopet-phantom / test") :]
-    for entry in ("monai-unet", "suv-threshold", "threshold"):
+    for entry in ("monai-unet", "nnunet", "suv-threshold", "threshold"):
         assert entry in held_out[:2000], entry
+    # nnU-Net: trained by its own pipeline, packed by `submit --nnunet-results`, its summary.json
+    assert (
+        ws.root / "baselines" / "nnunet" / "autopet-phantom" / "fold0" / "config.json"
+    ).is_file()
+    assert "ccbench submit --nnunet-results" in text
+    summary = ws.runs / "phantom-medium--autopet-nnunet-phantom" / "nnunet" / "summary.json"
+    assert set(json.loads(summary.read_text())) == {"foreground_mean", "mean", "metric_per_case"}
     assert "5/5 hostile prediction files refused" in text
     assert not any(ws.tmp.iterdir()) if ws.tmp.exists() else True

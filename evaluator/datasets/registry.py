@@ -172,6 +172,8 @@ class MetricProfile(_Frozen):
     ``official``: the challenge's own score and ranking (:class:`OfficialSpec`).
     (:func:`evaluator.evaluate.ranking_worst` applies ``worst``.)
     ``params`` are checked by :class:`MetricParams`: a misspelt key is an error.
+    ``regions``: name -> labels whose union is also reported (nnU-Net's region-based labels,
+    e.g. HECKTOR's GTVp ∪ GTVn), in ``ccbench evaluate --format nnunet``.
     """
 
     name: str
@@ -183,6 +185,7 @@ class MetricProfile(_Frozen):
     ranking: RankingSpec | None = None
     worst: dict[str, float] = Field(default_factory=dict)
     official: OfficialSpec | None = None
+    regions: dict[str, tuple[int, ...]] = Field(default_factory=dict)
 
     @field_validator("params")
     @classmethod
@@ -286,6 +289,17 @@ class TaskSpec(_Frozen):
         root = Path(self.root).expanduser()
         return root if root.is_absolute() else workspace.root / root
 
+    @property
+    def phantom_layout(self) -> str:
+        """``nnunet`` for a task read with an nnU-Net adapter, else ``native``.
+
+        Examples
+        --------
+        >>> load_registry().task("autopet-nnunet-phantom").phantom_layout
+        'nnunet'
+        """
+        return "nnunet" if self.adapter.endswith("nnunet") else "native"
+
     def split_path(self, workspace: Workspace) -> Path:
         """The split file (nnU-Net ``splits_final.json`` compatible) in the workspace."""
         path = Path(self.split_file)
@@ -294,7 +308,8 @@ class TaskSpec(_Frozen):
     def missing_data_hint(self) -> str:
         """What a user should do when the data root is empty."""
         if self.is_phantom:
-            return f"run `ccbench data phantoms --task {self.phantom_of}`"
+            layout = " --layout nnunet" if self.phantom_layout == "nnunet" else ""
+            return f"run `ccbench data phantoms --task {self.phantom_of}{layout}`"
         env = f" (or set {self.root_env})" if self.root_env else ""
         return f"set `root:` for '{self.name}' in datasets.yaml, pass --data-root{env}"
 
@@ -403,6 +418,12 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
                 f"{file}: task '{name}', field 'metric_profile': unknown profile "
                 f"'{task.metric_profile}' (known: {', '.join(sorted(profiles)) or 'none'})"
             )
+        for region, members in profiles[task.metric_profile].regions.items():
+            if not members or set(members) - set(task.labels):
+                raise RegistryError(
+                    f"{file}: profile '{task.metric_profile}', region '{region}': labels "
+                    f"{list(members)} are not all labels of task '{name}' ({sorted(task.labels)})"
+                )
         tasks[str(name)] = task
     for task in tasks.values():
         if task.phantom_of is not None and task.phantom_of not in tasks:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.datasets.registry import Registry, load_registry
+from evaluator.errors import InvalidPredictionError
 from evaluator.evaluate.plan import make_plan
 from evaluator.evaluate.predictions import case_jobs, refuse_empty_folder
 from evaluator.evaluate.summary import coco_aggregates, jsonable, run_aggregates, summarize_run
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from evaluator.datasets.base import Case
+    from evaluator.datasets.registry import MetricProfile, TaskSpec
+    from evaluator.scoring import CaseJob
 
 __all__ = ["EvaluationResult", "dataset_fingerprint", "evaluate_run"]
 
@@ -150,6 +153,7 @@ def evaluate_run(
     dataset_errors: Mapping[str, str] | None = None,
     unsafe_cases: Iterable[str] = (),
     kind: RunKind = "entry",
+    formats: Sequence[str] = (),
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -213,6 +217,10 @@ def evaluate_run(
     kind
         ``entry`` or ``baseline`` (a reference algorithm's predictions): how the leaderboards
         show the run.
+    formats
+        Further result files: ``"nnunet"`` writes ``<out>/nnunet/summary.json`` in the layout of
+        nnU-Net's ``nnUNetv2_evaluate_folder``, over the cases whose prediction was accepted
+        (:mod:`evaluator.evaluate.nnunet_summary`; labels and the profile's ``regions``).
 
     Returns
     -------
@@ -224,6 +232,9 @@ def evaluate_run(
         For problems of the data, the predictions folder as a whole, or the store; a bad
         prediction of one case is never raised but recorded.
     """
+    from typing import get_args
+
+    from evaluator.choices import ResultFormat
     from evaluator.datasets.base import open_dataset
     from evaluator.datasets.splits import case_set_id, resolve_split, split_id
 
@@ -231,6 +242,15 @@ def evaluate_run(
     spec = reg.task(task)
     profile = reg.profile(spec)
     plan = make_plan(spec, profile)
+    unknown_formats = sorted(set(formats) - set(get_args(ResultFormat)))
+    if unknown_formats:
+        raise InvalidPredictionError(
+            f"unknown result format(s) {unknown_formats} (known: {', '.join(get_args(ResultFormat))})"
+        )
+    if "nnunet" in formats and spec.dims != 3:
+        raise InvalidPredictionError(
+            f"task '{task}': --format nnunet is for label images (3D tasks)"
+        )
     pred_path = Path(pred).expanduser().absolute()
     root = None if data_root is None else Path(data_root)
     dataset = open_dataset(spec, workspace=workspace, data_root=root, registry=reg)
@@ -341,6 +361,14 @@ def evaluate_run(
     )
     for artifact, path in written:
         db.add_artifact(run.id, artifact, path)
+    if "nnunet" in formats:
+        rejected = db.errors_frame(run_ids=[run.id])
+        rejected = set(rejected.loc[rejected["error_class"] != "empty", "case_id"])
+        jobs = case_jobs(spec, plan, dataset, pred_path, case_ids)
+        nnunet_file = _write_nnunet_summary(
+            jobs, rejected, spec, profile, out_dir / "nnunet" / "summary.json"
+        )
+        db.add_artifact(run.id, "summary", nnunet_file, note="nnU-Net summary.json layout")
     return EvaluationResult(
         run=run,
         summary=summary,
@@ -350,3 +378,33 @@ def evaluate_run(
         store_url=db.url,
         results=table,
     )
+
+
+def _write_nnunet_summary(
+    jobs: Sequence[CaseJob],
+    rejected: set[str],
+    spec: TaskSpec,
+    profile: MetricProfile,
+    path: Path,
+) -> Path:
+    """nnU-Net's summary of the accepted predictions (see :mod:`.nnunet_summary`)."""
+    import SimpleITK as sitk
+
+    from evaluator.evaluate.nnunet_summary import (
+        LabelOrRegion,
+        case_metrics,
+        summarize,
+        write_summary,
+    )
+
+    items: list[LabelOrRegion] = [*sorted(spec.labels), *map(tuple, profile.regions.values())]
+    cases = []
+    for job in sorted(jobs, key=lambda j: str(j.prediction)):
+        if job.prediction is None or job.case.case_id in rejected or job.case.label is None:
+            continue
+        ref = sitk.GetArrayFromImage(sitk.ReadImage(str(job.case.label)))
+        pred = sitk.GetArrayFromImage(sitk.ReadImage(str(job.prediction)))
+        if ref.shape != pred.shape:  # resampled by ccbench (HECKTOR); nnU-Net compares voxels
+            continue
+        cases.append((str(job.case.label), str(job.prediction), case_metrics(ref, pred, items)))
+    return write_summary(summarize(cases, items), path)

@@ -21,6 +21,7 @@ CONTAINER_MODULES: tuple[str, ...] = (
     "instances",
     "layouts",
     "models",
+    "nnunet_predict",
     "preprocess",
     "suv_threshold",
 )

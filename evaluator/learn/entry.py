@@ -24,14 +24,21 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["run_learned", "run_suv_threshold"]
+__all__ = ["choose_model", "run_learned", "run_suv_threshold"]
 
 DEFAULT_WEIGHTS = Path("/opt/algorithm/weights")
 #: What a 2D (instance) model writes into ``/output``: COCO results of every case.
 INSTANCES_FILE = "predictions.json"
 
 
-def _choose_config(weights: Path, task: str | None, slug: str | None) -> Path:
+def choose_model(weights: Path, task: str | None, slug: str | None) -> Path:
+    """The model folder ``weights/<task>`` for a task, or for a grand-challenge output slug.
+
+    Raises
+    ------
+    LookupError
+        No model, none for the task, or an output slug that matches no model.
+    """
     configs = {p.parent.name: p.parent for p in sorted(weights.glob("*/config.json"))}
     if not configs:
         raise LookupError(f"no trained model under {weights} (expected <task>/config.json)")
@@ -67,7 +74,7 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
     inp, out = io_folders()
     try:
         inputs = find_inputs(inp, out)
-        folder = _choose_config(args.weights, inputs.task, inputs.output_slug)
+        folder = choose_model(args.weights, inputs.task, inputs.output_slug)
         model = load_model(folder)
         if inputs.interface == "grand-challenge":  # the model's own folder -> channel names
             inputs = find_inputs(

@@ -18,7 +18,9 @@ from typing import Any, Literal
 
 __all__ = [
     "MODELS",
+    "NNUNET_MODEL",
     "PROFILES",
+    "TRAINABLE",
     "ModelSpec",
     "Profile",
     "build_network",
@@ -249,6 +251,11 @@ MODELS: dict[str, ModelSpec] = {
         description="Swin UNETR (shifted-window transformer encoder), same recipe",
     ),
 }
+
+#: nnU-Net v2, trained by nnU-Net's own pipeline (:mod:`evaluator.learn.nnunet_train`).
+NNUNET_MODEL = "nnunet"
+#: Every model ``ccbench baselines train --model`` takes: :data:`MODELS` and nnU-Net.
+TRAINABLE: tuple[str, ...] = (*MODELS, NNUNET_MODEL)
 
 
 def model_spec(name: str) -> ModelSpec:

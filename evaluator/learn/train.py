@@ -43,6 +43,8 @@ __all__ = [
     "TrainResult",
     "dice_per_label",
     "find_trained",
+    "fold_cases",
+    "record_training",
     "sample_patch",
     "train_baseline",
     "trained_dir",
@@ -89,11 +91,23 @@ def trained_dir(workspace: Workspace, model: str, task: str, fold: int) -> Path:
     return workspace.root / "baselines" / model / task / f"fold{fold}"
 
 
+def _has_weights(folder: Path) -> bool:
+    """``model.pt`` beside ``config.json``, or (nnU-Net) the fold's final checkpoint."""
+    if (folder / "model.pt").is_file():
+        return True
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        results = folder / str(config["results_folder"])
+        return (results / f"fold_{config['fold']}" / "checkpoint_final.pth").is_file()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def find_trained(workspace: Workspace, model: str, task: str) -> Path | None:
     """The trained folder of a model and task: fold 0 when trained, else the lowest fold."""
     root = workspace.root / "baselines" / model / task
     found = sorted(
-        (p.parent for p in root.glob("fold*/model.pt") if (p.parent / "config.json").is_file()),
+        (p.parent for p in root.glob("fold*/config.json") if _has_weights(p.parent)),
         key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 1 << 30,
     )
     return found[0] if found else None
@@ -175,7 +189,7 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _fold_cases(task: Any, fold: int, workspace: Workspace) -> tuple[list[str], list[str]]:
+def fold_cases(task: Any, fold: int, workspace: Workspace) -> tuple[list[str], list[str]]:
     from evaluator.datasets.splits import read_split
 
     path = task.split_path(workspace)
@@ -319,7 +333,7 @@ def train_baseline(
     lookup = np.zeros(max(label_values) + 1, dtype=np.int64)
     lookup[label_values] = np.arange(len(label_values))
 
-    train_ids, val_ids = _fold_cases(task_spec, fold, workspace)
+    train_ids, val_ids = fold_cases(task_spec, fold, workspace)
     dataset = open_dataset(task_spec, workspace=workspace)
     fingerprint = dataset_fingerprint(
         (dataset.case(c) for c in sorted([*train_ids, *val_ids])),
@@ -466,14 +480,24 @@ def train_baseline(
         writer.writeheader()
         writer.writerows(curve)
     _plot_curve(curve, losses, folder / "curve.png", f"{model} on {task} (fold {fold})")
-    run_id = _record(workspace, store, config, folder)
+    run_id = record_training(workspace, store, config, folder)
     return TrainResult(
         model, task, fold, profile, seed, folder, done, seconds, stopped, final, run_id
     )
 
 
-def _record(workspace: Workspace, store: str | None, config: dict[str, Any], folder: Path) -> int:
-    """A ``training`` run in the store with the folder's files as artifacts."""
+def record_training(
+    workspace: Workspace,
+    store: str | None,
+    config: dict[str, Any],
+    folder: Path,
+    *,
+    weights: Path | None = None,
+) -> int:
+    """A ``training`` run in the store with the folder's files as artifacts.
+
+    ``weights`` is where the trained weights are (default: ``folder``, holding ``model.pt``).
+    """
     from evaluator.store import Store, resolve_store_url
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -493,7 +517,8 @@ def _record(workspace: Workspace, store: str | None, config: dict[str, Any], fol
             dataset_fingerprint=config["dataset_fingerprint"],
             kind="training",
         )
-        db.add_artifact(run.id, "weights", folder, note="config.json + model.pt")
+        note = "config.json + model.pt" if weights is None else "nnU-Net results folder"
+        db.add_artifact(run.id, "weights", weights or folder, note=note)
         db.add_artifact(run.id, "logs", folder / "training.log")
         db.add_artifact(run.id, "table", folder / "curve.csv", note="training curve")
         db.add_artifact(run.id, "plot", folder / "curve.png", note="training curve")

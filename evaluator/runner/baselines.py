@@ -37,17 +37,20 @@ from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
     from evaluator.datasets.registry import Registry
-    from evaluator.runner.contract import Resources
+    from evaluator.runner.contract import Interface, Manifest, Resources
+    from evaluator.runner.nnunet_pack import NnunetResults
 
 __all__ = [
     "BaselineBuild",
     "BaselineSpec",
+    "NnunetEntry",
     "baseline_spec",
     "baseline_tasks",
     "baselines_dir",
     "build_baselines",
     "list_baselines",
     "stage_context",
+    "submit_nnunet_results",
 ]
 
 
@@ -151,12 +154,31 @@ def baseline_spec(name: str) -> BaselineSpec:
 def _trained_tasks(
     spec: BaselineSpec, workspace: Workspace, tasks: Sequence[str]
 ) -> dict[str, Path]:
-    """Task -> trained model folder, for the tasks a learned baseline has weights for."""
+    """Task -> trained model folder, for the tasks a learned baseline has weights for.
+
+    nnU-Net's results are packed first (weights only) into ``<workspace>/images/packed``.
+    """
+    from evaluator.learn.models import NNUNET_MODEL
     from evaluator.learn.train import find_trained
 
     assert spec.model is not None
     found = {t: find_trained(workspace, spec.model, t) for t in tasks}
-    return {t: p for t, p in found.items() if p is not None}
+    trained = {t: p for t, p in found.items() if p is not None}
+    if spec.model != NNUNET_MODEL:
+        return trained
+    from evaluator.datasets.registry import load_registry
+    from evaluator.runner.nnunet_pack import open_results, pack_results
+
+    packed = {}
+    for task, folder in trained.items():
+        config = json.loads((folder / "config.json").read_text())
+        results = open_results(
+            folder / config["results_folder"], configuration=config["configuration"],
+            folds=[str(config["fold"])],
+        )  # fmt: skip
+        dest = workspace.images / "packed" / NNUNET_MODEL / task
+        packed[task] = pack_results(results, load_registry().task(task), dest)
+    return packed
 
 
 def stage_context(name: str, dest: Path, *, weights: dict[str, Path] | None = None) -> Path:
@@ -165,7 +187,8 @@ def stage_context(name: str, dest: Path, *, weights: dict[str, Path] | None = No
     ``dest`` receives the folder's files, ``evaluator/__init__.py`` and
     ``evaluator/learn/<module>.py`` for each of
     :data:`evaluator.learn.CONTAINER_MODULES`, and ``weights/<task>/{config.json,model.pt}``
-    for each ``weights`` entry; each ``config.json`` gains the task's grand-challenge slugs
+    for each ``weights`` entry (a packed nnU-Net model: ``config.json`` and ``model/``, see
+    :mod:`evaluator.runner.nnunet_pack`); each ``config.json`` gains the task's grand-challenge slugs
     (``gc_inputs``: folder -> channel, ``gc_output``) so the container finds its model and
     channels under either interface.
     """
@@ -203,7 +226,10 @@ def stage_context(name: str, dest: Path, *, weights: dict[str, Path] | None = No
         target = dest / "weights" / task
         target.mkdir(parents=True)
         (target / "config.json").write_text(json.dumps(config, indent=1))
-        shutil.copyfile(folder / "model.pt", target / "model.pt")
+        if (folder / "model.pt").is_file():  # a MONAI network
+            shutil.copyfile(folder / "model.pt", target / "model.pt")
+        if (folder / "model").is_dir():  # a packed nnU-Net results folder
+            shutil.copytree(folder / "model", target / "model", symlinks=True)
     for path in dest.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     dest.chmod(0o755)
@@ -217,6 +243,7 @@ def build_baselines(
     names: Sequence[str] | None = None,
     tasks: Sequence[str] | None = None,
     docker: bool = True,
+    exclude: Sequence[str] = (),
 ) -> list[BaselineBuild]:
     """Build each baseline's image on the local base images and submit it as an entry.
 
@@ -236,6 +263,8 @@ def build_baselines(
         Build images with the local Docker engine. With ``False`` nothing is built and the
         manifests name the staged build context: such entries run with ``--backend local``
         (development only).
+    exclude
+        Baselines left out of the default list (the demo submits nnU-Net its own way).
 
     Returns
     -------
@@ -251,7 +280,7 @@ def build_baselines(
     from evaluator.runner.contract import Resources
 
     known = list_baselines()
-    chosen = list(names) if names else known
+    chosen = list(names) if names else [n for n in known if n not in exclude]
     unknown = sorted(set(chosen) - set(known))
     if unknown:
         raise SubmissionError(
@@ -344,3 +373,100 @@ def _build_one(
         kind="baseline",
     )
     return BaselineBuild(name, tag, path, True, tasks, size_mb=image_size_mb(tag))
+
+
+@dataclass(frozen=True)
+class NnunetEntry:
+    """What :func:`submit_nnunet_results` made: the manifest, its path, the image and its size."""
+
+    manifest: Manifest
+    path: Path
+    image: str
+    size_mb: float
+    results: NnunetResults
+
+
+def submit_nnunet_results(
+    path: Path,
+    *,
+    name: str,
+    tasks: Sequence[str],
+    workspace: Workspace,
+    submissions_dir: Path,
+    configuration: str = "3d_fullres",
+    folds: Sequence[str] | None = None,
+    checkpoint: str = "checkpoint_final.pth",
+    tta: bool = True,
+    team: str = "",
+    interface: Interface = "batch",
+    resources: Resources | None = None,
+    overwrite: bool = False,
+    baseline: bool = False,
+) -> NnunetEntry:
+    """Pack an nnU-Net results folder, build its image and register it as an entry.
+
+    ``ccbench submit --nnunet-results``: :func:`evaluator.runner.nnunet_pack.open_results`
+    finds and checks the folder (``configuration``, ``folds``, ``checkpoint``),
+    :func:`~evaluator.runner.nnunet_pack.pack_results` packs it per task (``tta`` is the packed
+    default) and the ``nnunet`` build context of ``baselines/`` holds the program.
+
+    The image is ``ccbench-nnunet/<name>:latest`` on the nnU-Net base image (built first when
+    missing); the manifest's ``command`` carries ``--tta`` or ``--no-tta``.
+
+    Raises
+    ------
+    SubmissionError
+        A results folder that does not fit a task (see :func:`open_results` and
+        :func:`task_channels`), an existing entry without ``overwrite``, or a name that is not
+        a valid entry name.
+    DockerUnavailableError
+        No engine, or a failed build.
+    """
+    import re
+
+    from evaluator.datasets.registry import load_registry
+    from evaluator.runner.contract import NAME_PATTERN, manifest_path
+    from evaluator.runner.images import (
+        BASE_IMAGES,
+        build_base_images,
+        build_context,
+        image_size_mb,
+    )
+    from evaluator.runner.nnunet_pack import open_results, pack_results, task_channels
+    from evaluator.runner.submissions import submit_image
+
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise SubmissionError(f"entry name {name!r}: letters, digits and _.- only (up to 64)")
+    if manifest_path(name, submissions_dir).exists() and not overwrite:
+        raise SubmissionError(
+            f"entry '{name}' already exists ({manifest_path(name, submissions_dir)}); "
+            "pass --overwrite to replace it"
+        )
+    registry = load_registry()
+    results = open_results(path, configuration=configuration, folds=folds, checkpoint=checkpoint)
+    specs = [registry.task(t) for t in tasks]
+    for spec in specs:  # every task checked before anything is written
+        task_channels(results, spec)
+    packed_root = workspace.images / "packed" / f"entry-{name}"
+    packed = {
+        spec.name: pack_results(results, spec, packed_root / spec.name, tta=tta) for spec in specs
+    }
+    context = stage_context(
+        "nnunet", workspace.images / "contexts" / f"entry-{name}", weights=packed
+    )
+    tag = f"ccbench-nnunet/{name.lower()}:latest"
+    build_base_images(workspace, images=("nnunet",))
+    build_context(context, tag, base=BASE_IMAGES["nnunet"].tag)
+    manifest, written = submit_image(
+        tag,
+        name=name,
+        tasks=[s.name for s in specs],
+        submissions_dir=submissions_dir,
+        team=team,
+        interface=interface,
+        resources=resources,
+        command=("python", "/opt/algorithm/predict.py", "--tta" if tta else "--no-tta"),
+        overwrite=overwrite,
+        kind="baseline" if baseline else "entry",
+    )
+    return NnunetEntry(manifest, written, tag, image_size_mb(tag), results)

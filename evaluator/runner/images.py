@@ -1,6 +1,6 @@
 """Local base images, built without any registry: ``ccbench images build-base``.
 
-Three images, each built only when missing (idempotent):
+Four images, each built only when missing (idempotent):
 
 ``ccbench/python:bookworm-slim``
     Debian bookworm ``minbase`` made with ``debootstrap`` from the Debian mirror that apt on this
@@ -12,6 +12,9 @@ Three images, each built only when missing (idempotent):
     nibabel.
 ``ccbench/python-torch:bookworm``
     The scientific image plus torch (CPU), MONAI and einops (MONAI's transformer blocks).
+``ccbench/python-nnunet:bookworm``
+    The torch image plus nnU-Net v2 (for ``ccbench submit --nnunet-results``), without the
+    torchvision it pulls in (a CUDA build that cannot load with the CPU torch).
 
 Containers cannot reach the package index, so wheels are fetched on the host with
 ``pip download`` (the host's pip configuration applies, including local wheel folders) into
@@ -59,7 +62,7 @@ FROM ${{BASE}}
 RUN [ -x /opt/venv/bin/python ] || python3 -m venv /opt/venv
 RUN --mount=type=bind,source=wheels,target=/wheels \\
     /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \\
-    --find-links /wheels {packages}
+    --find-links /wheels {packages}{remove}
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 CMD ["python"]
@@ -80,12 +83,18 @@ class BaseImageSpec:
         Key of the image it is built on (``None``: made with debootstrap).
     packages
         Python distributions installed into ``/opt/venv`` (pip requirement strings).
+    remove
+        Distributions uninstalled again after the install (pulled in, but unusable here).
+    build
+        Build wheels of packages published as source only (``pip wheel``) on the host.
     """
 
     key: str
     tag: str
     parent: str | None
     packages: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    build: bool = False
 
 
 #: The local base images, in build order.
@@ -96,6 +105,11 @@ BASE_IMAGES: dict[str, BaseImageSpec] = {
     ),
     "torch": BaseImageSpec(
         "torch", "ccbench/python-torch:bookworm", "sci", ("torch", "monai", "einops")
+    ),
+    # timm (a dependency of nnU-Net's network library) pulls torchvision, whose only build here
+    # is a CUDA one that cannot load with the CPU torch; nnU-Net's inference does not use it.
+    "nnunet": BaseImageSpec(
+        "nnunet", "ccbench/python-nnunet:bookworm", "torch", ("nnunetv2",), ("torchvision",), True
     ),
 }
 
@@ -272,11 +286,18 @@ def _run(cmd: Sequence[str], *, what: str, env: dict[str, str] | None = None) ->
         )
 
 
-def _download_wheels(packages: Sequence[str], dest: Path) -> None:
-    """``pip download`` binary wheels for the host's Python into ``dest`` (kept as a cache)."""
+def _download_wheels(packages: Sequence[str], dest: Path, *, build: bool = False) -> None:
+    """``pip download`` binary wheels for the host's Python into ``dest`` (kept as a cache).
+
+    With ``build``, ``pip wheel`` also builds wheels of source-only packages.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
-    cmd += ["--dest", str(dest)]
+    if build:
+        cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--prefer-binary"]
+        cmd += ["--wheel-dir", str(dest)]
+    else:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:"]
+        cmd += ["--dest", str(dest)]
     constraints = Path(__file__).resolve().parents[2] / "constraints.txt"
     if constraints.is_file():
         cmd += ["-c", str(constraints)]
@@ -374,9 +395,14 @@ def build_base_images(
         if spec.parent is None:
             _debootstrap_base(spec.tag, folder)
         else:
-            _download_wheels(spec.packages, folder / "wheels")
+            _download_wheels(spec.packages, folder / "wheels", build=spec.build)
+            remove = (
+                " \\\n    && /opt/venv/bin/pip uninstall --yes --quiet " + " ".join(spec.remove)
+                if spec.remove
+                else ""
+            )
             (folder / "Dockerfile").write_text(
-                _VENV_DOCKERFILE.format(packages=" ".join(spec.packages))
+                _VENV_DOCKERFILE.format(packages=" ".join(spec.packages), remove=remove)
             )
             build_context(folder, spec.tag, base=BASE_IMAGES[spec.parent].tag)
         elapsed = time.perf_counter() - start

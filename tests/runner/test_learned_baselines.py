@@ -35,14 +35,17 @@ def test_every_baseline_folder_is_complete() -> None:
     names = list_baselines()
     assert {"threshold", "suv-threshold", "monai-unet", "anatomy-guided", "monai-unetr",
             "monai-swinunetr"} <= set(names)  # fmt: skip
-    from evaluator.learn.models import MODELS
+    from evaluator.learn.models import MODELS, NNUNET_MODEL
 
+    assert NNUNET_MODEL in names
     for name in names:
         folder = evaluator.runner.baselines.baselines_dir() / name
         for part in ("Dockerfile", "predict.py", "README.md", "baseline.yaml"):
             assert (folder / part).is_file(), (name, part)
         spec = baseline_spec(name)
-        if spec.model is not None:
+        if spec.model == NNUNET_MODEL:
+            assert spec.base == "nnunet"
+        elif spec.model is not None:
             assert spec.model in MODELS and spec.base == "torch"
             assert set(spec.tasks or ()) == set(MODELS[spec.model].tasks)
 

@@ -19,9 +19,11 @@ import importlib
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
+from evaluator.choices import PhantomLayout
 from evaluator.datasets.phantoms._anatomy import ORGAN_IDS, UPTAKE_ORGANS
 from evaluator.datasets.phantoms._common import PhantomResult, TaskWriter, parse_size
 from evaluator.errors import PhantomError
@@ -31,7 +33,9 @@ if TYPE_CHECKING:
     from evaluator.datasets.registry import Registry
 
 __all__ = [
+    "LAYOUTS",
     "MARKER",
+    "NNUNET_LAYOUT",
     "ORGAN_IDS",
     "UPTAKE_ORGANS",
     "PhantomResult",
@@ -86,15 +90,21 @@ def phantom_writer(task: str) -> TaskWriter:
     return writer
 
 
-def _clear_previous(out: Path, writer: TaskWriter) -> None:
-    """Remove what an earlier phantom run wrote to ``out`` (its layout entries only).
+#: What the nnU-Net raw layout puts at the top of a dataset folder.
+NNUNET_LAYOUT = ("imagesTr", "labelsTr", "dataset.json", "splits_final.json")
+#: Layouts ``ccbench data phantoms --layout`` writes (:data:`evaluator.choices.PhantomLayout`).
+LAYOUTS: tuple[str, ...] = get_args(PhantomLayout)
+
+
+def _clear_previous(out: Path, layout: Sequence[str]) -> None:
+    """Remove what an earlier phantom run wrote to ``out`` (its ``layout`` entries only).
 
     Raises
     ------
     PhantomError
         When ``out`` holds the task's layout but no marker of a phantom run (real data, say).
     """
-    present = [name for name in writer.layout if (out / name).exists()]
+    present = [name for name in layout if (out / name).exists()]
     if not (out / MARKER).is_file():
         if present:
             raise PhantomError(
@@ -121,6 +131,7 @@ def write_phantoms(
     seed: int = 0,
     out: Path | None = None,
     progress: bool = True,
+    layout: str = "native",
 ) -> PhantomResult:
     """Write a synthetic dataset for ``task`` in the task's real on-disk layout.
 
@@ -144,6 +155,11 @@ def write_phantoms(
         files are left alone.
     progress
         Show a rich progress bar (on stderr) while writing.
+    layout
+        ``native`` (the real dataset's layout) or ``nnunet``: the nnU-Net v2 raw layout
+        (``imagesTr``, ``labelsTr``, ``dataset.json``) with the native index files (AutoPET's
+        ``Metadata.csv``) beside it; default output: the root of the task's nnU-Net phantom task
+        in datasets.yaml (``autopet-nnunet-phantom``).
 
     Returns
     -------
@@ -157,16 +173,20 @@ def write_phantoms(
         that holds the task's layout without a phantom marker (real data is never overwritten).
     """
     writer = phantom_writer(task)
+    if layout not in LAYOUTS:
+        raise PhantomError(f"unknown layout '{layout}' (known: {', '.join(LAYOUTS)})")
     n_cases = writer.default_cases if cases is None else int(cases)
     if n_cases < 1:
         raise PhantomError(f"phantom task {writer.task}: --cases must be at least 1, got {cases}")
     size_xyz, spacing = parse_size(size, writer)
+    if layout == "nnunet":
+        return _write_nnunet(writer, workspace, n_cases, size, seed, out, progress)
     if out is None:
         from evaluator.datasets.registry import load_registry
 
         out = load_registry().task(f"{writer.task}-phantom").data_root(workspace)
     out = Path(out)
-    _clear_previous(out, writer)
+    _clear_previous(out, writer.layout)
     start = time.perf_counter()
     infos = []
     from rich.console import Console
@@ -192,3 +212,56 @@ def write_phantoms(
         spacing=tuple(float(s) for s in reversed(spacing)),
         seconds=time.perf_counter() - start,
     )
+
+
+def _write_nnunet(
+    writer: TaskWriter,
+    workspace: Workspace,
+    cases: int,
+    size: str,
+    seed: int,
+    out: Path | None,
+    progress: bool,
+) -> PhantomResult:
+    """The phantom written natively to a scratch folder, then exported in nnU-Net's layout."""
+    import dataclasses
+    import tempfile
+
+    from evaluator.datasets.base import open_dataset
+    from evaluator.datasets.nnunet import export_raw, nnunet_dataset_name
+    from evaluator.datasets.registry import load_registry
+
+    registry = load_registry()
+    native = registry.task(f"{writer.task}-phantom")
+    if native.dims != 3:
+        raise PhantomError(f"phantom task {writer.task}: the nnU-Net layout is for 3D tasks")
+    targets = [
+        t
+        for t in registry.tasks.values()
+        if t.phantom_of == writer.task and t.phantom_layout == "nnunet"
+    ]
+    if out is None:
+        if not targets:
+            raise PhantomError(
+                f"datasets.yaml has no nnU-Net phantom task of '{writer.task}' "
+                "(adapter *nnunet, phantom_of): pass --out"
+            )
+        out = targets[0].data_root(workspace)
+    out = Path(out)
+    index_files = tuple(name for name in writer.layout if "." in name)
+    _clear_previous(out, (*NNUNET_LAYOUT, *index_files))
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        result = write_phantoms(
+            writer.task, workspace=workspace, cases=cases, size=size, seed=seed,
+            out=Path(tmp), progress=progress,
+        )  # fmt: skip
+        dataset = open_dataset(native, workspace=workspace, data_root=Path(tmp))
+        ids = dataset.case_ids()
+        _, name = nnunet_dataset_name((targets[0] if targets else native).name)
+        export_raw(native, [dataset.case(c) for c in ids], out, name=name)
+        for index_file in index_files:
+            if (Path(tmp) / index_file).is_file():
+                shutil.copyfile(Path(tmp) / index_file, out / index_file)
+    marker = {"task": writer.task, "cases": cases, "size": result.size, "seed": seed}
+    (out / MARKER).write_text(json.dumps({**marker, "layout": "nnunet"}) + "\n")
+    return dataclasses.replace(result, out=out)
