@@ -691,8 +691,8 @@ def submit_cmd(
         Path | None,
         typer.Option(
             "--nnunet-results",
-            help="A trained nnU-Net v2 results folder (<Trainer>__<Plans>__<Configuration>, or "
-            "the Dataset folder above it): packed (weights only) and built into an image.",
+            help="A trained nnU-Net v2 results folder (TRAINER__PLANS__CONFIGURATION, or the "
+            "DatasetNNN_Name folder above it): checked, packed (weights only), built into an image.",
             show_default=False,
         ),
     ] = None,
@@ -771,8 +771,18 @@ def submit_cmd(
         print_submission(entry.manifest, entry.path, console=console)
         console.print(
             f"nnU-Net {entry.results.configuration}, folds {', '.join(entry.results.folds)}, "
-            f"trainer {entry.results.trainer}; image {entry.image} ({entry.size_mb:.0f} MB)"
+            f"trainer {entry.results.trainer}; image {entry.image} ({entry.size_mb:.0f} MB)",
+            highlight=False,
         )
+        named = entry.results.dataset_json.get("channel_names") or {}
+        for task_name, order in entry.channels.items():
+            pairs = ", ".join(
+                f"{i} ({markup_safe(str(named.get(str(i), '-')))}) <- {ch}"
+                for i, ch in enumerate(order)
+            )
+            console.print(
+                f"{task_name}: model channel (dataset.json name) <- task channel: {pairs}"
+            )
         return
     backend = None
     if image_file is not None:
@@ -1220,7 +1230,9 @@ def baselines_train(
     """Train a learned baseline on a task's training fold; weights go to WORKSPACE/baselines.
 
     Writes config.json, model.pt, training.log and curve.png/.csv under
-    WORKSPACE/baselines/MODEL/TASK/foldK and records the training in the store. No weights are
+    WORKSPACE/baselines/MODEL/TASK/foldK and records the training in the store. nnU-Net
+    (--model nnunet) runs nnU-Net's own planning, preprocessing and trainer; its weights stay in
+    nnU-Net's results folder (printed; what `submit --nnunet-results` takes). No weights are
     downloaded; the GPU is used when present.
 
     Examples:
@@ -1228,6 +1240,8 @@ def baselines_train(
         ccbench baselines train --model monai-unet --task autopet-phantom
 
         ccbench baselines train -m monai-swinunetr -t btcv-phantom --profile full --fold 1
+
+        ccbench baselines train --model nnunet --task autopet-phantom
     """
     from evaluator.console import kv_table, training_progress
 
@@ -1254,7 +1268,11 @@ def baselines_train(
                 "seconds": f"{result.seconds:.1f}",
                 "stopped by time budget": result.stopped_by_time_budget,
                 "validation Dice (fold)": f"{result.val_dice:.4f}",
-                "weights": result.folder,
+                "weights": (
+                    (result.folder / result.config["results_folder"]).resolve()
+                    if "results_folder" in result.config
+                    else result.folder / "model.pt"
+                ),
                 "curve": result.folder / "curve.png",
                 "store run": result.run_id,
             },

@@ -21,6 +21,7 @@ been trained on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -384,6 +385,8 @@ class NnunetEntry:
     image: str
     size_mb: float
     results: NnunetResults
+    #: Task -> its channel names in the model's channel order (as matched to dataset.json).
+    channels: dict[str, list[str]]
 
 
 def submit_nnunet_results(
@@ -410,8 +413,9 @@ def submit_nnunet_results(
     :func:`~evaluator.runner.nnunet_pack.pack_results` packs it per task (``tta`` is the packed
     default) and the ``nnunet`` build context of ``baselines/`` holds the program.
 
-    The image is ``ccbench-nnunet/<name>:latest`` on the nnU-Net base image (built first when
-    missing); the manifest's ``command`` carries ``--tta`` or ``--no-tta``.
+    The image is ``ccbench-nnunet/<name>:<hash of workspace and name>`` on the nnU-Net base
+    image (built first when missing); the manifest's ``command`` carries ``--tta`` or
+    ``--no-tta``. What a failed packing wrote is removed again.
 
     Raises
     ------
@@ -437,6 +441,10 @@ def submit_nnunet_results(
 
     if not re.fullmatch(NAME_PATTERN, name):
         raise SubmissionError(f"entry name {name!r}: letters, digits and _.- only (up to 64)")
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "entry"
+    # one tag per workspace and exact name: another entry or workspace never moves it
+    stamp = hashlib.sha256(f"{workspace.root.resolve()}\0{name}".encode()).hexdigest()[:12]
+    tag = f"ccbench-nnunet/{slug}:{stamp}"
     if manifest_path(name, submissions_dir).exists() and not overwrite:
         raise SubmissionError(
             f"entry '{name}' already exists ({manifest_path(name, submissions_dir)}); "
@@ -448,13 +456,18 @@ def submit_nnunet_results(
     for spec in specs:  # every task checked before anything is written
         task_channels(results, spec)
     packed_root = workspace.images / "packed" / f"entry-{name}"
-    packed = {
-        spec.name: pack_results(results, spec, packed_root / spec.name, tta=tta) for spec in specs
-    }
+    try:
+        packed = {
+            spec.name: pack_results(results, spec, packed_root / spec.name, tta=tta)
+            for spec in specs
+        }
+    except BaseException:
+        shutil.rmtree(packed_root, ignore_errors=True)
+        raise
     context = stage_context(
         "nnunet", workspace.images / "contexts" / f"entry-{name}", weights=packed
     )
-    tag = f"ccbench-nnunet/{name.lower()}:latest"
+    shutil.rmtree(packed_root, ignore_errors=True)  # the context holds the copy that is built
     build_base_images(workspace, images=("nnunet",))
     build_context(context, tag, base=BASE_IMAGES["nnunet"].tag)
     manifest, written = submit_image(
@@ -469,4 +482,5 @@ def submit_nnunet_results(
         overwrite=overwrite,
         kind="baseline" if baseline else "entry",
     )
-    return NnunetEntry(manifest, written, tag, image_size_mb(tag), results)
+    channels = {spec.name: task_channels(results, spec) for spec in specs}
+    return NnunetEntry(manifest, written, tag, image_size_mb(tag), results, channels)

@@ -21,6 +21,7 @@ scalars only), so a results folder cannot run code on the host.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,7 +65,13 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(allowed):
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        text = str(err).strip()
+        unsupported = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", text, re.IGNORECASE)
+        first = (
+            f"it would call {unsupported[1]}"
+            if unsupported
+            else (text.splitlines()[-1] if text else type(err).__name__)
+        )
         raise SubmissionError(
             f"{path}: not a loadable nnU-Net checkpoint ({first[:300]})"
         ) from None
@@ -73,10 +80,25 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
+#: Largest dataset.json / plans.json read, bytes.
+_MAX_JSON = 16 << 20
+
+
+def _regular_file(path: Path) -> Path:
+    """``path`` when it is a regular file, not a link (a link could pull host files in)."""
+    if path.is_symlink() or not path.is_file():
+        what = "a link" if path.is_symlink() else "not a regular file"
+        raise SubmissionError(f"{path}: {what}; a results folder holds plain files only")
+    return path
+
+
 def _json(path: Path) -> dict[str, Any]:
+    _regular_file(path)
+    if path.stat().st_size > _MAX_JSON:
+        raise SubmissionError(f"{path}: larger than {_MAX_JSON >> 20} MB")
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise SubmissionError(f"{path}: not readable JSON ({err})") from None
     if not isinstance(data, dict):
         raise SubmissionError(f"{path}: expected a JSON object")
@@ -103,6 +125,38 @@ class NnunetResults:
             return [int(v) for v in self.dataset_json["regions_class_order"]]
         values = self.dataset_json.get("labels", {}).values()
         return sorted({int(v) for v in values if not isinstance(v, list | tuple) and int(v) != 0})
+
+
+def _check_layout(
+    plans: dict[str, Any], dataset_json: dict[str, Any], configuration: str, folder: Path
+) -> None:
+    """The fields ccbench reads have nnU-Net's types (a malformed file is named, not a crash)."""
+
+    def label_value(v: Any) -> bool:
+        if isinstance(v, list):
+            return bool(v) and all(type(i) is int for i in v)
+        return type(v) is int
+
+    configurations = plans.get("configurations")
+    problems = []
+    if not isinstance(configurations, dict) or not all(
+        isinstance(c, dict) for c in configurations.values()
+    ):
+        problems.append((folder / "plans.json", "configurations is not a mapping of mappings"))
+    elif not isinstance(configurations.get(configuration, {}).get("patch_size", []), list):
+        problems.append((folder / "plans.json", f"{configuration}.patch_size is not a list"))
+    labels = dataset_json.get("labels")
+    if not isinstance(labels, dict) or not all(label_value(v) for v in labels.values()):
+        problems.append((folder / "dataset.json", "labels is not a mapping of name -> label(s)"))
+    names = dataset_json.get("channel_names") or dataset_json.get("modality") or {}
+    if not isinstance(names, dict):
+        problems.append((folder / "dataset.json", "channel_names is not a mapping"))
+    order = dataset_json.get("regions_class_order", [])
+    if not isinstance(order, list) or not all(type(v) is int for v in order):
+        problems.append((folder / "dataset.json", "regions_class_order is not a list of labels"))
+    if problems:
+        path, what = problems[0]
+        raise SubmissionError(f"{path}: not usable nnU-Net metadata ({what})")
 
 
 def _find_folder(path: Path, configuration: str) -> Path:
@@ -152,11 +206,12 @@ def open_results(
     path = Path(path)
     if not path.is_dir():
         raise SubmissionError(f"{path}: no such folder")
-    if "/" in checkpoint or "\\" in checkpoint or checkpoint.startswith("."):
-        raise SubmissionError(f"--checkpoint: a file name, not {checkpoint!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.pth", checkpoint):
+        raise SubmissionError(f"--checkpoint: a file name ending in .pth, not {checkpoint!r}")
     folder = _find_folder(path, configuration)
     plans, dataset_json = _json(folder / "plans.json"), _json(folder / "dataset.json")
     configurations = plans.get("configurations") or {}
+    _check_layout(plans, dataset_json, configuration, folder)
     if configuration not in configurations:
         raise SubmissionError(
             f"{folder / 'plans.json'}: no configuration '{configuration}' "
@@ -165,10 +220,14 @@ def open_results(
     parts = folder.name.split("__")
     if len(parts) == 3 and parts[2] != configuration:
         raise SubmissionError(f"{folder}: trained with {parts[2]}, not {configuration}")
+    if folder.is_symlink():
+        raise SubmissionError(f"{folder}: a link; pass the folder itself")
     available = sorted(
-        p.parent.name.removeprefix("fold_") for p in folder.glob(f"fold_*/{checkpoint}")
+        p.parent.name.removeprefix("fold_")
+        for p in folder.glob(f"fold_*/{checkpoint}")
+        if not p.parent.is_symlink()
     )
-    chosen = tuple(str(f) for f in folds) if folds else tuple(available)
+    chosen = tuple(dict.fromkeys(str(f) for f in folds)) if folds else tuple(available)
     missing = [f for f in chosen if f not in available]
     if missing or not chosen:
         raise SubmissionError(
@@ -201,11 +260,13 @@ def task_channels(results: NnunetResults, task: TaskSpec) -> list[str]:
 
     where = str(results.folder / "dataset.json")
     names = results.dataset_json.get("channel_names") or results.dataset_json.get("modality")
+    if not names:  # no names: the task's channels, in order
+        names = {str(i): channel for i, channel in enumerate(task.channels)}
     try:
         mapping = match_channels(names, task, where=where)
     except RegistryError as err:
         raise SubmissionError(str(err)) from None
-    count = len(names) if names else len(task.channels)
+    count = len(names)
     by_index = {int(suffix): channel for channel, suffix in mapping.items()}
     if sorted(by_index) != list(range(count)):
         raise SubmissionError(f"{where}: channels {by_index} do not cover 0..{count - 1}")
@@ -224,6 +285,48 @@ def task_channels(results: NnunetResults, task: TaskSpec) -> list[str]:
     return [by_index[i] for i in range(count)]
 
 
+#: What plans.json may name for nnU-Net to import and call: its network library's classes and
+#: torch.nn's layers (checked before nnU-Net resolves the names on the host).
+_IMPORTABLE = {
+    "network": re.compile(r"dynamic_network_architectures(\.[A-Za-z_][A-Za-z0-9_]*)+"),
+    "op": re.compile(r"torch\.nn(\.[A-Za-z_][A-Za-z0-9_]*)+"),
+}
+
+
+def _check_imports(configuration: Any, where: Path) -> None:
+    """Every name the plans make nnU-Net import is a ``torch.nn.Module`` class of an allowed
+    package (a dotted path could otherwise reach any callable, e.g. through a module's
+    imports)."""
+    import pydoc
+
+    import torch
+
+    names = [("network", configuration.network_arch_class_name)]
+    kwargs = configuration.network_arch_init_kwargs
+    names += [
+        ("op", kwargs.get(key))
+        for key in configuration.network_arch_init_kwargs_req_import
+        if kwargs.get(key) is not None
+    ]
+    for kind, name in names:
+        located = None
+        if _IMPORTABLE[kind].fullmatch(str(name)):
+            try:
+                located = pydoc.locate(str(name))
+            except Exception:  # pydoc.ErrorDuringImport: a module that does not import here
+                located = None
+        prefix = str(name).split(".")[0]
+        if not (
+            isinstance(located, type)
+            and issubclass(located, torch.nn.Module)
+            and located.__module__.split(".")[0] == prefix
+        ):
+            raise SubmissionError(
+                f"{where}: the plans name {str(name)[:200]!r} for nnU-Net to import; only "
+                "network classes of dynamic_network_architectures and torch.nn layers are run"
+            )
+
+
 def _check_architecture(results: NnunetResults, weights: dict[str, Any]) -> None:
     """The plans' network must take the weights (the image builds it from the plans)."""
     try:
@@ -234,8 +337,16 @@ def _check_architecture(results: NnunetResults, weights: dict[str, Any]) -> None
         from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
     except ImportError:
         return  # checked when the image starts
-    plans = PlansManager(results.plans)
-    configuration = plans.get_configuration(results.configuration)
+    try:
+        plans = PlansManager(results.plans)
+        configuration = plans.get_configuration(results.configuration)
+        configuration.network_arch_class_name  # noqa: B018 (old plans are converted here)
+    except Exception as err:  # malformed plans: KeyError, TypeError, ValueError, ...
+        raise SubmissionError(
+            f"{results.folder / 'plans.json'}: not usable nnU-Net plans ({type(err).__name__}: "
+            f"{str(err)[:200]})"
+        ) from None
+    _check_imports(configuration, results.folder / "plans.json")
     try:
         network = nnUNetTrainer.build_network_architecture(
             plans, configuration,
@@ -256,8 +367,8 @@ def pack_results(results: NnunetResults, task: TaskSpec, dest: Path, *, tta: boo
     """Write the packed model of ``task`` into ``dest`` (``config.json`` + ``model/``).
 
     ``model/`` holds ``dataset.json``, ``plans.json`` and ``fold_<k>/<checkpoint>`` with the
-    network weights only (and the few keys nnU-Net's predictor reads), so ``dest/model`` is
-    itself a results folder ``nnUNetv2_predict`` accepts.
+    network weights only (and the few keys nnU-Net's predictor reads), in the layout of a
+    results folder.
     """
     import torch
 
@@ -267,7 +378,7 @@ def pack_results(results: NnunetResults, task: TaskSpec, dest: Path, *, tta: boo
     model.mkdir(parents=True)
     trainer, mirror_axes = results.trainer, None
     for fold in results.folds:
-        data = read_checkpoint(results.folder / f"fold_{fold}" / results.checkpoint)
+        data = read_checkpoint(_regular_file(results.folder / f"fold_{fold}" / results.checkpoint))
         if fold == results.folds[0]:
             _check_architecture(results, data["network_weights"])
             trainer = str(data.get("trainer_name") or trainer)
@@ -289,7 +400,7 @@ def pack_results(results: NnunetResults, task: TaskSpec, dest: Path, *, tta: boo
         "trainer": trainer,
         "plans": results.plans_name,
         "mirror_axes": list(mirror_axes) if mirror_axes is not None else None,
-        "source": str(results.folder),
+        "source": results.folder.name,
     }
     (dest / "config.json").write_text(json.dumps(config, indent=1))
     return dest

@@ -112,9 +112,16 @@ def test_a_checkpoint_that_would_run_code_is_refused(
     monkeypatch.setenv("CCBENCH_PAYLOAD", str(marker))
     path = tmp_path / "checkpoint_final.pth"
     torch.save({"network_weights": {}, "extra": _Payload()}, path, pickle_module=pickle)
-    with pytest.raises(SubmissionError, match="not a loadable nnU-Net checkpoint"):
+    with pytest.raises(SubmissionError, match=r"not a loadable .* \(it would call posix.system\)"):
         read_checkpoint(path)
     assert not marker.exists()
+    fifo = tmp_path / "fifo" / "checkpoint_final.pth"  # would block a reader forever
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    from evaluator.runner.nnunet_pack import _regular_file
+
+    with pytest.raises(SubmissionError, match="not a regular file"):
+        _regular_file(fifo)
 
 
 def _copy_results(trained: Any, tmp_path: Path) -> Path:
@@ -153,8 +160,13 @@ def test_results_are_checked_against_the_task(nnunet_trained: Any, tmp_path: Pat
         open_results(folder, configuration="2d_nonexistent")
     with pytest.raises(SubmissionError, match=r"no checkpoint_final.pth for fold\(s\) 3"):
         open_results(folder, folds=["3"])
-    with pytest.raises(SubmissionError, match="a file name"):
-        open_results(folder, checkpoint="../../../etc/passwd")
+    for name in ("../../../etc/passwd", "", "*.pth", ".hidden.pth"):
+        with pytest.raises(SubmissionError, match=r"a file name ending in \.pth"):
+            open_results(folder, checkpoint=name)
+    assert open_results(folder, folds=["0", "0"]).folds == ("0",)
+    _edit(folder / "dataset.json", labels={"background": 0, "lesion": 1}, channel_names=None)
+    # no channel names: the task's channels in order
+    assert task_channels(open_results(folder), task) == ["CT", "PET"]
     with pytest.raises(SubmissionError, match="not an nnU-Net results folder"):
         open_results(tmp_path)
 
@@ -214,3 +226,59 @@ def test_inference_equals_nnunets_own_predictor(
         reference = sitk.ReadImage(files[0])
         assert ours.GetSpacing() == reference.GetSpacing()
         assert ours.GetOrigin() == reference.GetOrigin()
+
+
+def test_a_results_folder_cannot_reach_host_files_or_code(
+    nnunet_trained: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = load_registry().task(TASK)
+    folder = _copy_results(nnunet_trained, tmp_path)
+    # a link would copy a host file (a reference label, say) into the image
+    (folder / "dataset.json").rename(tmp_path / "real.json")
+    (folder / "dataset.json").symlink_to(tmp_path / "real.json")
+    with pytest.raises(SubmissionError, match=r"dataset\.json: a link"):
+        open_results(folder)
+    (folder / "dataset.json").unlink()
+    (tmp_path / "real.json").rename(folder / "dataset.json")
+    ckpt = folder / "fold_0" / "checkpoint_final.pth"
+    ckpt.rename(tmp_path / "c.pth")
+    ckpt.symlink_to(tmp_path / "c.pth")
+    with pytest.raises(SubmissionError, match=r"checkpoint_final\.pth: a link"):
+        pack_results(open_results(folder), task, tmp_path / "p1")
+    ckpt.unlink()
+    (tmp_path / "c.pth").rename(ckpt)
+    # plans name what nnU-Net imports and calls: nothing but network classes and torch.nn layers
+    marker = tmp_path / "pwned"
+    plans = json.loads((folder / "plans.json").read_text())
+    arch = plans["configurations"]["3d_fullres"]["architecture"]
+    for field, value in (
+        ("network_class_name", "dynamic_network_architectures.architectures.unet.os.system"),
+        ("network_class_name", "subprocess.Popen"),
+        ("nonlin", "torch.nn.modules.module.os.system"),
+    ):
+        bad = json.loads(json.dumps(plans))
+        target = bad["configurations"]["3d_fullres"]["architecture"]
+        if field == "network_class_name":
+            target[field] = value
+        else:
+            target["arch_kwargs"][field] = value
+            target["arch_kwargs"]["nonlin_kwargs"] = {"command": f"touch {marker}"}
+        (folder / "plans.json").write_text(json.dumps(bad))
+        with pytest.raises(SubmissionError, match="only network classes"):
+            pack_results(open_results(folder), task, tmp_path / "p2")
+        assert not marker.exists()
+    (folder / "plans.json").write_text(json.dumps({**plans, "configurations": {"3d_fullres": 7}}))
+    with pytest.raises(SubmissionError, match="configurations is not a mapping of mappings"):
+        open_results(folder)
+    nested = {"configurations": {"3d_fullres": {"inherits_from": "3d_fullres"}}}
+    (folder / "plans.json").write_text(json.dumps({**plans, **nested}))
+    with pytest.raises(SubmissionError, match="not usable nnU-Net plans"):
+        pack_results(open_results(folder), task, tmp_path / "p3")
+    (folder / "plans.json").write_text(json.dumps(plans))
+    _edit(folder / "dataset.json", labels={"background": 0, "lesion": "1; rm -rf /"})
+    with pytest.raises(SubmissionError, match="labels is not a mapping"):
+        open_results(folder)
+    assert arch["network_class_name"].endswith("PlainConvUNet")
+    monkeypatch.setattr("evaluator.runner.nnunet_pack._MAX_JSON", 100)
+    with pytest.raises(SubmissionError, match="larger than"):
+        open_results(folder)

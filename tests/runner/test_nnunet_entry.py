@@ -48,6 +48,16 @@ def test_a_results_folder_runs_sandboxed_as_an_entry(
         manifest = yaml.safe_load((ws.submissions / "nn-batch.yaml").read_text())
         assert manifest["command"][-1] == "--no-tta"
         tags.append(manifest["image"])
+        # another name that differs in case only gets an image tag of its own
+        other = _submit(ws, results, "NN-Batch", "--no-tta")
+        assert other.exit_code == 0, other.output
+        other_tag = yaml.safe_load((ws.submissions / "NN-Batch.yaml").read_text())["image"]
+        tags.append(other_tag)
+        assert other_tag != manifest["image"]
+        assert (
+            "autopet-phantom: model channel (dataset.json name) <- task channel: 0 (CT) <- CT"
+            in (other.output)
+        )
         gc = _submit(ws, results, "nn-gc", "--interface", "grand-challenge")
         assert gc.exit_code == 0, gc.output
         gc_manifest = yaml.safe_load((ws.submissions / "nn-gc.yaml").read_text())
