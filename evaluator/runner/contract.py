@@ -642,20 +642,29 @@ def finished_run(
     seconds: float,
     time_limit_s: float,
     details: dict[str, Any] | None = None,
+    errors: str | None = None,
 ) -> ContainerRun:
     """A :class:`ContainerRun` with its reason; exit code 0 turns status ``exit`` into ``ok``.
+
+    The reason quotes the last line of ``errors`` (the program's standard error) when it has
+    one, else the last line of ``log``.
 
     Examples
     --------
     >>> finished_run("split", "exit", 3, log="boom", seconds=1.0, time_limit_s=9).reason
     'container exited with code 3: boom'
+    >>> finished_run("c1", "exit", 1, log="OSError: x\\nsockets: ct", errors="OSError: x",
+    ...              seconds=1.0, time_limit_s=9).reason
+    'container exited with code 1: OSError: x'
     """
     if status == "exit" and exit_code == 0:
         status = "ok"
     return ContainerRun(
         label=label,
         status=status,
-        reason=describe_exit(status, exit_code, log, time_limit_s),
+        reason=describe_exit(
+            status, exit_code, errors if errors and errors.strip() else log, time_limit_s
+        ),
         exit_code=exit_code,
         seconds=seconds,
         log=log,

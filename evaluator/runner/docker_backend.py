@@ -321,6 +321,9 @@ class DockerBackend:
             seconds = time.perf_counter() - start
             watcher.check()
             log = _bounded_log(container)
+            # the reason of a failed run: the last line the program wrote to stderr (stdout
+            # and stderr are separate pipes, so the merged log's order is not the program's)
+            errors = _bounded_log(container, limit=4096, stdout=False) if exit_code else None
             container.reload()
             state = container.attrs.get("State", {})
             if status == "exit" and state.get("OOMKilled"):
@@ -353,6 +356,7 @@ class DockerBackend:
                 seconds=seconds,
                 time_limit_s=time_limit_s,
                 details=details,
+                errors=errors,
             )
         except docker.errors.APIError as err:
             msg = str(getattr(err, "explanation", None) or err)
@@ -722,8 +726,10 @@ def reap_containers(client: Any) -> list[str]:
 LOG_MAX_SIZE, LOG_MAX_FILES = "4m", "2"
 
 
-def _bounded_log(container: Any, limit: int = 65536) -> str:
+def _bounded_log(container: Any, limit: int = 65536, *, stdout: bool = True) -> str:
     """The container's output, its first and last ``limit // 2`` bytes; read as a stream.
+
+    ``stdout=False``: its standard error only.
 
     The engine keeps at most ``LOG_MAX_FILES`` x ``LOG_MAX_SIZE`` of it, so neither the host's
     disk nor the harness's memory pays for a container that prints gigabytes.
@@ -731,7 +737,7 @@ def _bounded_log(container: Any, limit: int = 65536) -> str:
     half = limit // 2
     head, tail = bytearray(), bytearray()
     total = 0
-    for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=False):
+    for chunk in container.logs(stdout=stdout, stderr=True, stream=True, follow=False):
         total += len(chunk)
         if len(head) < half:
             take = chunk[: half - len(head)]
