@@ -100,25 +100,34 @@ def _stage_channels(files: Sequence[Path], scratch: Path, convert: bool) -> list
     """
     import SimpleITK as sitk
 
-    first = sitk.ReadImage(str(files[0]))
+    def header(path: Path) -> sitk.ImageFileReader:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()  # the geometry only: nnU-Net's reader reads the pixels
+        return reader
+
+    first = header(files[0])
+    grid: sitk.Image | None = None  # the first channel's image, read when one is resampled
     out = []
     for index, path in enumerate(files):
-        image = first if index == 0 else sitk.ReadImage(str(path))
+        info = first if index == 0 else header(path)
         same = (
-            image.GetSize() == first.GetSize()
+            info.GetSize() == first.GetSize()
             and all(
                 abs(a - b) < 1e-4
-                for a, b in zip(image.GetSpacing(), first.GetSpacing(), strict=True)
+                for a, b in zip(info.GetSpacing(), first.GetSpacing(), strict=True)
             )
             and all(
-                abs(a - b) < 1e-3 for a, b in zip(image.GetOrigin(), first.GetOrigin(), strict=True)
+                abs(a - b) < 1e-3 for a, b in zip(info.GetOrigin(), first.GetOrigin(), strict=True)
             )
         )
         if same and not convert:
             out.append(str(path))
             continue
+        image = sitk.ReadImage(str(path))
         if not same:
-            image = sitk.Resample(image, first, sitk.Transform(), sitk.sitkLinear, 0.0)
+            grid = grid if grid is not None else sitk.ReadImage(str(files[0]))
+            image = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear, 0.0)
         target = scratch / f"channel_{index:04d}.nii.gz"
         sitk.WriteImage(image, str(target))
         out.append(str(target))

@@ -453,8 +453,8 @@ def submit_nnunet_results(
     registry = load_registry()
     results = open_results(path, configuration=configuration, folds=folds, checkpoint=checkpoint)
     specs = [registry.task(t) for t in tasks]
-    for spec in specs:  # every task checked before anything is written
-        task_channels(results, spec)
+    # every task checked before anything is written
+    channels = {spec.name: task_channels(results, spec) for spec in specs}
     packed_root = workspace.images / "packed" / f"entry-{name}"
     try:
         packed = {
@@ -482,5 +482,4 @@ def submit_nnunet_results(
         overwrite=overwrite,
         kind="baseline" if baseline else "entry",
     )
-    channels = {spec.name: task_channels(results, spec) for spec in specs}
     return NnunetEntry(manifest, written, tag, image_size_mb(tag), results, channels)
