@@ -78,6 +78,15 @@ ScoringMemoryOpt = Annotated[
         show_default=False,
     ),
 ]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="No progress display (progress goes to stderr: bars on a terminal, plain lines "
+        "otherwise).",
+    ),
+]
 ScoringTimeOpt = Annotated[
     float,
     typer.Option("--scoring-time-limit", help="Scoring time limit per case, seconds."),
@@ -107,6 +116,11 @@ def _fail_cleanly(func: F) -> F:
 
 def _workspace(path: Path | None) -> Workspace:
     return resolve_workspace(path)
+
+
+def _progress(quiet: bool) -> Console:
+    """Where progress goes: stderr (so that stdout holds results only), silent with --quiet."""
+    return Console(stderr=True, quiet=quiet)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,6 +252,7 @@ def data_phantoms(
         ),
     ] = LayoutChoice.native,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write synthetic datasets in the real on-disk layouts.
 
@@ -256,12 +271,22 @@ def data_phantoms(
     tasks = task or list(phantom_tasks())
     if out is not None and len(tasks) > 1:
         raise typer.BadParameter("--out needs exactly one --task")
-    results = [
-        write_phantoms(
-            t, workspace=ws, cases=cases, size=size, seed=seed, out=out, layout=layout.value
-        )
-        for t in tasks
-    ]
+    from evaluator.console import ProgressBars
+
+    with ProgressBars(_progress(quiet)) as bars:
+        results = [
+            write_phantoms(
+                t,
+                workspace=ws,
+                cases=cases,
+                size=size,
+                seed=seed,
+                out=out,
+                layout=layout.value,
+                progress=bars.add(f"phantoms: {t}"),
+            )
+            for t in tasks
+        ]
     print_phantom_summary(results, console=console)
 
 
@@ -310,12 +335,66 @@ def data_split(
     print_split_summary(result, console=console)
 
 
+@data_app.command("cases")
+@_fail_cleanly
+def data_cases(
+    task: TaskOpt,
+    split: Annotated[
+        str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
+    ] = "test",
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the batch interface's cases.json (absolute paths) instead."
+        ),
+    ] = False,
+    data_root: DataRootOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """List a split's cases: their image files and the prediction file name each one needs.
+
+    `--json` prints what a batch container finds in /input/cases.json, with absolute paths to
+    the dataset's files, so the same model code runs on it outside a container.
+
+    Examples:
+
+        ccbench data cases --task autopet-phantom --split test
+
+        ccbench data cases -t autopet-phantom -s test --json > test-cases.json
+    """
+    import json
+
+    from evaluator.datasets.splits import case_listing
+
+    listing = case_listing(task, split, workspace=_workspace(workspace), data_root=data_root)
+    if as_json:
+        console.print(json.dumps(listing, indent=1), soft_wrap=True, highlight=False, markup=False)
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"{listing['task']} / {split}: {len(listing['cases'])} cases",
+        caption="--json lists each channel's file (the batch interface's cases.json)",
+    )
+    table.add_column("case", style="bold")
+    table.add_column("channels")
+    table.add_column("prediction file (in the folder given to `evaluate --pred`)")
+    for case in listing["cases"]:
+        table.add_row(
+            markup_safe(case["case_id"]),
+            markup_safe(", ".join(case["channels"])),
+            markup_safe(case["prediction"]),
+        )
+    console.print(table)
+
+
 @data_app.command("check")
 @_fail_cleanly
 def data_check(
     task: TaskOpt,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Validate every case: files decode, geometry agrees, labels are in the label map.
 
@@ -327,11 +406,12 @@ def data_check(
 
         ccbench data check --task btcv --data-root /data/BTCV
     """
-    from evaluator.console import print_check_report
+    from evaluator.console import print_check_report, progress_bar
     from evaluator.datasets.check import check_dataset
 
     ws = _workspace(workspace)
-    report = check_dataset(task, workspace=ws, data_root=data_root, progress=True)
+    with progress_bar(_progress(quiet), f"checking {task}") as hook:
+        report = check_dataset(task, workspace=ws, data_root=data_root, progress=hook)
     print_check_report(report, console=console)
     if not report.ok:
         raise typer.Exit(1)
@@ -470,6 +550,7 @@ def evaluate_cmd(
     ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Score a folder of predictions against a split with the task's metric profile.
 
@@ -490,7 +571,7 @@ def evaluate_cmd(
     from evaluator.evaluate import evaluate_run
 
     ws = _workspace(workspace).ensure()
-    with evaluation_progress(console) as on_case:
+    with evaluation_progress(_progress(quiet)) as on_case:
         result = evaluate_run(
             task,
             split,
@@ -527,6 +608,7 @@ def evaluate_cmd(
 def demo(
     workspace: WorkspaceOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of every random choice.")] = 0,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the main job end to end on phantom data.
 
@@ -538,7 +620,9 @@ def demo(
     """
     from evaluator.demo import run_demo
 
-    ok = run_demo(_workspace(workspace).ensure(), seed=seed, console=console)
+    ok = run_demo(
+        _workspace(workspace).ensure(), seed=seed, console=console, progress=_progress(quiet)
+    )
     if not ok:
         raise typer.Exit(1)
 
@@ -592,6 +676,7 @@ def images_build_base(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild images that exist.")] = False,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Build the local base images with debootstrap and pip wheels; skips what exists.
 
@@ -601,14 +686,16 @@ def images_build_base(
 
         ccbench images build-base --image sci
     """
-    from evaluator.console import print_base_images
+    from evaluator.console import print_base_images, progress_bar
     from evaluator.runner.images import build_base_images
 
-    results = build_base_images(
-        _workspace(workspace).ensure(),
-        images=[i.value for i in image] if image else list(get_args(BaseImageName)),
-        force=force,
-    )
+    with progress_bar(_progress(quiet), "base images", every=True) as hook:
+        results = build_base_images(
+            _workspace(workspace).ensure(),
+            images=[i.value for i in image] if image else list(get_args(BaseImageName)),
+            force=force,
+            progress=hook,
+        )
     print_base_images(results, console=console)
 
 
@@ -715,6 +802,7 @@ def submit_cmd(
     ] = True,
     submissions: SubmissionsOpt = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Register a container image (or a trained nnU-Net model) as an entry.
 
@@ -760,7 +848,7 @@ def submit_cmd(
 
         ws = _workspace(workspace).ensure()
         fold_list = [f.strip() for f in folds.split(",") if f.strip()] if folds else None
-        with console.status("packing and building the nnU-Net image"):
+        with _progress(quiet).status("packing and building the nnU-Net image"):
             entry = submit_nnunet_results(
                 nnunet_results, name=name, tasks=task, workspace=ws,
                 submissions_dir=_manifests(submissions, ws), configuration=configuration,
@@ -789,12 +877,13 @@ def submit_cmd(
         from evaluator.runner.docker_backend import DockerBackend
 
         backend = DockerBackend()
-        loaded = load_image_archive(
-            image_file,
-            backend=backend,
-            max_bytes=int(max_archive_gb * 2**30),
-            replace_tags=replace_tags,
-        )
+        with _progress(quiet).status(f"checking and loading {image_file}"):
+            loaded = load_image_archive(
+                image_file,
+                backend=backend,
+                max_bytes=int(max_archive_gb * 2**30),
+                replace_tags=replace_tags,
+            )
         image = loaded.tags[0] if loaded.tags else loaded.image_id
     assert image is not None
     manifest, path = submit_image(
@@ -840,6 +929,7 @@ def preflight_cmd(
     command: Annotated[str | None, typer.Option(help="Command overriding the image's CMD.")] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """For participants: run an image on a few cases as `ccbench run` would, and name every fault.
 
@@ -855,7 +945,7 @@ def preflight_cmd(
     """
     import shlex
 
-    from evaluator.console import print_preflight
+    from evaluator.console import print_preflight, progress_bar
     from evaluator.runner.preflight import preflight
 
     resources = _resources(
@@ -870,17 +960,20 @@ def preflight_cmd(
         filesystem=filesystem,
         layer_mb=layer_mb,
     )
-    report = preflight(
-        image,
-        task=task,
-        workspace=_workspace(workspace).ensure(),
-        interface=interface.value,
-        cases=cases,
-        split=split,
-        data_root=data_root,
-        resources=resources,
-        command=shlex.split(command) if command else None,
-    )
+    with progress_bar(_progress(quiet), f"preflight of {image}", every=True) as hook:
+        report = preflight(
+            image,
+            task=task,
+            workspace=_workspace(workspace).ensure(),
+            interface=interface.value,
+            cases=cases,
+            split=split,
+            data_root=data_root,
+            resources=resources,
+            command=shlex.split(command) if command else None,
+            progress=hook,
+        )
+
     print_preflight(report, console=console)
     if not report.ok:
         raise typer.Exit(1)
@@ -915,6 +1008,7 @@ def run_cmd(
     scoring_time_limit: ScoringTimeOpt = 600.0,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run an entry's container on every case of a split, validate, score and store.
 
@@ -924,24 +1018,27 @@ def run_cmd(
 
         ccbench run threshold -t btcv-phantom -s all --backend local
     """
-    from evaluator.console import print_run_outcome
+    from evaluator.console import print_run_outcome, run_progress
     from evaluator.runner.contract import SandboxLimits
     from evaluator.runner.run import run_entry
 
     ws = _workspace(workspace).ensure()
-    outcome = run_entry(
-        entry,
-        task=task,
-        split=split,
-        workspace=ws,
-        backend=backend.value,
-        submissions_dir=_manifests(submissions, ws, entry),
-        data_root=data_root,
-        evaluate=evaluate,
-        limits=SandboxLimits(filesystem="read-only") if read_only else None,
-        scoring_memory_mb=scoring_memory_mb,
-        scoring_time_limit_s=scoring_time_limit,
-    )
+    with run_progress(_progress(quiet)) as (containers, on_case):
+        outcome = run_entry(
+            entry,
+            task=task,
+            split=split,
+            workspace=ws,
+            backend=backend.value,
+            submissions_dir=_manifests(submissions, ws, entry),
+            data_root=data_root,
+            evaluate=evaluate,
+            limits=SandboxLimits(filesystem="read-only") if read_only else None,
+            scoring_memory_mb=scoring_memory_mb,
+            scoring_time_limit_s=scoring_time_limit,
+            progress=containers,
+            on_case=on_case,
+        )
     print_run_outcome(outcome, console=console)
 
 
@@ -1017,6 +1114,7 @@ def simulate_toy(
         typer.Option(help="Run only this study (repeatable) [default: all]."),
     ] = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Toy-sphere studies (Dice vs CC-Dice vs PQ, Lesion Dice, HD95, NSD): CSV, PNG and SVG.
 
@@ -1030,7 +1128,7 @@ def simulate_toy(
     from evaluator.simulate.toy import run_toy_studies
 
     folder = out if out is not None else _workspace(workspace).simulations / "toy"
-    with toy_progress(console) as progress:
+    with toy_progress(_progress(quiet)) as progress:
         result = run_toy_studies(
             folder,
             scale=scale,
@@ -1073,6 +1171,7 @@ def simulate_dataset(
     ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Degrade every case's reference n = 1..n-max times and score all metrics and CC-Metrics.
 
@@ -1089,7 +1188,7 @@ def simulate_dataset(
     from evaluator.simulate.dataset import run_dataset_study
 
     ws = _workspace(workspace).ensure()
-    with evaluation_progress(console) as on_case:
+    with evaluation_progress(_progress(quiet)) as on_case:
         result = run_dataset_study(
             task,
             split,
@@ -1150,6 +1249,7 @@ def leaderboard_cmd(
         ),
     ] = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Rank every finished run of a task and split; write plots and a static HTML site.
 
@@ -1161,20 +1261,23 @@ def leaderboard_cmd(
 
         ccbench leaderboard -t autopet --reference-entry nnunet-baseline
     """
+    from evaluator.console import progress_bar
     from leaderboards.site import publish_leaderboard
 
-    index = publish_leaderboard(
-        task,
-        split,
-        workspace=_workspace(workspace).ensure(),
-        out=out,
-        seed=seed,
-        n_resamples=n_resamples,
-        alpha=alpha,
-        store=store,
-        show_images=show_images,
-        reference_entry=reference_entry,
-    )
+    with progress_bar(_progress(quiet), f"leaderboard {task}/{split}") as hook:
+        index = publish_leaderboard(
+            task,
+            split,
+            workspace=_workspace(workspace).ensure(),
+            out=out,
+            seed=seed,
+            n_resamples=n_resamples,
+            alpha=alpha,
+            store=store,
+            show_images=show_images,
+            reference_entry=reference_entry,
+            progress=hook,
+        )
     console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
 
 
@@ -1226,6 +1329,7 @@ def baselines_train(
         str | None, typer.Option(help="Results store URL [default: the workspace's].")
     ] = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Train a learned baseline on a task's training fold; weights go to WORKSPACE/baselines.
 
@@ -1249,7 +1353,7 @@ def baselines_train(
     from evaluator.learn.nnunet_train import train_nnunet
     from evaluator.learn.train import train_baseline
 
-    with training_progress(console, f"{model.value} on {task}") as hook:
+    with training_progress(_progress(quiet), f"{model.value} on {task}") as hook:
         if model.value == NNUNET_MODEL:
             result = train_nnunet(
                 task, workspace=ws, profile=profile.value, seed=seed, fold=fold,
@@ -1299,6 +1403,7 @@ def baselines_build(
     ] = False,
     submissions: SubmissionsOpt = None,
     workspace: WorkspaceOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Build each baseline's image on the local base images and submit it as an entry.
 
@@ -1311,16 +1416,18 @@ def baselines_build(
 
         ccbench baselines build --model monai-unet --model suv-threshold
     """
-    from evaluator.console import kv_table
+    from evaluator.console import kv_table, progress_bar
     from evaluator.runner.baselines import build_baselines
 
     ws = _workspace(workspace).ensure()
-    builds = build_baselines(
-        workspace=ws,
-        submissions_dir=_manifests(submissions, ws),
-        names=name,
-        docker=not local,
-    )
+    with progress_bar(_progress(quiet), "baselines", every=True) as hook:
+        builds = build_baselines(
+            workspace=ws,
+            submissions_dir=_manifests(submissions, ws),
+            names=name,
+            docker=not local,
+            progress=hook,
+        )
     rows = {}
     for b in builds:
         if b.skipped:

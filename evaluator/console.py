@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from evaluator.datasets.phantoms import PhantomResult
     from evaluator.datasets.splits import SplitResult
     from evaluator.evaluate import EvaluationResult
-    from evaluator.metrics.api import CaseMetrics
+    from evaluator.metrics.api import CaseMetrics, ComponentInfo
     from evaluator.runner.contract import Manifest
     from evaluator.runner.images import BaseImageResult
     from evaluator.runner.preflight import PreflightReport
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from evaluator.simulate.toy import ToyResult
 
 __all__ = [
+    "PLAIN_INTERVAL_S",
+    "ProgressBars",
+    "ProgressHook",
     "evaluation_progress",
     "kv_table",
     "print_base_images",
@@ -50,6 +53,8 @@ __all__ = [
     "print_split_summary",
     "print_submission",
     "print_toy_result",
+    "progress_bar",
+    "run_progress",
     "toy_progress",
     "training_progress",
 ]
@@ -228,6 +233,116 @@ def print_check_report(report: CheckReport, console: Console) -> None:
     console.print(table)
 
 
+# ---- progress -------------------------------------------------------------------------------
+
+#: ``hook(done, total, status)``: ``done`` steps of ``total`` (None: unknown) and a short status.
+ProgressHook = Callable[[int, "int | None", str], None]
+#: Seconds between two plain progress lines (not a terminal) of one bar.
+PLAIN_INTERVAL_S = 5.0
+
+
+class ProgressBars:
+    """Progress of long steps: rich bars on a terminal, plain lines otherwise, nothing when quiet.
+
+    On a terminal every :meth:`add` makes a bar (description, bar, done/total, status, elapsed
+    time and, with `eta`, the time left). When the console is not a terminal (a pipe, a log
+    file, CI) each bar prints a plain line ``title: done/total status (elapsed s)`` at most
+    every :data:`PLAIN_INTERVAL_S` seconds, always its first and last step, and every step
+    when added with ``every=True`` (one line per container run). A console made with
+    ``quiet=True`` (``--quiet``) prints nothing.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> out = StringIO()
+    >>> with ProgressBars(Console(file=out, width=80)) as bars:
+    ...     hook = bars.add("containers", 2, every=True)
+    ...     hook(1, 2, "case-1: ok")
+    ...     hook(2, 2, "case-2: failed")
+    >>> [line.split(" (")[0] for line in out.getvalue().splitlines()]
+    ['containers: 1/2 case-1: ok', 'containers: 2/2 case-2: failed']
+    """
+
+    def __init__(self, console: Console, *, transient: bool = True, eta: bool = False) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.live = console.is_terminal and not console.is_dumb_terminal and not console.quiet
+        columns = [
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            *([TimeRemainingColumn()] if eta else []),
+        ]
+        self.progress = Progress(*columns, console=console, transient=transient)
+
+    def __enter__(self) -> ProgressBars:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def add(self, title: str, total: int | None = None, *, every: bool = False) -> ProgressHook:
+        """A new bar; returns its ``hook(done, total, status)``."""
+        if self.live:
+            bar = self.progress.add_task(markup_safe(title), total=total, status="")
+
+            def update(done: int, total: int | None, status: str = "") -> None:
+                self.progress.update(bar, completed=done, total=total, status=markup_safe(status))
+
+            return update
+        import time
+
+        start = time.monotonic()
+        last = [-PLAIN_INTERVAL_S]
+
+        def plain(done: int, total: int | None, status: str = "") -> None:
+            now = time.monotonic() - start
+            edge = done <= 1 or (total is not None and done >= total)
+            if not (every or edge or now - last[0] >= PLAIN_INTERVAL_S):
+                return
+            last[0] = now
+            of = "" if total is None else f"/{total}"
+            text = f"{printable(title)}: {done}{of}{' ' + printable(status) if status else ''}"
+            self.console.print(f"{text} ({now:.0f} s)", markup=False, highlight=False)
+
+        return plain
+
+
+@contextmanager
+def progress_bar(
+    console: Console,
+    title: str,
+    *,
+    total: int | None = None,
+    every: bool = False,
+    transient: bool = True,
+    eta: bool = False,
+) -> Iterator[ProgressHook]:
+    """One :class:`ProgressBars` bar for a ``with`` block; yields its ``hook(done, total, status)``.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> with progress_bar(Console(file=StringIO()), "leaderboard", total=4) as hook:
+    ...     hook(1, 4, "bootstrap")
+    """
+    with ProgressBars(console, transient=transient, eta=eta) as bars:
+        yield bars.add(title, total, every=every)
+
+
 # ---- metrics ----------------------------------------------------------------------------------
 
 
@@ -258,6 +373,7 @@ def print_case_metrics(
         data = result.as_dict()
         if not per_component:
             data.pop("per_component")
+            data.pop("components", None)
         console.print(json.dumps(data, indent=2), soft_wrap=True, highlight=False, markup=False)
         return
     labels = list(result.values)
@@ -276,14 +392,53 @@ def print_case_metrics(
         return
     for label, comps in result.per_component.items():
         count = max((len(v) for v in comps.values()), default=0)
+        infos = result.components.get(label, [])
         sub = Table(title=f"label {label}: CC-Metrics per reference component")
         sub.add_column("component", justify="right", style="bold")
+        if infos:
+            sub.add_column("volume (ml)", justify="right")
+            sub.add_column(
+                "centre x, y, z (mm)" if infos[0].centre_mm else "centre z, y, x (voxel)"
+            )
+            sub.add_column("detected")
         for name in comps:
             sub.add_column(markup_safe(name), justify="right")
         for i in range(count):
             cells = [_fmt_metric(v[i] if i < len(v) else None) for v in comps.values()]
-            sub.add_row(str(i + 1), *cells)
+            where = infos[i] if i < len(infos) else None
+            about = (
+                [] if not infos else ["-", "-", "-"] if where is None else _component_cells(where)
+            )
+            sub.add_row(str(i + 1), *about, *cells)
         console.print(sub)
+    if result.per_component:
+        missed = any(not c.detected for comps in result.components.values() for c in comps)
+        note = _missed_note()
+        console.print(note if missed else f"[dim]{note}[/]", highlight=False)
+
+
+def _missed_note() -> str:
+    """What a missed reference component scores: the registry's worst values."""
+    from evaluator.metrics.registry import METRICS
+
+    cc = [spec for spec in METRICS.values() if spec.kind == "cc"]
+    zero = [spec.title or spec.name for spec in cc if spec.unit != "mm"]
+    far = [spec for spec in cc if spec.unit == "mm"]
+    return (
+        "A reference component is detected when the prediction has voxels in its Voronoi region; "
+        f"a missed one scores each CC-Metric's worst value: 0 for {', '.join(zero)}, and "
+        f"{far[0].worst:g} mm for {', '.join(m.title or m.name for m in far)} (the default worst "
+        "distance: as if the prediction were that far away; in voxel mode, voxels)."
+    )
+
+
+def _component_cells(info: ComponentInfo) -> list[str]:
+    centre = info.centre_mm if info.centre_mm is not None else info.centre_index
+    return [
+        f"{info.volume_ml:.3g}",
+        ", ".join(f"{v:.1f}" for v in centre),
+        "yes" if info.detected else "[red]no[/]",
+    ]
 
 
 def _fmt_metric(value: float | None) -> str:
@@ -315,28 +470,45 @@ def evaluation_progress(
     >>> with evaluation_progress(Console(file=StringIO())) as hook:
     ...     hook(None, 1, 2)
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    progress = Progress(
-        "[bold]scoring",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    bar = progress.add_task("cases", total=None)
-
-    def on_case(_outcome: object, done: int, total: int) -> None:
-        progress.update(bar, completed=done, total=total)
-
-    with progress:
-        yield on_case
+    with progress_bar(console, "scoring") as hook:
+        yield lambda outcome, done, total: hook(done, total, _case_status(outcome))
 
 
 @contextmanager
-def training_progress(console: Console, title: str) -> Iterator[Callable[[int, int, str], None]]:
+def run_progress(
+    console: Console,
+) -> Iterator[tuple[ProgressHook, Callable[[object, int, int], None]]]:
+    """Progress of ``ccbench run``: a bar of container runs and one of scored cases.
+
+    Yields the ``progress`` hook of :func:`evaluator.runner.run.run_cases` (one plain line per
+    container when not on a terminal) and the ``on_case`` hook of the scoring.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> with run_progress(Console(file=StringIO())) as (containers, on_case):
+    ...     containers(1, 2, "case-1: ok")
+    ...     on_case(None, 1, 1)
+    """
+    with ProgressBars(console) as bars:
+        containers = bars.add("containers", every=True)
+        scoring = bars.add("scoring")
+        yield containers, lambda outcome, done, total: scoring(done, total, _case_status(outcome))
+
+
+def _case_status(outcome: object) -> str:
+    """``"<case>: scored"`` or ``"<case>: <error class>"`` for a scored case's outcome."""
+    case = getattr(outcome, "case_id", None)
+    error = getattr(outcome, "error", None)
+    status = "scored" if error is None else getattr(error, "error_class", "error")
+    return "" if case is None else f"{case}: {status}"
+
+
+@contextmanager
+def training_progress(console: Console, title: str) -> Iterator[ProgressHook]:
     """A progress bar for ``ccbench baselines train``; yields the ``(done, total, status)`` hook.
+
+    The last state stays on the screen (iterations, loss, time).
 
     Examples
     --------
@@ -344,32 +516,8 @@ def training_progress(console: Console, title: str) -> Iterator[Callable[[int, i
     >>> with training_progress(Console(file=StringIO()), "unet") as hook:
     ...     hook(1, 10, "loss 0.9")
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,  # the last state stays: iterations, loss, time
-    )
-    bar = progress.add_task(markup_safe(title), total=None, status="")
-
-    def on_iteration(done: int, total: int, status: str) -> None:
-        progress.update(bar, completed=done, total=total, status=markup_safe(status))
-
-    with progress:
-        yield on_iteration
+    with progress_bar(console, title, transient=False, eta=True) as hook:
+        yield hook
 
 
 def print_evaluation(result: EvaluationResult, *, console: Console) -> None:
@@ -529,22 +677,13 @@ def toy_progress(console: Console) -> Iterator[Callable[[str, int], Callable[[],
     ...     tick = progress("erode_all", 2)
     ...     tick()
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    with ProgressBars(console) as bars:
 
-    bars = Progress(
-        "[bold]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
+        def progress(study: str, total: int) -> Callable[[], None]:
+            hook = bars.add(study, total)
+            steps = iter(range(1, total + 1))
+            return lambda: hook(next(steps, total), total, "")
 
-    def progress(study: str, total: int) -> Callable[[], None]:
-        bar = bars.add_task(study, total=total)
-        return lambda: bars.advance(bar)
-
-    with bars:
         yield progress
 
 

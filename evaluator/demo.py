@@ -34,22 +34,43 @@ def demo_tasks() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class DemoStep:
-    """One step of the demo: a title and a callable returning a one-line summary."""
+    """One step of the demo: a title and a callable returning a one-line summary.
+
+    ``run(workspace, seed, console, progress)`` prints results on ``console`` and progress on
+    ``progress`` (stderr; silent with ``--quiet``).
+    """
 
     title: str
-    run: Callable[[Workspace, int, Console], str]
+    run: Callable[[Workspace, int, Console, Console], str]
 
 
-def _phantoms(ws: Workspace, seed: int, console: Console) -> str:
-    from evaluator.console import print_phantom_summary
+def _phantoms(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    from evaluator.console import ProgressBars, print_phantom_summary
     from evaluator.datasets.phantoms import write_phantoms
 
-    results = [
-        write_phantoms(t, workspace=ws, cases=None, size="small", seed=seed, out=None)
-        for t in demo_tasks()
-    ]
-    # the same AutoPET phantom in nnU-Net's raw layout (`--layout nnunet`): the nnU-Net adapter
-    results.append(write_phantoms("autopet", workspace=ws, seed=seed, layout="nnunet"))
+    with ProgressBars(progress) as bars:
+        results = [
+            write_phantoms(
+                t,
+                workspace=ws,
+                cases=None,
+                size="small",
+                seed=seed,
+                out=None,
+                progress=bars.add(f"phantoms: {t}"),
+            )
+            for t in demo_tasks()
+        ]
+        # the same AutoPET phantom in nnU-Net's raw layout (`--layout nnunet`): its adapter
+        results.append(
+            write_phantoms(
+                "autopet",
+                workspace=ws,
+                seed=seed,
+                layout="nnunet",
+                progress=bars.add("phantoms: autopet (nnU-Net layout)"),
+            )
+        )
     print_phantom_summary(results, console=console)
     return (
         f"{len(results)} phantom datasets written under {ws.phantoms} (AutoPET also in the "
@@ -57,7 +78,7 @@ def _phantoms(ws: Workspace, seed: int, console: Console) -> str:
     )
 
 
-def _check(ws: Workspace, seed: int, console: Console) -> str:
+def _check(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     from evaluator.console import print_check_report
     from evaluator.datasets.check import check_dataset
 
@@ -72,7 +93,7 @@ def _check(ws: Workspace, seed: int, console: Console) -> str:
     return f"all phantom datasets pass `ccbench data check` ({NNUNET_PHANTOM} included)"
 
 
-def _split(ws: Workspace, seed: int, console: Console) -> str:
+def _split(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     from evaluator.console import print_split_summary
     from evaluator.datasets.splits import make_split
 
@@ -91,7 +112,7 @@ DEMO_ENTRIES = {"phantom-strong": 0.95, "phantom-medium": 0.8, "phantom-weak": 0
 DEMO_SPLIT = "all"
 
 
-def _metrics(ws: Workspace, seed: int, console: Console) -> str:
+def _metrics(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     from evaluator.console import print_case_metrics
     from evaluator.datasets.base import open_dataset
     from evaluator.metrics.files import score_files
@@ -119,30 +140,37 @@ def _metrics(ws: Workspace, seed: int, console: Console) -> str:
     )
 
 
-def _evaluate(ws: Workspace, seed: int, console: Console) -> str:
-    from evaluator.console import print_evaluation
+def _evaluate(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    from evaluator.console import ProgressBars, print_evaluation
     from evaluator.evaluate import evaluate_run
     from evaluator.simulate.degraded import write_degraded_predictions
 
     runs = 0
     tasks = demo_tasks()
-    for task in tasks:
-        name = f"{task}-phantom"
-        for number, (entry, quality) in enumerate(DEMO_ENTRIES.items()):
-            preds = write_degraded_predictions(
-                name,
-                DEMO_SPLIT,
-                ws.root / "demo" / "predictions" / name / entry,
-                workspace=ws,
-                seed=seed + number,
-                quality=quality,
-            )
-            result = evaluate_run(
-                name, DEMO_SPLIT, preds, workspace=ws, entry=entry, run_name=f"{entry}--{name}"
-            )
-            if entry == "phantom-medium":
-                print_evaluation(result, console=console)
-            runs += 1
+    total = len(tasks) * len(DEMO_ENTRIES)
+    with ProgressBars(progress) as bars:
+        evaluations = bars.add("evaluations", total)
+        scoring = bars.add("scoring")
+        for task in tasks:
+            name = f"{task}-phantom"
+            for number, (entry, quality) in enumerate(DEMO_ENTRIES.items()):
+                evaluations(runs, total, f"{entry} on {name}")
+                preds = write_degraded_predictions(
+                    name,
+                    DEMO_SPLIT,
+                    ws.root / "demo" / "predictions" / name / entry,
+                    workspace=ws,
+                    seed=seed + number,
+                    quality=quality,
+                )
+                result = evaluate_run(
+                    name, DEMO_SPLIT, preds, workspace=ws, entry=entry, run_name=f"{entry}--{name}",
+                    on_case=lambda _outcome, done, n: scoring(done, n, ""),
+                )  # fmt: skip
+                if entry == "phantom-medium":
+                    print_evaluation(result, console=console)
+                runs += 1
+        evaluations(runs, total, "done")
     # the same predictions on the nnU-Net-layout phantom, with nnU-Net's summary.json beside
     preds = ws.root / "demo" / "predictions" / "autopet-phantom" / "phantom-medium"
     nnunet = evaluate_run(
@@ -209,7 +237,7 @@ def _write_attacks(task: str, ws: Workspace, out: Path) -> dict[str, str]:
     return attacks
 
 
-def _integrity(ws: Workspace, seed: int, console: Console) -> str:
+def _integrity(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     """Hostile prediction files, each refused with a named per-case error (own store)."""
     import shutil
 
@@ -267,14 +295,14 @@ DEMO_NNUNET_ITERATIONS = 30
 NNUNET_MODEL = "nnunet"
 
 
-def _train(ws: Workspace, seed: int, console: Console) -> str:
+def _train(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     from importlib.util import find_spec
 
     from evaluator.console import kv_table, training_progress
     from evaluator.learn.nnunet_train import train_nnunet
     from evaluator.learn.train import TrainResult, train_baseline
 
-    with training_progress(console, f"{DEMO_MODEL} on {DEMO_MODEL_TASK}") as hook:
+    with training_progress(progress, f"{DEMO_MODEL} on {DEMO_MODEL_TASK}") as hook:
         monai = train_baseline(
             DEMO_MODEL, DEMO_MODEL_TASK, workspace=ws, profile="quick", seed=seed, reuse=True,
             progress=hook,
@@ -282,7 +310,7 @@ def _train(ws: Workspace, seed: int, console: Console) -> str:
     results: list[TrainResult] = [monai]
     skipped = ""
     if find_spec("nnunetv2") is not None:
-        with training_progress(console, f"{NNUNET_MODEL} on {DEMO_MODEL_TASK}") as hook:
+        with training_progress(progress, f"{NNUNET_MODEL} on {DEMO_MODEL_TASK}") as hook:
             nnunet = train_nnunet(
                 DEMO_MODEL_TASK, workspace=ws, profile="quick", seed=seed, reuse=True,
                 iterations=DEMO_NNUNET_ITERATIONS, progress=hook,
@@ -314,8 +342,8 @@ def _train(ws: Workspace, seed: int, console: Console) -> str:
     )
 
 
-def _containers(ws: Workspace, seed: int, console: Console) -> str:
-    from evaluator.console import print_run_outcome
+def _containers(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    from evaluator.console import print_run_outcome, progress_bar, run_progress
     from evaluator.errors import DockerUnavailableError
     from evaluator.runner.baselines import baseline_spec, build_baselines
     from evaluator.runner.docker_backend import connect
@@ -335,23 +363,24 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
     submissions = ws.submissions
     tasks = container_tasks()
     # nnU-Net comes in below the way a user's trained model does (`submit --nnunet-results`)
-    builds = [
-        b
-        for b in build_baselines(
+    with progress_bar(progress, "baselines", every=True) as hook:
+        built = build_baselines(
             workspace=ws,
             submissions_dir=submissions,
             docker=backend == "docker",
             exclude=[NNUNET_MODEL],
+            progress=hook,
         )
-        if not b.skipped
-    ]
-    builds += _submit_nnunet(ws, backend, console)
+    builds = [b for b in built if not b.skipped]
+    with progress.status("packing and building the nnU-Net image"):
+        builds += _submit_nnunet(ws, backend, console)
     checked = ""
     if backend == "docker" and builds:
         from evaluator.console import print_preflight
         from evaluator.runner.preflight import preflight
 
-        report = preflight(builds[0].image, task=tasks[0], workspace=ws, cases=2)
+        with progress_bar(progress, f"preflight of {builds[0].image}", every=True) as hook:
+            report = preflight(builds[0].image, task=tasks[0], workspace=ws, cases=2, progress=hook)
         print_preflight(report, console=console)
         checked = f"; `ccbench preflight`: {'would be scored' if report.ok else 'faults found'}"
     scored = 0
@@ -362,14 +391,17 @@ def _containers(ws: Workspace, seed: int, console: Console) -> str:
             if task == DEMO_MODEL_TASK and not learned:
                 splits.append(HELD_OUT_SPLIT)
             for split in splits:
-                outcome = run_entry(
-                    build.name,
-                    task=task,
-                    split=split,
-                    workspace=ws,
-                    backend=backend,
-                    submissions_dir=submissions,
-                )
+                with run_progress(progress) as (containers, on_case):
+                    outcome = run_entry(
+                        build.name,
+                        task=task,
+                        split=split,
+                        workspace=ws,
+                        backend=backend,
+                        submissions_dir=submissions,
+                        progress=containers,
+                        on_case=on_case,
+                    )
                 print_run_outcome(outcome, console=console)
                 scored += len(outcome.predictions)
     names = ", ".join(f"{b.name} ({b.size_mb:.0f} MB)" if b.size_mb else b.name for b in builds)
@@ -430,22 +462,31 @@ def _held_out_comparison(ws: Workspace, console: Console) -> str:
     return f"{DEMO_MODEL_TASK}/{HELD_OUT_SPLIT}: " + "; ".join(f"{k} {v}" for k, v in rows.items())
 
 
-def _simulate(ws: Workspace, seed: int, console: Console) -> str:
-    from evaluator.console import print_dataset_study, print_toy_result
+def _simulate(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    from evaluator.console import (
+        evaluation_progress,
+        print_dataset_study,
+        print_toy_result,
+        toy_progress,
+    )
     from evaluator.simulate.dataset import run_dataset_study
     from evaluator.simulate.toy import run_toy_studies
 
-    toy = run_toy_studies(ws.simulations / "toy", scale=0.25)
+    with toy_progress(progress) as bars:
+        toy = run_toy_studies(ws.simulations / "toy", scale=0.25, progress=bars)
     print_toy_result(toy, console=console)
     for order in ("smallest", "largest"):
-        study = run_dataset_study(
-            "autopet-phantom", DEMO_SPLIT, op="drop", order=order, workspace=ws, n_max=5, seed=seed
-        )
+        with evaluation_progress(progress) as on_case:
+            study = run_dataset_study(
+                "autopet-phantom", DEMO_SPLIT, op="drop", order=order, workspace=ws, n_max=5,
+                seed=seed, on_case=on_case,
+            )  # fmt: skip
         print_dataset_study(study, console=console)
     return f"toy studies (scale 0.25) and AutoPET drop studies: plots under {ws.simulations}"
 
 
-def _leaderboards(ws: Workspace, seed: int, console: Console) -> str:
+def _leaderboards(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    from evaluator.console import progress_bar
     from leaderboards.site import publish_leaderboard
 
     site = ws.sites / "index.html"
@@ -453,7 +494,8 @@ def _leaderboards(ws: Workspace, seed: int, console: Console) -> str:
     boards = [(f"{task}-phantom", DEMO_SPLIT) for task in tasks]
     boards.append((DEMO_MODEL_TASK, HELD_OUT_SPLIT))
     for task, split in boards:
-        site = publish_leaderboard(task, split, workspace=ws, seed=seed)
+        with progress_bar(progress, f"leaderboard {task}/{split}") as hook:
+            site = publish_leaderboard(task, split, workspace=ws, seed=seed, progress=hook)
     console.print(f"[bold green]Leaderboard site:[/] {site}", highlight=False)
     return f"static site with {len(boards)} leaderboards ({DEMO_MODEL_TASK}/{HELD_OUT_SPLIT} with the learned baseline): {site}"
 
@@ -474,7 +516,13 @@ def demo_steps() -> list[DemoStep]:
     ]
 
 
-def run_demo(workspace: Workspace, *, seed: int = 0, console: Console | None = None) -> bool:
+def run_demo(
+    workspace: Workspace,
+    *,
+    seed: int = 0,
+    console: Console | None = None,
+    progress: Console | None = None,
+) -> bool:
     """Run every demo step in ``workspace``; return True when all succeeded.
 
     Parameters
@@ -484,16 +532,21 @@ def run_demo(workspace: Workspace, *, seed: int = 0, console: Console | None = N
     seed
         Seed of every random choice; the same seed gives the same numbers.
     console
-        Where to print; a default rich console when omitted.
+        Where to print results; a default rich console when omitted.
+    progress
+        Where progress bars go (plain lines when not a terminal); default: stderr. A console
+        made with ``quiet=True`` shows none.
     """
     console = console or Console()
+    progress = progress or Console(stderr=True)
     workspace.ensure()
     outcomes: list[tuple[str, bool, str, float]] = []
-    for number, step in enumerate(demo_steps(), start=1):
-        console.rule(f"[bold]{number}. {step.title}")
+    steps = demo_steps()
+    for number, step in enumerate(steps, start=1):
+        console.rule(f"[bold]{number}/{len(steps)}. {step.title}")
         start = time.perf_counter()
         try:
-            summary = step.run(workspace, seed, console)
+            summary = step.run(workspace, seed, console, progress)
             ok = True
         except Exception as err:  # a failing step must not hide the others' results
             summary, ok = f"{type(err).__name__}: {err}", False

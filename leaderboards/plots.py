@@ -2,9 +2,10 @@
 
 Entries appear in the order of the task's overall ranking, each with one fixed colour in every
 figure. Standard metrics are orange and their CC counterparts blue, as in the degradation-study
-figures (:mod:`evaluator.simulate.plots`). Non-finite per-case values (an infinite HD95 of an
-empty prediction, say) cannot be drawn; a plot says how many it left out. matplotlib is imported
-inside the functions.
+figures (:mod:`evaluator.simulate.plots`). Every figure labels both axes of each panel (image
+panels excepted) and explains its marks in a legend or colour bar. Non-finite per-case values
+(an infinite HD95 of an empty prediction, say) cannot be drawn; a plot says how many it left
+out. matplotlib is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -110,12 +111,32 @@ def _short(name: str, limit: int = 18) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
+#: The x-axis label of the figures with one position per entry.
+_ENTRY_AXIS = "entry (in overall rank order, best first)"
+
+
+def _side_legend(ax: Any, handles: list[Any], **kwargs: Any) -> Any:
+    """A legend of ``handles`` to the right of ``ax``, outside the data."""
+    return ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        fontsize=8,
+        **kwargs,
+    )
+
+
 def plot_dot_box(lb: Leaderboard, metric: str, stem: Path) -> list[Path]:
     """Per-case values of one metric: a box per entry with every case as a dot.
 
     Entries are ordered by the overall ranking (best on the left); the box shows quartiles and
-    median, whiskers 1.5 IQR, the diamond the mean. Returns the PNG and SVG paths.
+    median, whiskers 1.5 IQR, the diamond the mean (explained by a legend). Returns the PNG and
+    SVG paths.
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     plt = _pyplot()
     scores = lb.data.scores[metric]
     order = list(lb.overall.index)
@@ -141,12 +162,22 @@ def plot_dot_box(lb: Leaderboard, metric: str, stem: Path) -> list[Path]:
             ax.scatter(i + jitter, finite, s=22, color=colours[entry], zorder=3, edgecolor="white")
             ax.scatter([i], [finite.mean()], marker="D", s=36, color="black", zorder=4)
     ax.set_xticks(range(len(order)), [_short(e) for e in order], rotation=20, ha="right")
+    ax.set_xlabel(_ENTRY_AXIS)
     ax.set_ylabel(metric_title(metric))
     title = f"{lb.data.task} / {lb.data.split}: {metric} per case"
     if left_out:
         title += f" ({left_out} infinite values not shown)"
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+    _side_legend(
+        ax,
+        [
+            Patch(facecolor="#999999", alpha=0.4, edgecolor="black", label="quartiles, median"),
+            Line2D([], [], color="black", label="whiskers: 1.5 IQR"),
+            Line2D([], [], marker="o", linestyle="", color="#999999", label="one case"),
+            Line2D([], [], marker="D", linestyle="", color="black", label="mean"),
+        ],
+    )
     return _write(fig, stem)
 
 
@@ -173,8 +204,11 @@ def plot_rank_heatmap(lb: Leaderboard, stem: Path) -> list[Path]:
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     ax.set_yticks(range(len(order)), [_short(e) for e in order])
     ax.axvline(0.5, color="white", linewidth=3)
+    ax.set_xlabel("metric (overall: the board's ranking; metrics ranked by their mean)")
+    ax.set_ylabel(_ENTRY_AXIS)
     ax.set_title(f"{lb.data.task} / {lb.data.split}: rank per metric (1 = best)")
-    fig.colorbar(image, ax=ax, label="rank", fraction=0.04)
+    bar = fig.colorbar(image, ax=ax, label="rank (1 = best)", fraction=0.04)
+    bar.set_ticks(range(1, max(2, len(order)) + 1))
     return _write(fig, stem)
 
 
@@ -183,8 +217,11 @@ def plot_blob(lb: Leaderboard, stem: Path, *, boot: pd.DataFrame | None = None) 
 
     For each entry (x, in overall rank order) a disc at every rank it took on the bootstrap
     samples, its area proportional to how often; the black cross is the median rank and the line
-    the 95% interval. ``boot`` defaults to the overall ranking's bootstrap.
+    the 95% interval (explained by a legend). ``boot`` defaults to the overall ranking's
+    bootstrap.
     """
+    from matplotlib.lines import Line2D
+
     plt = _pyplot()
     ranks = lb.boot_overall if boot is None else boot
     order = list(lb.overall.index)
@@ -210,7 +247,26 @@ def plot_blob(lb: Leaderboard, stem: Path, *, boot: pd.DataFrame | None = None) 
     ax.set_yticks(range(1, n + 1))
     ax.set_ylim(n + 0.6, 0.4)
     ax.set_xlim(-0.6, n - 0.4)
+    ax.set_xlabel(_ENTRY_AXIS)
     ax.set_ylabel("rank on bootstrap samples (1 = best)")
+    _side_legend(
+        ax,
+        [
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color="#999999",
+                markeredgecolor="black",
+                markersize=9,
+                label="area: share of samples\nwith this rank",
+            ),
+            Line2D([], [], marker="x", linestyle="", color="black", label="median rank"),
+            Line2D([], [], color="black", label="central 95% of ranks"),
+            Line2D([], [], color="grey", linestyle=":", label="rank = overall rank"),
+        ],
+    )
     ax.set_title(
         f"{lb.data.task} / {lb.data.split}: rank stability ({len(ranks)} bootstrap samples)"
     )
@@ -218,34 +274,81 @@ def plot_blob(lb: Leaderboard, stem: Path, *, boot: pd.DataFrame | None = None) 
     return _write(fig, stem)
 
 
+#: Where a point's label may go, in points from the point to the label's lower left corner,
+#: in the order tried: the four diagonals, the four sides, the diagonals farther out.
+_LABEL_OFFSETS = (
+    (5, 4),
+    (5, -12),
+    (-12, 4),
+    (-12, -12),
+    (7, -4),
+    (-14, -4),
+    (-3, 8),
+    (-3, -16),
+    (14, 12),
+    (14, -20),
+    (-22, 12),
+    (-22, -20),
+)
+
+
+def _place_labels(ax: Any, labels: list[tuple[float, float, str]], **text: Any) -> list[Any]:
+    """Annotate each ``(x, y, text)`` beside its point, at the first of :data:`_LABEL_OFFSETS`
+    where it overlaps no label placed before it (the last offset when every one does).
+
+    Returns the annotations. The axes' limits must be final (they fix where the points are).
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    placed: list[Any] = []
+    notes = []
+    for x, y, label in labels:
+        for offset in _LABEL_OFFSETS:
+            note = ax.annotate(label, (x, y), xytext=offset, textcoords="offset points", **text)
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed) or offset == _LABEL_OFFSETS[-1]:
+                break
+            note.remove()
+        placed.append(box)
+        notes.append(note)
+    return notes
+
+
 def plot_std_vs_cc(
     lb: Leaderboard, standard: str, cc: str, stem: Path, *, n_label: int = 4
 ) -> list[Path]:
     """Per case and entry: the standard metric (x) against its CC counterpart (y).
 
-    The diagonal is agreement; the ``n_label`` points farthest from it are labelled with their
-    case id. Points with a non-finite coordinate are left out (counted in the title).
+    The diagonal is agreement. The ``n_label`` points farthest from it are numbered on the plot
+    (points at one spot share one number; the numbers are placed so that none overlaps
+    another, :func:`_place_labels`) and listed beside it with their case and entry, so no case
+    id is printed over another; the entries' colours are in a legend beside the plot. Points
+    with a non-finite coordinate are left out (counted in the title).
     """
+    from matplotlib.lines import Line2D
+
     plt = _pyplot()
     order = list(lb.overall.index)
     colours = entry_colours(order)
     a, b = lb.data.scores[standard], lb.data.scores[cc]
-    fig, ax = plt.subplots(figsize=(5.6, 5.0))
-    points: list[tuple[float, float, float, str]] = []
+    fig, ax = plt.subplots(figsize=(3.9, 3.9))
+    points: list[tuple[float, float, float, str, str]] = []
     for entry in order:
         x, y = a[entry].to_numpy(dtype=float), b[entry].to_numpy(dtype=float)
         keep = np.isfinite(x) & np.isfinite(y)
         ax.scatter(x[keep], y[keep], s=26, color=colours[entry], label=_short(entry), alpha=0.85)
         points += [
-            (float(abs(xi - yi)), float(xi), float(yi), str(case))
+            (float(abs(xi - yi)), float(xi), float(yi), str(case), str(entry))
             for xi, yi, case, k in zip(x, y, a.index, keep, strict=True)
             if k
         ]
     finite = [v for p in points for v in p[1:3]]
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1)
-    for _, x0, y0, case in sorted(points, reverse=True)[:n_label]:
-        ax.annotate(case, (x0, y0), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="x = y")
+    spots: dict[tuple[float, float], list[str]] = {}
+    notes = []
+    for number, (_, x0, y0, case, entry) in enumerate(sorted(points, reverse=True)[:n_label], 1):
+        spots.setdefault((x0, y0), []).append(str(number))
+        notes.append(f"{number}: {_short(case, 24)} ({_short(entry)})")
     ax.set_xlabel(metric_title(standard), color=STANDARD_COLOUR)
     ax.set_ylabel(metric_title(cc), color=CC_COLOUR)
     dropped = a.size - len(points)
@@ -253,8 +356,26 @@ def plot_std_vs_cc(
     if dropped:
         title += f" ({dropped} undefined or infinite left out)"
     ax.set_title(title)
-    ax.legend(fontsize=8, frameon=False, loc="best")
+    entries = _side_legend(ax, ax.get_legend_handles_labels()[0], title="entry")
+    if notes:
+        ax.add_artist(entries)
+        blank = [Line2D([], [], linestyle="")] * len(notes)
+        ax.legend(
+            blank,
+            notes,
+            title="largest disagreements",
+            loc="upper left",
+            bbox_to_anchor=(-0.2, -0.17),
+            ncols=2,
+            frameon=False,
+            fontsize=8,
+            handlelength=0,
+            handletextpad=0,
+        )
     ax.grid(alpha=0.3)
+    fig.canvas.draw()  # the final axis limits, which place the points
+    labels = [(x0, y0, ",".join(numbers)) for (x0, y0), numbers in spots.items()]
+    _place_labels(ax, labels, fontsize=8, fontweight="bold")
     return _write(fig, stem)
 
 
@@ -310,6 +431,8 @@ def plot_slice_gallery(
     be found (e.g. the run folder was deleted, or a wave-1 run recorded no data root) or the task
     is 2D with instance predictions.
     """
+    from matplotlib.lines import Line2D
+
     from evaluator.datasets.base import open_dataset
     from evaluator.datasets.labels import label_array
     from evaluator.errors import CCBenchError
@@ -363,7 +486,15 @@ def plot_slice_gallery(
     if not panels:
         return []
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.8), squeeze=False)
+    # each panel as tall as its projection (z voxels x spacing ratio over x voxels), no padding
+    ratio = max(img.shape[0] * aspect / img.shape[2] for _, img, _, _, aspect in panels)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(3.4 * len(panels), 3.4 * min(max(ratio, 0.4), 2.0) + 1.3),
+        squeeze=False,
+        layout="constrained",
+    )
     for ax, (item, image, ref, pred, aspect) in zip(axes[0], panels, strict=True):
         mip = _projection(image, 1, mask=False)
         ax.imshow(mip, cmap="gray_r", origin="lower", aspect=aspect)
@@ -377,7 +508,21 @@ def plot_slice_gallery(
             fontsize=9,
         )
         ax.set_axis_off()
-    fig.suptitle("reference (green) vs prediction (red), coronal MIP", fontsize=10)
+    fig.suptitle(
+        f"Where {standard} and {cc} disagree most: coronal maximum-intensity projection of the "
+        f"{channel} image",
+        fontsize=10,
+    )
+    fig.legend(
+        handles=[
+            Line2D([], [], color="#00c000", label="reference contour"),
+            Line2D([], [], color="#e00000", label="prediction contour"),
+        ],
+        loc="outside lower center",
+        ncols=2,
+        frameon=False,
+        fontsize=9,
+    )
     return _write(fig, stem)
 
 
@@ -552,8 +697,8 @@ def plot_tau_bootstrap(
             )
         if defined.size:
             low, high = np.quantile(defined, [0.025, 0.975])
-            for edge in (low, high):
-                ax.axvline(edge, color="black", linestyle="--", linewidth=1)
+            for edge, label in ((low, "central 95% of samples"), (high, None)):
+                ax.axvline(edge, color="black", linestyle="--", linewidth=1, label=label)
         ax.set_xlim(-1.05, 1.05)
         ax.set_xlabel("Kendall's \u03c4 on a bootstrap sample")
         label = f"{pair[0]} vs {pair[1]}"
@@ -561,7 +706,7 @@ def plot_tau_bootstrap(
         if undefined:
             label += f"\n({undefined} samples with every entry tied left out)"
         ax.set_title(label, fontsize=9)
-        if math.isfinite(tau):
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, frameon=False, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
     for row in axes:

@@ -2,7 +2,10 @@
 
 Layout of ``out``::
 
-    index.html                      every task/split published into this folder (site.json)
+    index.html                      every task/split published into this folder (site.json),
+                                    what each task measures, how to read a board
+    metrics.html                    every metric of the registry: unit, direction, best and
+                                    worst value, definition, values for empty masks
     site.json                       the list the index is made from
     <task>--<split>/index.html      the official score and ranking first, then rankings
                                     (sortable tables), standard vs CC, per metric,
@@ -30,11 +33,12 @@ import json
 import math
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evaluator.datasets.registry import Registry, load_registry
+from evaluator.datasets.registry import Registry, TaskSpec, load_registry
 from evaluator.evaluate import ERROR_CLASSES
 from evaluator.store import Store
 from evaluator.workspace import Workspace
@@ -58,8 +62,10 @@ from leaderboards.reference import parse_reported, reference_tables_for
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
 __all__ = [
+    "PUBLISH_STAGES",
     "copy_figure",
     "entry_slug",
     "fmt",
@@ -149,16 +155,32 @@ def entry_slug(entry: str) -> str:
     return f"{stem}-{hashlib.sha1(entry.encode()).hexdigest()[:8]}"
 
 
+def _breakable(text: str) -> Markup:
+    """``text`` HTML-escaped, with a line-break opportunity after each underscore, so that a
+    metric name in a table header (``fp_volume_ml``) can wrap.
+
+    Examples
+    --------
+    >>> str(_breakable("fp_volume_ml")), str(_breakable("<b>"))
+    ('fp_<wbr>volume_<wbr>ml', '&lt;b&gt;')
+    """
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(text)).replace("_", "_<wbr>"))
+
+
 def _environment() -> jinja2.Environment:
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("leaderboards", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["breakable"] = _breakable
+    return env
 
 
 #: What a study figure must look like to be published: a matplotlib PNG or SVG (the name of the
@@ -228,14 +250,16 @@ def copy_figure(src: Path, dest: Path) -> bool:
 
 def _plots(
     lb: Leaderboard, folder: Path, workspace: Workspace, *, show_images: bool
-) -> list[dict[str, str]]:
-    """Write every figure; return (png, svg, caption) records relative to the board folder.
+) -> list[dict[str, Any]]:
+    """Write every figure; return their records (:func:`_figure`) relative to the board folder.
 
     The slice gallery shows the cases' images and reference contours: only with
-    ``show_images``.
+    ``show_images``. The per-case plots of metrics the ranking does not read come last, marked
+    ``more`` (the page folds them away).
     """
     plots = folder / "plots"
     made: list[tuple[list[Path], str]] = []
+    more: list[tuple[list[Path], str]] = []
     if not lb.boot_overall.empty:  # a run-level score without per-case values has none
         made.append(
             (plot_blob(lb, plots / "rank_blob"), "Bootstrap rank distributions (overall ranking)")
@@ -256,7 +280,7 @@ def _plots(
     if gallery:
         made.append((gallery, "Cases where Dice and CC-Dice disagree most"))
     for metric in lb.data.metrics:
-        made.append(
+        (made if metric in lb.data.ranking.metrics else more).append(
             (
                 plot_dot_box(lb, metric, plots / f"cases_{metric}"),
                 f"Per-case {metric_title(metric)}",
@@ -272,18 +296,78 @@ def _plots(
         has_svg = svg is not None and copy_figure(svg, dest_svg)
         made.append(
             (
-                [dest, dest_svg if has_svg else dest],
+                [dest, dest_svg] if has_svg else [dest],
                 f"Degradation study {png.parent.name}: {png.stem}",
             )
         )
-    return [
-        {
-            "png": paths[0].relative_to(folder).as_posix(),
-            "svg": paths[-1].relative_to(folder).as_posix(),
-            "caption": caption,
-        }
-        for paths, caption in made
+    return [_figure(paths, caption, folder) for paths, caption in made] + [
+        _figure(paths, caption, folder) | {"more": True} for paths, caption in more
     ]
+
+
+#: CSS pixels per inch: a figure is shown at most at the size matplotlib drew it.
+_CSS_DPI = 96.0
+
+
+def _png_size(path: Path) -> tuple[int, int, float]:
+    """Width and height in pixels and resolution in dots per inch of a PNG file.
+
+    The size is read from the IHDR chunk, the resolution from the pHYs chunk that matplotlib
+    writes (unit: metre); a PNG without one is taken to be at :data:`_CSS_DPI`.
+
+    Examples
+    --------
+    >>> import struct, tempfile, zlib
+    >>> def chunk(kind, data):
+    ...     body = kind + data
+    ...     return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    >>> header = struct.pack(">IIBBBBB", 300, 200, 8, 2, 0, 0, 0)
+    >>> phys = struct.pack(">IIB", 5906, 5906, 1)  # 150 dpi
+    >>> path = Path(tempfile.mkdtemp()) / "f.png"
+    >>> signature = _FIGURE_SIGNATURES[".png"]
+    >>> _ = path.write_bytes(signature + chunk(b"IHDR", header) + chunk(b"pHYs", phys))
+    >>> width, height, dpi = _png_size(path)
+    >>> width, height, round(dpi)
+    (300, 200, 150)
+    """
+    import struct
+
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    width, height = struct.unpack(">II", head[16:24])
+    dpi = _CSS_DPI
+    at = 8
+    while at + 8 <= len(head):
+        (length,) = struct.unpack(">I", head[at : at + 4])
+        kind = head[at + 4 : at + 8]
+        if kind == b"pHYs" and length >= 9:
+            per_metre, _, unit = struct.unpack(">IIB", head[at + 8 : at + 17])
+            if unit == 1 and per_metre > 0:
+                dpi = per_metre * 0.0254
+            break
+        if kind == b"IDAT":
+            break
+        at += 12 + length
+    return width, height, dpi
+
+
+def _figure(paths: list[Path], caption: str, folder: Path) -> dict[str, Any]:
+    """A figure as the pages show it: its PNG (and SVG, when ``paths`` holds one), caption, and
+    the size it is drawn at in CSS pixels (the size matplotlib drew it at, ``width`` and
+    ``height``); the page shrinks it to the content width, never enlarges it. ``more`` is False:
+    the figure is shown, not folded away with the rarely needed ones."""
+    png = paths[0]
+    svg = next((p for p in paths if p.suffix == ".svg"), None)
+    width, height, dpi = _png_size(png)
+    scale = _CSS_DPI / dpi
+    return {
+        "png": png.relative_to(folder).as_posix(),
+        "svg": svg.relative_to(folder).as_posix() if svg is not None else None,
+        "caption": caption,
+        "width": max(1, round(width * scale)),
+        "height": max(1, round(height * scale)),
+        "more": False,
+    }
 
 
 def _downloads(lb: Leaderboard, folder: Path) -> list[dict[str, str]]:
@@ -468,37 +552,37 @@ def _official_context(lb: Leaderboard) -> dict[str, Any] | None:
     per_label = []
     for metric, table in official.per_label.items():
         column = next(c for c in official.columns if c.metric == metric and not c.secondary)
+        labels = [str(c) for c in table.columns if c != "mean"]
+        if len(order) < len(labels):  # one column per entry, one row per label: fits a page
+            corner, columns = "label", order
+            rows = [
+                {"name": label, "href": None, "cells": [cell(table.loc[e, label]) for e in order]}
+                for label in labels
+            ]
+            foot = {"name": "mean", "cells": [cell(table.loc[e, "mean"]) for e in order]}
+        else:  # one column per label (and the mean), one row per entry
+            corner, columns = "entry", [*labels, "mean"]
+            rows = [
+                {"name": e, "href": href[e], "cells": [cell(v) for v in table.loc[e, columns]]}
+                for e in order
+            ]
+            foot = None
         per_label.append(
             {
                 "metric": metric,
                 "title": f"{column.header.split(' (')[0]} per label",
-                "columns": [str(c) for c in table.columns],
-                "rows": [
-                    {
-                        "entry": entry,
-                        "href": href[entry],
-                        "cells": [cell(v) for v in table.loc[entry]],
-                    }
-                    for entry in order
-                ],
+                "corner": corner,
+                "columns": columns,
+                "rows": rows,
+                "foot": foot,
             }
         )
-    if official.run_level:
-        tie = official.tiebreak
-        score = metric_short_title(official.spec.rank_by)
-        rule = f"Ranked by the run's {score} over all labels (higher is better)"
-        if tie is not None:
-            rule += f", ties broken by the {tie.header}"
-        rule += "."
-    else:
-        rule = _scheme_text(lb)
     return {
         "name": official.spec.name,
         "source": official.spec.source,
         "headers": [c.header for c in official.columns],
         "cells": cells,
         "per_label": per_label,
-        "rule": rule,
         "note": official.no_bootstrap,
         "run_level": official.run_level,
     }
@@ -532,7 +616,22 @@ def _ranking_rows(
     return rows
 
 
+def _ranking_rule(lb: Leaderboard) -> str:
+    """How the board's overall ranking orders the entries, in one or two sentences: the
+    official run-level score when the board is ranked by one, else :func:`_scheme_text`."""
+    official = lb.official
+    if official is None or not official.run_level:
+        return _scheme_text(lb)
+    tie = official.tiebreak
+    score = metric_short_title(official.spec.rank_by)
+    rule = f"Ranked by the run's {score} over all labels (higher is better)"
+    if tie is not None:
+        rule += f", ties broken by the {tie.header}"
+    return rule + "."
+
+
 def _scheme_text(lb: Leaderboard) -> str:
+    """The profile's ranking scheme (:class:`evaluator.datasets.registry.RankingSpec`)."""
     r = lb.data.ranking
     tie = f", ties broken by the {r.aggregate} {r.tiebreak}" if r.tiebreak else ""
     if r.weights:
@@ -642,7 +741,7 @@ def _board_context(
         "n_resamples": lb.n_resamples,
         "seed": lb.seed,
         "alpha": lb.alpha,
-        "scheme": official["rule"] if official is not None else _scheme_text(lb),
+        "scheme": _ranking_rule(lb),
         "official": official,
         "profile_ranking": profile_ranking,
         "rank_metrics": rank_metrics,
@@ -769,6 +868,11 @@ def _entry_context(lb: Leaderboard, entry: str) -> dict[str, Any]:
 def _update_index(
     out: Path, board: dict[str, Any], env: jinja2.Environment, common: dict[str, Any]
 ) -> Path:
+    """Add ``board`` to ``site.json`` and rewrite the site's ``index.html`` and ``metrics.html``.
+
+    Boards listed by an older ccbench (without ``measures``) are described from the default task
+    registry when it knows their task.
+    """
     listing = out / "site.json"
     boards: list[dict[str, Any]] = []
     if listing.exists():
@@ -779,9 +883,131 @@ def _update_index(
     boards = [b for b in boards if b.get("path") != board["path"]] + [board]
     boards.sort(key=lambda b: (str(b.get("task")), str(b.get("split"))))
     listing.write_text(json.dumps(boards, indent=1))
+    tasks: dict[str, dict[str, Any]] = {}
+    for b in boards:
+        task = tasks.setdefault(
+            str(b.get("task")),
+            {"task": str(b.get("task")), "measures": b.get("measures"), "boards": []},
+        )
+        task["measures"] = task["measures"] or b.get("measures") or _registry_line(task["task"])
+        task["boards"].append(b)
     index = out / "index.html"
-    index.write_text(env.get_template("index.html").render(boards=boards, root="", **common))
+    index.write_text(
+        env.get_template("index.html").render(
+            boards=boards, tasks=list(tasks.values()), root="", **common
+        ),
+        encoding="utf-8",
+    )
+    (out / "metrics.html").write_text(
+        env.get_template("metrics.html").render(families=_metric_families(), root="", **common),
+        encoding="utf-8",
+    )
     return index
+
+
+def _task_line(spec: TaskSpec) -> str:
+    """What a task measures, in one sentence, from its entry in the task registry.
+
+    Examples
+    --------
+    >>> print(_task_line(load_registry().task("hecktor")))
+    HECKTOR 2022 (head-and-neck PET/CT, primary tumours and nodes): segmentation of GTVp and GTVn in 3D CT + PT images.
+    >>> print(_task_line(load_registry().task("btcv")))  # doctest: +ELLIPSIS
+    BTCV (...): segmentation of 13 classes (spleen, right kidney, left kidney, ...) in 3D CT images.
+    """
+    names = list(spec.labels.values())
+    if len(names) > 3:
+        what = f"{len(names)} classes ({', '.join(names[:3])}, …)"
+    elif len(names) > 1:
+        what = f"{', '.join(names[:-1])} and {names[-1]}"
+    else:
+        what = names[0]
+    return f"{spec.dataset}: segmentation of {what} in {spec.dims}D {' + '.join(spec.channels)} images."
+
+
+def _registry_line(task: str) -> str | None:
+    """:func:`_task_line` of a task of the default registry; None when it has no such task."""
+    from evaluator.errors import CCBenchError
+
+    try:
+        return _task_line(load_registry().task(task))
+    except CCBenchError:
+        return None
+
+
+#: What each family of metrics (:data:`evaluator.metrics.registry.MetricKind`) measures.
+_FAMILIES: dict[str, tuple[str, str]] = {
+    "overlap": ("Overlap", "Voxel overlap of the predicted mask P and the reference mask R."),
+    "surface": (
+        "Surface distances",
+        "Distances between the surfaces of P and R, in millimetres with the image spacing.",
+    ),
+    "lesion": (
+        "Lesion level",
+        "Connected components (lesions) of P matched to those of R, counted as detections, "
+        "and autoPET's false-positive and false-negative volumes in millilitres.",
+    ),
+    "cc": (
+        "CC-Metrics",
+        "The image is split into one Voronoi region per reference component (nearest "
+        "component in mm); the standard metric is computed inside each region and averaged, "
+        "so a small lesion weighs as much as a large one.",
+    ),
+    "instance": (
+        "Instances",
+        "COCO mask average precision of instance predictions, per class (pycocotools).",
+    ),
+}
+
+
+def _edge_text(value: float | None) -> str:
+    """A value of the metric registry as the metrics page shows it.
+
+    Examples
+    --------
+    >>> _edge_text(None), _edge_text(float("nan")), _edge_text(float("inf")), _edge_text(1.0)
+    ('formula', 'NaN', '∞', '1')
+    """
+    if value is None:
+        return "formula"
+    if math.isnan(value):
+        return "NaN"
+    return fmt(value) if math.isinf(value) else f"{value:g}"
+
+
+def _metric_families() -> list[dict[str, Any]]:
+    """The metric registry (:data:`~evaluator.metrics.registry.METRICS`, ``EDGE_CASES``) by
+    family, as ``metrics.html`` lists it."""
+    from typing import get_args
+
+    from evaluator.metrics.registry import EDGE_CASES, METRICS, MetricKind
+
+    families = []
+    for kind in get_args(MetricKind):
+        title, text = _FAMILIES.get(kind, (kind, ""))
+        rows = []
+        for name, spec in METRICS.items():
+            if spec.kind != kind:
+                continue
+            edge = EDGE_CASES[name]
+            rows.append(
+                {
+                    "name": name,
+                    "title": spec.title,
+                    "unit": spec.unit or "–",
+                    "better": "higher" if spec.higher_is_better else "lower",
+                    "best": "no bound" if math.isnan(spec.best) else _edge_text(spec.best),
+                    "worst": "no bound" if math.isnan(spec.worst) else _edge_text(spec.worst),
+                    "spacing": "yes" if spec.needs_spacing else "no",
+                    "description": spec.description,
+                    "edges": [
+                        _edge_text(v) for v in (edge.both_empty, edge.ref_empty, edge.pred_empty)
+                    ],
+                }
+            )
+        if rows:
+            families.append({"kind": kind, "title": title, "text": text, "rows": rows})
+    return families
 
 
 def _fmt_p(value: float) -> str:
@@ -814,13 +1040,6 @@ def _comparisons_context(
     href = {e: f"entries/{entry_slug(e)}.html" for e in data.entries}
     plots, downloads = folder / "plots", folder / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
-
-    def figure(paths: list[Path], caption: str) -> dict[str, str]:
-        return {
-            "png": paths[0].relative_to(folder).as_posix(),
-            "svg": paths[-1].relative_to(folder).as_posix(),
-            "caption": caption,
-        }
 
     order = [str(e) for e in lb.overall.index]
     ranking_metrics = [m for m in data.ranking.metrics if m in data.metrics]
@@ -875,7 +1094,7 @@ def _comparisons_context(
     paired_plots = []
     for metric in ranking_metrics:
         paired_plots.append(
-            figure(
+            _figure(
                 plot_significance_map(
                     lb,
                     metric,
@@ -885,13 +1104,15 @@ def _comparisons_context(
                 ),
                 f"Significance map of {metric}: one-sided Wilcoxon signed-rank test of each "
                 f"row entry against each column entry (\u03b1 = {lb.alpha:g})",
+                folder,
             )
         )
         ranks = podium_ranks(data.scores[metric], higher_is_better=directions[metric])
         paired_plots.append(
-            figure(
+            _figure(
                 plot_podium(lb, metric, ranks, plots / f"podium_{metric}"),
                 f"Podium of {metric}: each case's values placed by their rank on the case",
+                folder,
             )
         )
 
@@ -913,7 +1134,7 @@ def _comparisons_context(
                     "undefined": int(taus.size - defined.size),
                 }
             )
-        tau_plot = figure(
+        tau_plot = _figure(
             plot_tau_bootstrap(
                 comp.tau,
                 observed,
@@ -923,6 +1144,7 @@ def _comparisons_context(
             ),
             "Bootstrap distribution of Kendall's \u03c4 between each standard metric's ranking "
             "and its CC counterpart's; solid line: observed \u03c4, dashed: central 95%",
+            folder,
         )
         pd.DataFrame({f"{s}_vs_{c}": t for (s, c), t in comp.tau.items()}).rename_axis(
             "resample"
@@ -979,6 +1201,7 @@ def render_site(
     show_images: bool | None = None,
     reference_entry: str | None = None,
     folds: FoldSummary | None = None,
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> Path:
     """Write one task's board (pages, plots, downloads) into ``out`` and refresh the index.
 
@@ -987,7 +1210,9 @@ def render_site(
     phantoms`` (a phantom task scored with ``--data-root`` on real data shows none), since a held-out test image must not reach a public page
     unless the organiser says so. ``reference_entry``: an entry every other entry is also
     compared with (paired tests); ``folds``: the task's fold-wise summary
-    (:func:`leaderboards.folds.fold_summary`), shown when given.
+    (:func:`leaderboards.folds.fold_summary`), shown when given. ``progress``: called as
+    ``progress(done, total, stage)`` through the stages of :data:`PUBLISH_STAGES` from
+    ``plots`` on.
 
     Returns
     -------
@@ -1014,7 +1239,9 @@ def render_site(
         shutil.rmtree(folder)
     (folder / "entries").mkdir(parents=True)
     try:
-        _write_board(lb, folder, workspace, env, common, show_images, reference_entry, folds)
+        _write_board(
+            lb, folder, workspace, env, common, show_images, reference_entry, folds, progress
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -1032,8 +1259,27 @@ def render_site(
         "cases": len(lb.data.cases),
         "leader": leader,
         "published": common["generated"],
+        "measures": _task_line(lb.data.spec),
+        "ranking": _ranking_rule(lb),
+        "metrics": list(lb.data.metrics),
     }
     return _update_index(out, board, env, common)
+
+
+#: The stages of :func:`publish_leaderboard`, in order, as its ``progress`` reports them.
+PUBLISH_STAGES = ("results", "rankings and bootstrap", "plots", "paired comparisons", "pages")
+
+
+def _stage_ticker(
+    progress: Callable[[int, int | None, str], None] | None,
+) -> Callable[[str], None]:
+    """``tick(stage)``: report the start of one of :data:`PUBLISH_STAGES`."""
+
+    def tick(stage: str) -> None:
+        if progress is not None:
+            progress(PUBLISH_STAGES.index(stage), len(PUBLISH_STAGES), stage)
+
+    return tick
 
 
 def _phantom_data_only(lb: Leaderboard) -> bool:
@@ -1056,12 +1302,17 @@ def _write_board(
     show_images: bool,
     reference_entry: str | None,
     folds: FoldSummary | None,
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> None:
     """The board's pages, plots and downloads, written into ``folder``."""
+    tick = _stage_ticker(progress)
+    tick("plots")
     plots = _plots(lb, folder, workspace, show_images=show_images)
     downloads = _downloads(lb, folder)
     context = _board_context(lb, plots, downloads)
+    tick("paired comparisons")
     extra = _comparisons_context(lb, folder, reference_entry=reference_entry, folds=folds)
+    tick("pages")
     context["downloads"] = [*context["downloads"], *extra.pop("downloads")]
     context.update(extra)
     (folder / "index.html").write_text(
@@ -1090,6 +1341,7 @@ def publish_leaderboard(
     registry: Registry | None = None,
     show_images: bool | None = None,
     reference_entry: str | None = None,
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> Path:
     """Rank every finished run of a task and split and publish the static site.
 
@@ -1121,6 +1373,8 @@ def publish_leaderboard(
     reference_entry
         An entry that every other entry is compared with by paired tests, besides the leader;
         default none.
+    progress
+        Called as ``progress(done, total, stage)`` at each of :data:`PUBLISH_STAGES`.
 
     Returns
     -------
@@ -1134,6 +1388,7 @@ def publish_leaderboard(
         not one of its entries.
     """
     reg = registry or load_registry()
+    _stage_ticker(progress)("results")
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace, create=False)
     try:
         data = load_leaderboard_data(task, split, store=db, registry=reg)
@@ -1142,14 +1397,19 @@ def publish_leaderboard(
     finally:
         if not isinstance(store, Store):
             db.close()
+    _stage_ticker(progress)("rankings and bootstrap")
     board = compute_leaderboard(data, n_resamples=n_resamples, seed=seed, alpha=alpha)
     folder = Path(out) if out is not None else workspace.sites
     folder.mkdir(parents=True, exist_ok=True)
-    return render_site(
+    index = render_site(
         board,
         folder,
         workspace=workspace,
         show_images=show_images,
         reference_entry=reference_entry,
         folds=folds,
+        progress=progress,
     )
+    if progress is not None:
+        progress(len(PUBLISH_STAGES), len(PUBLISH_STAGES), "published")
+    return index

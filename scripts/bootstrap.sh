@@ -15,8 +15,10 @@ fi
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt)
 "${PIP[@]}" --upgrade pip
 if [[ "$EXTRAS" == *test* || "$EXTRAS" == *torch* || "$EXTRAS" == *nnunet* ]]; then
-    # torch first, from the local CPU wheel, so no dependency pulls a CUDA build.
-    "${PIP[@]}" "torch==2.13.0"
+    # torch first, as a CPU build, so no dependency pulls a CUDA build: from $TORCH_INDEX_URL
+    # when set (https://download.pytorch.org/whl/cpu; PyPI's Linux wheel is the CUDA one), else
+    # from pip's configured sources (this project's build machines carry a local CPU wheel).
+    "${PIP[@]}" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==2.13.0"
 fi
 "${PIP[@]}" -e ".${EXTRAS:+[$EXTRAS]}"
 if [[ "$EXTRAS" == *test* || "$EXTRAS" == *nnunet* ]]; then

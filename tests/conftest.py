@@ -51,7 +51,7 @@ def _autopet_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from evaluator.datasets.splits import make_split
 
     ws = Workspace(tmp_path_factory.mktemp("learn") / "ws").ensure()
-    write_phantoms("autopet", workspace=ws, cases=8, size=TINY_SIZE, seed=3, progress=False)
+    write_phantoms("autopet", workspace=ws, cases=8, size=TINY_SIZE, seed=3)
     make_split("autopet-phantom", workspace=ws, seed=0)
     return ws.root
 
@@ -70,7 +70,7 @@ def _chestxdet_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from evaluator.datasets.splits import make_split
 
     ws = Workspace(tmp_path_factory.mktemp("learn2d") / "ws").ensure()
-    write_phantoms("chestxdet", workspace=ws, cases=10, size="256x256", seed=3, progress=False)
+    write_phantoms("chestxdet", workspace=ws, cases=10, size="256x256", seed=3)
     make_split("chestxdet-phantom", workspace=ws, seed=0)
     return ws.root
 

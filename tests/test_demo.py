@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,22 @@ from evaluator.workspace import Workspace
 pytestmark = pytest.mark.slow
 
 
-def test_demo_runs_every_step(tmp_path: Path) -> None:
+@pytest.fixture
+def demo_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """The demo's workspace; afterwards the images the demo built for it are untagged again."""
+    import subprocess
+
+    from evaluator.runner.baselines import entry_tag, list_baselines
+
     ws = Workspace(tmp_path / "ws")
+    yield ws
+    tags = [entry_tag("ccbench", name, ws) for name in list_baselines()]
+    tags.append(entry_tag("ccbench-nnunet", "nnunet", ws))
+    subprocess.run(["docker", "rmi", *tags], capture_output=True, check=False)
+
+
+def test_demo_runs_every_step(demo_workspace: Workspace) -> None:
+    ws = demo_workspace
     out = io.StringIO()
     ok = run_demo(ws, seed=0, console=Console(file=out, width=160))
     text = out.getvalue()

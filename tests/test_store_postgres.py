@@ -237,7 +237,7 @@ def test_evaluate_run_on_postgres_equals_sqlite(
     from evaluator.evaluate import evaluate_run
     from evaluator.simulate.degraded import write_degraded_predictions
 
-    write_phantoms("hecktor", workspace=workspace, cases=2, progress=False)
+    write_phantoms("hecktor", workspace=workspace, cases=2)
     pred = write_degraded_predictions(
         "hecktor-phantom", "all", tmp_path / "pred", workspace=workspace, seed=5, quality=0.5
     )

@@ -206,7 +206,7 @@ def check_dataset(
     registry: Registry | None = None,
     tolerance: float = 1e-3,
     direction_tolerance: float = 1e-4,
-    progress: bool = False,
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> CheckReport:
     """Check every case of a task's dataset.
 
@@ -219,7 +219,7 @@ def check_dataset(
     tolerance, direction_tolerance
         Geometry tolerances (millimetres; cosine units).
     progress
-        Show a transient rich progress bar on stderr.
+        Called as ``progress(done, total, case_id)`` after each case.
 
     Returns
     -------
@@ -236,21 +236,10 @@ def check_dataset(
     ids = adapter.case_ids()
     report = CheckReport(task=spec.name, root=adapter.root, n_cases=len(ids))
 
-    def run(advance: Callable[[], None] | None = None) -> None:
-        for case in adapter.cases():
-            report.problems.extend(
-                check_case(case, spec, tolerance=tolerance, direction_tolerance=direction_tolerance)
-            )
-            if advance is not None:
-                advance()
-
-    if not progress:
-        run()
-        return report
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        job = bar.add_task(f"checking {spec.name}", total=len(ids))
-        run(lambda: bar.advance(job))
+    for done, case in enumerate(adapter.cases(), start=1):
+        report.problems.extend(
+            check_case(case, spec, tolerance=tolerance, direction_tolerance=direction_tolerance)
+        )
+        if progress is not None:
+            progress(done, len(ids), case.case_id)
     return report

@@ -51,6 +51,7 @@ from evaluator.workspace import Workspace
 __all__ = [
     "SplitResult",
     "assign_split",
+    "case_listing",
     "case_set_id",
     "heldout_path",
     "make_split",
@@ -474,3 +475,44 @@ def resolve_split(
             f"run `ccbench data split --task {spec.name}` again"
         )
     return sorted(ids)
+
+
+def case_listing(
+    task: str | TaskSpec,
+    split_name: str,
+    *,
+    workspace: Workspace,
+    data_root: Path | None = None,
+) -> dict[str, Any]:
+    """The cases of a split as an entry sees them: ``cases.json`` of the batch interface.
+
+    The same layout as the ``/input/cases.json`` a batch container gets, with absolute paths to
+    the dataset's own files (a model can run on it outside a container) and, per case, the
+    name its prediction file must have in a predictions folder (``ccbench evaluate --pred``).
+
+    Returns
+    -------
+    dict
+        ``{"task", "split", "cases": [{"case_id", "channels": {name: path}, "prediction"}]}``;
+        ``prediction`` is ``<case_id>.nii.gz`` for 3D tasks (``.nii`` and ``.mha`` are read
+        too; see :mod:`evaluator.evaluate` for the other layouts) and, for the 2D instance
+        tasks, ``predictions.json`` (one COCO results file for all cases, ``image_id`` = case
+        id).
+
+    Raises
+    ------
+    SplitError, DatasetNotFoundError
+        As :func:`resolve_split`.
+    """
+    spec = resolve_task(task)
+    dataset = open_dataset(spec, workspace=workspace, data_root=data_root)
+    cases = []
+    for case_id in resolve_split(spec, split_name, workspace=workspace, data_root=data_root):
+        case = dataset.case(case_id)
+        channels = {
+            name: str(Path(case.channels[name]).absolute())
+            for name in spec.present_channels(case.channels)
+        }
+        prediction = "predictions.json" if spec.dims == 2 else f"{case_id}.nii.gz"
+        cases.append({"case_id": case_id, "channels": channels, "prediction": prediction})
+    return {"task": spec.name, "split": split_name, "cases": cases}

@@ -28,10 +28,54 @@ from evaluator.metrics.registry import METRICS
 from evaluator.metrics.surface import BOUNDARY_DILATION_RATIO, _surface_values
 from evaluator.typing import Connectivity, IntArray, LabelArray, Spacing
 
-__all__ = ["CaseMetrics", "check_label_map", "compute_metrics", "present_labels", "resolve_metrics"]
+__all__ = [
+    "CaseMetrics",
+    "ComponentInfo",
+    "check_label_map",
+    "compute_metrics",
+    "present_labels",
+    "resolve_metrics",
+]
 
 _LESION_MATCHES: tuple[LesionMatch, ...] = get_args(LesionMatch)
 _CC_MODES: tuple[CCMode, ...] = get_args(CCMode)
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """One reference connected component of a case: its size, where it is, whether it was found.
+
+    Attributes
+    ----------
+    voxels : int
+        Voxel count.
+    volume_ml : float
+        Volume, ml (voxel count x voxel volume).
+    centre_index : tuple of float
+        Centre of mass as a (fractional) voxel index, array order ``(z, y, x)``.
+    detected : bool
+        Whether the prediction has voxels in the component's region (otherwise its CC-Metrics
+        take their worst values).
+    centre_mm : tuple of float, optional
+        Centre of mass in the image's physical space, ``(x, y, z)`` mm, as a viewer shows it;
+        set when the image geometry is known (:func:`evaluator.metrics.files.score_files`).
+    """
+
+    voxels: int
+    volume_ml: float
+    centre_index: tuple[float, ...]
+    detected: bool
+    centre_mm: tuple[float, ...] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "voxels": self.voxels,
+            "volume_ml": self.volume_ml,
+            "centre_index": list(self.centre_index),
+            "centre_mm": None if self.centre_mm is None else list(self.centre_mm),
+            "detected": self.detected,
+        }
 
 
 @dataclass
@@ -46,26 +90,37 @@ class CaseMetrics:
     per_component : dict of int to dict of str to list of float
         Label -> CC-metric name -> one value per reference connected component (scan order of
         the component labelling); empty when no CC-Metric was requested.
+    components : dict of int to list of ComponentInfo
+        Label -> the reference components in the order of :attr:`per_component` (size, centre,
+        detected); empty when no CC-Metric was requested.
     """
 
     values: dict[int, dict[str, float]]
     per_component: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    components: dict[int, list[ComponentInfo]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (label keys as strings; ``inf``/``nan`` stay floats).
+
+        ``components`` is there only when some are known (a CC-Metric was computed).
 
         Examples
         --------
         >>> CaseMetrics({1: {"dice": 0.5}}).as_dict()
         {'values': {'1': {'dice': 0.5}}, 'per_component': {}}
         """
-        return {
+        out: dict[str, Any] = {
             "values": {str(k): dict(v) for k, v in self.values.items()},
             "per_component": {
                 str(k): {m: list(vals) for m, vals in v.items()}
                 for k, v in self.per_component.items()
             },
         }
+        if self.components:
+            out["components"] = {
+                str(k): [c.as_dict() for c in comps] for k, comps in self.components.items()
+            }
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text of :meth:`as_dict`; non-finite values are written as ``Infinity``/``NaN``.
@@ -207,9 +262,10 @@ def _one_label(
     lesion_match: LesionMatch,
     cc_mode: CCMode,
     cc_worst_distance_mm: float,
-) -> tuple[dict[str, float], dict[str, list[float]]]:
+) -> tuple[dict[str, float], dict[str, list[float]], list[ComponentInfo]]:
     out: dict[str, float] = {}
     per_component: dict[str, list[float]] = {}
+    infos: list[ComponentInfo] = []
     kinds = {name: METRICS[name].kind for name in names}
 
     overlap_names = [name for name in names if kinds[name] == "overlap"]
@@ -251,6 +307,11 @@ def _one_label(
         for name in cc_names:
             out[name] = float(result.means[name])
             per_component[name] = [float(v) for v in result.per_component[name]]
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        infos = [
+            ComponentInfo(int(n), n * voxel_ml, centre, bool(found))
+            for n, centre, found in zip(result.sizes, result.centres, result.detected, strict=True)
+        ]
 
     # after the labellings: the Boundary IoU band uses them (SparseGrid.cached_components)
     surface_names = [name for name in names if kinds[name] == "surface"]
@@ -260,7 +321,7 @@ def _one_label(
             _surface_values(grid_p, grid_r, spacing, surface_names, nsd_tolerance_mm, band_mm)
         )
 
-    return {name: out[name] for name in names}, per_component
+    return {name: out[name] for name in names}, per_component, infos
 
 
 def compute_metrics(
@@ -334,10 +395,12 @@ def compute_metrics(
         raise MetricInputError(f"NSD tolerance {nsd_tolerance_mm!r} mm must be finite and >= 0")
     if lesion_match not in _LESION_MATCHES:
         raise MetricInputError(
-            f"unknown lesion match rule {lesion_match!r} (use {_LESION_MATCHES})"
+            f"unknown lesion match rule {lesion_match!r} (use one of: {', '.join(_LESION_MATCHES)})"
         )
     if cc_mode not in _CC_MODES:
-        raise MetricInputError(f"unknown CC-Metrics mode {cc_mode!r} (use {_CC_MODES})")
+        raise MetricInputError(
+            f"unknown CC-Metrics mode {cc_mode!r} (use one of: {', '.join(_CC_MODES)})"
+        )
     if not (math.isfinite(cc_worst_distance_mm) and cc_worst_distance_mm >= 0):
         raise MetricInputError(
             f"CC worst distance {cc_worst_distance_mm!r} mm must be finite and >= 0"
@@ -355,11 +418,11 @@ def compute_metrics(
             raise MetricInputError("label 0 is the background and cannot be scored")
 
     diagonal = image_diagonal_mm(p_map.shape, sp)
-    result = CaseMetrics(values={}, per_component={})
+    result = CaseMetrics(values={}, per_component={}, components={})
     split_p = _by_label(fg_p, values_p, label_list)
     split_r = _by_label(fg_r, values_r, label_list)
     for label in label_list:
-        values, per_comp = _one_label(
+        values, per_comp, infos = _one_label(
             SparseGrid.from_flat(split_p[label], p_map.shape),
             SparseGrid.from_flat(split_r[label], r_map.shape),
             names=names,
@@ -374,4 +437,5 @@ def compute_metrics(
         result.values[label] = values
         if per_comp:
             result.per_component[label] = per_comp
+            result.components[label] = infos
     return result

@@ -105,12 +105,15 @@ class CCResult:
         Voxel count of each reference component (empty list for an empty reference).
     detected : list of bool
         Whether the prediction has voxels in each component's region.
+    centres : list of tuple of float
+        Centre of mass of each reference component, as a voxel index in array order.
     """
 
     per_component: dict[str, list[float]]
     means: dict[str, float]
     sizes: list[int] = field(default_factory=list)
     detected: list[bool] = field(default_factory=list)
+    centres: list[tuple[float, ...]] = field(default_factory=list)
 
     @property
     def n_components(self) -> int:
@@ -302,7 +305,14 @@ def _cc_on_grids(
         )
     per_component = {m: values[m] for m in names}
     means = {m: float(np.mean(v)) for m, v in per_component.items()}
-    return CCResult(per_component, means, sizes.tolist(), (n_pred > 0).tolist())
+    centres = np.add.reduceat(comps.coords, comps.offsets[:-1], axis=0) / sizes[:, None]
+    return CCResult(
+        per_component,
+        means,
+        sizes.tolist(),
+        (n_pred > 0).tolist(),
+        [tuple(float(c) for c in row) for row in centres],
+    )
 
 
 def _per_component_surface(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -101,6 +102,8 @@ def score_files(
     Returns
     -------
     CaseMetrics
+        With each reference component's centre in the reference's physical space
+        (``ComponentInfo.centre_mm``, ``(x, y, z)`` mm).
 
     Raises
     ------
@@ -135,7 +138,7 @@ def score_files(
                 f"labels {absent} are in neither {pred} nor {ref} (a typo? the images hold "
                 f"{sorted({int(v) for v in np.unique(ref_arr)} | {int(v) for v in np.unique(pred_arr)})})"
             )
-    return compute_metrics(
+    result = compute_metrics(
         pred_arr,
         ref_arr,
         spacing=image_geometry(ref_img).array_spacing,
@@ -147,3 +150,15 @@ def score_files(
         cc_mode=cc_mode,
         cc_worst_distance_mm=cc_worst_distance_mm,
     )
+    # component centres in the reference's physical space, (x, y, z) mm as a viewer shows them
+    for comps in result.components.values():
+        comps[:] = [
+            replace(
+                c,
+                centre_mm=tuple(
+                    ref_img.TransformContinuousIndexToPhysicalPoint(c.centre_index[::-1])
+                ),
+            )
+            for c in comps
+        ]
+    return result

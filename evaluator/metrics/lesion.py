@@ -345,7 +345,9 @@ def _prepare(
 
 def _check_match(match: str) -> None:
     if match not in _MATCH_RULES:
-        raise MetricInputError(f"unknown lesion match rule {match!r} (use one of {_MATCH_RULES})")
+        raise MetricInputError(
+            f"unknown lesion match rule {match!r} (use one of: {', '.join(_MATCH_RULES)})"
+        )
 
 
 def _ratio(name: str, num: float, den: float, case: _Case) -> float:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ __all__ = [
     "baseline_tasks",
     "baselines_dir",
     "build_baselines",
+    "entry_tag",
     "list_baselines",
     "stage_context",
     "submit_nnunet_results",
@@ -237,6 +239,25 @@ def stage_context(name: str, dest: Path, *, weights: dict[str, Path] | None = No
     return dest
 
 
+def entry_tag(repository: str, name: str, workspace: Workspace) -> str:
+    """The tag of an image ccbench builds for an entry: one per workspace and entry name.
+
+    A build in another workspace (another user's, a test's, a second demo) never moves a tag
+    that a manifest here recorded, so a run never finds its image changed underneath it.
+
+    Examples
+    --------
+    >>> from evaluator.workspace import Workspace
+    >>> from pathlib import Path
+    >>> tag = entry_tag("ccbench", "monai-unet", Workspace(Path("/tmp/ws")))
+    >>> tag.startswith("ccbench/monai-unet:") and len(tag.split(":")[1]) == 12
+    True
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "entry"
+    stamp = hashlib.sha256(f"{workspace.root.resolve()}\0{name}".encode()).hexdigest()[:12]
+    return f"{repository}/{slug}:{stamp}"
+
+
 def build_baselines(
     *,
     workspace: Workspace,
@@ -245,6 +266,7 @@ def build_baselines(
     tasks: Sequence[str] | None = None,
     docker: bool = True,
     exclude: Sequence[str] = (),
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> list[BaselineBuild]:
     """Build each baseline's image on the local base images and submit it as an entry.
 
@@ -266,6 +288,8 @@ def build_baselines(
         (development only).
     exclude
         Baselines left out of the default list (the demo submits nnU-Net its own way).
+    progress
+        Called as ``progress(done, total, status)`` before and after each baseline.
 
     Returns
     -------
@@ -288,7 +312,9 @@ def build_baselines(
             f"unknown baseline(s) {', '.join(unknown)} (known: {', '.join(known) or 'none'} in {baselines_dir()})"
         )
     out: list[BaselineBuild] = []
-    for name in chosen:
+    tick = progress or (lambda done, total, status: None)
+    for done, name in enumerate(chosen):
+        tick(done, len(chosen), f"{name}: building")
         spec = baseline_spec(name)
         wanted = tuple(tasks) if tasks is not None else (spec.tasks or baseline_tasks())
         if spec.model is not None and tasks is None:  # also every task it was trained on
@@ -300,7 +326,7 @@ def build_baselines(
                 p.name for p in trained.glob("*") if p.is_dir() and p.name in known_tasks
             )
             wanted = tuple(dict.fromkeys([*wanted, *extra]))
-        tag = f"ccbench/{name}:latest"
+        tag = entry_tag("ccbench", name, workspace)
         weights: dict[str, Path] = {}
         if spec.model is not None:
             weights = _trained_tasks(spec, workspace, wanted)
@@ -312,6 +338,7 @@ def build_baselines(
                 if names:
                     raise SubmissionError(hint)
                 out.append(BaselineBuild(name, tag, None, built=False, skipped=hint))
+                tick(done + 1, len(chosen), f"{name}: skipped (not trained)")
                 continue
             wanted = tuple(t for t in wanted if t in weights)
         try:
@@ -326,6 +353,7 @@ def build_baselines(
                 name, tag, context, spec, wanted, resources, workspace, submissions_dir, docker
             )
         )
+        tick(done + 1, len(chosen), f"{name}: submitted")
     return out
 
 
@@ -426,7 +454,6 @@ def submit_nnunet_results(
     DockerUnavailableError
         No engine, or a failed build.
     """
-    import re
 
     from evaluator.datasets.registry import load_registry
     from evaluator.runner.contract import NAME_PATTERN, manifest_path
@@ -441,10 +468,7 @@ def submit_nnunet_results(
 
     if not re.fullmatch(NAME_PATTERN, name):
         raise SubmissionError(f"entry name {name!r}: letters, digits and _.- only (up to 64)")
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "entry"
-    # one tag per workspace and exact name: another entry or workspace never moves it
-    stamp = hashlib.sha256(f"{workspace.root.resolve()}\0{name}".encode()).hexdigest()[:12]
-    tag = f"ccbench-nnunet/{slug}:{stamp}"
+    tag = entry_tag("ccbench-nnunet", name, workspace)
     if manifest_path(name, submissions_dir).exists() and not overwrite:
         raise SubmissionError(
             f"entry '{name}' already exists ({manifest_path(name, submissions_dir)}); "

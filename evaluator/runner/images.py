@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -345,6 +345,7 @@ def build_base_images(
     *,
     images: Sequence[str] | None = None,
     force: bool = False,
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> list[BaseImageResult]:
     """Build the local base images that are missing (parents first).
 
@@ -356,6 +357,9 @@ def build_base_images(
         Keys of :data:`BASE_IMAGES` (default: all); their parents are added.
     force
         Rebuild even when the tag exists.
+    progress
+        Called as ``progress(done, total, status)`` before each stage of each image (images
+        done of those wanted; the stage: exists, debootstrap, wheels, docker build).
 
     Returns
     -------
@@ -384,18 +388,23 @@ def build_base_images(
             cur = BASE_IMAGES[cur].parent
         wanted += [k for k in reversed(chain) if k not in wanted]
     order = [k for k in BASE_IMAGES if k in wanted]
+    tick = progress or (lambda done, total, status: None)
     results = []
-    for key in order:
+    for done, key in enumerate(order):
         spec = BASE_IMAGES[key]
         start = time.perf_counter()
         if image_exists(spec.tag) and not force:
             results.append(BaseImageResult(key, spec.tag, "exists", 0.0, image_size_mb(spec.tag)))
+            tick(done + 1, len(order), f"{spec.tag} exists")
             continue
         folder = workspace.images / key
         if spec.parent is None:
+            tick(done, len(order), f"{spec.tag}: debootstrap and apt (a minute or two)")
             _debootstrap_base(spec.tag, folder)
         else:
+            tick(done, len(order), f"{spec.tag}: downloading wheels")
             _download_wheels(spec.packages, folder / "wheels", build=spec.build)
+            tick(done, len(order), f"{spec.tag}: docker build")
             remove = (
                 " \\\n    && /opt/venv/bin/pip uninstall --yes --quiet " + " ".join(spec.remove)
                 if spec.remove
@@ -407,4 +416,5 @@ def build_base_images(
             build_context(folder, spec.tag, base=BASE_IMAGES[spec.parent].tag)
         elapsed = time.perf_counter() - start
         results.append(BaseImageResult(key, spec.tag, "built", elapsed, image_size_mb(spec.tag)))
+        tick(done + 1, len(order), f"{spec.tag} built in {elapsed:.0f} s")
     return results

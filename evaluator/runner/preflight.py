@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,6 +301,7 @@ def preflight(
     resources: Resources | None = None,
     command: Sequence[str] | None = None,
     backend: Any = None,
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> PreflightReport:
     """Run ``image`` on the first ``cases`` cases of a split as ``ccbench run`` would; report.
 
@@ -316,6 +317,8 @@ def preflight(
         How many cases to run (the first of the split, in order).
     backend
         A :class:`~evaluator.runner.docker_backend.DockerBackend` [default: connect].
+    progress
+        Container progress, as :func:`evaluator.runner.run.run_cases`.
 
     Returns
     -------
@@ -359,6 +362,7 @@ def preflight(
             backend=runner,
             workspace=workspace,
             split=split,
+            progress=progress,
         )
         report.runs = outcome.container_runs
         _container_findings(report, outcome.container_runs, res)

@@ -16,7 +16,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,6 +172,7 @@ def run_cases(
     workspace: Workspace,
     split: str = "custom",
     limits: SandboxLimits | None = None,
+    progress: Callable[[int, int | None, str], None] | None = None,
 ) -> RunOutcome:
     """Run an entry on the given cases and collect its outputs (no scoring).
 
@@ -196,6 +197,10 @@ def run_cases(
         Its ``tmp`` folder holds the staged ``/input`` and ``/output`` (removed afterwards).
     limits
         The organiser's bounds the entry's resources must respect.
+    progress
+        Called as ``progress(done, total, status)`` before the first container and after each
+        one (grand-challenge interface: one per case, status ``"<case>: ok"`` or the failure
+        class; batch interface: one container for all cases).
 
     Returns
     -------
@@ -248,6 +253,7 @@ def run_cases(
     user_for = getattr(backend, "user_for", None)
     user = user_for(manifest) if user_for is not None else container_user()
     start = time.perf_counter()
+    tick = progress or (lambda done, total, status: None)
     guard = getattr(backend, "guard", None)
     with guard(token, workspace.tmp) if guard is not None else contextlib.nullcontext():
         if slugs is None:
@@ -256,6 +262,7 @@ def run_cases(
                 workspace, token, cap * n, res.output_files * n + 16, user
             ) as box:
                 stage_batch_inputs(cases, box.input_dir, task=task, skipped=outcome.dataset_errors)
+                tick(0, 1, f"one container for {len(cases)} cases")
                 run = _run_once(
                     backend,
                     manifest,
@@ -271,13 +278,16 @@ def run_cases(
             outcome.provenance["output_enforcement"] = box.enforcement
             _note_gpus(outcome, run)
             _absorb(outcome, got, run, run_dir)
+            tick(1, 1, f"{len(got.predictions)} predictions, {_status(run)}")
         else:
-            for case in cases:
+            tick(0, len(cases), "")
+            for done, case in enumerate(cases, start=1):
                 with _container_scratch(workspace, token, cap, res.output_files + 4, user) as box:
                     try:
                         key = stage_gc_inputs(case, box.input_dir, task=task, slugs=slugs)
                     except ImageReadError as err:
                         outcome.dataset_errors[case.case_id] = str(err)
+                        tick(done, len(cases), f"{case.case_id}: input unreadable")
                         continue
                     _gc_output_folders(box, slugs.output, user)
                     run = _run_once(
@@ -303,6 +313,7 @@ def run_cases(
                 outcome.provenance["output_enforcement"] = box.enforcement
                 _note_gpus(outcome, run)
                 _absorb(outcome, got, run, run_dir)
+                tick(done, len(cases), f"{case.case_id}: {_status(run)}")
     outcome.seconds = time.perf_counter() - start
     (run_dir / "container.json").write_text(json.dumps(outcome.to_json(), indent=1, default=str))
     return outcome
@@ -361,6 +372,11 @@ def _run_once(
     return run
 
 
+def _status(run: ContainerRun) -> str:
+    """A container's status for progress lines: ``ok`` or its failure class."""
+    return "ok" if run.ok else f"failed ({run.status})"
+
+
 def _note_gpus(outcome: RunOutcome, run: ContainerRun) -> None:
     """What the container saw of the GPUs (``nvidia-smi -L``), or "none", in the provenance."""
     outcome.provenance["gpus"] = run.details.get("gpu_report", "none")
@@ -380,6 +396,8 @@ def run_entry(
     workers: int | None = None,
     scoring_memory_mb: int | None = None,
     scoring_time_limit_s: float | None = 600.0,
+    progress: Callable[[int, int | None, str], None] | None = None,
+    on_case: Callable[[Any, int, int], None] | None = None,
 ) -> RunOutcome:
     """Run a submitted entry on a task's split, then score it into the results store.
 
@@ -408,6 +426,10 @@ def run_entry(
         Scoring processes (passed to ``evaluate_run``; default one per CPU).
     scoring_memory_mb, scoring_time_limit_s
         Limits of each scoring worker (``evaluate_run``'s ``memory_mb`` and ``time_limit_s``).
+    progress
+        Container progress, as :func:`run_cases`.
+    on_case
+        Scoring progress, ``on_case(outcome, done, total)`` as ``evaluate_run``'s.
 
     Returns
     -------
@@ -440,6 +462,7 @@ def run_entry(
         workspace=workspace,
         split=split,
         limits=limits,
+        progress=progress,
     )
     if evaluate:
         outcome.evaluation = _evaluate(
@@ -450,6 +473,7 @@ def run_entry(
             workers=workers,
             manifest=manifest,
             limits=(scoring_memory_mb, scoring_time_limit_s),
+            on_case=on_case,
         )
     return outcome
 
@@ -471,6 +495,7 @@ def _evaluate(
     workers: int | None,
     manifest: Manifest,
     limits: tuple[int | None, float | None] = (None, 600.0),
+    on_case: Callable[[Any, int, int], None] | None = None,
 ) -> Any:
     """Score the predictions folder, then attach container logs and errors to the stored run."""
     from evaluator.evaluate import evaluate_run
@@ -497,6 +522,7 @@ def _evaluate(
             "backend": outcome.provenance.get("backend"),
         },
         kind=manifest.kind,
+        on_case=on_case,
     )
     db = Store.open(result.store_url)
     try:

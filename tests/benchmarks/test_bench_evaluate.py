@@ -36,7 +36,7 @@ def _write(root: Path, size: str) -> dict[str, tuple[Workspace, Path]]:
     ws = Workspace(root).ensure()
     out = {}
     for task in TASKS[size]:
-        write_phantoms(task, workspace=ws, cases=CASES[size], size=size, progress=False)
+        write_phantoms(task, workspace=ws, cases=CASES[size], size=size)
         pred = write_degraded_predictions(
             f"{task}-phantom", "all", ws.root / f"pred-{task}", workspace=ws, seed=1, quality=0.6
         )

@@ -39,7 +39,7 @@ def busiest_case(tmp_path_factory: pytest.TempPathFactory) -> Case:
     from evaluator.datasets.phantoms import write_phantoms
 
     ws = Workspace(tmp_path_factory.mktemp("bench-sim")).ensure()
-    write_phantoms("autopet", workspace=ws, cases=4, progress=False)
+    write_phantoms("autopet", workspace=ws, cases=4)
     cases = list(open_dataset("autopet-phantom", workspace=ws).cases())
 
     def lesions(case: Case) -> int:

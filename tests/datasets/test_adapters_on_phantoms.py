@@ -13,7 +13,7 @@ from evaluator.workspace import Workspace
 
 @pytest.mark.parametrize("task", phantom_tasks())
 def test_phantoms_open_check_and_split(task: str, ws: Workspace) -> None:
-    result = write_phantoms(task, workspace=ws, cases=7, size="small", seed=0, progress=False)
+    result = write_phantoms(task, workspace=ws, cases=7, size="small", seed=0)
     phantom = f"{task}-phantom"
     adapter = open_dataset(phantom, workspace=ws)
     assert adapter.root == result.out

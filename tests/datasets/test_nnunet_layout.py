@@ -19,10 +19,9 @@ from evaluator.workspace import Workspace
 
 
 def test_the_nnunet_phantom_holds_the_native_cases(workspace: Workspace) -> None:
-    write_phantoms("autopet", workspace=workspace, cases=5, size="32x32x24", seed=2,
-                   progress=False)  # fmt: skip
+    write_phantoms("autopet", workspace=workspace, cases=5, size="32x32x24", seed=2)  # fmt: skip
     result = write_phantoms("autopet", workspace=workspace, cases=5, size="32x32x24", seed=2,
-                            layout="nnunet", progress=False)  # fmt: skip
+                            layout="nnunet")  # fmt: skip
     root = workspace.root / "phantoms" / "autopet_nnunet"
     assert result.out == root
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
@@ -44,13 +43,12 @@ def test_the_nnunet_phantom_holds_the_native_cases(workspace: Workspace) -> None
                 sitk.GetArrayFromImage(read(a)), sitk.GetArrayFromImage(read(b))
             )
     # a second run replaces the first; a folder of real data is never written into
-    write_phantoms("autopet", workspace=workspace, cases=3, size="32x32x24", layout="nnunet",
-                   progress=False)  # fmt: skip
+    write_phantoms("autopet", workspace=workspace, cases=3, size="32x32x24", layout="nnunet")  # fmt: skip
     assert len(list((root / "labelsTr").iterdir())) == 3
     (root / ".ccbench-phantom.json").unlink()
     with pytest.raises(PhantomError, match="was not written by `ccbench data phantoms`"):
         write_phantoms("autopet", workspace=workspace, cases=3, size="32x32x24",
-                       layout="nnunet", progress=False)  # fmt: skip
+                       layout="nnunet")  # fmt: skip
 
 
 def test_the_nnunet_layout_needs_a_volume_task_and_a_target(workspace: Workspace) -> None:
@@ -64,7 +62,7 @@ def test_the_nnunet_layout_needs_a_volume_task_and_a_target(workspace: Workspace
 
 def test_export_resamples_a_channel_on_another_grid(workspace: Workspace, tmp_path: Path) -> None:
     # HECKTOR's PT is on a coarser grid than its CT: nnU-Net needs one grid per case
-    write_phantoms("hecktor", workspace=workspace, cases=2, size="40x40x24", progress=False)
+    write_phantoms("hecktor", workspace=workspace, cases=2, size="40x40x24")
     task = load_registry().task("hecktor-phantom")
     dataset = open_dataset(task, workspace=workspace)
     cases = [dataset.case(c) for c in dataset.case_ids()]

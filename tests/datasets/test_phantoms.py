@@ -39,7 +39,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Written
     def get(task: str) -> Written:
         if task not in cache:
             root = tmp_path_factory.mktemp(task)
-            result = write_phantoms(task, workspace=Workspace(root), seed=0, progress=False)
+            result = write_phantoms(task, workspace=Workspace(root), seed=0)
             cache[task] = (result, result.out)
         return cache[task]
 
@@ -331,9 +331,9 @@ def test_same_seed_same_bytes_and_cases_independent(
     task: str, tmp_path: Path, written: Callable[[str], Written]
 ) -> None:
     ws = Workspace(tmp_path)
-    a = write_phantoms(task, workspace=ws, cases=2, seed=0, out=tmp_path / "a", progress=False)
-    b = write_phantoms(task, workspace=ws, cases=2, seed=0, out=tmp_path / "b", progress=False)
-    c = write_phantoms(task, workspace=ws, cases=2, seed=1, out=tmp_path / "c", progress=False)
+    a = write_phantoms(task, workspace=ws, cases=2, seed=0, out=tmp_path / "a")
+    b = write_phantoms(task, workspace=ws, cases=2, seed=0, out=tmp_path / "b")
+    c = write_phantoms(task, workspace=ws, cases=2, seed=1, out=tmp_path / "c")
     hashes = file_hashes(a.out)
     assert hashes == file_hashes(b.out)
     assert len(hashes) >= 3
@@ -351,7 +351,7 @@ def test_same_seed_same_bytes_and_cases_independent(
 
 def test_custom_size_and_errors(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
-    res = write_phantoms("hecktor-phantom", workspace=ws, cases=1, size="64x48x20", progress=False)
+    res = write_phantoms("hecktor-phantom", workspace=ws, cases=1, size="64x48x20")
     assert res.out == tmp_path / "phantoms" / "hecktor"
     ct, _ = read(next((res.out / "imagesTr").glob("*__CT.nii.gz")))
     assert ct.GetSize() == (64, 48, 20) == res.size
@@ -364,9 +364,9 @@ def test_custom_size_and_errors(tmp_path: Path) -> None:
 def test_rerun_replaces_own_files_but_never_real_data(tmp_path: Path) -> None:
     ws = Workspace(tmp_path)
     out = tmp_path / "btcv"
-    write_phantoms("btcv", workspace=ws, cases=3, size="32x32x16", out=out, progress=False)
+    write_phantoms("btcv", workspace=ws, cases=3, size="32x32x16", out=out)
     (out / "notes.txt").write_text("kept")
-    write_phantoms("btcv", workspace=ws, cases=2, size="32x32x16", out=out, progress=False)
+    write_phantoms("btcv", workspace=ws, cases=2, size="32x32x16", out=out)
     assert sorted(p.name for p in (out / "img").iterdir()) == ["img0001.nii.gz", "img0002.nii.gz"]
     assert (out / "notes.txt").read_text() == "kept"
     assert json.loads((out / MARKER).read_text())["cases"] == 2
@@ -374,7 +374,7 @@ def test_rerun_replaces_own_files_but_never_real_data(tmp_path: Path) -> None:
     (real / "img").mkdir(parents=True)
     (real / "img" / "img0001.nii.gz").write_bytes(b"real data")
     with pytest.raises(CCBenchError, match="not written by"):
-        write_phantoms("btcv", workspace=ws, cases=1, out=real, progress=False)
+        write_phantoms("btcv", workspace=ws, cases=1, out=real)
     assert (real / "img" / "img0001.nii.gz").read_bytes() == b"real data"
 
 

@@ -49,7 +49,7 @@ def _degraded_predictions(labels: Path, out: Path) -> None:
 def test_the_summary_equals_nnunets_own(workspace: Workspace, tmp_path: Path) -> None:
     # the AutoPET phantom in nnU-Net's raw layout, read by the nnU-Net adapter
     write_phantoms("autopet", workspace=workspace, cases=8, size="48x48x40", seed=1,
-                   layout="nnunet", progress=False)  # fmt: skip
+                   layout="nnunet")  # fmt: skip
     make_split("autopet-nnunet-phantom", workspace=workspace, seed=0)
     labels = workspace.root / "phantoms" / "autopet_nnunet" / "labelsTr"
     preds = tmp_path / "preds"

@@ -22,7 +22,7 @@ from evaluator.workspace import Workspace
 def phantom_ws(workspace: Workspace) -> Workspace:
     from evaluator.datasets.phantoms import write_phantoms
 
-    write_phantoms("hecktor", workspace=workspace, cases=3, progress=False)
+    write_phantoms("hecktor", workspace=workspace, cases=3)
     return workspace
 
 

@@ -32,7 +32,7 @@ def phantom_board(tmp_path_factory: pytest.TempPathFactory) -> PhantomBoard:
     from evaluator.store import Store
 
     ws = Workspace(tmp_path_factory.mktemp("board") / "ws").ensure()
-    write_phantoms("autopet", workspace=ws, cases=5, progress=False)
+    write_phantoms("autopet", workspace=ws, cases=5)
     for number, (entry, quality) in enumerate(QUALITIES.items()):
         pred = write_degraded_predictions(
             TASK, "all", ws.root / "preds" / f"e{number}", workspace=ws, seed=1, quality=quality

@@ -91,7 +91,7 @@ def test_pages_load_without_console_errors(driver: Any, site: Path, tmp_path: Pa
     from selenium.webdriver.common.by import By
 
     pages = sorted(site.parent.rglob("*.html"))
-    assert len(pages) == 6
+    assert len(pages) == 3 + 4  # index, metric definitions, task page, four entry pages
     for page in pages:
         driver.get(page.as_uri())
         assert driver.find_element(By.TAG_NAME, "h1").text, page
@@ -189,3 +189,121 @@ def test_official_section_first_and_no_infinite_mean(
     shot = tmp_path / "btcv.png"
     assert driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+#: Window widths of the layout test, CSS px: a desktop browser and a phone.
+DESKTOP, PHONE = 1400, 390
+
+#: What the layout test measures on a page: the viewport and document widths, and every table
+#: that is rendered (not inside a closed ``<details>``) with the width of its parent.
+_LAYOUT = """
+const tables = Array.from(document.querySelectorAll('main table'))
+  .filter(t => t.offsetParent !== null)
+  .map(t => ({name: t.id || t.className, width: t.offsetWidth,
+              parent: t.parentElement.clientWidth,
+              scrolls: t.parentElement.classList.contains('scroll')}));
+return {inner: window.innerWidth, doc: document.documentElement.scrollWidth,
+        body: document.body.scrollWidth, height: document.documentElement.scrollHeight,
+        chrome: window.outerHeight - window.innerHeight, tables: tables};
+"""
+
+
+def _site_root(page: Path) -> Path:
+    """The folder of a published site: the nearest folder above ``page`` with ``site.json``."""
+    return next(p for p in page.parents if (p / "site.json").is_file())
+
+
+def _load_every_image(driver: Any) -> list[str]:
+    """Load the page's lazy images (eager, scrolled to the bottom); the ones that failed."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("document.querySelectorAll('img').forEach(i => i.loading = 'eager')")
+    driver.execute_script("window.scrollTo(0, document.documentElement.scrollHeight)")
+    WebDriverWait(driver, 60).until(
+        lambda d: d.execute_script("return Array.from(document.images).every(i => i.complete)")
+    )
+    return list(
+        driver.execute_script(
+            "return Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src)"
+        )
+    )
+
+
+def _layout_faults(layout: dict[str, Any], width: int, name: str) -> list[str]:
+    """Everything wider than it may be at this window width, with the measured widths: the
+    document or body (never), a table wider than its parent (only on the phone, and only
+    inside its own ``.scroll`` wrapper)."""
+    faults = [
+        f"{name} at {width} px: {what}.scrollWidth {layout[key]} > innerWidth {layout['inner']}"
+        for what, key in (("documentElement", "doc"), ("body", "body"))
+        if layout[key] > layout["inner"]
+    ]
+    for table in layout["tables"]:
+        if table["width"] > table["parent"] and not (width == PHONE and table["scrolls"]):
+            faults.append(
+                f"{name} at {width} px: table {table['name']!r} is {table['width']} px wide "
+                f"in a {table['parent']} px parent"
+                + ("" if table["scrolls"] else " (not in a .scroll wrapper)")
+            )
+    return faults
+
+
+def _full_page_screenshot(driver: Any, layout: dict[str, Any], width: int, path: Path) -> None:
+    """Resize the window to the whole document, then save a screenshot of it to ``path``."""
+    driver.set_window_size(width, layout["height"] + layout["chrome"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(path)), path
+
+
+@pytest.mark.parametrize("board", ["site", "infinite_site"])
+def test_every_page_fits_a_desktop_and_a_phone(
+    driver: Any, board: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Every page at 1400 and 390 px, its disclosures open: nothing scrolls sideways but a
+    table inside its own ``.scroll`` wrapper on the phone; every image loads; no console
+    error. Full-page screenshots go to ``tmp_path`` and, when CCBENCH_SCREENSHOTS names a
+    folder, there too."""
+    root = _site_root(request.getfixturevalue(board))
+    pages = sorted(root.rglob("*.html"))
+    assert {"index.html", "metrics.html"} <= {p.name for p in pages}
+    faults: list[str] = []
+    measured: list[str] = []
+    shots: list[Path] = []
+    tables = 0
+    _severe(driver)  # drop what earlier tests left in the log
+    try:
+        for width in (DESKTOP, PHONE):
+            for page in pages:
+                name = page.relative_to(root).as_posix()
+                driver.set_window_size(width, 900)
+                driver.get(page.as_uri())
+                driver.execute_script(
+                    "document.querySelectorAll('details').forEach(d => d.open = true)"
+                )
+                faults += [
+                    f"{name} at {width} px: image {src} did not load"
+                    for src in _load_every_image(driver)
+                ]
+                layout = driver.execute_script(_LAYOUT)
+                assert layout["inner"] == width, (name, layout["inner"], width)
+                measured.append(
+                    f"{name} @ {width}: documentElement {layout['doc']}, body {layout['body']}, "
+                    f"innerWidth {layout['inner']}"
+                )
+                faults += _layout_faults(layout, width, name)
+                tables += len(layout["tables"])
+                faults += [f"{name} at {width} px: console {e['message']}" for e in _severe(driver)]
+                shot = tmp_path / f"{width}px" / name.replace("/", "__").replace(".html", ".png")
+                _full_page_screenshot(driver, layout, width, shot)
+                shots.append(shot)
+    finally:
+        driver.set_window_size(1280, 1600)
+    assert faults == [], "\n".join([*faults, "measured:", *measured])
+    assert tables > 2 * len(pages)  # the ranking, per-metric and entry tables were measured
+    assert all(s.stat().st_size > 0 for s in shots)
+    target = os.environ.get("CCBENCH_SCREENSHOTS")
+    if target:
+        for shot in shots:
+            dest = Path(target) / board / shot.relative_to(tmp_path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, dest)

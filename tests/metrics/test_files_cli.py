@@ -86,6 +86,53 @@ def test_cli_table_and_per_component(pair: tuple[Path, Path]) -> None:
     assert len(comps) == 2 and np.mean(comps) == pytest.approx(data["values"]["1"]["cc_dice"])
 
 
+def test_components_with_volume_centre_and_detection(tmp_path: Path) -> None:
+    """Hand-computed: volumes from the voxel size, centres through origin and direction."""
+    ref = np.zeros((20, 30, 40), np.uint8)
+    ref[2:6, 3:8, 4:9] = 1  # 4 x 5 x 5 = 100 voxels, centre index (z, y, x) = (3.5, 5, 6)
+    ref[12:15, 20:25, 30:35] = 1  # 3 x 5 x 5 = 75 voxels, missed below
+    pred = np.zeros_like(ref)
+    pred[2:6, 3:8, 4:8] = 1
+    paths = []
+    for name, arr in (("p", pred), ("r", ref)):
+        img = sitk.GetImageFromArray(arr)
+        img.SetSpacing((2.0, 1.0, 3.0))  # x, y, z: 6 mm3 per voxel
+        img.SetOrigin((-100.0, 50.0, 10.0))
+        img.SetDirection((-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))  # x axis flipped
+        paths.append(tmp_path / f"{name}.nii.gz")
+        sitk.WriteImage(img, str(paths[-1]))
+    result = score_files(*paths, metrics=["cc_dice", "cc_hd95"])
+    first, second = result.components[1]
+    assert (first.voxels, second.voxels) == (100, 75)
+    assert first.volume_ml == pytest.approx(0.6) and second.volume_ml == pytest.approx(0.45)
+    assert first.centre_index == pytest.approx((3.5, 5.0, 6.0))
+    assert first.centre_mm == pytest.approx((-100.0 - 6 * 2.0, 50.0 + 5.0, 10.0 + 3.5 * 3.0))
+    assert second.centre_mm == pytest.approx((-100.0 - 32 * 2.0, 50.0 + 22.0, 10.0 + 13 * 3.0))
+    assert (first.detected, second.detected) == (True, False)
+    assert result.per_component[1]["cc_hd95"][1] == 50.0
+    out = runner.invoke(app, ["metrics", *map(str, paths), "-m", "cc_dice", "--per-component"])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.stdout.split())
+    assert "volume (ml)" in text and "-112.0, 55.0, 20.5" in text and "0.45" in text
+    assert "a missed one scores each CC-Metric's worst value" in text and "50 mm" in text
+    data = json.loads(
+        runner.invoke(
+            app, ["metrics", *map(str, paths), "-m", "cc_dice", "--per-component", "--json"]
+        ).stdout
+    )
+    assert data["components"]["1"][1] == {
+        "voxels": 75,
+        "volume_ml": pytest.approx(0.45),
+        "centre_index": [13.0, 22.0, 32.0],
+        "centre_mm": pytest.approx([-164.0, 72.0, 49.0]),
+        "detected": False,
+    }
+    plain = json.loads(
+        runner.invoke(app, ["metrics", *map(str, paths), "-m", "cc_dice", "--json"]).stdout
+    )
+    assert "components" not in plain and "per_component" not in plain
+
+
 def test_cli_options_reach_the_library(pair: tuple[Path, Path]) -> None:
     base = ["metrics", str(pair[0]), str(pair[1]), "-m", "nsd,cc_hd", "--json", "--labels", "2"]
     tight = json.loads(runner.invoke(app, [*base, "--nsd-tolerance-mm", "0.1"]).stdout)

@@ -126,8 +126,9 @@ def test_images(
 ) -> Iterator[dict[str, str]]:
     """Build the local base image (if missing), the hostile and the baseline test images.
 
-    At the end of the session every ``ccbench-test/*`` image is removed again (the engine's
-    build cache keeps the next session's builds quick); the base images stay.
+    At the end of the session every ``ccbench-test/*`` tag is removed again (the engine's
+    build cache keeps the next session's builds quick; an image that also has another tag
+    keeps it); the base images stay.
     """
     import contextlib
 
@@ -144,10 +145,12 @@ def test_images(
         "hostile": docker_backend.image_id(HOSTILE_TAG),
         "baseline": docker_backend.image_id(BASELINE_TAG),
     }
+    # by tag: an image that also carries another tag (a user's identical build) keeps it
     images = docker_backend.client.images
     for image in images.list(filters={"reference": "ccbench-test/*"}):
-        with contextlib.suppress(docker.errors.APIError):
-            images.remove(image.id, force=True)
+        for tag in (t for t in image.tags if t.startswith("ccbench-test/")):
+            with contextlib.suppress(docker.errors.APIError):
+                images.remove(tag)
 
 
 def hostile_manifest(

@@ -139,7 +139,8 @@ def test_learned_and_suv_images_run_sandboxed_through_both_interfaces(
         # the same image, registered for the grand-challenge interface: one run per case,
         # channels (ct, pet, organs) and the output folder taken from the staged config
         submit_image(
-            "ccbench/anatomy-guided:latest", name="anatomy-gc", tasks=(TASK,),
+            next(b.image for b in builds if b.name == "anatomy-guided"), name="anatomy-gc",
+            tasks=(TASK,),
             submissions_dir=autopet_ws.submissions, interface="grand-challenge",
         )  # fmt: skip
         outcome = run_entry(
@@ -150,7 +151,7 @@ def test_learned_and_suv_images_run_sandboxed_through_both_interfaces(
         assert len(outcome.container_runs) == len(outcome.case_ids)
     finally:
         for build in builds:
-            docker_backend.client.images.remove(build.image, force=True)
+            docker_backend.client.images.remove(build.image)  # this workspace's tag only
 
 
 @pytest.mark.slow

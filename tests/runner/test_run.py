@@ -163,6 +163,7 @@ def test_grand_challenge_interface_runs_an_autopet_style_container(
         tasks=("autopet-phantom",),
         resources=FAST,
     )
+    ticks: list[tuple[int, int | None, str]] = []
     outcome = run_cases(
         manifest,
         cases,
@@ -170,7 +171,12 @@ def test_grand_challenge_interface_runs_an_autopet_style_container(
         run_dir=workspace.runs / "gc",
         backend=docker_backend,
         workspace=workspace,
+        progress=lambda *tick: ticks.append(tick),
     )
+    # progress: before the first container, then one tick per case with its status
+    assert ticks == [(0, len(cases), "")] + [
+        (i, len(cases), f"{c.case_id}: ok") for i, c in enumerate(cases, start=1)
+    ]
     assert [r.label for r in outcome.container_runs] == [c.case_id for c in cases]
     assert all(r.ok for r in outcome.container_runs), outcome.container_runs
     assert outcome.case_errors == {}
@@ -189,6 +195,7 @@ def test_local_backend_runs_the_baseline_without_docker(
         command=("{python}", str(BASELINE_CONTEXT / "predict.py")),
         resources=FAST,
     )
+    ticks: list[tuple[int, int | None, str]] = []
     outcome = run_cases(
         manifest,
         tiny.cases,
@@ -196,7 +203,10 @@ def test_local_backend_runs_the_baseline_without_docker(
         run_dir=workspace.runs / "local",
         backend=LocalBackend(),
         workspace=workspace,
+        progress=lambda *tick: ticks.append(tick),
     )
+    n = len(tiny.cases)
+    assert ticks == [(0, 1, f"one container for {n} cases"), (1, 1, f"{n} predictions, ok")]
     assert outcome.container_runs[0].ok, outcome.container_runs[0].log
     assert outcome.provenance["sandboxed"] is False
     _check_predictions(outcome.predictions, _expected_btcv(tiny))

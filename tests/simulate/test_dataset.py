@@ -35,7 +35,7 @@ TASK = "autopet-phantom"
 def phantom_ws(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """Five small AutoPET phantom cases: two negatives, 2, 6 and 33 lesions."""
     ws = Workspace(tmp_path_factory.mktemp("sim") / "ws").ensure()
-    write_phantoms("autopet", workspace=ws, cases=5, size="48x48x40", progress=False)
+    write_phantoms("autopet", workspace=ws, cases=5, size="48x48x40")
     return ws
 
 

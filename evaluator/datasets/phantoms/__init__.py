@@ -19,7 +19,7 @@ import importlib
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -130,7 +130,7 @@ def write_phantoms(
     size: str = "small",
     seed: int = 0,
     out: Path | None = None,
-    progress: bool = True,
+    progress: Callable[[int, int | None, str], None] | None = None,
     layout: str = "native",
 ) -> PhantomResult:
     """Write a synthetic dataset for ``task`` in the task's real on-disk layout.
@@ -154,7 +154,7 @@ def write_phantoms(
         there (its layout entries, found through the :data:`MARKER` file) is replaced; other
         files are left alone.
     progress
-        Show a rich progress bar (on stderr) while writing.
+        Called as ``progress(done, total, "")`` before the first case and after each one.
     layout
         ``native`` (the real dataset's layout) or ``nnunet``: the nnU-Net v2 raw layout
         (``imagesTr``, ``labelsTr``, ``dataset.json``) with the native index files (AutoPET's
@@ -189,14 +189,12 @@ def write_phantoms(
     _clear_previous(out, writer.layout)
     start = time.perf_counter()
     infos = []
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True, disable=not progress) as bar:
-        job = bar.add_task(f"phantoms: {writer.task}", total=n_cases)
-        for index in range(n_cases):
-            infos.append(writer.write_case(out, index, seed, size_xyz, spacing))
-            bar.advance(job)
+    for index in range(n_cases):
+        if progress is not None:
+            progress(index, n_cases, "")
+        infos.append(writer.write_case(out, index, seed, size_xyz, spacing))
+    if progress is not None:
+        progress(n_cases, n_cases, "")
     writer.write_index(out, infos)
     marker = {"task": writer.task, "cases": n_cases, "size": list(size_xyz), "seed": seed}
     (out / MARKER).write_text(json.dumps(marker) + "\n")
@@ -221,7 +219,7 @@ def _write_nnunet(
     size: str,
     seed: int,
     out: Path | None,
-    progress: bool,
+    progress: Callable[[int, int | None, str], None] | None,
 ) -> PhantomResult:
     """The phantom written natively to a scratch folder, then exported in nnU-Net's layout."""
     import dataclasses
