@@ -43,8 +43,9 @@ __all__ = ["app", "main"]
 F = TypeVar("F", bound=Callable[..., Any])
 _C = TypeVar("_C")
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: ":cd:" in a case id or a path must print as written, not as an emoji
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 app = typer.Typer(
     name="ccbench",
@@ -120,7 +121,7 @@ def _workspace(path: Path | None) -> Workspace:
 
 def _progress(quiet: bool) -> Console:
     """Where progress goes: stderr (so that stdout holds results only), silent with --quiet."""
-    return Console(stderr=True, quiet=quiet)
+    return Console(stderr=True, quiet=quiet, emoji=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,28 +346,55 @@ def data_cases(
     as_json: Annotated[
         bool,
         typer.Option(
-            "--json", help="Print the batch interface's cases.json (absolute paths) instead."
+            "--json",
+            help="Print the split as the batch interface's cases.json lists it, with absolute "
+            "paths to the dataset's own files.",
         ),
     ] = False,
+    stage: Annotated[
+        Path | None,
+        typer.Option(
+            "--stage",
+            help="Write DIR (new or empty) exactly as a batch container finds /input: "
+            "cases.json and the files as staged (HECKTOR's PT resampled onto the CT grid, "
+            "2D images as .mha).",
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """List a split's cases: their image files and the prediction file name each one needs.
 
-    `--json` prints what a batch container finds in /input/cases.json, with absolute paths to
-    the dataset's files, so the same model code runs on it outside a container.
+    `--json` prints the batch interface's cases.json with absolute paths to the dataset's own
+    files, so model code written for /input/cases.json runs on it outside a container (the
+    same files for AutoPET and BTCV); `--stage DIR` writes the container's /input itself.
+    `--split fold0` means fold 0's validation cases.
 
     Examples:
 
         ccbench data cases --task autopet-phantom --split test
 
         ccbench data cases -t autopet-phantom -s test --json > test-cases.json
+
+        ccbench data cases -t hecktor-phantom -s test --stage staged/
     """
     import json
 
     from evaluator.datasets.splits import case_listing
 
-    listing = case_listing(task, split, workspace=_workspace(workspace), data_root=data_root)
+    ws = _workspace(workspace)
+    if stage is not None:
+        from evaluator.runner.contract import stage_split_inputs
+
+        path, skipped = stage_split_inputs(task, split, stage, workspace=ws, data_root=data_root)
+        for case_id, why in skipped.items():
+            err_console.print(
+                f"[yellow]left out {markup_safe(case_id, oneline=True)}:[/] {markup_safe(why)}",
+                highlight=False,
+            )
+        console.print(f"staged as a batch container's /input: {path}", highlight=False)
+        return
+    listing = case_listing(task, split, workspace=ws, data_root=data_root)
     if as_json:
         console.print(json.dumps(listing, indent=1), soft_wrap=True, highlight=False, markup=False)
         return
@@ -378,12 +406,12 @@ def data_cases(
     )
     table.add_column("case", style="bold")
     table.add_column("channels")
-    table.add_column("prediction file (in the folder given to `evaluate --pred`)")
+    table.add_column("prediction file (in the folder given to evaluate --pred)")
     for case in listing["cases"]:
         table.add_row(
-            markup_safe(case["case_id"]),
-            markup_safe(", ".join(case["channels"])),
-            markup_safe(case["prediction"]),
+            markup_safe(case["case_id"], oneline=True),
+            markup_safe(", ".join(case["channels"]), oneline=True),
+            markup_safe(case["prediction"], oneline=True),
         )
     console.print(table)
 

@@ -297,10 +297,11 @@ class ProgressBars:
     def add(self, title: str, total: int | None = None, *, every: bool = False) -> ProgressHook:
         """A new bar; returns its ``hook(done, total, status)``."""
         if self.live:
-            bar = self.progress.add_task(markup_safe(title), total=total, status="")
+            bar = self.progress.add_task(markup_safe(title, oneline=True), total=total, status="")
 
             def update(done: int, total: int | None, status: str = "") -> None:
-                self.progress.update(bar, completed=done, total=total, status=markup_safe(status))
+                safe = markup_safe(status, oneline=True)
+                self.progress.update(bar, completed=done, total=total, status=safe)
 
             return update
         import time
@@ -315,7 +316,8 @@ class ProgressBars:
                 return
             last[0] = now
             of = "" if total is None else f"/{total}"
-            text = f"{printable(title)}: {done}{of}{' ' + printable(status) if status else ''}"
+            line = printable(status, oneline=True)
+            text = f"{printable(title, oneline=True)}: {done}{of}{' ' + line if line else ''}"
             self.console.print(f"{text} ({now:.0f} s)", markup=False, highlight=False)
 
         return plain
@@ -396,10 +398,10 @@ def print_case_metrics(
         sub = Table(title=f"label {label}: CC-Metrics per reference component")
         sub.add_column("component", justify="right", style="bold")
         if infos:
-            sub.add_column("volume (ml)", justify="right")
-            sub.add_column(
-                "centre x, y, z (mm)" if infos[0].centre_mm else "centre z, y, x (voxel)"
-            )
+            flat = len(infos[0].centre_index) == 2
+            axes = "x, y" if flat else "x, y, z"
+            sub.add_column("area (mm²)" if flat else "volume (ml)", justify="right")
+            sub.add_column(f"centre {axes} ({'mm' if infos[0].centre_mm else 'voxel'})")
             sub.add_column("detected")
         for name in comps:
             sub.add_column(markup_safe(name), justify="right")
@@ -409,7 +411,9 @@ def print_case_metrics(
             about = (
                 [] if not infos else ["-", "-", "-"] if where is None else _component_cells(where)
             )
-            sub.add_row(str(i + 1), *about, *cells)
+            sub.add_row(str(i + 1) if infos else "none", *about, *cells)
+        if not infos:
+            sub.caption = "no reference component: the values are the empty-reference ones"
         console.print(sub)
     if result.per_component:
         missed = any(not c.detected for comps in result.components.values() for c in comps)
@@ -433,9 +437,10 @@ def _missed_note() -> str:
 
 
 def _component_cells(info: ComponentInfo) -> list[str]:
-    centre = info.centre_mm if info.centre_mm is not None else info.centre_index
+    centre = info.centre_mm if info.centre_mm is not None else info.centre_index[::-1]
+    size = info.volume_ml * 1000.0 if len(info.centre_index) == 2 else info.volume_ml
     return [
-        f"{info.volume_ml:.3g}",
+        f"{size:.3g}",
         ", ".join(f"{v:.1f}" for v in centre),
         "yes" if info.detected else "[red]no[/]",
     ]

@@ -537,8 +537,8 @@ def run_demo(
         Where progress bars go (plain lines when not a terminal); default: stderr. A console
         made with ``quiet=True`` shows none.
     """
-    console = console or Console()
-    progress = progress or Console(stderr=True)
+    console = console or Console(emoji=False)
+    progress = progress or Console(stderr=True, emoji=False)
     workspace.ensure()
     outcomes: list[tuple[str, bool, str, float]] = []
     steps = demo_steps()

@@ -21,7 +21,7 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def printable(text: object, *, limit: int | None = None) -> str:
+def printable(text: object, *, limit: int | None = None, oneline: bool = False) -> str:
     """``str(text)`` without escape sequences and control characters (newline and tab kept).
 
     Parameters
@@ -30,6 +30,10 @@ def printable(text: object, *, limit: int | None = None) -> str:
         Anything; converted with ``str``.
     limit
         Cut to this many characters (an ellipsis marks the cut).
+    oneline
+        Show newlines, carriage returns and tabs as the visible escapes ``\\n``, ``\\r``,
+        ``\\t``: for a name or status printed on one line of a table or a log, where a newline
+        would let the text forge a line of its own.
 
     Examples
     --------
@@ -37,14 +41,19 @@ def printable(text: object, *, limit: int | None = None) -> str:
     'red alert done'
     >>> printable("a" * 10, limit=4)
     'aaa…'
+    >>> printable("case.nii.gz\\nscoring: 2/2 FAKE", oneline=True)
+    'case.nii.gz\\\\nscoring: 2/2 FAKE'
     """
-    out = _CONTROL.sub("", _ANSI.sub("", str(text)))
+    text = str(text)
+    if oneline:
+        text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+    out = _CONTROL.sub("", _ANSI.sub("", text))
     if limit is not None and len(out) > limit:
         out = out[: max(limit - 1, 0)] + "…"
     return out
 
 
-def markup_safe(text: object, *, limit: int | None = None) -> str:
+def markup_safe(text: object, *, limit: int | None = None, oneline: bool = False) -> str:
     """:func:`printable` text with rich markup escaped, ready for ``console.print``.
 
     Examples
@@ -52,4 +61,4 @@ def markup_safe(text: object, *, limit: int | None = None) -> str:
     >>> markup_safe("[/] \\x1b[2Jcleared [bold]x[/bold]")
     '\\\\[/] cleared \\\\[bold]x\\\\[/bold]'
     """
-    return escape(printable(text, limit=limit))
+    return escape(printable(text, limit=limit, oneline=oneline))

@@ -162,3 +162,43 @@ def test_cli_error_with_markup_and_escapes_is_one_clean_line(tmp_path: Path) -> 
     assert "Traceback" not in err and "\x1b" not in err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "p[/]" in err and "q [bold].nii.gz" in err and "file does not exist" in err
+
+
+def test_a_file_name_with_line_breaks_cannot_forge_a_line(tmp_path: Path) -> None:
+    """A container names a file so that its 'ignored' message would print a fake progress line."""
+    from evaluator.runner.outputs import collect_batch_outputs
+
+    out = tmp_path / "output"
+    out.mkdir()
+    (out / "a\nscoring: 2 of 2 FAKE: scored (0 s)\nignored nothing.nii.gz").write_bytes(b"x")
+    got = collect_batch_outputs(out, ["case1"], tmp_path / "dest", max_bytes=2**20)
+    messages = [str(m) for m in got.rejected]
+    assert messages and all("\n" not in m and "\r" not in m for m in messages), messages
+    assert any("a\\nscoring: 2 of 2 FAKE" in m for m in messages), messages
+
+
+def test_progress_lines_and_statuses_stay_on_one_line() -> None:
+    from evaluator.console import ProgressBars
+
+    out = io.StringIO()
+    with ProgressBars(Console(file=out, width=200)) as bars:
+        bars.add("containers\nFORGED", every=True)(1, 2, "case-1\nscoring: 2/2 FAKE" + HOSTILE)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("containers\\nFORGED: 1/2 case-1\\nscoring")
+    assert not any(bad in lines[0] for bad in INJECTED)
+
+
+def test_names_print_as_written_not_as_emoji(autopet_ws: Any) -> None:
+    """rich's emoji codes (':cd:') in a case id or a path must not change what is printed."""
+    import json
+
+    root = autopet_ws.phantoms / "autopet" / "FDG-PET-CT-Lesions"
+    patient = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    patient.rename(patient.with_name(patient.name + ":cd:x"))
+    args = ["data", "cases", "-t", "autopet-phantom", "-s", "all", "-w", str(autopet_ws.root)]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    ids = [c["case_id"] for c in json.loads(result.stdout)["cases"]]
+    assert any(":cd:x" in i for i in ids) and "\U0001f4bf" not in result.stdout
+    table = CliRunner().invoke(app, args)
+    assert ":cd:x" in table.stdout and "\U0001f4bf" not in table.stdout

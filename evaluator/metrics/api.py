@@ -50,7 +50,7 @@ class ComponentInfo:
     voxels : int
         Voxel count.
     volume_ml : float
-        Volume, ml (voxel count x voxel volume).
+        Volume, ml (voxel count x voxel volume; in 2D the area in mm² / 1000).
     centre_index : tuple of float
         Centre of mass as a (fractional) voxel index, array order ``(z, y, x)``.
     detected : bool
@@ -68,12 +68,26 @@ class ComponentInfo:
     centre_mm: tuple[float, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary."""
+        """A JSON-ready dictionary; positions in ``(x, y, z)`` order (``(x, y)`` in 2D).
+
+        ``volume_ml`` in 3D, ``area_mm2`` in 2D; ``centre_voxel_xyz`` is :attr:`centre_index`
+        reversed (the order of ``centre_mm_xyz`` and of image viewers).
+
+        Examples
+        --------
+        >>> ComponentInfo(4, 0.004, (1.0, 2.5), True).as_dict()
+        {'voxels': 4, 'area_mm2': 4.0, 'centre_voxel_xyz': [2.5, 1.0], 'centre_mm_xyz': None, 'detected': True}
+        """
+        size = (
+            {"area_mm2": self.volume_ml * 1000.0}
+            if len(self.centre_index) == 2
+            else {"volume_ml": self.volume_ml}
+        )
         return {
             "voxels": self.voxels,
-            "volume_ml": self.volume_ml,
-            "centre_index": list(self.centre_index),
-            "centre_mm": None if self.centre_mm is None else list(self.centre_mm),
+            **size,
+            "centre_voxel_xyz": list(self.centre_index[::-1]),
+            "centre_mm_xyz": None if self.centre_mm is None else list(self.centre_mm),
             "detected": self.detected,
         }
 

@@ -80,6 +80,7 @@ __all__ = [
     "manifest_path",
     "stage_batch_inputs",
     "stage_gc_inputs",
+    "stage_split_inputs",
     "supervise",
     "truncate_log",
     "write_manifest",
@@ -462,6 +463,42 @@ def stage_batch_inputs(
     path.write_text(json.dumps({"task": task.name, "cases": listing}, indent=1))
     path.chmod(0o644)
     return path
+
+
+def stage_split_inputs(
+    task: str,
+    split: str,
+    dest: Path,
+    *,
+    workspace: Any,
+    data_root: Path | None = None,
+) -> tuple[Path, dict[str, str]]:
+    """Write ``dest`` exactly as a batch container finds ``/input`` for a task's split.
+
+    For trying a model outside a container on the very files it will get (HECKTOR's PT
+    resampled onto the CT grid, 2D images as ``.mha``): ``ccbench data cases --stage DIR``.
+
+    Returns
+    -------
+    tuple
+        The path of ``dest/cases.json`` and the cases left out (case id -> why).
+
+    Raises
+    ------
+    SubmissionError
+        ``dest`` exists and is not an empty folder.
+    """
+    from evaluator.datasets.base import open_dataset, resolve_task
+    from evaluator.datasets.splits import resolve_split
+
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise SubmissionError(f"{dest}: not an empty folder (the staged inputs need their own)")
+    spec = resolve_task(task)
+    dataset = open_dataset(spec, workspace=workspace, data_root=data_root)
+    ids = resolve_split(spec, split, workspace=workspace, data_root=data_root)
+    skipped: dict[str, str] = {}
+    path = stage_batch_inputs([dataset.case(c) for c in ids], dest, task=spec, skipped=skipped)
+    return path, skipped
 
 
 def gc_inputs_json(slugs: GrandChallengeSlugs, channels: Sequence[str], key: str) -> list[Any]:

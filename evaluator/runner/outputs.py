@@ -297,8 +297,9 @@ class CollectedOutputs:
 
 
 def _name(text: str) -> str:
-    """A container-chosen name made printable (control characters dropped, length capped)."""
-    return printable(text, limit=120)
+    """A container-chosen name made printable on one line (control characters dropped, line
+    breaks shown as ``\\n``, length capped)."""
+    return printable(text, limit=120, oneline=True)
 
 
 def _listing(dir_fd: int) -> list[tuple[str, int]]:

@@ -79,20 +79,6 @@ def test_reported_rows_are_marked_and_not_ranked(site: Path) -> None:
     assert "nnUNet" not in payload["entries"]
 
 
-def test_cli_publishes_and_reports_missing_runs(
-    phantom_board: PhantomBoard, tmp_path: Path
-) -> None:
-    runner = CliRunner()
-    ws = str(phantom_board.workspace.root)
-    args = ["leaderboard", "--task", phantom_board.task, "--split", "all", "--resamples", "20"]
-    result = runner.invoke(app, [*args, "--out", str(tmp_path / "s"), "--workspace", ws])
-    assert result.exit_code == 0, result.output
-    assert "index.html" in result.output and (tmp_path / "s" / "index.html").exists()
-    bad = runner.invoke(app, ["leaderboard", "--task", "btcv-phantom", "--workspace", ws])
-    assert bad.exit_code == 1
-    assert "no finished run" in bad.output
-
-
 def test_publishing_reports_its_stages(phantom_board: PhantomBoard, tmp_path: Path) -> None:
     from leaderboards.site import PUBLISH_STAGES
 
@@ -111,7 +97,7 @@ def test_publishing_reports_its_stages(phantom_board: PhantomBoard, tmp_path: Pa
     ]
 
 
-def test_cli_progress_goes_to_stderr_and_quiet_silences_it(
+def test_cli_publishes_with_progress_on_stderr_and_reports_missing_runs(
     phantom_board: PhantomBoard, tmp_path: Path
 ) -> None:
     """Not a terminal: plain progress lines on stderr (stdout keeps the result); none with -q."""
@@ -120,6 +106,7 @@ def test_cli_progress_goes_to_stderr_and_quiet_silences_it(
     args = ["leaderboard", "--task", phantom_board.task, "--split", "all", "--resamples", "10"]
     loud = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "--workspace", ws])
     assert loud.exit_code == 0, loud.output
+    assert "index.html" in loud.stdout and (tmp_path / "a" / "index.html").exists()
     lines = loud.stderr.splitlines()
     assert lines[0].startswith(f"leaderboard {phantom_board.task}/all: 0/5 results (")
     assert lines[-1].startswith(f"leaderboard {phantom_board.task}/all: 5/5 published (")
@@ -127,6 +114,9 @@ def test_cli_progress_goes_to_stderr_and_quiet_silences_it(
     quiet = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--workspace", ws, "-q"])
     assert quiet.exit_code == 0, quiet.output
     assert quiet.stderr == "" and "leaderboard site" in quiet.stdout
+    bad = runner.invoke(app, ["leaderboard", "--task", "btcv-phantom", "--workspace", ws])
+    assert bad.exit_code == 1
+    assert "no finished run" in bad.output
 
 
 def test_index_says_what_each_board_shows(site: Path, phantom_board: PhantomBoard) -> None:

@@ -123,10 +123,18 @@ def test_components_with_volume_centre_and_detection(tmp_path: Path) -> None:
     assert data["components"]["1"][1] == {
         "voxels": 75,
         "volume_ml": pytest.approx(0.45),
-        "centre_index": [13.0, 22.0, 32.0],
-        "centre_mm": pytest.approx([-164.0, 72.0, 49.0]),
+        "centre_voxel_xyz": [32.0, 22.0, 13.0],
+        "centre_mm_xyz": pytest.approx([-164.0, 72.0, 49.0]),
         "detected": False,
     }
+    # no reference component (label 2 only in the prediction): no invented component row
+    empty = tmp_path / "e.nii.gz"
+    img = sitk.ReadImage(str(paths[1]))
+    sitk.WriteImage(img * 0, str(empty))
+    none = runner.invoke(
+        app, ["metrics", str(paths[0]), str(empty), "-m", "cc_dice", "--per-component"]
+    )
+    assert "no reference component" in " ".join(none.stdout.split())
     plain = json.loads(
         runner.invoke(app, ["metrics", *map(str, paths), "-m", "cc_dice", "--json"]).stdout
     )

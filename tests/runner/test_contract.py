@@ -293,3 +293,36 @@ def test_grand_challenge_interface_refuses_an_instance_task(tmp_path: Path) -> N
             manifest, [], task=load_registry().task("chestxdet-phantom"), run_dir=tmp_path / "r",
             backend=None, workspace=Workspace(tmp_path / "ws"), split="test",  # type: ignore[arg-type]
         )  # fmt: skip
+
+
+def test_data_cases_lists_and_stages_a_split_as_a_batch_container_sees_it(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """--json: the dataset's own files, no reference; --stage: the container's /input itself."""
+    from typer.testing import CliRunner
+
+    from evaluator.cli import app
+    from evaluator.datasets.phantoms import write_phantoms
+
+    write_phantoms("hecktor", workspace=workspace, cases=2, size="64x48x20")
+    args = ["data", "cases", "-t", "hecktor-phantom", "-s", "all", "-w", str(workspace.root)]
+    listed = CliRunner().invoke(app, [*args, "--json"])
+    assert listed.exit_code == 0, listed.output
+    cases = json.loads(listed.stdout)["cases"]
+    assert [c["prediction"] for c in cases] == [f"{c['case_id']}.nii.gz" for c in cases]
+    assert not any(
+        "label" in p.lower() or "gtv" in p.lower() for c in cases for p in c["channels"].values()
+    )
+    staged = CliRunner().invoke(app, [*args, "--stage", str(tmp_path / "input")])
+    assert staged.exit_code == 0, staged.output
+    listing = json.loads((tmp_path / "input" / "cases.json").read_text())
+    assert [c["case_id"] for c in listing["cases"]] == [c["case_id"] for c in cases]
+    for case in listing["cases"]:
+        ct, pt = (
+            sitk.ReadImage(str(tmp_path / "input" / case["channels"][k])) for k in ("CT", "PT")
+        )
+        assert pt.GetSize() == ct.GetSize() and pt.GetSpacing() == ct.GetSpacing()
+    raw_pt = sitk.ReadImage(cases[0]["channels"]["PT"])
+    assert raw_pt.GetSize() != ct.GetSize()  # --json points at the raw files, --stage resamples
+    again = CliRunner().invoke(app, [*args, "--stage", str(tmp_path / "input")])
+    assert again.exit_code == 1 and "not an empty folder" in again.output

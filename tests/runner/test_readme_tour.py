@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ README = ROOT / "README.md"
 START, END = "<!-- tour:start -->", "<!-- tour:end -->"
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 _FILE = re.compile(r"# file: (\S+)")
-#: The tour's own image tag (removed after the test).
+#: The tour's image tag (the test runs the tour with a unique tag in its place).
 TOUR_IMAGE = "my-model:1"
 
 
@@ -109,9 +110,17 @@ def test_every_tour_command_exists() -> None:
 @pytest.mark.docker
 @pytest.mark.slow
 def test_readme_tour_runs_verbatim(docker_backend: Any, tmp_path: Path) -> None:
+    """The tour as written, but for its image tag: a unique one, so that a reader's own
+    ``my-model:1`` (or a concurrent run's) is never replaced or removed by the test."""
+    from evaluator.runner.baselines import entry_tag
+    from evaluator.workspace import Workspace
+
     (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    text = README.read_text(encoding="utf-8")
+    own_tag = f"ccbench-test/tour-{uuid.uuid4().hex[:12]}:1"
+    assert TOUR_IMAGE in tour_script(text)
     script = tmp_path / "tour.sh"
-    script.write_text(tour_script(README.read_text(encoding="utf-8")))
+    script.write_text(tour_script(text).replace(TOUR_IMAGE, own_tag))
     env = {
         k: v
         for k, v in os.environ.items()
@@ -128,8 +137,9 @@ def test_readme_tour_runs_verbatim(docker_backend: Any, tmp_path: Path) -> None:
             check=False,
         )
         assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
-    finally:
-        subprocess.run(["docker", "rmi", "-f", TOUR_IMAGE], capture_output=True, check=False)
+    finally:  # the tour's own tags: its image and the baseline built in its workspace
+        threshold = entry_tag("ccbench", "threshold", Workspace(tmp_path / ".ccbench"))
+        subprocess.run(["docker", "rmi", own_tag, threshold], capture_output=True, check=False)
     # what the reader was promised: their files, a scored local try, a site with both entries
     workspace = tmp_path / ".ccbench"
     assert sorted(p.name for p in (tmp_path / "my_predictions").iterdir()) == sorted(
@@ -138,6 +148,6 @@ def test_readme_tour_runs_verbatim(docker_backend: Any, tmp_path: Path) -> None:
     )
     assert (workspace / "runs" / "my-first-try" / "results.csv").is_file()
     board = (workspace / "site" / "autopet-phantom--test" / "index.html").read_text()
-    assert "my-model" in board and "my-first-try" in board
+    assert "my-model" in board and "my-first-try" in board and "threshold" in board
     assert "volume (ml)" in " ".join(proc.stdout.split())  # metrics --per-component
     assert "not refused" not in proc.stdout.lower()
