@@ -477,9 +477,18 @@ class DockerBackend:
             container = self.client.containers.create(
                 image, entrypoint=["/nonexistent"], network_mode="none"
             )
-            stream, stat = container.get_archive(f"/etc/{name}")
+            # The size first, from a HEAD request: an archive stream left unread would hold the
+            # engine's connection until the client's timeout (60 s per oversized file).
+            api = self.client.api
+            head = api.head(
+                api._url("/containers/{0}/archive", container.id), params={"path": f"/etc/{name}"}
+            )
+            api._raise_for_status(head)
+            encoded = head.headers.get("x-docker-container-path-stat")
+            stat = docker.utils.decode_json_header(encoded) if encoded else {}
             if int(stat.get("size", 0)) > 2**20 or stat.get("linkTarget"):
                 return ""
+            stream, _ = container.get_archive(f"/etc/{name}")
             data = bytearray()
             for chunk in stream:
                 data += chunk
