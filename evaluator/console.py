@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evaluator.textsafe import markup_safe, printable
+from evaluator.typing import ProgressHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -235,8 +236,6 @@ def print_check_report(report: CheckReport, console: Console) -> None:
 
 # ---- progress -------------------------------------------------------------------------------
 
-#: ``hook(done, total, status)``: ``done`` steps of ``total`` (None: unknown) and a short status.
-ProgressHook = Callable[[int, "int | None", str], None]
 #: Seconds between two plain progress lines (not a terminal) of one bar.
 PLAIN_INTERVAL_S = 5.0
 

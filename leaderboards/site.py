@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from evaluator.datasets.registry import Registry, TaskSpec, load_registry
 from evaluator.evaluate import ERROR_CLASSES
 from evaluator.store import Store
+from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 from leaderboards.board import Leaderboard, compute_leaderboard
 from leaderboards.comparisons import check_reference_entry, compute_comparisons, podium_ranks
@@ -1201,7 +1202,7 @@ def render_site(
     show_images: bool | None = None,
     reference_entry: str | None = None,
     folds: FoldSummary | None = None,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> Path:
     """Write one task's board (pages, plots, downloads) into ``out`` and refresh the index.
 
@@ -1271,7 +1272,7 @@ PUBLISH_STAGES = ("results", "rankings and bootstrap", "plots", "paired comparis
 
 
 def _stage_ticker(
-    progress: Callable[[int, int | None, str], None] | None,
+    progress: ProgressHook | None,
 ) -> Callable[[str], None]:
     """``tick(stage)``: report the start of one of :data:`PUBLISH_STAGES`."""
 
@@ -1302,7 +1303,7 @@ def _write_board(
     show_images: bool,
     reference_entry: str | None,
     folds: FoldSummary | None,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> None:
     """The board's pages, plots and downloads, written into ``folder``."""
     tick = _stage_ticker(progress)
@@ -1341,7 +1342,7 @@ def publish_leaderboard(
     registry: Registry | None = None,
     show_images: bool | None = None,
     reference_entry: str | None = None,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> Path:
     """Rank every finished run of a task and split and publish the static site.
 

@@ -17,7 +17,7 @@ A problem in one case never stops the check of the others.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from evaluator.datasets.geometry import check_same_geometry
 from evaluator.datasets.labels import label_array
 from evaluator.datasets.registry import Registry, TaskSpec
 from evaluator.errors import CCBenchError, DataCheckError
+from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 
 __all__ = ["CheckReport", "Problem", "check_case", "check_dataset"]
@@ -206,7 +207,7 @@ def check_dataset(
     registry: Registry | None = None,
     tolerance: float = 1e-3,
     direction_tolerance: float = 1e-4,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> CheckReport:
     """Check every case of a task's dataset.
 

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evaluator.errors import SubmissionError
+from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def build_baselines(
     tasks: Sequence[str] | None = None,
     docker: bool = True,
     exclude: Sequence[str] = (),
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> list[BaselineBuild]:
     """Build each baseline's image on the local base images and submit it as an entry.
 

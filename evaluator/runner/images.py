@@ -33,12 +33,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from evaluator.errors import DockerUnavailableError
+from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 
 __all__ = [
@@ -345,7 +346,7 @@ def build_base_images(
     *,
     images: Sequence[str] | None = None,
     force: bool = False,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> list[BaseImageResult]:
     """Build the local base images that are missing (parents first).
 

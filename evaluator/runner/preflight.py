@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ from evaluator.runner.contract import (
     Resources,
     gc_slugs,
 )
+from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 
 __all__ = ["Finding", "PreflightReport", "preflight"]
@@ -301,7 +302,7 @@ def preflight(
     resources: Resources | None = None,
     command: Sequence[str] | None = None,
     backend: Any = None,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> PreflightReport:
     """Run ``image`` on the first ``cases`` cases of a split as ``ccbench run`` would; report.
 

@@ -45,6 +45,7 @@ from evaluator.runner.outputs import (
     open_scratch,
     reap_scratch,
 )
+from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 
 __all__ = ["Backend", "BackendName", "RunOutcome", "make_backend", "run_cases", "run_entry"]
@@ -172,7 +173,7 @@ def run_cases(
     workspace: Workspace,
     split: str = "custom",
     limits: SandboxLimits | None = None,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> RunOutcome:
     """Run an entry on the given cases and collect its outputs (no scoring).
 
@@ -396,7 +397,7 @@ def run_entry(
     workers: int | None = None,
     scoring_memory_mb: int | None = None,
     scoring_time_limit_s: float | None = 600.0,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
     on_case: Callable[[Any, int, int], None] | None = None,
 ) -> RunOutcome:
     """Run a submitted entry on a task's split, then score it into the results store.

@@ -19,7 +19,7 @@ import importlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -27,6 +27,7 @@ from evaluator.choices import PhantomLayout
 from evaluator.datasets.phantoms._anatomy import ORGAN_IDS, UPTAKE_ORGANS
 from evaluator.datasets.phantoms._common import PhantomResult, TaskWriter, parse_size
 from evaluator.errors import PhantomError
+from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ def write_phantoms(
     size: str = "small",
     seed: int = 0,
     out: Path | None = None,
-    progress: Callable[[int, int | None, str], None] | None = None,
+    progress: ProgressHook | None = None,
     layout: str = "native",
 ) -> PhantomResult:
     """Write a synthetic dataset for ``task`` in the task's real on-disk layout.
@@ -219,7 +220,7 @@ def _write_nnunet(
     size: str,
     seed: int,
     out: Path | None,
-    progress: Callable[[int, int | None, str], None] | None,
+    progress: ProgressHook | None,
 ) -> PhantomResult:
     """The phantom written natively to a scratch folder, then exported in nnU-Net's layout."""
     import dataclasses
