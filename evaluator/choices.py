@@ -27,6 +27,8 @@ __all__ = [
     "Order",
     "PhantomLayout",
     "ResultFormat",
+    "StudyOperation",
+    "StudyOrder",
     "ToyStudyName",
 ]
 
@@ -44,6 +46,10 @@ BackendName: TypeAlias = Literal["docker", "local"]
 Operation: TypeAlias = Literal["drop", "enlarge", "insert", "erode"]
 #: Which components a degradation edits first.
 Order: TypeAlias = Literal["smallest", "largest"]
+#: ``ccbench simulate dataset --op``: one degradation, or all four.
+StudyOperation: TypeAlias = Literal["drop", "enlarge", "insert", "erode", "all"]
+#: ``ccbench simulate dataset --order``: one order, or both.
+StudyOrder: TypeAlias = Literal["smallest", "largest", "both"]
 #: On-disk layouts of ``ccbench data phantoms --layout``: the dataset's own, or nnU-Net v2 raw.
 PhantomLayout: TypeAlias = Literal["native", "nnunet"]
 #: Further result layouts of ``ccbench evaluate --format``: nnU-Net's ``summary.json``.

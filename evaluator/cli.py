@@ -25,10 +25,10 @@ from evaluator.choices import (
     CCMode,
     Filesystem,
     Interface,
-    Operation,
-    Order,
     PhantomLayout,
     ResultFormat,
+    StudyOperation,
+    StudyOrder,
     ToyStudyName,
 )
 from evaluator.errors import CCBenchError
@@ -76,6 +76,16 @@ ScoringMemoryOpt = Annotated[
     typer.Option(
         "--scoring-memory-mb",
         help="Memory cap of each scoring worker, MiB [default: 3/4 of RAM shared by the workers].",
+        show_default=False,
+    ),
+]
+UserMetricOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metric",
+        help="Also score your own metric, module.path:attribute declared with "
+        "evaluator.metrics.plugins.user_metric (repeatable); registered ones (entry point "
+        "group ccbench.metrics) are always scored.",
         show_default=False,
     ),
 ]
@@ -189,12 +199,12 @@ class BackendChoice(_Choice, choices=get_args(BackendName)):
     """Where `ccbench run` runs the containers (:data:`evaluator.runner.run.BackendName`)."""
 
 
-class OperationChoice(_Choice, choices=get_args(Operation)):
-    """Degradation of a dataset study (:data:`evaluator.simulate.dataset.Operation`)."""
+class StudyOperationChoice(_Choice, choices=get_args(StudyOperation)):
+    """``--op`` of ``simulate dataset``: one degradation, or ``all`` four."""
 
 
-class OrderChoice(_Choice, choices=get_args(Order)):
-    """Which components a study edits first (:data:`evaluator.simulate.operators.Order`)."""
+class StudyOrderChoice(_Choice, choices=get_args(StudyOrder)):
+    """``--order`` of ``simulate dataset``: ``smallest``, ``largest`` or ``both``."""
 
 
 class BaseImageChoice(_Choice, choices=get_args(BaseImageName)):
@@ -203,6 +213,13 @@ class BaseImageChoice(_Choice, choices=get_args(BaseImageName)):
 
 class ToyStudyChoice(_Choice, choices=get_args(ToyStudyName)):
     """A toy-sphere study (keys of :data:`evaluator.simulate.toy.TOY_STUDIES`)."""
+
+
+def _user_metric_refs(options: list[str] | None) -> tuple[str, ...]:
+    """``--metric`` values -> the ``module:attribute`` references of the user metrics."""
+    from evaluator.metrics.plugins import resolve_metric_options
+
+    return resolve_metric_options(options or ())[1]
 
 
 @app.callback()
@@ -576,6 +593,7 @@ def evaluate_cmd(
             show_default=False,
         ),
     ] = None,
+    metric: UserMetricOpt = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
@@ -620,6 +638,7 @@ def evaluate_cmd(
                 f"[yellow]{markup_safe(message)}[/]", highlight=False, soft_wrap=True
             ),
             formats=[f.value for f in output_format or ()],
+            user_metrics=_user_metric_refs(metric),
         )
     print_evaluation(result, console=console)
     if output_format:
@@ -1141,6 +1160,7 @@ def simulate_toy(
         list[ToyStudyChoice] | None,
         typer.Option(help="Run only this study (repeatable) [default: all]."),
     ] = None,
+    metric: UserMetricOpt = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1151,10 +1171,15 @@ def simulate_toy(
         ccbench simulate toy --out toy/ --scale 0.25
 
         ccbench simulate toy --study nsd_shift --study hd95_erode
+
+        ccbench simulate toy --metric mypkg.metrics:my_metric
     """
     from evaluator.console import print_toy_result, toy_progress
+    from evaluator.metrics.plugins import activate, resolve_metric_options
     from evaluator.simulate.toy import run_toy_studies
 
+    names = resolve_metric_options(metric or ())[0]
+    registered = activate()  # entry points, as every evaluation scores them
     folder = out if out is not None else _workspace(workspace).simulations / "toy"
     with toy_progress(_progress(quiet)) as progress:
         result = run_toy_studies(
@@ -1162,6 +1187,7 @@ def simulate_toy(
             scale=scale,
             studies=[s.value for s in study] if study else None,
             progress=progress,
+            metrics=tuple(dict.fromkeys((*registered, *names))),
         )
     print_toy_result(result, console=console)
 
@@ -1170,13 +1196,21 @@ def simulate_toy(
 @_fail_cleanly
 def simulate_dataset(
     task: TaskOpt,
-    op: Annotated[OperationChoice, typer.Option(help="How to degrade the references.")],
+    op: Annotated[
+        StudyOperationChoice,
+        typer.Option(help="How to degrade the references; all: the four operators."),
+    ] = StudyOperationChoice.all,
     split: Annotated[
         str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
     ] = "test",
     order: Annotated[
-        OrderChoice, typer.Option(help="Edit the n 'smallest' or 'largest' components.")
-    ] = OrderChoice.smallest,
+        StudyOrderChoice | None,
+        typer.Option(
+            help="Edit the n 'smallest' or 'largest' components, or both [default: both with "
+            "--op all, else smallest].",
+            show_default=False,
+        ),
+    ] = None,
     n_max: Annotated[int, typer.Option(help="Largest number of edited components.")] = 10,
     out: Annotated[
         Path | None,
@@ -1197,13 +1231,17 @@ def simulate_dataset(
         str | None,
         typer.Option(help="Results store URL [default: $CCBENCH_STORE or the workspace]."),
     ] = None,
+    metric: UserMetricOpt = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Degrade every case's reference n = 1..n-max times and score all metrics and CC-Metrics.
 
-    Results go to the store (a killed study resumes); CSVs, PNG/SVG plots and the metric
+    Without --op, all four operators run on the n smallest and the n largest components: the
+    whole sensitivity analysis in one command, which `ccbench leaderboard` then shows next to
+    the ranking of the same task and split. Results go to the store (a killed study resumes,
+    a metric added later is scored for the stored cases); CSVs, PNG/SVG plots and the metric
     sensitivity table (sensitivity.csv / .md) go to --out.
 
     Examples:
@@ -1211,29 +1249,34 @@ def simulate_dataset(
         ccbench simulate dataset --task autopet-phantom --split all --op drop --order largest
 
         ccbench simulate dataset -t autopet --split test --op insert --n-max 10 --out sims/
+
+        ccbench simulate dataset -t autopet-phantom --split all --metric mypkg.metrics:my_metric
     """
     from evaluator.console import evaluation_progress, print_dataset_study
-    from evaluator.simulate.dataset import run_dataset_study
+    from evaluator.simulate.dataset import run_dataset_study, study_grid
 
     ws = _workspace(workspace).ensure()
-    with evaluation_progress(_progress(quiet)) as on_case:
-        result = run_dataset_study(
-            task,
-            split,
-            op=op.value,
-            order=order.value,
-            workspace=ws,
-            n_max=n_max,
-            out=out,
-            seed=seed,
-            margin_mm=margin_mm,
-            workers=workers,
-            scheduler=scheduler,
-            store=store,
-            data_root=data_root,
-            on_case=on_case,
-        )
-    print_dataset_study(result, console=console)
+    refs = _user_metric_refs(metric)
+    for one_op, one_order in study_grid(op.value, None if order is None else order.value):
+        with evaluation_progress(_progress(quiet)) as on_case:
+            result = run_dataset_study(
+                task,
+                split,
+                op=one_op,
+                order=one_order,
+                workspace=ws,
+                n_max=n_max,
+                out=out,
+                seed=seed,
+                margin_mm=margin_mm,
+                workers=workers,
+                scheduler=scheduler,
+                store=store,
+                data_root=data_root,
+                on_case=on_case,
+                user_metrics=refs,
+            )
+        print_dataset_study(result, console=console)
 
 
 # --------------------------------------------------------------------------------------------

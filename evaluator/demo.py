@@ -110,6 +110,14 @@ NNUNET_PHANTOM = "autopet-nnunet-phantom"
 DEMO_ENTRIES = {"phantom-strong": 0.95, "phantom-medium": 0.8, "phantom-weak": 0.55}
 #: Split the demo scores and ranks (every case that has a reference; phantom splits are small).
 DEMO_SPLIT = "all"
+#: User metrics the demo registers for its whole run (as ``CCBENCH_METRICS`` would): every
+#: evaluation scores them, the boards rank them, the studies measure what they see.
+DEMO_METRICS = (
+    "evaluator.metrics.examples:volume_error_ml",
+    "evaluator.metrics.examples:component_count_error",
+)
+#: Largest number of edited lesions in the demo's dataset studies.
+DEMO_STUDY_N_MAX = 3
 
 
 def _metrics(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
@@ -469,20 +477,34 @@ def _simulate(ws: Workspace, seed: int, console: Console, progress: Console) -> 
         print_toy_result,
         toy_progress,
     )
-    from evaluator.simulate.dataset import run_dataset_study
+    from evaluator.metrics.plugins import activate
+    from evaluator.simulate.dataset import run_dataset_study, study_grid
     from evaluator.simulate.toy import run_toy_studies
+    from leaderboards.sensitivity import metric_range, verdict
 
+    mine = activate()  # the example metrics the demo registered (DEMO_METRICS)
     with toy_progress(progress) as bars:
-        toy = run_toy_studies(ws.simulations / "toy", scale=0.25, progress=bars)
+        toy = run_toy_studies(ws.simulations / "toy", scale=0.25, progress=bars, metrics=mine)
     print_toy_result(toy, console=console)
-    for order in ("smallest", "largest"):
+    grid = study_grid("all")  # `ccbench simulate dataset` without --op: all four, both orders
+    for op, order in grid:
         with evaluation_progress(progress) as on_case:
             study = run_dataset_study(
-                "autopet-phantom", DEMO_SPLIT, op="drop", order=order, workspace=ws, n_max=5,
-                seed=seed, on_case=on_case,
+                DEMO_MODEL_TASK, DEMO_SPLIT, op=op, order=order, workspace=ws,
+                n_max=DEMO_STUDY_N_MAX, seed=seed, on_case=on_case,
             )  # fmt: skip
-        print_dataset_study(study, console=console)
-    return f"toy studies (scale 0.25) and AutoPET drop studies: plots under {ws.simulations}"
+    print_dataset_study(study, console=console)  # its sensitivity table covers all eight
+    table = study.sensitivity.set_index(["op", "metric"])
+    seen = {
+        m: verdict(float(table.loc[("drop", m), "smallest_n1"]), metric_range(m))[0]
+        for m in ("dice", "cc_dice")
+    }
+    return (
+        f"toy studies (scale 0.25) and {len(grid)} AutoPET dataset studies (drop, insert, "
+        f"enlarge, erode x smallest, largest; n <= {DEMO_STUDY_N_MAX}) with the example user "
+        f"metrics {', '.join(mine)}: dropping the smallest lesion, Dice {seen['dice']} it, "
+        f"CC-Dice {seen['cc_dice']} it; plots under {ws.simulations}"
+    )
 
 
 def _leaderboards(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
@@ -511,9 +533,33 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Integrity: hostile prediction files are refused", _integrity),
         DemoStep("Learned baseline: train a 3D U-Net (`ccbench baselines train`)", _train),
         DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
-        DemoStep("Degradation studies (`ccbench simulate`)", _simulate),
-        DemoStep("Leaderboards: rankings, bootstrap, plots, static site", _leaderboards),
+        DemoStep("Degradation studies and your own metric (`ccbench simulate`)", _simulate),
+        DemoStep(
+            "Leaderboards: rankings, what each metric sees, disagreement explorer, static site",
+            _leaderboards,
+        ),
     ]
+
+
+def _run_steps(
+    steps: list[DemoStep],
+    workspace: Workspace,
+    seed: int,
+    console: Console,
+    progress: Console,
+    outcomes: list[tuple[str, bool, str, float]],
+) -> None:
+    """Run every step; a failing step is reported and the next one runs."""
+    for number, step in enumerate(steps, start=1):
+        console.rule(f"[bold]{number}/{len(steps)}. {step.title}")
+        start = time.perf_counter()
+        try:
+            summary = step.run(workspace, seed, console, progress)
+            ok = True
+        except Exception as err:  # a failing step must not hide the others' results
+            summary, ok = f"{type(err).__name__}: {err}", False
+            console.print(f"[bold red]step failed:[/] {summary}", highlight=False)
+        outcomes.append((step.title, ok, summary, time.perf_counter() - start))
 
 
 def run_demo(
@@ -524,6 +570,8 @@ def run_demo(
     progress: Console | None = None,
 ) -> bool:
     """Run every demo step in ``workspace``; return True when all succeeded.
+
+    The example user metrics of :data:`DEMO_METRICS` are registered for the whole run.
 
     Parameters
     ----------
@@ -537,21 +585,15 @@ def run_demo(
         Where progress bars go (plain lines when not a terminal); default: stderr. A console
         made with ``quiet=True`` shows none.
     """
+    from evaluator.metrics.plugins import registered
+
     console = console or Console(emoji=False)
     progress = progress or Console(stderr=True, emoji=False)
     workspace.ensure()
     outcomes: list[tuple[str, bool, str, float]] = []
     steps = demo_steps()
-    for number, step in enumerate(steps, start=1):
-        console.rule(f"[bold]{number}/{len(steps)}. {step.title}")
-        start = time.perf_counter()
-        try:
-            summary = step.run(workspace, seed, console, progress)
-            ok = True
-        except Exception as err:  # a failing step must not hide the others' results
-            summary, ok = f"{type(err).__name__}: {err}", False
-            console.print(f"[bold red]step failed:[/] {summary}", highlight=False)
-        outcomes.append((step.title, ok, summary, time.perf_counter() - start))
+    with registered(DEMO_METRICS):
+        _run_steps(steps, workspace, seed, console, progress, outcomes)
     table = Table(title=f"ccbench demo - workspace {workspace.root}")
     table.add_column("step")
     table.add_column("status")

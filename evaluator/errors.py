@@ -27,6 +27,7 @@ __all__ = [
     "SubmissionError",
     "TrainingError",
     "UnknownMetricError",
+    "UserMetricError",
 ]
 
 
@@ -106,3 +107,8 @@ class SubmissionError(CCBenchError):
 class TrainingError(CCBenchError):
     """``ccbench baselines train`` cannot train: unknown model or task, no training cases, or
     torch/MONAI not installed."""
+
+
+class UserMetricError(CCBenchError):
+    """A user metric (:mod:`evaluator.metrics.plugins`) cannot be loaded, is declared wrongly,
+    or failed on a case; names the metric and its reference."""

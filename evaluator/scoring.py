@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -25,11 +25,15 @@ from evaluator.errors import (
     ImageReadError,
     InvalidLabelError,
     MetricInputError,
+    UserMetricError,
 )
 from evaluator.executor import JobFailure
 from evaluator.ingest import RejectedPrediction, read_prediction
 from evaluator.store import CaseError, ComponentRow, ResultRow
 from evaluator.typing import Connectivity, LabelArray
+
+if TYPE_CHECKING:
+    from evaluator.metrics.api import CaseMetrics
 
 __all__ = [
     "AGG_INTERSECTION",
@@ -37,6 +41,7 @@ __all__ = [
     "CaseJob",
     "CaseOutcome",
     "ScoringPlan",
+    "activate_plan",
     "failed_outcome",
     "metric_kwargs",
     "prediction_from_instances",
@@ -65,6 +70,9 @@ class ScoringPlan:
     resample_extent: bool = False
     aggregated_dice: bool = False
     instance_metrics: tuple[str, ...] = ()
+    #: ``module:attribute`` of the user metrics among :attr:`metrics`: a worker process
+    #: activates them (:func:`evaluator.metrics.plugins.activate`) before scoring.
+    user_metrics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,8 @@ class CaseOutcome:
     error: CaseError | None = None
     seconds: float = 0.0
     read_seconds: float = 0.0
+    #: Messages for the operator's log (a user metric that failed on this prediction).
+    notes: list[str] = field(default_factory=list)
 
 
 class _Rejected(Exception):
@@ -280,6 +290,14 @@ def metric_kwargs(plan: ScoringPlan) -> dict[str, Any]:
     return {k: plan.params[k] for k in keys if k in plan.params}
 
 
+def activate_plan(plan: ScoringPlan) -> None:
+    """Load the plan's user metrics into this (worker) process's registry."""
+    if plan.user_metrics:
+        from evaluator.metrics.plugins import activate
+
+        activate(plan.user_metrics, entry_points=False)
+
+
 def score_case(job: CaseJob) -> CaseOutcome:
     """Read, validate and score one case; never raises for a bad prediction.
 
@@ -289,11 +307,13 @@ def score_case(job: CaseJob) -> CaseOutcome:
     noted as a ``empty`` case error. A broken reference (unreadable, labels outside the map, or
     not on its own image's grid) is a ``dataset`` error: NaN rows, never charged to the entry.
     """
-    from evaluator.metrics.api import compute_metrics
+    from evaluator.metrics.api import COMPONENT_FIELD
+    from evaluator.metrics.files import physical_centres
 
     plan = job.plan
     cid = job.case.case_id
     start = time.perf_counter()
+    activate_plan(plan)
     if job.preset_error is not None and job.preset_error[0] == "dataset":
         return _dataset_error(plan, cid, job.preset_error[1], seconds=0.0)
     try:
@@ -314,16 +334,9 @@ def score_case(job: CaseJob) -> CaseOutcome:
             read_seconds=time.perf_counter() - start,
         )
     read_seconds = time.perf_counter() - start
+    notes: list[str] = []
     try:
-        result = compute_metrics(
-            pred,
-            ref,
-            spacing=image_geometry(ref_img).array_spacing,
-            metrics=plan.metrics,
-            labels=list(plan.labels),
-            connectivity=plan.connectivity,
-            **metric_kwargs(plan),
-        )
+        result = _compute(plan, pred, ref, image_geometry(ref_img).array_spacing, notes)
     except MetricInputError as err:
         raise MetricInputError(f"case {cid}: {err}") from err
     rows = [
@@ -331,11 +344,17 @@ def score_case(job: CaseJob) -> CaseOutcome:
         for label in plan.labels
         for metric in plan.metrics
     ]
+    physical_centres(result, ref_img)
     components = [
         ComponentRow(label, metric, index, float(value))
         for label, per_metric in result.per_component.items()
         for metric, values in per_metric.items()
         for index, value in enumerate(values)
+    ] + [
+        ComponentRow(label, COMPONENT_FIELD + key, index, value)
+        for label, infos in result.components.items()
+        for index, info in enumerate(infos)
+        for key, value in info.fields().items()
     ]
     empty: CaseError | None = None
     if not pred.any() and ref.any():
@@ -343,7 +362,7 @@ def score_case(job: CaseJob) -> CaseOutcome:
             "empty",
             f"prediction {cid}: holds no foreground voxel; scored by the metrics' edge-case rules",
         )
-    return _outcome(
+    outcome = _outcome(
         job,
         ref,
         pred,
@@ -354,6 +373,51 @@ def score_case(job: CaseJob) -> CaseOutcome:
         start=start,
         read_seconds=read_seconds,
     )
+    outcome.notes = [f"case {cid}: {note}" for note in notes]
+    return outcome
+
+
+def _compute(
+    plan: ScoringPlan, pred: LabelArray, ref: LabelArray, spacing: Sequence[float], notes: list[str]
+) -> CaseMetrics:
+    """Every metric of the plan. A user metric that fails on this prediction gets its worst
+    value (charged to the entry, whose prediction made it fail; the others are kept) and a
+    note for the operator's log: no prediction can stop an evaluation through a metric."""
+    from evaluator.metrics.api import compute_metrics
+    from evaluator.metrics.registry import METRICS
+
+    def run(metrics: Sequence[str]) -> CaseMetrics:
+        return compute_metrics(
+            pred,
+            ref,
+            spacing=spacing,
+            metrics=metrics,
+            labels=list(plan.labels),
+            connectivity=plan.connectivity,
+            **metric_kwargs(plan),
+        )
+
+    try:
+        return run(plan.metrics)
+    except UserMetricError as err:
+        notes.append(str(err))
+    user = [m for m in plan.metrics if METRICS[m].kind == "user"]
+    result = run([m for m in plan.metrics if m not in user])
+    for metric in user:  # each alone: only the failing ones get the worst value
+        try:
+            one = run([metric]).values
+        except UserMetricError as err:
+            if str(err) not in notes:
+                notes.append(str(err))
+            one = {
+                label: {metric: plan.worst.get(metric, METRICS[metric].worst)}
+                for label in result.values
+            }
+        for label, values in result.values.items():
+            values[metric] = one[label][metric]
+    for label, values in result.values.items():
+        result.values[label] = {m: values[m] for m in plan.metrics}  # the plan's order
+    return result
 
 
 def failed_outcome(job: CaseJob, error_class: str, message: str) -> CaseOutcome:

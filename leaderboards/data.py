@@ -41,6 +41,7 @@ from evaluator.datasets.registry import (
 from evaluator.errors import StoreError
 from evaluator.evaluate import ranking_worst
 from evaluator.metrics.registry import METRICS
+from evaluator.simulate.dataset import StoredSensitivity, stored_sensitivity
 from evaluator.store import ArtifactInfo, ArtifactKind, EntryInfo, RunInfo, RunKind, Store
 from leaderboards.ranking import WeightedRanking, clip_to_worst, score_matrix
 
@@ -51,6 +52,7 @@ __all__ = [
     "EXCLUDING_ERROR_CLASSES",
     "RANKED_KINDS",
     "LeaderboardData",
+    "board_user_metrics",
     "cc_pairs",
     "excluded_cases",
     "leaderboard_worst",
@@ -65,6 +67,32 @@ __all__ = [
 #: leaderboard for every entry instead of scoring it with the worst value: ``dataset``, the
 #: case's reference data is broken.
 EXCLUDING_ERROR_CLASSES: frozenset[str] = frozenset({"dataset"})
+
+
+def _no_components() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns=["run_id", "case_id", "label", "metric", "component", "value"])
+
+
+def board_user_metrics(runs: dict[str, RunInfo]) -> tuple[str, ...]:
+    """Activate the user metrics a board can rank: registered ones, and those its runs were
+    scored with (``user_metrics`` parameter) that can be imported here; return their names.
+
+    A run's metric that cannot be imported here is not ranked (its values stay in the
+    downloads); a broken registered metric raises :class:`~evaluator.errors.UserMetricError`.
+    """
+    from evaluator.errors import UserMetricError
+    from evaluator.metrics.plugins import activate
+
+    names = list(activate())
+    refs = sorted({str(r) for run in runs.values() for r in run.parameters.get("user_metrics", [])})
+    for ref in refs:
+        try:
+            names += activate([ref], entry_points=False)
+        except UserMetricError:
+            continue
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -118,6 +146,20 @@ class LeaderboardData:
     study_plots : list of ArtifactInfo
         Figures of the degradation studies (runs of kind ``study``) of the same task and split,
         recorded by ``ccbench simulate dataset``; one per path.
+    components : pandas.DataFrame
+        The store's per-component rows (CC values per reference component and the
+        ``component:*`` records of each component) of the cases the disagreement explorer
+        shows, with an ``entry`` column: empty here, read by
+        :func:`leaderboards.explorer.explorer_components` when a board is published.
+    sensitivity : StoredSensitivity or None
+        The sensitivity table of the dataset studies of the same task and split
+        (:func:`evaluator.simulate.dataset.stored_sensitivity`); None without a study.
+    user_metrics : tuple of str
+        User metrics (:mod:`evaluator.metrics.plugins`) known to this board: registered by an
+        entry point, or named by a run's ``user_metrics`` parameter and importable here.
+    unranked : dict
+        User metric -> why the board does not rank it (some entries were scored without it:
+        their worst value would rank them, not their predictions).
     """
 
     task: str
@@ -141,6 +183,10 @@ class LeaderboardData:
     profile: MetricProfile | None = None
     artifacts: dict[str, list[ArtifactInfo]] = field(default_factory=dict)
     study_plots: list[ArtifactInfo] = field(default_factory=list)
+    components: pd.DataFrame = field(default_factory=_no_components)
+    sensitivity: StoredSensitivity | None = None
+    user_metrics: tuple[str, ...] = ()
+    unranked: dict[str, str] = field(default_factory=dict)
 
     def artifact(self, entry: str, kind: ArtifactKind) -> Path | None:
         """The path of the entry's most recent artifact of ``kind``, or None."""
@@ -396,7 +442,16 @@ def load_leaderboard_data(
     results = frame("results_frame").rename(columns={"case_id": "case"})
     results = results[~results["case"].isin(list(excluded))].reset_index(drop=True)
     cases_frame = frame("cases_frame")
-    metrics = ranked_metrics(profile.metrics, set(results["metric"].unique()))
+    user = board_user_metrics(runs)
+    held = results.groupby("entry")["metric"].agg(set)
+    everywhere = set.intersection(*(held.get(e, set()) for e in runs))
+    unranked = {
+        m: "not scored for every entry (score all of them with it, or register it for all)"
+        for m in user
+        if m in set(results["metric"]) and m not in everywhere
+    }
+    present = set(results["metric"].unique()) - set(unranked)
+    metrics = ranked_metrics((*profile.metrics, *user), present)
     if not metrics:
         raise StoreError(
             f"task '{task}', split '{split}': the runs in {store.url} hold no per-case values "
@@ -448,4 +503,7 @@ def load_leaderboard_data(
         profile=profile,
         artifacts={e: store.artifacts(run_ids=[r.id]) for e, r in runs.items()},
         study_plots=_study_plots(store, task, split),
+        sensitivity=stored_sensitivity(store, task, split),
+        user_metrics=user,
+        unranked=unranked,
     )

@@ -24,7 +24,6 @@ from evaluator.simulate.plots import CC_COLOUR, STANDARD_COLOUR
 if TYPE_CHECKING:
     import pandas as pd
 
-    from evaluator.datasets.base import DatasetAdapter
     from evaluator.workspace import Workspace
     from leaderboards.board import Leaderboard
 
@@ -433,56 +432,27 @@ def plot_slice_gallery(
     """
     from matplotlib.lines import Line2D
 
-    from evaluator.datasets.base import open_dataset
-    from evaluator.datasets.labels import label_array
-    from evaluator.errors import CCBenchError
-    from evaluator.evaluate import find_predictions
-    from evaluator.ingest import read_prediction
+    from leaderboards.cases import CaseLoader, display_channel
 
     if lb.data.spec.dims != 3 or standard not in lb.data.scores or cc not in lb.data.scores:
         return []
-    import SimpleITK as sitk
-
-    channel = next(
-        (c for c in lb.data.spec.channels if c.upper() in ("PET", "PT")), lb.data.spec.channels[0]
-    )
-    datasets: dict[Path, DatasetAdapter | None] = {}
+    channel = display_channel(lb.data.spec.channels)
+    loader = CaseLoader(lb.data, workspace)
     panels = []
     for item in gallery_cases(lb, standard=standard, cc=cc, n=n):
-        pred_dir = lb.data.artifact(item.entry, "predictions")
-        data_root = lb.data.artifact(item.entry, "data")
-        if pred_dir is None or data_root is None:
+        volumes = loader.load(item.entry, item.case)
+        if volumes is None:
             continue
-        if data_root not in datasets:
-            try:  # the run's data root, as recorded; gone or changed: no panel from it
-                datasets[data_root] = open_dataset(
-                    lb.data.spec, workspace=workspace, data_root=data_root
-                )
-            except CCBenchError:
-                datasets[data_root] = None
-        dataset = datasets[data_root]
-        if dataset is None:
-            continue
-        try:  # the entry's folder is untrusted and may have changed since it was scored
-            pred_file = find_predictions(pred_dir, [item.case]).get(item.case)
-        except CCBenchError:
-            continue
-        if not isinstance(pred_file, Path):
-            continue
-        try:  # through the same checks as scoring: a prediction is untrusted input
-            case = dataset.case(item.case)
-            ref_img = case.read_label()
-            pred_img = read_prediction(
-                pred_file, what=f"prediction {item.case}", expected_size=ref_img.GetSize()
+        spacing = volumes.spacing  # (z, y, x)
+        panels.append(
+            (
+                item,
+                volumes.image,
+                volumes.reference > 0,
+                volumes.prediction > 0,
+                spacing[0] / spacing[2],
             )
-            pred = label_array(pred_img, labels=lb.data.spec.labels, what="prediction") > 0
-            image = sitk.GetArrayFromImage(case.read_channel(channel)).astype(float)
-            labels = label_array(ref_img, labels=lb.data.spec.labels, what=f"ref. {item.case}")
-        except CCBenchError:
-            continue
-        ref = labels > 0
-        spacing = ref_img.GetSpacing()  # (x, y, z)
-        panels.append((item, image, ref, pred, spacing[2] / spacing[0]))
+        )
     if not panels:
         return []
     plt = _pyplot()

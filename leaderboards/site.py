@@ -34,18 +34,21 @@ import math
 import re
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.datasets.registry import Registry, TaskSpec, load_registry
 from evaluator.evaluate import ERROR_CLASSES
+from evaluator.metrics.registry import METRICS
 from evaluator.store import Store
 from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 from leaderboards.board import Leaderboard, compute_leaderboard
 from leaderboards.comparisons import check_reference_entry, compute_comparisons, podium_ranks
 from leaderboards.data import LeaderboardData, load_leaderboard_data
+from leaderboards.explorer import explorer_components, explorer_context
 from leaderboards.folds import FoldSummary, fold_summary
 from leaderboards.official import metric_short_title
 from leaderboards.plots import (
@@ -60,6 +63,7 @@ from leaderboards.plots import (
     plot_tau_bootstrap,
 )
 from leaderboards.reference import parse_reported, reference_tables_for
+from leaderboards.sensitivity import sensitivity_context
 
 if TYPE_CHECKING:
     import jinja2
@@ -255,12 +259,14 @@ def _plots(
     """Write every figure; return their records (:func:`_figure`) relative to the board folder.
 
     The slice gallery shows the cases' images and reference contours: only with
-    ``show_images``. The per-case plots of metrics the ranking does not read come last, marked
-    ``more`` (the page folds them away).
+    ``show_images``. The per-case plots of metrics the ranking does not read come next, marked
+    ``more`` (the page folds them away); the degradation studies' figures last, marked
+    ``study`` (shown on the board's sensitivity page).
     """
     plots = folder / "plots"
     made: list[tuple[list[Path], str]] = []
     more: list[tuple[list[Path], str]] = []
+    studies: list[tuple[list[Path], str]] = []
     if not lb.boot_overall.empty:  # a run-level score without per-case values has none
         made.append(
             (plot_blob(lb, plots / "rank_blob"), "Bootstrap rank distributions (overall ranking)")
@@ -290,20 +296,22 @@ def _plots(
     for png, svg in simulation_plots(lb):
         dest = plots / f"simulation_{png.parent.name}_{png.name}"
         if dest.exists():  # two studies' folders of the same name
-            dest = dest.with_name(f"{dest.stem}_{len(made)}.png")
+            dest = dest.with_name(f"{dest.stem}_{len(studies)}.png")
         if not copy_figure(png, dest):
             continue
         dest_svg = dest.with_suffix(".svg")
         has_svg = svg is not None and copy_figure(svg, dest_svg)
-        made.append(
+        studies.append(
             (
                 [dest, dest_svg] if has_svg else [dest],
                 f"Degradation study {png.parent.name}: {png.stem}",
             )
         )
-    return [_figure(paths, caption, folder) for paths, caption in made] + [
-        _figure(paths, caption, folder) | {"more": True} for paths, caption in more
-    ]
+    return (
+        [_figure(paths, caption, folder) for paths, caption in made]
+        + [_figure(paths, caption, folder) | {"more": True} for paths, caption in more]
+        + [_figure(paths, caption, folder) | {"study": True} for paths, caption in studies]
+    )
 
 
 #: CSS pixels per inch: a figure is shown at most at the size matplotlib drew it.
@@ -368,6 +376,7 @@ def _figure(paths: list[Path], caption: str, folder: Path) -> dict[str, Any]:
         "width": max(1, round(width * scale)),
         "height": max(1, round(height * scale)),
         "more": False,
+        "study": False,
     }
 
 
@@ -506,7 +515,6 @@ def _worst_note(lb: Leaderboard) -> str:
     distance: one side empty) count as these; the raw values are in results.csv.
     """
     from evaluator.evaluate import ranking_worst
-    from evaluator.metrics.registry import METRICS
 
     parts = []
     for metric, value in lb.data.worst.items():
@@ -737,7 +745,8 @@ def _board_context(
         "n_entries": len(data.entries),
         "n_cases": len(data.cases),
         "excluded": _excluded_note(data.excluded_cases),
-        "left_out": [f"Run {run} is not ranked: {why}." for run, why in data.left_out.items()],
+        "left_out": [f"Run {run} is not ranked: {why}." for run, why in data.left_out.items()]
+        + [f"Metric {metric} is not ranked: {why}." for metric, why in data.unranked.items()],
         "worst_note": _worst_note(lb),
         "n_resamples": lb.n_resamples,
         "seed": lb.seed,
@@ -953,6 +962,12 @@ _FAMILIES: dict[str, tuple[str, str]] = {
         "The image is split into one Voronoi region per reference component (nearest "
         "component in mm); the standard metric is computed inside each region and averaged, "
         "so a small lesion weighs as much as a large one.",
+    ),
+    "user": (
+        "Your metrics",
+        "Metrics declared with evaluator.metrics.plugins.user_metric and registered under the "
+        "ccbench.metrics entry points (or named with --metric): scored, ranked and studied "
+        "like the built-ins, with the edge-case values their authors declared.",
     ),
     "instance": (
         "Instances",
@@ -1309,8 +1324,12 @@ def _write_board(
     tick = _stage_ticker(progress)
     tick("plots")
     plots = _plots(lb, folder, workspace, show_images=show_images)
+    explorer, views = explorer_context(lb, folder, workspace=workspace, case_views=show_images)
     downloads = _downloads(lb, folder)
     context = _board_context(lb, plots, downloads)
+    context["explorer"] = explorer
+    context["case_views"] = show_images and lb.data.spec.dims == 3
+    context["sensitivity"] = sensitivity_context(lb)
     tick("paired comparisons")
     extra = _comparisons_context(lb, folder, reference_entry=reference_entry, folds=folds)
     tick("pages")
@@ -1318,6 +1337,30 @@ def _write_board(
     context.update(extra)
     (folder / "index.html").write_text(
         env.get_template("task.html").render(root="../", **context, **common), encoding="utf-8"
+    )
+    board = {"task": lb.data.task, "split": lb.data.split}
+    if views:
+        (folder / "cases").mkdir(exist_ok=True)
+    for view in views:
+        view["href"] = f"../entries/{entry_slug(view['entry'])}.html"
+        (folder / "cases" / f"{view['slug']}.html").write_text(
+            env.get_template("case.html").render(root="../../", **board, **view, **common),
+            encoding="utf-8",
+        )
+    study = lb.data.sensitivity
+    (folder / "sensitivity.html").write_text(
+        env.get_template("sensitivity.html").render(
+            root="../",
+            **board,
+            panel=context["sensitivity"],
+            full=sensitivity_context(
+                lb,
+                metrics=tuple(dict.fromkeys(study.table["metric"])) if study is not None else None,
+            ),
+            plots=[p for p in plots if p.get("study")],
+            **common,
+        ),
+        encoding="utf-8",
     )
     for entry in lb.data.entries:
         page = folder / "entries" / f"{entry_slug(entry)}.html"
@@ -1393,6 +1436,7 @@ def publish_leaderboard(
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace, create=False)
     try:
         data = load_leaderboard_data(task, split, store=db, registry=reg)
+        data = replace(data, components=explorer_components(data, db))
         check_reference_entry(reference_entry, data.entries, task=task, split=split)
         folds = fold_summary(db, task, registry=reg)
     finally:

@@ -44,8 +44,8 @@ MIRRORS: dict[type[Enum], tuple[str, ...]] = {
     cli.InterfaceChoice: get_args(Interface),
     cli.FilesystemChoice: get_args(Filesystem),
     cli.BackendChoice: get_args(BackendName),
-    cli.OperationChoice: get_args(Operation),
-    cli.OrderChoice: get_args(Order),
+    cli.StudyOperationChoice: (*get_args(Operation), "all"),
+    cli.StudyOrderChoice: (*get_args(Order), "both"),
     cli.BaseImageChoice: tuple(BASE_IMAGES),
     cli.ToyStudyChoice: tuple(TOY_STUDIES),
     cli.ModelChoice: TRAINABLE,
@@ -70,8 +70,13 @@ WRONG_CHOICES: list[tuple[list[str], str, str, tuple[str, ...]]] = [
     (["run", "entry", "-t", "task"], "--backend", "podman", get_args(BackendName)),
     (["submit", "img", "-n", "e", "-t", "task"], "--interface", "gc", get_args(Interface)),
     (["preflight", "img", "-t", "task"], "--filesystem", "rw", get_args(Filesystem)),
-    (["simulate", "dataset", "-t", "task"], "--op", "melt", get_args(Operation)),
-    (["simulate", "dataset", "-t", "task", "--op", "drop"], "--order", "middle", get_args(Order)),
+    (["simulate", "dataset", "-t", "task"], "--op", "melt", (*get_args(Operation), "all")),
+    (
+        ["simulate", "dataset", "-t", "task", "--op", "drop"],
+        "--order",
+        "middle",
+        (*get_args(Order), "both"),
+    ),
     (["images", "build-base"], "--image", "gpu", tuple(BASE_IMAGES)),
     (["simulate", "toy"], "--study", "melt_all", tuple(TOY_STUDIES)),
 ]
@@ -106,7 +111,7 @@ def test_a_wrong_choice_is_a_usage_error_that_lists_the_choices(
         (["run"], "<docker|local>"),
         (["metrics"], "<mm|voxel>"),
         (["submit"], "<batch|grand-challenge>"),
-        (["simulate", "dataset"], "<drop|enlarge|insert|erode>"),
+        (["simulate", "dataset"], "<drop|enlarge|insert|erode|all>"),
     ],
 )
 def test_help_lists_the_choices(command: list[str], shown: str) -> None:
@@ -138,7 +143,8 @@ def test_defaults_are_members() -> None:
     assert params["backend"] is cli.BackendChoice("docker")
     assert params["interface"] is cli.InterfaceChoice("batch")
     assert params["filesystem"] is cli.FilesystemChoice("ephemeral")
-    assert params["order"] is cli.OrderChoice("smallest")
+    assert params["op"] is cli.StudyOperationChoice("all")
+    assert params["order"] is None  # both orders with --op all, else smallest (study_grid)
 
 
 # --------------------------------------------------------------------------------------------

@@ -60,3 +60,17 @@ def test_demo_runs_every_step(demo_workspace: Workspace) -> None:
     assert set(json.loads(summary.read_text())) == {"foreground_mean", "mean", "metric_per_case"}
     assert "5/5 hostile prediction files refused" in text
     assert not any(ws.tmp.iterdir()) if ws.tmp.exists() else True
+    # metric insight on the AutoPET board: the demo's studies and example metrics on it
+    board = ws.sites / "autopet-phantom--all"
+    page = (board / "index.html").read_text()
+    panel = page[page.index('id="sensitivity-panel"') :]
+    panel = panel[: panel.index("</table>")]
+    for title in ("Dice", "CC-Dice", "volume error", "component count error"):
+        assert f">{title}</a>" in panel, title
+    assert panel.count('class="verdict ') >= 8 * 4  # 4 operators x 2 orders per metric
+    assert "no-data" not in panel  # every ranked metric was studied
+    assert 'id="metric-volume_error_ml"' in page  # the example user metric is ranked
+    views = sorted((board / "cases").glob("*.html"))
+    assert views and all(f'href="cases/{v.name}"' in page for v in views)
+    assert all("Reference components" in v.read_text() for v in views)
+    assert "CC-Dice sees it" in text  # dropping the smallest lesion, on the phantoms' data

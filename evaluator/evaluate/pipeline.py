@@ -154,6 +154,7 @@ def evaluate_run(
     unsafe_cases: Iterable[str] = (),
     kind: RunKind = "entry",
     formats: Sequence[str] = (),
+    user_metrics: Sequence[str] = (),
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -221,6 +222,9 @@ def evaluate_run(
         Further result files: ``"nnunet"`` writes ``<out>/nnunet/summary.json`` in the layout of
         nnU-Net's ``nnUNetv2_evaluate_folder``, over the cases whose prediction was accepted
         (:mod:`evaluator.evaluate.nnunet_summary`; labels and the profile's ``regions``).
+    user_metrics
+        ``module:attribute`` of user metrics (:mod:`evaluator.metrics.plugins`) scored besides
+        the profile's metrics and the registered (entry point) ones.
 
     Returns
     -------
@@ -241,7 +245,7 @@ def evaluate_run(
     reg = registry or load_registry()
     spec = reg.task(task)
     profile = reg.profile(spec)
-    plan = make_plan(spec, profile)
+    plan = make_plan(spec, profile, user_metrics=user_metrics)
     unknown_formats = sorted(set(formats) - set(get_args(ResultFormat)))
     if unknown_formats:
         raise InvalidPredictionError(
@@ -262,7 +266,7 @@ def evaluate_run(
     if run_name is not None:
         check_name(run_name, what="run name")
     name = run_name or safe_name(f"{task}-{split}-{pred_path.name}")
-    parameters = {
+    parameters: dict[str, Any] = {
         "pred": str(pred_path),
         "profile": profile.model_dump(mode="json"),
         "data_root": None if root is None else str(root.absolute()),
@@ -271,6 +275,8 @@ def evaluate_run(
         "case_set": case_set_id(case_ids),
         "n_cases": len(case_ids),
     }
+    if plan.user_metrics:  # where the leaderboards find them again
+        parameters["user_metrics"] = list(plan.user_metrics)
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
     if entry is not None and entry_manifest is not None:
         db.ensure_entry(
@@ -328,6 +334,8 @@ def evaluate_run(
                         components=outcome.components,
                         seconds=outcome.seconds,
                     )
+                    for note in outcome.notes:  # for the operator (`ccbench` logs, never public)
+                        db.log(run.id, note, case_id=outcome.case_id, stream="scoring")
                     if on_case is not None:
                         on_case(outcome, i, len(jobs))
             if todo or run.status != "finished":

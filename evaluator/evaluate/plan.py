@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from evaluator.datasets.registry import MetricProfile, TaskSpec
 from evaluator.errors import UnknownMetricError
@@ -59,10 +60,16 @@ def ranking_worst(profile: MetricProfile, metric: str) -> float:
     return float(spec.worst)
 
 
-def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
+def make_plan(
+    task: TaskSpec, profile: MetricProfile, *, user_metrics: Sequence[str] = ()
+) -> ScoringPlan:
     """The scoring plan of a task: per-case metrics, parameters and worst values.
 
-    Instance metrics (COCO AP) are run-level and not part of the per-case metrics.
+    Instance metrics (COCO AP) are run-level and not part of the per-case metrics. User
+    metrics (:mod:`evaluator.metrics.plugins`) follow the profile's: every metric installed
+    packages register under the ``ccbench.metrics`` entry points, then ``user_metrics``
+    (``module:attribute`` references); the plan carries their references, so worker processes
+    load them too.
 
     Examples
     --------
@@ -72,14 +79,18 @@ def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
     >>> plan.metrics[:2], plan.worst["hd95"], plan.worst["cc_hd95"], plan.aggregated_dice
     (('dice', 'hd95'), inf, 50.0, True)
     """
+    from evaluator.metrics.plugins import activate, user_metric_ref
     from evaluator.metrics.registry import METRICS
 
+    user = activate(user_metrics)
     unknown = [m for m in profile.metrics if m not in METRICS]
     if unknown:
         raise UnknownMetricError(
             f"metric profile '{profile.name}': unknown metrics {unknown} (known: {', '.join(METRICS)})"
         )
-    per_case = tuple(m for m in profile.metrics if METRICS[m].kind != "instance")
+    per_case = tuple(
+        dict.fromkeys(m for m in (*profile.metrics, *user) if METRICS[m].kind != "instance")
+    )
     cc_worst = float(profile.params.get("cc_worst_distance_mm", math.nan))
     worst = {}
     for name in per_case:
@@ -98,4 +109,5 @@ def make_plan(task: TaskSpec, profile: MetricProfile) -> ScoringPlan:
         resample_extent=profile.resample_extent,
         aggregated_dice="aggregated_dice" in profile.aggregates,
         instance_metrics=tuple(m for m in profile.metrics if METRICS[m].kind == "instance"),
+        user_metrics=tuple(user_metric_ref(m) for m in per_case if METRICS[m].kind == "user"),
     )

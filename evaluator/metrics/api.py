@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -29,6 +29,7 @@ from evaluator.metrics.surface import BOUNDARY_DILATION_RATIO, _surface_values
 from evaluator.typing import Connectivity, IntArray, LabelArray, Spacing
 
 __all__ = [
+    "COMPONENT_FIELD",
     "CaseMetrics",
     "ComponentInfo",
     "check_label_map",
@@ -39,6 +40,11 @@ __all__ = [
 
 _LESION_MATCHES: tuple[LesionMatch, ...] = get_args(LesionMatch)
 _CC_MODES: tuple[CCMode, ...] = get_args(CCMode)
+
+
+#: Prefix of the ``components`` rows that describe a component itself rather than a metric
+#: value of it (:meth:`ComponentInfo.fields`): ``component:voxels``, ``component:detected`` ...
+COMPONENT_FIELD = "component:"
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,43 @@ class ComponentInfo:
     centre_index: tuple[float, ...]
     detected: bool
     centre_mm: tuple[float, ...] | None = None
+
+    def fields(self) -> dict[str, float]:
+        """The numbers the results store keeps of the component, by field name.
+
+        Stored as rows of the ``components`` table whose metric is :data:`COMPONENT_FIELD`
+        + field (``component:voxels``, ``component:centre_x_mm`` ...); positions per axis
+        ``x, y, z`` (voxel index ``index_*``, physical ``centre_*_mm`` when known).
+
+        Examples
+        --------
+        >>> info = ComponentInfo(4, 0.004, (1.0, 2.5), True, (10.0, 20.0))
+        >>> ComponentInfo.from_fields(info.fields()) == info
+        True
+        """
+        out = {
+            "voxels": float(self.voxels),
+            "volume_ml": float(self.volume_ml),
+            "detected": float(self.detected),
+        }
+        for axis, value in zip("xyz", self.centre_index[::-1], strict=False):
+            out[f"index_{axis}"] = float(value)
+        for axis, value in zip("xyz", self.centre_mm or (), strict=False):
+            out[f"centre_{axis}_mm"] = float(value)
+        return out
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, float]) -> ComponentInfo:
+        """The component from :meth:`fields` (as read back from the store)."""
+        index = [fields[f"index_{a}"] for a in "xyz" if f"index_{a}" in fields]
+        mm = [fields[f"centre_{a}_mm"] for a in "xyz" if f"centre_{a}_mm" in fields]
+        return cls(
+            voxels=int(fields["voxels"]),
+            volume_ml=float(fields["volume_ml"]),
+            centre_index=tuple(index[::-1]),
+            detected=bool(fields["detected"]),
+            centre_mm=tuple(mm) if mm else None,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary; positions in ``(x, y, z)`` order (``(x, y)`` in 2D).
@@ -338,6 +381,22 @@ def _one_label(
     return {name: out[name] for name in names}, per_component, infos
 
 
+def _user_values(
+    names: list[str], flat_p: IntArray, flat_r: IntArray, shape: tuple[int, ...], spacing: Spacing
+) -> dict[str, float]:
+    """User metrics (:mod:`evaluator.metrics.plugins`) of one label, on its dense masks."""
+    from evaluator.metrics.plugins import active_user_metrics, evaluate_user_metric
+
+    active = active_user_metrics()
+    size = int(np.prod(shape, dtype=np.int64))
+    pred = np.zeros(size, dtype=bool)
+    pred[flat_p] = True
+    ref = np.zeros(size, dtype=bool)
+    ref[flat_r] = True
+    pred, ref = pred.reshape(shape), ref.reshape(shape)
+    return {name: evaluate_user_metric(active[name], pred, ref, spacing) for name in names}
+
+
 def compute_metrics(
     pred: LabelArray,
     ref: LabelArray,
@@ -361,7 +420,8 @@ def compute_metrics(
     spacing : sequence of float
         Voxel size per array axis, mm.
     metrics : sequence of str
-        Metric names from :data:`~evaluator.metrics.registry.METRICS` (not the COCO ones).
+        Metric names from :data:`~evaluator.metrics.registry.METRICS` (not the COCO ones);
+        user metrics once activated (:func:`evaluator.metrics.plugins.activate`).
     labels : sequence of int, optional
         Label values to score, each as the binary pair ``(pred == l, ref == l)``. Default: every
         non-zero value present in either map; ``[1]`` if both maps are empty (so the result holds
@@ -388,6 +448,8 @@ def compute_metrics(
         Shape mismatch, invalid label maps or spacing, bad option values.
     UnknownMetricError
         Unknown or instance metric names.
+    UserMetricError
+        A user metric raised or returned something that is not a number.
 
     Examples
     --------
@@ -435,11 +497,13 @@ def compute_metrics(
     result = CaseMetrics(values={}, per_component={}, components={})
     split_p = _by_label(fg_p, values_p, label_list)
     split_r = _by_label(fg_r, values_r, label_list)
+    user = [name for name in names if METRICS[name].kind == "user"]
+    builtin = tuple(name for name in names if name not in user)
     for label in label_list:
         values, per_comp, infos = _one_label(
             SparseGrid.from_flat(split_p[label], p_map.shape),
             SparseGrid.from_flat(split_r[label], r_map.shape),
-            names=names,
+            names=builtin,
             spacing=sp,
             diagonal_mm=diagonal,
             connectivity=connectivity,
@@ -448,6 +512,9 @@ def compute_metrics(
             cc_mode=cc_mode,
             cc_worst_distance_mm=float(cc_worst_distance_mm),
         )
+        if user:
+            values.update(_user_values(user, split_p[label], split_r[label], p_map.shape, sp))
+            values = {name: values[name] for name in names}
         result.values[label] = values
         if per_comp:
             result.per_component[label] = per_comp

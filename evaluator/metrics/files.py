@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from evaluator.metrics.cc import CCMode
     from evaluator.metrics.lesion import LesionMatch
 
-__all__ = ["MAX_LABEL", "read_label_map", "score_files"]
+__all__ = ["MAX_LABEL", "physical_centres", "read_label_map", "score_files"]
 
 #: Largest label value accepted in a label image.
 MAX_LABEL = 65535
@@ -150,15 +150,22 @@ def score_files(
         cc_mode=cc_mode,
         cc_worst_distance_mm=cc_worst_distance_mm,
     )
-    # component centres in the reference's physical space, (x, y, z) mm as a viewer shows them
+    physical_centres(result, ref_img)
+    return result
+
+
+def physical_centres(result: CaseMetrics, image: sitk.Image) -> None:
+    """Set every component's ``centre_mm``: its centre in ``image``'s physical space,
+    ``(x, y, z)`` mm as a viewer shows it (in place)."""
     for comps in result.components.values():
         comps[:] = [
             replace(
                 c,
                 centre_mm=tuple(
-                    ref_img.TransformContinuousIndexToPhysicalPoint(c.centre_index[::-1])
+                    image.TransformContinuousIndexToPhysicalPoint(
+                        [float(v) for v in c.centre_index[::-1]]
+                    )
                 ),
             )
             for c in comps
         ]
-    return result

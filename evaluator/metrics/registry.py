@@ -26,7 +26,9 @@ __all__ = [
     "edge_value",
 ]
 
-MetricKind: TypeAlias = Literal["overlap", "surface", "lesion", "cc", "instance"]
+#: ``user``: a metric declared with :func:`evaluator.metrics.plugins.user_metric` (added to
+#: :data:`METRICS` when activated, never at import).
+MetricKind: TypeAlias = Literal["overlap", "surface", "lesion", "cc", "instance", "user"]
 
 INF = math.inf
 NAN = math.nan
@@ -46,8 +48,8 @@ class MetricSpec:
         Ranking direction.
     needs_spacing : bool
         Whether the value depends on the voxel spacing.
-    kind : {"overlap", "surface", "lesion", "cc", "instance"}
-        Module family that computes it.
+    kind : {"overlap", "surface", "lesion", "cc", "instance", "user"}
+        Module family that computes it (``user``: :mod:`evaluator.metrics.plugins`).
     best, worst : float
         Best and worst possible values (``worst`` is used for failed or missing cases; ``inf``
         for unbounded distances, ``nan`` where no bound exists, e.g. counts).

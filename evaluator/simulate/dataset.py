@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 import numpy as np
 
@@ -59,12 +59,15 @@ __all__ = [
     "DatasetStudy",
     "DatasetStudyResult",
     "Operation",
+    "StoredSensitivity",
     "StudyJob",
     "StudyOutcome",
     "redraw_dataset_study",
     "run_dataset_study",
     "sensitivity_table",
     "simulate_case",
+    "stored_sensitivity",
+    "study_grid",
     "study_rows",
     "summarize",
 ]
@@ -75,6 +78,36 @@ DATASET_OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 ORDERS: tuple[Order, ...] = get_args(Order)
 #: Extra number stored per case and label: how many reference components it has.
 REF_COMPONENTS = "ref_components"
+
+
+def study_grid(op: str, order: str | None = None) -> list[tuple[Operation, Order]]:
+    """The (operator, order) studies of ``simulate dataset --op OP --order ORDER``.
+
+    ``op="all"``: the four operators; ``order="both"``: smallest and largest; no ``order``:
+    both with ``op="all"``, else ``smallest``.
+
+    Raises
+    ------
+    SimulationError
+        An unknown operator or order.
+
+    Examples
+    --------
+    >>> study_grid("drop")
+    [('drop', 'smallest')]
+    >>> len(study_grid("all")), study_grid("all", "largest")[-1]
+    (8, ('erode', 'largest'))
+    """
+    if op != "all" and op not in DATASET_OPERATIONS:
+        raise SimulationError(
+            f"unknown operation {op!r} (use one of {', '.join(DATASET_OPERATIONS)} or all)"
+        )
+    chosen = order if order is not None else "both" if op == "all" else "smallest"
+    if chosen != "both" and chosen not in ORDERS:
+        raise SimulationError(f"order must be smallest, largest or both, got {chosen!r}")
+    ops = DATASET_OPERATIONS if op == "all" else (cast(Operation, op),)
+    orders = ORDERS if chosen == "both" else (cast(Order, chosen),)
+    return [(o, r) for o in ops for r in orders]
 
 
 @dataclass(frozen=True)
@@ -182,10 +215,11 @@ def simulate_case(job: StudyJob) -> StudyOutcome:
     from evaluator.datasets.geometry import image_geometry
     from evaluator.datasets.labels import label_array
     from evaluator.metrics.api import compute_metrics
-    from evaluator.scoring import metric_kwargs
+    from evaluator.scoring import activate_plan, metric_kwargs
 
     start = time.perf_counter()
     plan, study, cid = job.plan, job.study, job.case.case_id
+    activate_plan(plan)
     img = job.case.read_label()
     ref_all = label_array(img, labels=plan.labels, what=f"reference {cid}")
     spacing = image_geometry(img).array_spacing
@@ -256,11 +290,23 @@ class DatasetStudyResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _plan(study: DatasetStudy, registry: Registry) -> ScoringPlan:
+def _plan(study: DatasetStudy, registry: Registry, user_metrics: Sequence[str]) -> ScoringPlan:
     from evaluator.evaluate import make_plan
 
     spec = registry.task(study.task)
-    return make_plan(spec, registry.profile(spec))
+    return make_plan(spec, registry.profile(spec), user_metrics=user_metrics)
+
+
+def _complete_cases(db: Store, run_id: int, metrics: Sequence[str]) -> set[str]:
+    """Cases of a study run that need no scoring: complete, and either not taking part (no
+    rows) or holding every metric of the plan (a metric added since is scored for them)."""
+    complete = db.completed_cases(run_id)
+    if not complete:
+        return complete
+    frame = db.results_frame(run_ids=[run_id])
+    held = frame.groupby("case_id")["metric"].agg(set)
+    wanted = set(metrics)
+    return {c for c in complete if c not in held.index or wanted <= held[c]}
 
 
 def run_dataset_study(
@@ -281,6 +327,7 @@ def run_dataset_study(
     registry: Registry | None = None,
     plots: bool = True,
     on_case: Callable[[StudyOutcome, int, int], None] | None = None,
+    user_metrics: Sequence[str] = (),
 ) -> DatasetStudyResult:
     """Run (or resume) one dataset study, store every number, write CSVs and figures.
 
@@ -313,6 +360,10 @@ def run_dataset_study(
         Draw the figures.
     on_case
         ``on_case(outcome, done, total)`` after each stored case (progress bar).
+    user_metrics
+        ``module:attribute`` references of user metrics (:mod:`evaluator.metrics.plugins`)
+        scored besides the task's profile and the registered ones; cases stored without them
+        are scored again.
 
     Returns
     -------
@@ -333,7 +384,7 @@ def run_dataset_study(
     study = DatasetStudy(task, split, op, order, n_max=n_max, seed=seed, margin_mm=margin_mm)
     reg = registry or load_registry()
     spec = reg.task(task)
-    plan = _plan(study, reg)
+    plan = _plan(study, reg, user_metrics)
     root = None if data_root is None else Path(data_root)
     dataset = open_dataset(spec, workspace=workspace, data_root=root, registry=reg)
     case_ids = resolve_split(spec, split, workspace=workspace, data_root=root, registry=reg)
@@ -349,7 +400,7 @@ def run_dataset_study(
         )
         for n in ns
     }
-    done = {n: db.completed_cases(run.id) for n, run in runs.items()}
+    done = {n: _complete_cases(db, run.id, plan.metrics) for n, run in runs.items()}
     jobs = [
         StudyJob(dataset.case(c), plan, study, todo)
         for c in case_ids
@@ -658,6 +709,54 @@ def redraw_dataset_study(
         store_url=db.url,
         files=files,
     )
+
+
+@dataclass(frozen=True)
+class StoredSensitivity:
+    """The sensitivity table of the studies a store holds for one task and split.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        :func:`sensitivity_table` (one row per operator and metric).
+    n_max : int
+        The ``n`` of its ``*_nmax`` columns: the largest ``n`` every stored study reached.
+    studies : list of (str, str)
+        The (operator, order) pairs found.
+    cases : int
+        Cases of the split scored at ``n = 0``.
+    """
+
+    table: pd.DataFrame
+    n_max: int
+    studies: list[tuple[str, str]]
+    cases: int
+
+
+def stored_sensitivity(db: Store, task: str, split: str) -> StoredSensitivity | None:
+    """The sensitivity table of every dataset study of ``task`` and ``split`` in the store.
+
+    Studies with the default seed and margin are read (what ``ccbench simulate dataset``
+    runs without ``--seed`` / ``--margin-mm``); None when the store holds none.
+    """
+    reached: dict[tuple[Operation, Order], int] = {}
+    for run in db.list_runs(task=task, split=split, kind="study"):
+        p = run.parameters
+        default = p.get("seed", 0) == 0 and p.get("margin_mm") is None
+        if p.get("simulation") != "dataset" or not default or run.status != "finished":
+            continue
+        if p.get("op") not in DATASET_OPERATIONS or p.get("order") not in ORDERS:
+            continue
+        key = (cast(Operation, p["op"]), cast(Order, p["order"]))
+        reached[key] = max(reached.get(key, 0), int(p.get("n", 0)))
+    if not reached or max(reached.values()) < 1:
+        return None
+    n_max = min(n for n in reached.values() if n >= 1)
+    study = DatasetStudy(task, split, "drop", "smallest", n_max=n_max)
+    table = _sensitivity_of_store(db, study, None)
+    first = [db.find_run(DatasetStudy(task, split, op, order).run_name(0)) for op, order in reached]
+    cases = max((len(db.completed_cases(r.id)) for r in first if r is not None), default=0)
+    return StoredSensitivity(table, n_max, sorted(reached), cases)
 
 
 def _sensitivity_of_store(

@@ -349,7 +349,11 @@ def _component_names(geometry: ToyGeometry, ref: BoolArray, box: tuple[slice, ..
 
 
 def run_toy_study(
-    study: str | ToyStudy, *, scale: float = 1.0, on_step: Callable[[], None] | None = None
+    study: str | ToyStudy,
+    *,
+    scale: float = 1.0,
+    on_step: Callable[[], None] | None = None,
+    metrics: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run one toy study and return its numbers.
 
@@ -361,6 +365,9 @@ def run_toy_study(
         Geometry scale, default 1 (the thesis geometry: heavy, minutes); 0.2-0.3 for tests.
     on_step
         Called after each (variant, step), e.g. to advance a progress bar.
+    metrics
+        Further metrics scored at every step besides the study's own (e.g. activated user
+        metrics, :mod:`evaluator.metrics.plugins`).
 
     Returns
     -------
@@ -390,6 +397,7 @@ def run_toy_study(
     ref = geometry.render(box)
     names = _component_names(geometry, ref, box)
     ref_u8 = ref.astype(np.uint8)
+    scored = tuple(dict.fromkeys((*spec.metrics, *metrics)))
     rows: list[tuple[Any, ...]] = []
     for variant, degrade in spec.variants.items():
         for step in range(steps + 1):
@@ -398,13 +406,13 @@ def run_toy_study(
                 pred.astype(np.uint8),
                 ref_u8,
                 spacing=(1.0, 1.0, 1.0),
-                metrics=list(spec.metrics),
+                metrics=list(scored),
                 labels=[1],
                 nsd_tolerance_mm=1.0,
                 lesion_match=spec.lesion_match,  # type: ignore[arg-type]
             )
             amount = spec.amount(step, scale)
-            for metric in spec.metrics:
+            for metric in scored:
                 value = float(result.values[1][metric])
                 rows.append((spec.name, variant, step, amount, metric, "", value))
             n_pred = float(label_components(pred)[1])
@@ -425,6 +433,7 @@ def run_toy_studies(
     studies: Sequence[str] | None = None,
     plots: bool = True,
     progress: Callable[[str, int], Callable[[], None]] | None = None,
+    metrics: Sequence[str] = (),
 ) -> ToyResult:
     """Run the toy studies, write ``toy_results.csv`` and one PNG + SVG figure per study.
 
@@ -440,6 +449,11 @@ def run_toy_studies(
         Draw the figures (matplotlib, Agg).
     progress
         ``progress(study, total_steps)`` returns the per-step callback.
+    metrics
+        Further metrics scored in every study (user metrics: activated first, see
+        :mod:`evaluator.metrics.plugins`); each study with some gets a second figure,
+        ``toy_<study>_more.png``, of those metrics alone (their units may differ from the
+        study's).
 
     Returns
     -------
@@ -460,7 +474,7 @@ def run_toy_studies(
         total = len(spec.variants) * (spec.n_steps(scale) + 1)
         tick = progress(name, total) if progress is not None else None
         start = time.perf_counter()
-        tables.append(run_toy_study(spec, scale=scale, on_step=tick))
+        tables.append(run_toy_study(spec, scale=scale, on_step=tick, metrics=metrics))
         seconds[name] = time.perf_counter() - start
     table = pd.concat(tables, ignore_index=True)
     result = ToyResult(table=table, seconds=seconds)
@@ -472,9 +486,18 @@ def run_toy_studies(
             from evaluator.simulate.plots import plot_toy_study
 
             for name in names:
+                rows = table[table["study"] == name]
+                own = (*TOY_STUDIES[name].metrics, PRED_COMPONENTS)
                 result.figures += plot_toy_study(
-                    table[table["study"] == name],
+                    rows[rows["metric"].isin(own)],
                     out / f"toy_{name}",
                     title=TOY_STUDIES[name].title,
                 )
+                more = [m for m in metrics if m not in own]
+                if more:
+                    result.figures += plot_toy_study(
+                        rows[rows["metric"].isin((*more, PRED_COMPONENTS))],
+                        out / f"toy_{name}_more",
+                        title=f"{TOY_STUDIES[name].title}: {', '.join(more)}",
+                    )
     return result

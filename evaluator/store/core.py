@@ -83,6 +83,7 @@ class RunFilter(TypedDict, total=False):
     split: str | None
     run_ids: Sequence[int] | None
     entry: str | None
+    case_ids: Sequence[str] | None
 
 
 class ResultRow(NamedTuple):
@@ -94,7 +95,11 @@ class ResultRow(NamedTuple):
 
 
 class ComponentRow(NamedTuple):
-    """One per-component value of a CC metric; ``component`` numbers reference components."""
+    """One per-component value of a CC metric; ``component`` numbers reference components.
+
+    Rows whose ``metric`` starts with ``component:`` describe the component itself (voxels,
+    volume, centre, detected: :meth:`evaluator.metrics.api.ComponentInfo.fields`).
+    """
 
     label: int
     metric: str
@@ -1149,6 +1154,9 @@ class Store:
             query = query.where(table.c.run_id.in_(list(run_ids)))
         if filters.get("entry") is not None:
             query = query.where(entries_table.c.name == filters["entry"])
+        case_ids = filters.get("case_ids")
+        if case_ids is not None and "case_id" in table.c:
+            query = query.where(table.c.case_id.in_(list(case_ids)))
         with self._connect() as conn:
             records = [dict(row._mapping) for row in conn.execute(query)]
         frame = pd.DataFrame.from_records(
@@ -1164,7 +1172,8 @@ class Store:
         Parameters
         ----------
         **filters
-            ``task``, ``split``, ``entry`` (names) and ``run_ids`` (a sequence of run ids).
+            ``task``, ``split``, ``entry`` (names), ``run_ids`` (a sequence of run ids) and
+            ``case_ids`` (per-case tables only).
 
         Returns
         -------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,40 @@ def phantom_board(tmp_path_factory: pytest.TempPathFactory) -> PhantomBoard:
         assert run is not None
         db.log(run.id, f"container said {HOSTILE}", stream="container")
     return PhantomBoard(ws, TASK, "all", list(QUALITIES))
+
+
+def copy_store(board: PhantomBoard, target: Path) -> str:
+    """A private copy of the session's store (SQLite's backup API: WAL pages included)."""
+    import sqlite3
+
+    src = sqlite3.connect(board.workspace.root / "results.sqlite")
+    dst = sqlite3.connect(target)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return f"sqlite:///{target}"
+
+
+@dataclass(frozen=True)
+class StudiedBoard:
+    """The phantom board's store copied, with drop studies (smallest and largest, n <= 1)."""
+
+    board: PhantomBoard
+    url: str
+    sensitivity_csv: Path
+
+
+@pytest.fixture(scope="session")
+def studied_board(
+    phantom_board: PhantomBoard, tmp_path_factory: pytest.TempPathFactory
+) -> StudiedBoard:
+    from evaluator.simulate.dataset import run_dataset_study
+
+    root = tmp_path_factory.mktemp("studied")
+    url = copy_store(phantom_board, root / "results.sqlite")
+    for order in ("smallest", "largest"):
+        run_dataset_study(
+            phantom_board.task, phantom_board.split, op="drop", order=order,  # type: ignore[arg-type]
+            workspace=phantom_board.workspace, n_max=1, store=url, out=root / "study", workers=1,
+        )  # fmt: skip
+    return StudiedBoard(phantom_board, url, root / "study" / "sensitivity.csv")

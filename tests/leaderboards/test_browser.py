@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from leaderboards.site import publish_leaderboard
-from tests.leaderboards.conftest import HOSTILE, PhantomBoard
+from tests.leaderboards.conftest import HOSTILE, StudiedBoard
 
 pytestmark = pytest.mark.browser
 
@@ -73,12 +73,16 @@ def driver(chromium: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="module")
-def site(phantom_board: PhantomBoard, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def site(studied_board: StudiedBoard, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The phantom board with its degradation studies: the sensitivity panel and page, and
+    the explorer's case views, are on it."""
+    board = studied_board.board
     return publish_leaderboard(
-        phantom_board.task,
-        phantom_board.split,
-        workspace=phantom_board.workspace,
+        board.task,
+        board.split,
+        workspace=board.workspace,
         out=tmp_path_factory.mktemp("browser-site"),
+        store=studied_board.url,
         n_resamples=30,
     )
 
@@ -91,7 +95,11 @@ def test_pages_load_without_console_errors(driver: Any, site: Path, tmp_path: Pa
     from selenium.webdriver.common.by import By
 
     pages = sorted(site.parent.rglob("*.html"))
-    assert len(pages) == 3 + 4  # index, metric definitions, task page, four entry pages
+    board = site.parent / "autopet-phantom--all"
+    # index, metric definitions, task page, what each metric sees, four entries, case views
+    assert {p.name for p in pages if p.parent == board} == {"index.html", "sensitivity.html"}
+    assert len(list((board / "entries").glob("*.html"))) == 4
+    assert list((board / "cases").glob("*.html"))
     for page in pages:
         driver.get(page.as_uri())
         assert driver.find_element(By.TAG_NAME, "h1").text, page

@@ -10,7 +10,6 @@ copied (no link on the way, regular files, matplotlib PNG/SVG): a store row cann
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,11 @@ from evaluator.store import Store
 from evaluator.workspace import Workspace
 from leaderboards.site import publish_leaderboard
 
-from .conftest import PhantomBoard
+from .conftest import PhantomBoard, copy_store
 
 
 def _copy_store(board: PhantomBoard, tmp_path: Path) -> str:
-    """A private copy of the session's store (SQLite's backup API: WAL pages included)."""
-    target = tmp_path / "results.sqlite"
-    src = sqlite3.connect(board.workspace.root / "results.sqlite")
-    dst = sqlite3.connect(target)
-    src.backup(dst)
-    src.close()
-    dst.close()
-    return f"sqlite:///{target}"
+    return copy_store(board, tmp_path / "results.sqlite")
 
 
 def _publish(board: PhantomBoard, url: str, out: Path, *, show_images: bool | None = True) -> Path:
@@ -57,6 +49,7 @@ def test_gallery_reads_the_recorded_predictions_only(
     url = _copy_store(phantom_board, tmp_path)
     site = _publish(phantom_board, url, tmp_path / "with")
     assert list(site.rglob("gallery_dice_vs_cc_dice.png"))
+    assert list(site.rglob("cases/img/*-axial.png"))  # the explorer's case views
     with Store.open(url) as db:
         runs = db.list_runs(task=phantom_board.task)
         assert all(Path(r.parameters["pred"]).is_dir() for r in runs)  # still on disk
@@ -64,6 +57,10 @@ def test_gallery_reads_the_recorded_predictions_only(
             conn.execute(sa.text("DELETE FROM artifacts WHERE kind = 'predictions'"))
     site = _publish(phantom_board, url, tmp_path / "without")
     assert not list(site.rglob("gallery*")), "the gallery opened a path the store does not record"
+    assert not list(site.rglob("cases/img/*")), "a case view opened an unrecorded path"
+    views = list(site.rglob("cases/*.html"))
+    assert views  # the component tables still come from the store, without slices
+    assert all("no longer where the run recorded them" in v.read_text() for v in views)
 
 
 def test_study_figures_are_the_recorded_ones_of_the_task(

@@ -76,7 +76,7 @@ def _ccbench_commands(text: str) -> list[list[str]]:
     for kind, code in tour_blocks(text):
         if kind != "bash":
             continue
-        for line in code.splitlines():
+        for line in code.replace("\\\n", " ").splitlines():  # continued lines joined
             words = shlex.split(line, comments=True)
             for i, word in enumerate(words):
                 if word == "ccbench" and i + 1 < len(words):
@@ -150,4 +150,6 @@ def test_readme_tour_runs_verbatim(docker_backend: Any, tmp_path: Path) -> None:
     board = (workspace / "site" / "autopet-phantom--test" / "index.html").read_text()
     assert "my-model" in board and "my-first-try" in board and "threshold" in board
     assert "volume (ml)" in " ".join(proc.stdout.split())  # metrics --per-component
+    study = workspace / "simulations" / "autopet-phantom-test" / "sensitivity.csv"
+    assert "drop,missed_voxel_share," in study.read_text()  # the reader's own metric, studied
     assert "not refused" not in proc.stdout.lower()
