@@ -485,7 +485,10 @@ def metrics_cmd(
     metrics: Annotated[
         str | None,
         typer.Option(
-            "--metrics", "-m", help="Comma-separated metric names [default: all voxel metrics]."
+            "--metrics",
+            "-m",
+            help="Comma-separated metric names, or your own as module.path:attribute "
+            "[default: all voxel metrics].",
         ),
     ] = None,
     labels: Annotated[
@@ -521,14 +524,20 @@ def metrics_cmd(
         ccbench metrics pred.nii.gz ref.nii.gz
 
         ccbench metrics pred.nii.gz ref.nii.gz -m dice,hd95,cc_dice,cc_hd95 --per-component --json
+
+        ccbench metrics pred.nii.gz ref.nii.gz -m dice,mypkg.metrics:my_metric
     """
     from evaluator.console import print_case_metrics
     from evaluator.metrics.files import score_files
+    from evaluator.metrics.plugins import resolve_metric_options
 
+    names = None
+    if metrics is not None:
+        names = resolve_metric_options([m.strip() for m in metrics.split(",") if m.strip()])[0]
     result = score_files(
         pred,
         ref,
-        metrics=None if metrics is None else [m.strip() for m in metrics.split(",") if m.strip()],
+        metrics=names,
         labels=None if labels is None else _int_list(labels, "--labels"),
         connectivity=connectivity,
         nsd_tolerance_mm=nsd_tolerance_mm,

@@ -42,7 +42,16 @@ __all__ = [
 J = TypeVar("J")
 R = TypeVar("R")
 
-_PRELOAD = ["evaluator.scoring", "evaluator.metrics.api", "evaluator.simulate.operators"]
+#: Imported once by the fork server, so that a new worker starts in milliseconds: the scoring
+#: code, and matplotlib for the figures a board draws in workers (1 s of imports otherwise).
+_PRELOAD = [
+    "evaluator.scoring",
+    "evaluator.metrics.api",
+    "evaluator.simulate.operators",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.backends.backend_svg",
+]
 
 
 def default_memory_mb(workers: int = 1) -> int:

@@ -114,7 +114,7 @@ class CaseLoader:
             )
             prediction = label_array(pred_img, labels=labels, what="prediction")
             channel = case.read_channel(display_channel(self.data.spec.channels))
-            image = sitk.GetArrayFromImage(channel).astype(float)
+            image = sitk.GetArrayFromImage(channel).astype(np.float32)
             reference = label_array(ref_img, labels=labels, what=f"reference {case_id}")
         except CCBenchError:
             return None

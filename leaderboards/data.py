@@ -72,7 +72,9 @@ EXCLUDING_ERROR_CLASSES: frozenset[str] = frozenset({"dataset"})
 def _no_components() -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame(columns=["run_id", "case_id", "label", "metric", "component", "value"])
+    return pd.DataFrame(
+        columns=["run_id", "entry", "case_id", "label", "metric", "component", "value"]
+    )
 
 
 def board_user_metrics(runs: dict[str, RunInfo]) -> tuple[str, ...]:

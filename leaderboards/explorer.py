@@ -163,7 +163,10 @@ def explorer_components(data: LeaderboardData, store: Store, *, n: int = N_LISTE
         run_ids=list(runs), case_ids=sorted({case for _, case in wanted})
     )
     frame["entry"] = frame["run_id"].map(runs)
-    keep = [(e, c) in wanted for e, c in zip(frame["entry"], frame["case_id"], strict=True)]
+    keep = np.array(
+        [(e, c) in wanted for e, c in zip(frame["entry"], frame["case_id"], strict=True)],
+        dtype=bool,
+    )  # an array: an empty list would select columns
     return frame[keep].reset_index(drop=True)
 
 

@@ -159,14 +159,6 @@ def verdicts(
     return cells
 
 
-_OPS_TEXT = {
-    "drop": "drop",
-    "insert": "insert",
-    "enlarge": "enlarge",
-    "erode": "erode",
-}
-
-
 def _delta(value: float) -> str:
     if math.isnan(value):
         return "–"
@@ -227,8 +219,8 @@ def sensitivity_context(board: Any, *, metrics: tuple[str, ...] | None = None) -
     return {
         "available": True,
         "command": command,
-        "columns": [{"op": _OPS_TEXT.get(op, op), "order": order} for op, order in columns],
-        "ops": list(dict.fromkeys(_OPS_TEXT.get(op, op) for op, _ in columns)),
+        "columns": [{"op": op, "order": order} for op, order in columns],
+        "ops": list(dict.fromkeys(op for op, _ in columns)),
         "rows": rows,
         "n_max": stored.n_max,
         "cases": stored.cases,

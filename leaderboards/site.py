@@ -51,17 +51,7 @@ from leaderboards.data import LeaderboardData, load_leaderboard_data
 from leaderboards.explorer import explorer_components, explorer_context
 from leaderboards.folds import FoldSummary, fold_summary
 from leaderboards.official import metric_short_title
-from leaderboards.plots import (
-    metric_title,
-    plot_blob,
-    plot_dot_box,
-    plot_podium,
-    plot_rank_heatmap,
-    plot_significance_map,
-    plot_slice_gallery,
-    plot_std_vs_cc,
-    plot_tau_bootstrap,
-)
+from leaderboards.plots import FigureJob, draw_figures, metric_title
 from leaderboards.reference import parse_reported, reference_tables_for
 from leaderboards.sensitivity import sensitivity_context
 
@@ -254,9 +244,16 @@ def copy_figure(src: Path, dest: Path) -> bool:
 
 
 def _plots(
-    lb: Leaderboard, folder: Path, workspace: Workspace, *, show_images: bool
+    lb: Leaderboard,
+    folder: Path,
+    workspace: Workspace,
+    *,
+    show_images: bool,
+    workers: int | None = None,
 ) -> list[dict[str, Any]]:
     """Write every figure; return their records (:func:`_figure`) relative to the board folder.
+
+    The figures are drawn in ``workers`` processes (:func:`leaderboards.plots.draw_figures`).
 
     The slice gallery shows the cases' images and reference contours: only with
     ``show_images``. The per-case plots of metrics the ranking does not read come next, marked
@@ -264,35 +261,32 @@ def _plots(
     ``study`` (shown on the board's sensitivity page).
     """
     plots = folder / "plots"
+    drawn: list[tuple[FigureJob, str, bool]] = []  # (job, caption, shown unfolded)
+    if not lb.boot_overall.empty:  # a run-level score without per-case values has none
+        job = FigureJob("plot_blob", (lb, plots / "rank_blob"))
+        drawn.append((job, "Bootstrap rank distributions (overall ranking)", True))
+    job = FigureJob("plot_rank_heatmap", (lb, plots / "rank_heatmap"))
+    drawn.append((job, "Rank of each entry per metric", True))
+    for std, cc in [(c.standard, c.cc) for c in lb.cc]:
+        job = FigureJob("plot_std_vs_cc", (lb, std, cc, plots / f"scatter_{std}_vs_{cc}"))
+        drawn.append((job, f"{std} vs {cc} per case; the largest disagreements are labelled", True))
+    if show_images:
+        job = FigureJob(
+            "plot_slice_gallery",
+            (lb, plots / "gallery_dice_vs_cc_dice"),
+            {"workspace": workspace},
+        )
+        drawn.append((job, "Cases where Dice and CC-Dice disagree most", True))
+    for metric in lb.data.metrics:
+        job = FigureJob("plot_dot_box", (lb, metric, plots / f"cases_{metric}"))
+        drawn.append((job, f"Per-case {metric_title(metric)}", metric in lb.data.ranking.metrics))
+    figures = draw_figures([job for job, _, _ in drawn], workers=workers)
     made: list[tuple[list[Path], str]] = []
     more: list[tuple[list[Path], str]] = []
     studies: list[tuple[list[Path], str]] = []
-    if not lb.boot_overall.empty:  # a run-level score without per-case values has none
-        made.append(
-            (plot_blob(lb, plots / "rank_blob"), "Bootstrap rank distributions (overall ranking)")
-        )
-    made.append((plot_rank_heatmap(lb, plots / "rank_heatmap"), "Rank of each entry per metric"))
-    for std, cc in [(c.standard, c.cc) for c in lb.cc]:
-        made.append(
-            (
-                plot_std_vs_cc(lb, std, cc, plots / f"scatter_{std}_vs_{cc}"),
-                f"{std} vs {cc} per case; the largest disagreements are labelled",
-            )
-        )
-    gallery = (
-        plot_slice_gallery(lb, plots / "gallery_dice_vs_cc_dice", workspace=workspace)
-        if show_images
-        else []
-    )
-    if gallery:
-        made.append((gallery, "Cases where Dice and CC-Dice disagree most"))
-    for metric in lb.data.metrics:
-        (made if metric in lb.data.ranking.metrics else more).append(
-            (
-                plot_dot_box(lb, metric, plots / f"cases_{metric}"),
-                f"Per-case {metric_title(metric)}",
-            )
-        )
+    for (_, caption, shown), paths in zip(drawn, figures, strict=True):
+        if paths:  # the gallery draws nothing when no case can be read
+            (made if shown else more).append((paths, caption))
     for png, svg in simulation_plots(lb):
         dest = plots / f"simulation_{png.parent.name}_{png.name}"
         if dest.exists():  # two studies' folders of the same name
@@ -1040,7 +1034,12 @@ def _fmt_p(value: float) -> str:
 
 
 def _comparisons_context(
-    lb: Leaderboard, folder: Path, *, reference_entry: str | None, folds: FoldSummary | None
+    lb: Leaderboard,
+    folder: Path,
+    *,
+    reference_entry: str | None,
+    folds: FoldSummary | None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Paired tests, significance maps, podiums, bootstrap taus and fold-wise mean ± SD.
 
@@ -1107,33 +1106,28 @@ def _comparisons_context(
     )
 
     directions = data.directions()
-    paired_plots = []
+    jobs: list[tuple[FigureJob, str]] = []
     for metric in ranking_metrics:
-        paired_plots.append(
-            _figure(
-                plot_significance_map(
-                    lb,
-                    metric,
-                    comp.significance[metric],
-                    plots / f"significance_{metric}",
-                    alpha=lb.alpha,
+        jobs.append(
+            (
+                FigureJob(
+                    "plot_significance_map",
+                    (lb, metric, comp.significance[metric], plots / f"significance_{metric}"),
+                    {"alpha": lb.alpha},
                 ),
                 f"Significance map of {metric}: one-sided Wilcoxon signed-rank test of each "
                 f"row entry against each column entry (\u03b1 = {lb.alpha:g})",
-                folder,
             )
         )
         ranks = podium_ranks(data.scores[metric], higher_is_better=directions[metric])
-        paired_plots.append(
-            _figure(
-                plot_podium(lb, metric, ranks, plots / f"podium_{metric}"),
+        jobs.append(
+            (
+                FigureJob("plot_podium", (lb, metric, ranks, plots / f"podium_{metric}")),
                 f"Podium of {metric}: each case's values placed by their rank on the case",
-                folder,
             )
         )
 
     tau_rows = []
-    tau_plot = None
     if comp.tau:
         observed = {(c.standard, c.cc): c.tau for c in lb.cc}
         for (std, cc), taus in comp.tau.items():
@@ -1150,21 +1144,31 @@ def _comparisons_context(
                     "undefined": int(taus.size - defined.size),
                 }
             )
-        tau_plot = _figure(
-            plot_tau_bootstrap(
-                comp.tau,
-                observed,
-                plots / "tau_bootstrap",
-                title=f"Kendall's \u03c4, standard vs CC ranking, on {lb.n_resamples} "
-                f"bootstrap samples of the cases (seed {lb.seed})",
-            ),
-            "Bootstrap distribution of Kendall's \u03c4 between each standard metric's ranking "
-            "and its CC counterpart's; solid line: observed \u03c4, dashed: central 95%",
-            folder,
+        jobs.append(
+            (
+                FigureJob(
+                    "plot_tau_bootstrap",
+                    (comp.tau, observed, plots / "tau_bootstrap"),
+                    {
+                        "title": f"Kendall's \u03c4, standard vs CC ranking, on "
+                        f"{lb.n_resamples} bootstrap samples of the cases (seed {lb.seed})"
+                    },
+                ),
+                "Bootstrap distribution of Kendall's \u03c4 between each standard metric's "
+                "ranking and its CC counterpart's; solid line: observed \u03c4, dashed: central 95%",
+            )
         )
         pd.DataFrame({f"{s}_vs_{c}": t for (s, c), t in comp.tau.items()}).rename_axis(
             "resample"
         ).to_csv(downloads / "tau_bootstrap.csv")
+    figures = [
+        _figure(paths, caption, folder)
+        for paths, (_, caption) in zip(
+            draw_figures([job for job, _ in jobs], workers=workers), jobs, strict=True
+        )
+    ]
+    tau_plot = figures.pop() if comp.tau else None
+    paired_plots = figures
 
     fold_context = None
     extra = [
@@ -1218,6 +1222,7 @@ def render_site(
     reference_entry: str | None = None,
     folds: FoldSummary | None = None,
     progress: ProgressHook | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Write one task's board (pages, plots, downloads) into ``out`` and refresh the index.
 
@@ -1228,7 +1233,8 @@ def render_site(
     compared with (paired tests); ``folds``: the task's fold-wise summary
     (:func:`leaderboards.folds.fold_summary`), shown when given. ``progress``: called as
     ``progress(done, total, stage)`` through the stages of :data:`PUBLISH_STAGES` from
-    ``plots`` on.
+    ``plots`` on. ``workers``: processes drawing the figures
+    (:func:`leaderboards.plots.draw_figures`; 1: in this process).
 
     Returns
     -------
@@ -1256,8 +1262,9 @@ def render_site(
     (folder / "entries").mkdir(parents=True)
     try:
         _write_board(
-            lb, folder, workspace, env, common, show_images, reference_entry, folds, progress
-        )
+            lb, folder, workspace, env, common, show_images, reference_entry, folds, progress,
+            workers,
+        )  # fmt: skip
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -1319,11 +1326,12 @@ def _write_board(
     reference_entry: str | None,
     folds: FoldSummary | None,
     progress: ProgressHook | None = None,
+    workers: int | None = None,
 ) -> None:
     """The board's pages, plots and downloads, written into ``folder``."""
     tick = _stage_ticker(progress)
     tick("plots")
-    plots = _plots(lb, folder, workspace, show_images=show_images)
+    plots = _plots(lb, folder, workspace, show_images=show_images, workers=workers)
     explorer, views = explorer_context(lb, folder, workspace=workspace, case_views=show_images)
     downloads = _downloads(lb, folder)
     context = _board_context(lb, plots, downloads)
@@ -1331,7 +1339,9 @@ def _write_board(
     context["case_views"] = show_images and lb.data.spec.dims == 3
     context["sensitivity"] = sensitivity_context(lb)
     tick("paired comparisons")
-    extra = _comparisons_context(lb, folder, reference_entry=reference_entry, folds=folds)
+    extra = _comparisons_context(
+        lb, folder, reference_entry=reference_entry, folds=folds, workers=workers
+    )
     tick("pages")
     context["downloads"] = [*context["downloads"], *extra.pop("downloads")]
     context.update(extra)
@@ -1386,6 +1396,7 @@ def publish_leaderboard(
     show_images: bool | None = None,
     reference_entry: str | None = None,
     progress: ProgressHook | None = None,
+    workers: int | None = None,
 ) -> Path:
     """Rank every finished run of a task and split and publish the static site.
 
@@ -1419,6 +1430,9 @@ def publish_leaderboard(
         default none.
     progress
         Called as ``progress(done, total, stage)`` at each of :data:`PUBLISH_STAGES`.
+    workers
+        Processes drawing the figures (default: one per CPU, at most 4; 1 draws them in this
+        process).
 
     Returns
     -------
@@ -1454,6 +1468,7 @@ def publish_leaderboard(
         reference_entry=reference_entry,
         folds=folds,
         progress=progress,
+        workers=workers,
     )
     if progress is not None:
         progress(len(PUBLISH_STAGES), len(PUBLISH_STAGES), "published")

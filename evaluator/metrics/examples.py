@@ -72,7 +72,7 @@ def component_count_error(pred: BoolArray, ref: BoolArray, *, spacing: Sequence[
     >>> component_count_error(np.zeros_like(ref), ref, spacing=(1.0, 1.0, 1.0))
     2.0
     """
-    from evaluator.simulate.operators import label_components
+    from evaluator.metrics.lesion import label_components
 
     del spacing  # counts do not depend on the voxel size
     return float(abs(label_components(pred)[1] - label_components(ref)[1]))

@@ -51,6 +51,7 @@ __all__ = [
     "ENV_METRICS",
     "UserMetric",
     "activate",
+    "active_refs",
     "active_user_metrics",
     "entry_point_refs",
     "evaluate_user_metric",
@@ -358,6 +359,12 @@ def activate(refs: Sequence[str] = (), *, entry_points: bool = True) -> tuple[st
 def active_user_metrics() -> dict[str, UserMetric]:
     """The user metrics activated in this process, by name."""
     return dict(_ACTIVE)
+
+
+def active_refs() -> tuple[str, ...]:
+    """The ``module:attribute`` of every user metric active in this process (what another
+    process activates to know the same metrics)."""
+    return tuple(_REFS.values())
 
 
 def user_metric_ref(name: str) -> str:

@@ -81,6 +81,7 @@ def published(
             workspace=phantom_board.workspace,
             out=tmp_path_factory.mktemp("figures"),
             n_resamples=20,
+            workers=1,  # drawn here, where the figures are caught
         )
     return index.parent / f"{phantom_board.task}--{phantom_board.split}", figures
 

@@ -45,7 +45,11 @@ def test_every_plot_and_download_is_written(site: Path, phantom_board: PhantomBo
 
 def test_submission_strings_are_escaped(site: Path) -> None:
     pages = list(site.parent.rglob("*.html"))
-    assert len(pages) == 3 + 4  # index, metric definitions, task page, four entry pages
+    board = site.parent / "autopet-phantom--all"
+    views = list((board / "cases").glob("*.html"))  # the explorer's case views
+    assert views
+    # index, metric definitions, task page, what each metric sees, four entries, case views
+    assert len(pages) == 4 + 4 + len(views)
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     for page in pages:
         text = page.read_text()

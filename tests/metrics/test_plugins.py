@@ -248,3 +248,34 @@ def test_a_prediction_that_breaks_a_user_metric_gets_its_worst_value(
     assert len(outcome.notes) == 1 and "ZeroDivisionError: the corner voxel" in outcome.notes[0]
     fields = {r.metric for r in outcome.components}
     assert {"component:voxels", "component:centre_x_mm", "component:detected"} <= fields
+
+
+def test_the_metrics_command_takes_a_reference(clean_registry: None, tmp_path: Path) -> None:
+    import json
+
+    import SimpleITK as sitk
+    from typer.testing import CliRunner
+
+    from evaluator.cli import app
+
+    ref = np.zeros((4, 5, 5), np.uint8)
+    ref[1:3, 1:4, 1:4] = 1  # 18 voxels
+    pred = ref.copy()
+    pred[1] = 0  # 9 left
+    paths = []
+    for name, array in (("pred", pred), ("ref", ref)):
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing((2.0, 2.0, 2.5))  # 10 mm^3 per voxel
+        paths.append(str(tmp_path / f"{name}.nii.gz"))
+        sitk.WriteImage(image, paths[-1])
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["metrics", *paths, "-m", "dice,evaluator.metrics.examples:volume_error_ml", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    values = json.loads(result.output)["values"]["1"]
+    assert values["volume_error_ml"] == pytest.approx(9 * 10 / 1000)
+    assert values["dice"] == pytest.approx(2 * 9 / 27)
+    bad = runner.invoke(app, ["metrics", *paths, "-m", "dice,nomodule_xyz:f"])
+    assert bad.exit_code == 1
+    assert "cannot import 'nomodule_xyz'" in bad.output and "Traceback" not in bad.output
