@@ -1328,10 +1328,20 @@ def leaderboard_cmd(
             "leader [default: none].",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Processes drawing the figures [default: one per CPU, at most 4]."
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Rank every finished run of a task and split; write plots and a static HTML site.
+
+    With a degradation study of the same task and split in the store (`ccbench simulate
+    dataset`), the board says which errors each ranked metric sees; its disagreement explorer
+    lists the cases where standard and CC-Metrics disagree most, with case views.
 
     Examples:
 
@@ -1357,6 +1367,7 @@ def leaderboard_cmd(
             show_images=show_images,
             reference_entry=reference_entry,
             progress=hook,
+            workers=workers,
         )
     console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
 

@@ -64,6 +64,9 @@ SLICE_PX = 160
 MAX_DRAWN = 12
 #: (entry, case) pairs listed per metric pair.
 N_LISTED = 5
+#: False-positive components listed per label (the largest; a speckled prediction has
+#: thousands, and the page says how many there are).
+MAX_FP_LISTED = 100
 
 
 @dataclass(frozen=True)
@@ -437,8 +440,11 @@ def write_case_view(
                 }
             )
         fps = []
+        fp_total = 0
         if volumes is not None:
-            for k, (info, extent) in enumerate(_fp_components(volumes, record.label, connectivity)):
+            found_fps = _fp_components(volumes, record.label, connectivity)
+            fp_total = len(found_fps)
+            for k, (info, extent) in enumerate(found_fps[:MAX_FP_LISTED]):
                 images = []
                 if k < MAX_DRAWN:
                     for plane in PLANES:
@@ -469,6 +475,7 @@ def write_case_view(
                 "drawn": volumes is not None,
                 "consistent": consistent or volumes is None,
                 "more": max(0, len(rows) - MAX_DRAWN) + max(0, len(fps) - MAX_DRAWN),
+                "fp_total": fp_total,
             }
         )
     pairs = [
