@@ -1334,6 +1334,15 @@ def leaderboard_cmd(
             min=1, help="Processes drawing the figures [default: one per CPU, at most 4]."
         ),
     ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="Rank and judge your own metric too, module.path:attribute (repeatable), when "
+            "the runs or studies were scored with it; registered ones always are.",
+            show_default=False,
+        ),
+    ] = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -1368,6 +1377,7 @@ def leaderboard_cmd(
             reference_entry=reference_entry,
             progress=hook,
             workers=workers,
+            user_metrics=_user_metric_refs(metric),
         )
     console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
 

@@ -560,6 +560,14 @@ def print_evaluation(result: EvaluationResult, *, console: Console) -> None:
         "cases": f"{summary['completed']}/{summary['cases']} scored "
         f"({result.scored} now, {result.skipped} from the store)",
         "errors": ", ".join(f"{k}: {v}" for k, v in errors.items()) or "none",
+        **(
+            {
+                "user metric failures": f"{result.metric_failures} cases scored with the metric's "
+                f"worst value (`ccbench logs {summary['run']}`)"
+            }
+            if result.metric_failures
+            else {}
+        ),
         "results": str(result.results_csv),
         "summary": str(result.summary_json),
         "store": result.store_url,

@@ -25,6 +25,7 @@ metric profile in ``datasets.yaml`` (``ranking:``, see
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,24 +78,35 @@ def _no_components() -> pd.DataFrame:
     )
 
 
-def board_user_metrics(runs: dict[str, RunInfo]) -> tuple[str, ...]:
-    """Activate the user metrics a board can rank: registered ones, and those its runs were
-    scored with (``user_metrics`` parameter) that can be imported here; return their names.
+def board_user_metrics(
+    runs: dict[str, RunInfo], refs: Sequence[str] = ()
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The user metrics a board ranks, and the ones its runs were scored with that it cannot.
 
-    A run's metric that cannot be imported here is not ranked (its values stay in the
-    downloads); a broken registered metric raises :class:`~evaluator.errors.UserMetricError`.
+    A board knows the registered metrics (entry points, ``CCBENCH_METRICS``) and those the
+    publisher names (``refs``, ``ccbench leaderboard --metric``). It never imports what the
+    store names: a run's ``user_metrics`` parameter is only compared, so that a metric an entry
+    was scored with but this process does not know is reported, not silently left out.
+
+    Returns
+    -------
+    names, unknown
+        Names of the active user metrics; reference -> why it is not ranked.
     """
-    from evaluator.errors import UserMetricError
-    from evaluator.metrics.plugins import activate
+    from evaluator.metrics.plugins import activate, active_refs
 
-    names = list(activate())
-    refs = sorted({str(r) for run in runs.values() for r in run.parameters.get("user_metrics", [])})
-    for ref in refs:
-        try:
-            names += activate([ref], entry_points=False)
-        except UserMetricError:
-            continue
-    return tuple(dict.fromkeys(names))
+    names = activate(refs)
+    known = set(active_refs())
+    scored = sorted(
+        {str(r) for run in runs.values() for r in run.parameters.get("user_metrics", [])}
+    )
+    unknown = {
+        ref: "the runs were scored with it, but it is neither registered here nor named with "
+        "`ccbench leaderboard --metric`"
+        for ref in scored
+        if ref not in known
+    }
+    return names, unknown
 
 
 @dataclass(frozen=True)
@@ -157,11 +169,12 @@ class LeaderboardData:
         The sensitivity table of the dataset studies of the same task and split
         (:func:`evaluator.simulate.dataset.stored_sensitivity`); None without a study.
     user_metrics : tuple of str
-        User metrics (:mod:`evaluator.metrics.plugins`) known to this board: registered by an
-        entry point, or named by a run's ``user_metrics`` parameter and importable here.
+        User metrics (:mod:`evaluator.metrics.plugins`) known to this board: registered, or
+        named by the publisher (:func:`board_user_metrics`).
     unranked : dict
-        User metric -> why the board does not rank it (some entries were scored without it:
-        their worst value would rank them, not their predictions).
+        User metric (or the reference of one this process does not know) -> why the board does
+        not rank it: some entries were scored without it (their worst value would rank them,
+        not their predictions), or it is not known here.
     """
 
     task: str
@@ -395,6 +408,7 @@ def load_leaderboard_data(
     *,
     store: Store,
     registry: Registry | None = None,
+    user_metrics: Sequence[str] = (),
 ) -> LeaderboardData:
     """Read a task's leaderboard runs and build one score matrix per ranked metric.
 
@@ -406,6 +420,9 @@ def load_leaderboard_data(
         An open results store.
     registry
         Task registry; default :func:`evaluator.datasets.registry.load_registry`.
+    user_metrics
+        ``module:attribute`` of user metrics to rank besides the registered ones
+        (:func:`board_user_metrics`).
 
     Returns
     -------
@@ -444,14 +461,14 @@ def load_leaderboard_data(
     results = frame("results_frame").rename(columns={"case_id": "case"})
     results = results[~results["case"].isin(list(excluded))].reset_index(drop=True)
     cases_frame = frame("cases_frame")
-    user = board_user_metrics(runs)
+    user, unknown = board_user_metrics(runs, user_metrics)
     held = results.groupby("entry")["metric"].agg(set)
     everywhere = set.intersection(*(held.get(e, set()) for e in runs))
     unranked = {
         m: "not scored for every entry (score all of them with it, or register it for all)"
         for m in user
         if m in set(results["metric"]) and m not in everywhere
-    }
+    } | unknown
     present = set(results["metric"].unique()) - set(unranked)
     metrics = ranked_metrics((*profile.metrics, *user), present)
     if not metrics:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +58,8 @@ PLANES: dict[str, int] = {"axial": 0, "coronal": 1, "sagittal": 2}
 REFERENCE_RGB = (0, 190, 0)
 PREDICTION_RGB = (230, 0, 0)
 BOTH_RGB = (240, 200, 0)
+#: Outline of the component a slice is about.
+SUBJECT_RGB = (0, 200, 255)
 #: Side of a drawn slice, px (the longer side of the crop scaled to it, nearest neighbour).
 SLICE_PX = 160
 #: Components drawn per label and kind in one case view (all are listed).
@@ -129,22 +131,24 @@ def disagreements(
 
     found: dict[tuple[str, str], list[Disagreement]] = {}
     for standard, cc in cc_pairs(data.metrics):
-        a, b = data.scores[standard], data.scores[cc]
-        ra = _case_ranks(a, METRICS[standard].higher_is_better)
-        rb = _case_ranks(b, METRICS[cc].higher_is_better)
-        items = []
-        for case in a.index:
-            for entry in a.columns:
-                x, y = float(a.loc[case, entry]), float(b.loc[case, entry])
-                if math.isnan(x) or math.isnan(y):
-                    continue
-                d = Disagreement(
-                    standard, cc, str(entry), str(case), x, y,
-                    int(ra.loc[case, entry]), int(rb.loc[case, entry]),
-                )  # fmt: skip
-                if d.rank_difference == 0 and d.value_difference == 0:
-                    continue
-                items.append(d)
+        a, b = data.scores[standard], data.scores[cc].reindex_like(data.scores[standard])
+        ra = _case_ranks(a, METRICS[standard].higher_is_better).to_numpy()
+        rb = _case_ranks(b, METRICS[cc].higher_is_better).to_numpy()
+        x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+        differ = ~np.isnan(x) & ~np.isnan(y) & ((ra != rb) | (x != y))
+        items = [
+            Disagreement(
+                standard,
+                cc,
+                str(a.columns[j]),
+                str(a.index[i]),
+                float(x[i, j]),
+                float(y[i, j]),
+                int(ra[i, j]),
+                int(rb[i, j]),
+            )
+            for i, j in zip(*np.nonzero(differ), strict=True)
+        ]
         items.sort(
             key=lambda d: (-abs(d.rank_difference), -abs(d.value_difference), d.entry, d.case)
         )
@@ -256,9 +260,12 @@ def render_plane(
     extent: Sequence[tuple[int, int]],
     plane: str,
     path: Path,
+    subject: np.ndarray | None = None,
 ) -> tuple[int, int]:
     """Draw one slice through ``centre`` (voxel index ``z, y, x``) with both contours as PNG.
 
+    ``subject`` (a mask of the whole volume): the component the slice is about, outlined in
+    :data:`SUBJECT_RGB` over the other contours, so that it stands out from its neighbours.
     The slice is cropped to ``extent`` (per array axis, start and stop) widened by a margin,
     shown with a 1-99% intensity window, the vertical axis pointing to the patient's head for
     coronal and sagittal slices, and scaled to :data:`SLICE_PX` on its longer side with the
@@ -292,6 +299,8 @@ def render_plane(
     rgb[ref_edge] = REFERENCE_RGB
     rgb[pred_edge] = PREDICTION_RGB
     rgb[ref_edge & pred_edge] = BOTH_RGB
+    if subject is not None:
+        rgb[_boundary(subject[tuple(take)])] = SUBJECT_RGB
     if axis != 0:
         rgb = rgb[::-1]  # z up
     spacing = [s for a, s in enumerate(volumes.spacing) if a != axis]
@@ -306,33 +315,34 @@ def render_plane(
 
 def _extents(
     mask: np.ndarray, connectivity: int | None
-) -> tuple[list[list[tuple[int, int]]], list[int]]:
-    """Per component (scan order): its bounding box per axis, and its voxel count."""
+) -> tuple[np.ndarray, list[list[tuple[int, int]]], list[int]]:
+    """The components of ``mask`` as the CC-Metrics number them: their labels, each one's
+    bounding box per axis, and its voxel count."""
     from scipy import ndimage
 
-    from evaluator.simulate.operators import label_components
+    from evaluator.metrics.lesion import label_components
 
-    labels, count = label_components(mask, connectivity=connectivity)  # type: ignore[arg-type]
+    labels, count = label_components(mask, connectivity=connectivity)
     boxes = ndimage.find_objects(labels)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    return [[(s.start, s.stop) for s in box] for box in boxes if box is not None], [
-        int(v) for v in sizes
-    ]
+    extents = [[(s.start, s.stop) for s in box] for box in boxes if box is not None]
+    return labels, extents, [int(v) for v in sizes]
 
 
 def _fp_components(
     volumes: CaseVolumes, label: int, connectivity: int | None
-) -> list[tuple[ComponentInfo, list[tuple[int, int]]]]:
-    """Predicted components of ``label`` that touch no reference voxel of it, largest first."""
+) -> tuple[np.ndarray, list[tuple[int, ComponentInfo, list[tuple[int, int]]]]]:
+    """Predicted components of ``label`` that touch no reference voxel of it, largest first:
+    the prediction's component labels, and (label, record, bounding box) of each."""
     from scipy import ndimage
 
-    from evaluator.simulate.operators import label_components
+    from evaluator.metrics.lesion import label_components
 
     pred = volumes.prediction == label
     ref = volumes.reference == label
-    labels, count = label_components(pred, connectivity=connectivity)  # type: ignore[arg-type]
+    labels, count = label_components(pred, connectivity=connectivity)
     if count == 0:
-        return []
+        return labels, []
     touching = {int(v) for v in np.unique(labels[ref & pred])}
     boxes = ndimage.find_objects(labels)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
@@ -345,9 +355,51 @@ def _fp_components(
             [float(v) for v in centre[::-1]]
         )
         info = ComponentInfo(int(sizes[k]), int(sizes[k]) * voxel_ml, tuple(centre), False, mm)
-        found.append((info, [(s.start, s.stop) for s in boxes[k - 1]]))
-    found.sort(key=lambda item: -item[0].voxels)
-    return found
+        found.append((k, info, [(s.start, s.stop) for s in boxes[k - 1]]))
+    found.sort(key=lambda item: -item[1].voxels)
+    return labels, found
+
+
+def _slices(
+    volumes: CaseVolumes,
+    label: int,
+    centre: Sequence[float],
+    extent: Sequence[tuple[int, int]],
+    subject: np.ndarray | None,
+    stem: str,
+    folder: Path,
+) -> list[dict[str, Any]]:
+    """The three slices of one component (``img/<stem>-<plane>.png``), as the page shows them."""
+    images = []
+    for plane in PLANES:
+        name = f"img/{stem}-{plane}.png"
+        width, height = render_plane(
+            volumes, label, centre, extent, plane, folder / name, subject=subject
+        )
+        images.append({"src": name, "plane": plane, "width": width, "height": height})
+    return images
+
+
+def _draw_order(infos: list[ComponentInfo], scores: dict[str, list[float]]) -> list[int]:
+    """Which reference components get slices first: the missed ones, then the worst scored
+    (by the first CC metric), then the rest in their numbering.
+
+    Examples
+    --------
+    >>> infos = [ComponentInfo(9, 0.01, (0, 0, 0), True), ComponentInfo(1, 0.0, (1, 1, 1), False),
+    ...          ComponentInfo(5, 0.0, (2, 2, 2), True)]
+    >>> _draw_order(infos, {"cc_dice": [0.9, 0.0, 0.4]})
+    [1, 2, 0]
+    """
+    metric = next((m for m in scores if m in METRICS), None)
+
+    def badness(k: int) -> float:
+        if metric is None or k >= len(scores[metric]) or math.isnan(scores[metric][k]):
+            return 0.0
+        value = scores[metric][k]
+        return -value if METRICS[metric].higher_is_better else value
+
+    return sorted(range(len(infos)), key=lambda k: (infos[k].detected, -badness(k), k))
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -402,26 +454,27 @@ def write_case_view(
     labels = []
     for record in case_components(lb.data.components, entry, case):
         metrics = [m for m in METRICS if m in record.scores]
-        rows = []
         extents: list[list[tuple[int, int]]] = []
         sizes: list[int] = []
+        numbered = None
         if volumes is not None:
-            extents, sizes = _extents(volumes.reference == record.label, connectivity)
+            numbered, extents, sizes = _extents(volumes.reference == record.label, connectivity)
         consistent = sizes == [info.voxels for info in record.infos]
+        drawn = set(_draw_order(record.infos, record.scores)[:MAX_DRAWN])
+        rows = []
         for k, info in enumerate(record.infos):
             images = []
-            if volumes is not None and k < MAX_DRAWN:
+            if volumes is not None and k in drawn:
                 extent = (
                     extents[k]
                     if consistent
                     else [(round(c), round(c) + 1) for c in info.centre_index]
                 )
-                for plane in PLANES:
-                    name = f"img/{slug}-l{record.label}-c{k + 1}-{plane}.png"
-                    width, height = render_plane(
-                        volumes, record.label, info.centre_index, extent, plane, folder / name
-                    )
-                    images.append({"src": name, "plane": plane, "width": width, "height": height})
+                subject = numbered == k + 1 if numbered is not None and consistent else None
+                stem = f"{slug}-l{record.label}-c{k + 1}"
+                images = _slices(
+                    volumes, record.label, info.centre_index, extent, subject, stem, folder
+                )
             rows.append(
                 {
                     "number": k + 1,
@@ -430,6 +483,7 @@ def write_case_view(
                     "volume_raw": info.volume_ml,
                     "centre": _centre_text(info),
                     "detected": "yes" if info.detected else "no (missed)",
+                    "state": "detected" if info.detected else "missed",
                     "scores": [
                         {"raw": record.scores[m][k], "text": _fmt(record.scores[m][k])}
                         if k < len(record.scores[m])
@@ -440,21 +494,18 @@ def write_case_view(
                 }
             )
         fps = []
-        fp_total = 0
+        fp_total = None
         if volumes is not None:
-            found_fps = _fp_components(volumes, record.label, connectivity)
+            fp_labels, found_fps = _fp_components(volumes, record.label, connectivity)
             fp_total = len(found_fps)
-            for k, (info, extent) in enumerate(found_fps[:MAX_FP_LISTED]):
+            for k, (number, info, extent) in enumerate(found_fps[:MAX_FP_LISTED]):
                 images = []
                 if k < MAX_DRAWN:
-                    for plane in PLANES:
-                        name = f"img/{slug}-l{record.label}-fp{k + 1}-{plane}.png"
-                        width, height = render_plane(
-                            volumes, record.label, info.centre_index, extent, plane, folder / name
-                        )
-                        images.append(
-                            {"src": name, "plane": plane, "width": width, "height": height}
-                        )
+                    stem = f"{slug}-l{record.label}-fp{k + 1}"
+                    images = _slices(
+                        volumes, record.label, info.centre_index, extent, fp_labels == number,
+                        stem, folder,
+                    )  # fmt: skip
                 fps.append(
                     {
                         "number": k + 1,
@@ -474,7 +525,9 @@ def write_case_view(
                 "fps": fps,
                 "drawn": volumes is not None,
                 "consistent": consistent or volumes is None,
-                "more": max(0, len(rows) - MAX_DRAWN) + max(0, len(fps) - MAX_DRAWN),
+                "more": sum(not r["images"] for r in rows) + sum(not r["images"] for r in fps)
+                if volumes is not None
+                else 0,
                 "fp_total": fp_total,
             }
         )
@@ -489,6 +542,7 @@ def write_case_view(
         }
         for d in found
     ]
+    params = lb.data.profile.params if lb.data.profile is not None else {}
     return {
         "entry": entry,
         "case": case,
@@ -497,7 +551,30 @@ def write_case_view(
         "pairs": pairs,
         "n_entries": len(lb.data.entries),
         "images": volumes is not None,
+        "scoring": _scoring_text(params, connectivity),
     }
+
+
+def _scoring_text(params: Mapping[str, Any], connectivity: int) -> str:
+    """The task profile's settings that the per-component values depend on, and the
+    ``ccbench metrics`` options that reproduce them on one case.
+
+    Examples
+    --------
+    >>> _scoring_text({"nsd_tolerance_mm": 2.0}, 26)
+    'connectivity 26, surface tolerance 2 mm, CC distances in mm with 50 mm for a missed component; one case again: `ccbench metrics PRED REF --per-component --connectivity 26 --nsd-tolerance-mm 2`'
+    """
+    tolerance = float(params.get("nsd_tolerance_mm", 1.0))
+    worst = float(params.get("cc_worst_distance_mm", 50.0))
+    mode = str(params.get("cc_mode", "mm"))
+    command = (
+        f"ccbench metrics PRED REF --per-component --connectivity {connectivity} "
+        f"--nsd-tolerance-mm {tolerance:g}" + (f" --mode {mode}" if mode != "mm" else "")
+    )
+    return (
+        f"connectivity {connectivity}, surface tolerance {tolerance:g} mm, CC distances in "
+        f"{mode} with {worst:g} mm for a missed component; one case again: `{command}`"
+    )
 
 
 def explorer_context(

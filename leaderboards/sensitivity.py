@@ -4,15 +4,16 @@
 enlarge, erode the n smallest or largest lesions) and measures how far each metric's median moves
 from the perfect prediction (:func:`evaluator.simulate.dataset.sensitivity_table`). A board
 shows, next to its ranking, one verdict per ranked metric and degradation, from the change caused
-by editing ONE lesion (``n = 1``), relative to the metric's range on the board:
+by editing ONE lesion (``n = 1``), relative to the metric's range:
 
 - **sees**: the median moves by at least :data:`SEES` (5%) of the range;
 - **barely sees**: by at least :data:`BARELY` (0.5%), less than 5%;
 - **ignores**: by less than 0.5%.
 
-The range of a bounded metric is ``|worst - best|`` (1 for Dice); of an unbounded one (HD95 in
-mm, volumes in ml) the board's own worst value (:attr:`LeaderboardData.worst`) minus the best. A
-change towards the better value (a degradation that improves the metric) is flagged.
+The range of a bounded metric is ``|worst - best|`` (1 for Dice, 50 mm for the CC distances);
+of an unbounded one (HD95 in mm, volumes in ml) the largest distance from the best value that any
+entry reached on a case of the board (the scale its ranking works on). A change towards the
+better value (a degradation that improves the metric) is flagged.
 """
 
 from __future__ import annotations
@@ -73,25 +74,38 @@ class SensitivityCell:
     improves: bool
 
 
-def metric_range(metric: str, board_worst: float | None = None) -> float:
+def metric_range(metric: str, board_values: Any = None) -> float:
     """The span a change of ``metric`` is measured against (see the module doc).
+
+    Parameters
+    ----------
+    metric
+        A metric name.
+    board_values
+        The metric's per-case values on the board (any array-like); used for a metric
+        without a finite worst value: the largest distance from the best value any entry
+        reached.
 
     Examples
     --------
-    >>> metric_range("dice"), metric_range("cc_hd95"), metric_range("hd95", 80.0)
-    (1.0, 50.0, 80.0)
+    >>> metric_range("dice"), metric_range("cc_hd95"), metric_range("fp_volume_ml", [0.5, 12.0])
+    (1.0, 50.0, 12.0)
     >>> math.isnan(metric_range("hd95")), math.isnan(metric_range("not_importable_here"))
     (True, True)
     """
     spec = METRICS.get(metric)
-    if spec is None:  # a user metric this process cannot import: no known range
+    if spec is None:  # a user metric this process does not know: no known range
         return math.nan
     best = 0.0 if math.isnan(spec.best) else spec.best
     if math.isfinite(spec.worst):
         return abs(spec.worst - best)
-    if board_worst is not None and math.isfinite(board_worst):
-        return abs(board_worst - best)
-    return math.nan
+    if board_values is None:
+        return math.nan
+    import numpy as np
+
+    values = np.asarray(board_values, dtype=float)
+    values = np.abs(values[np.isfinite(values)] - best)
+    return float(values.max()) if values.size and values.max() > 0 else math.nan
 
 
 def verdict(delta: float, span: float) -> tuple[Verdict, float]:
@@ -115,7 +129,7 @@ def verdict(delta: float, span: float) -> tuple[Verdict, float]:
 
 
 def verdicts(
-    table: pd.DataFrame, metrics: tuple[str, ...], worst: dict[str, float]
+    table: pd.DataFrame, metrics: tuple[str, ...], spans: dict[str, float]
 ) -> list[SensitivityCell]:
     """One cell per metric of ``metrics`` (in that order) and (operator, order) of ``table``.
 
@@ -125,8 +139,8 @@ def verdicts(
         :func:`evaluator.simulate.dataset.sensitivity_table` of the board's task and split.
     metrics
         The board's ranked metrics; ones the studies did not score get ``no data`` cells.
-    worst
-        The board's worst value per metric (:attr:`leaderboards.data.LeaderboardData.worst`).
+    spans
+        Each metric's range (:func:`metric_range`); a metric without one gets ``no data``.
 
     Examples
     --------
@@ -134,7 +148,8 @@ def verdicts(
     >>> t = pd.DataFrame({"op": ["drop", "drop"], "metric": ["dice", "cc_dice"],
     ...     "smallest_n1": [-0.003, -0.2], "largest_n1": [-0.5, -0.2],
     ...     "smallest_nmax": [-0.01, -0.6], "largest_nmax": [-0.9, -0.6]})
-    >>> [(c.metric, c.order, c.verdict) for c in verdicts(t, ("dice", "cc_dice"), {})]
+    >>> spans = {"dice": 1.0, "cc_dice": 1.0}
+    >>> [(c.metric, c.order, c.verdict) for c in verdicts(t, ("dice", "cc_dice"), spans)]
     ... # doctest: +NORMALIZE_WHITESPACE
     [('dice', 'smallest', 'ignores'), ('dice', 'largest', 'sees'),
      ('cc_dice', 'smallest', 'sees'), ('cc_dice', 'largest', 'sees')]
@@ -143,7 +158,7 @@ def verdicts(
     cells = []
     for metric in metrics:
         rows = table[table["metric"] == metric].set_index("op")
-        span = metric_range(metric, worst.get(metric))
+        span = spans.get(metric, math.nan)
         spec = METRICS.get(metric)
         better = 0.0 if spec is None else 1.0 if spec.higher_is_better else -1.0
         for op in ops:
@@ -190,7 +205,10 @@ def sensitivity_context(board: Any, *, metrics: tuple[str, ...] | None = None) -
     if stored is None:
         return {"available": False, "command": command}
     shown = metrics if metrics is not None else data.metrics
-    cells = verdicts(stored.table, shown, data.worst)
+    spans = {
+        m: metric_range(m, data.scores[m].to_numpy() if m in data.scores else None) for m in shown
+    }
+    cells = verdicts(stored.table, shown, spans)
     columns = list(dict.fromkeys((c.op, c.order) for c in cells))
     rows = []
     for metric in shown:
@@ -202,6 +220,7 @@ def sensitivity_context(board: Any, *, metrics: tuple[str, ...] | None = None) -
                 "name": metric,
                 "title": metric if spec is None else spec.title or metric,
                 "user": spec is None or spec.kind == "user",
+                "unknown": spec is None,
                 "summary": ", ".join(f"{w} {n}" for w, n in counts.items() if n),
                 "cells": [
                     {

@@ -33,7 +33,7 @@ import json
 import math
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1397,6 +1397,7 @@ def publish_leaderboard(
     reference_entry: str | None = None,
     progress: ProgressHook | None = None,
     workers: int | None = None,
+    user_metrics: Sequence[str] = (),
 ) -> Path:
     """Rank every finished run of a task and split and publish the static site.
 
@@ -1433,6 +1434,9 @@ def publish_leaderboard(
     workers
         Processes drawing the figures (default: one per CPU, at most 4; 1 draws them in this
         process).
+    user_metrics
+        ``module:attribute`` of user metrics to rank and judge besides the registered ones
+        (the store's own records of them are never imported).
 
     Returns
     -------
@@ -1449,7 +1453,7 @@ def publish_leaderboard(
     _stage_ticker(progress)("results")
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace, create=False)
     try:
-        data = load_leaderboard_data(task, split, store=db, registry=reg)
+        data = load_leaderboard_data(task, split, store=db, registry=reg, user_metrics=user_metrics)
         data = replace(data, components=explorer_components(data, db))
         check_reference_entry(reference_entry, data.entries, task=task, split=split)
         folds = fold_summary(db, task, registry=reg)

@@ -56,6 +56,8 @@ class EvaluationResult:
     skipped: int
     store_url: str
     results: pd.DataFrame = field(repr=False)
+    #: Cases scored now on which a user metric failed (its worst value, a line in the log).
+    metric_failures: int = 0
 
     @property
     def results_csv(self) -> Path:
@@ -278,6 +280,11 @@ def evaluate_run(
     if plan.user_metrics:  # where the leaderboards find them again
         parameters["user_metrics"] = list(plan.user_metrics)
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
+    existing = db.find_run(name) if force else None
+    if existing is not None and existing.parameters != json.loads(
+        json.dumps(parameters, default=str)
+    ):
+        db.update_run(existing.id, parameters=parameters)  # scored again below, from scratch
     if entry is not None and entry_manifest is not None:
         db.ensure_entry(
             entry,
@@ -294,6 +301,7 @@ def evaluate_run(
         image_digest=image_digest,
         kind=kind,
     )
+    failures = 0
     with db.claim_run(run.id, on_wait=on_wait):
         run = db.get_run(run.id)  # another process may have finished it while we waited
         if force:
@@ -336,6 +344,7 @@ def evaluate_run(
                     )
                     for note in outcome.notes:  # for the operator (`ccbench` logs, never public)
                         db.log(run.id, note, case_id=outcome.case_id, stream="scoring")
+                    failures += bool(outcome.notes)
                     if on_case is not None:
                         on_case(outcome, i, len(jobs))
             if todo or run.status != "finished":
@@ -385,6 +394,7 @@ def evaluate_run(
         skipped=len(case_ids) - len(todo),
         store_url=db.url,
         results=table,
+        metric_failures=failures,
     )
 
 

@@ -215,8 +215,8 @@ def evaluate_user_metric(
     Raises
     ------
     UserMetricError
-        The function raised, or returned something that is not a real number; the message
-        names the metric.
+        The function raised, or returned something that is not a number, NaN, or a value
+        outside ``[best, worst]``; the message names the metric.
     """
     name = metric.spec.name
     pred_empty, ref_empty = not pred.any(), not ref.any()
@@ -239,7 +239,16 @@ def evaluate_user_metric(
         ) from err
     if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, (int, float, np.number)):
         raise UserMetricError(f"user metric {name!r} returned {type(raw).__name__}, not a number")
-    return float(raw)
+    value = float(raw)
+    low, high = sorted((metric.spec.best, metric.spec.worst))
+    if math.isnan(value) or not low <= value <= high:
+        # NaN would leave the case out of every mean; a value past the bounds would rank it
+        # better than possible: either is the metric failing on this prediction
+        raise UserMetricError(
+            f"user metric {name!r} returned {value!r}, outside its declared range "
+            f"[{low:g}, {high:g}] (best {metric.spec.best:g}, worst {metric.spec.worst:g})"
+        )
+    return value
 
 
 def load_user_metric(ref: str) -> UserMetric:
@@ -265,6 +274,8 @@ def load_user_metric(ref: str) -> UserMetric:
     module_name, attr = ref.split(":")
     try:
         module = importlib.import_module(module_name)
+    except UserMetricError as err:  # a declaration in the module is wrong
+        raise UserMetricError(f"metric reference {ref!r}: {err}") from err
     except Exception as err:  # any failure while importing the user's module
         raise UserMetricError(
             f"metric reference {ref!r}: cannot import {module_name!r} "

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 import numpy as np
 
 from evaluator.choices import Operation
-from evaluator.errors import SimulationError
+from evaluator.errors import SimulationError, UserMetricError
 from evaluator.executor import JobFailure
 from evaluator.simulate.operators import OPERATORS, Order, label_components
 from evaluator.store import ArtifactKind, ResultRow, Store
@@ -242,15 +242,20 @@ def simulate_case(job: StudyJob) -> StudyOutcome:
                     seed=_case_seed(study.seed, cid, label, n),
                     margin_mm=study.margin_mm,
                 )
-            result = compute_metrics(
-                pred.astype(np.uint8),
-                ref.astype(np.uint8),
-                spacing=spacing,
-                metrics=plan.metrics,
-                labels=[1],
-                connectivity=plan.connectivity,
-                **kwargs,
-            )
+            try:
+                result = compute_metrics(
+                    pred.astype(np.uint8),
+                    ref.astype(np.uint8),
+                    spacing=spacing,
+                    metrics=plan.metrics,
+                    labels=[1],
+                    connectivity=plan.connectivity,
+                    **kwargs,
+                )
+            except UserMetricError as err:  # the organiser's metric on the organiser's data
+                raise SimulationError(
+                    f"study {study.op}-{study.order}, case {cid}, label {label}, n = {n}: {err}"
+                ) from err
             rows[n] += [ResultRow(label, m, float(result.values[1][m])) for m in plan.metrics]
             rows[n].append(ResultRow(label, REF_COMPONENTS, float(count)))
     return StudyOutcome(case_id=cid, rows=rows, seconds=time.perf_counter() - start)
@@ -466,7 +471,19 @@ def study_rows(
     rows = pd.concat(frames, ignore_index=True)
     if case_ids is not None:
         rows = rows[rows["case_id"].isin(list(case_ids))]
-    return rows.reset_index(drop=True)
+    return _complete_metrics(rows).reset_index(drop=True)
+
+
+def _complete_metrics(rows: pd.DataFrame) -> pd.DataFrame:
+    """Only the metrics held by every (case, label, n) that takes part (has its
+    :data:`REF_COMPONENTS` row): a metric scored for some cases only (a study stopped, then
+    resumed without it) is left out rather than summarised from a subset."""
+    taking_part = rows.loc[rows["metric"] == REF_COMPONENTS, ["case_id", "label", "n"]]
+    if taking_part.empty:
+        return rows
+    counts = rows.groupby("metric")["case_id"].count()
+    complete = [m for m, count in counts.items() if count == len(taking_part)]
+    return rows[rows["metric"].isin(complete)]
 
 
 def _quantile(values: pd.Series, q: float) -> float:

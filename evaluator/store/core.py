@@ -567,7 +567,7 @@ class Store:
         }
         diff = [k for k in wanted if wanted[k] != got[k]]
         if diff:
-            detail = "; ".join(f"{k}: stored {got[k]!r}, asked {wanted[k]!r}" for k in diff)
+            detail = "; ".join(_difference(k, got[k], wanted[k]) for k in diff)
             raise StoreError(
                 f"run '{name}' already exists in {self.shown_url} with other settings ({detail}); "
                 "choose another --run-name or pass --force"
@@ -702,14 +702,17 @@ class Store:
         image_digest: str | None = None,
         dataset_fingerprint: str | None = None,
         ccbench_version: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> None:
-        """Fill in provenance fields of a run (those given)."""
+        """Fill in provenance fields of a run (those given); ``parameters`` replaces the run's
+        settings (a run scored again from scratch with other ones, ``evaluate --force``)."""
         values = {
             k: v
             for k, v in {
                 "image_digest": image_digest,
                 "dataset_fingerprint": dataset_fingerprint,
                 "ccbench_version": ccbench_version,
+                "parameters": None if parameters is None else _params_json(parameters),
             }.items()
             if v is not None
         }
@@ -1248,6 +1251,27 @@ class _Guard:
             raise StoreError(f"results store {self.store.shown_url}: {err}") from err
         if isinstance(exc, SQLAlchemyError):
             raise StoreError(f"results store {self.store.shown_url}: {exc}") from exc
+
+
+def _difference(key: str, stored: Any, asked: Any) -> str:
+    """One setting that differs, short: a dictionary by its differing keys only.
+
+    Examples
+    --------
+    >>> _difference("parameters", {"a": 1, "b": [1]}, {"a": 1, "b": [1, 2], "c": 3})
+    'parameters b: stored [1], asked [1, 2]; parameters c: stored None, asked 3'
+    """
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 120 else text[:117] + "..."
+
+    if isinstance(stored, dict) and isinstance(asked, dict):
+        keys = sorted(k for k in set(stored) | set(asked) if stored.get(k) != asked.get(k))
+        return "; ".join(
+            f"{key} {k}: stored {short(stored.get(k))}, asked {short(asked.get(k))}" for k in keys
+        )
+    return f"{key}: stored {short(stored)}, asked {short(asked)}"
 
 
 def shown_url(url: str) -> str:

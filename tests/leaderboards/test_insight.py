@@ -28,7 +28,7 @@ from leaderboards.explorer import case_slug
 from leaderboards.sensitivity import metric_range, sensitivity_context
 from leaderboards.site import publish_leaderboard
 
-from .conftest import PhantomBoard, StudiedBoard
+from .conftest import PhantomBoard, StudiedBoard, copy_store
 
 
 class _Tables(HTMLParser):
@@ -245,6 +245,27 @@ def test_case_views_list_the_stored_components(
         assert np.allclose(shown_mm, comp.centre_mm, atol=0.051)
 
 
-def test_metric_range_of_an_unbounded_metric_is_the_board_worst() -> None:
-    assert metric_range("fp_volume_ml", 12.5) == 12.5
-    assert metric_range("dice", 0.3) == 1.0
+def test_metric_range_of_an_unbounded_metric_is_the_largest_value_reached() -> None:
+    assert metric_range("fp_volume_ml", [0.5, 12.5, float("inf"), float("nan")]) == 12.5
+    assert metric_range("dice", [0.3]) == 1.0
+    assert math.isnan(metric_range("hd95", [0.0, 0.0]))  # no scale: no verdict
+
+
+def test_a_board_never_imports_what_the_store_names(
+    phantom_board: PhantomBoard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store (shared, or written by someone else) names a module as a run's user metric: the
+    board reports the metric as unknown and never imports the module."""
+    imported = tmp_path / "imported"
+    (tmp_path / "trapmod.py").write_text(f"open({str(imported)!r}, 'w').write('ran')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    url = copy_store(phantom_board, tmp_path / "shared.sqlite")
+    with Store.open(url) as db:
+        for run in db.list_runs(task=phantom_board.task):
+            parameters = {**run.parameters, "user_metrics": ["trapmod:metric"]}
+            db.update_run(run.id, parameters=parameters)
+    with Store.open(url) as db:
+        data = load_leaderboard_data(phantom_board.task, phantom_board.split, store=db)
+    assert not imported.exists()
+    assert "trapmod:metric" in data.unranked
+    assert "neither registered here nor named" in data.unranked["trapmod:metric"]

@@ -23,7 +23,7 @@ from tests.metrics.test_plugins import write_plugin
 TASK = "autopet-phantom"
 
 
-def _ccbench(*args: str, env: dict[str, str]) -> str:
+def _ccbench(*args: str, env: dict[str, str], code: int = 0) -> str:
     done = subprocess.run(
         [str(Path(sys.executable).parent / "ccbench"), *args, "--quiet"],
         env=env,
@@ -31,8 +31,8 @@ def _ccbench(*args: str, env: dict[str, str]) -> str:
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    assert done.returncode == code, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
 
 
 def test_a_registered_metric_is_scored_ranked_and_studied(tmp_path: Path) -> None:
@@ -72,6 +72,16 @@ def test_a_registered_metric_is_scored_ranked_and_studied(tmp_path: Path) -> Non
             assert np.isnan(row.value)
             continue
         assert row.value == pytest.approx(np.count_nonzero(pred & ref) / np.count_nonzero(ref))
+    # a metric added to a finished run: the one setting that differs is named, --force rescores
+    sharp = [
+        "evaluate", "-t", TASK, "--split", "all", "--pred", str(preds["sharp"]), "--entry",
+        "sharp", "--run-name", "sharp", "--metric", "evaluator.metrics.examples:volume_error_ml",
+        *where,
+    ]  # fmt: skip
+    refused = " ".join(_ccbench(*sharp, env=env, code=1).split())
+    assert "parameters user_metrics: stored ['toyplugin:toy_overlap'], asked" in refused
+    assert str(preds["sharp"]) not in refused  # only what differs, not every setting
+    _ccbench(*sharp, "--force", env=env)
     # a second metric named on the command line, studied with the registered one
     _ccbench(
         "simulate", "dataset", "-t", TASK, "--split", "all", "--op", "drop", "--order", "both",
@@ -89,5 +99,8 @@ def test_a_registered_metric_is_scored_ranked_and_studied(tmp_path: Path) -> Non
     assert "metrics.html#toy_overlap" in panel
     definitions = (ws.sites / "metrics.html").read_text()
     assert 'id="toy_overlap"' in definitions and "Your metrics" in definitions
+    # scored for one entry only, and not registered where the board is published: named
+    assert "Metric evaluator.metrics.examples:volume_error_ml is not ranked" in board
     page = (ws.sites / f"{TASK}--all" / "sensitivity.html").read_text()
-    assert "component_count_error" in page  # studied, though no entry was scored with it
+    # studied, but not known where the board was published: shown without a verdict
+    assert 'component_count_error <span class="tag">not known here</span>' in page

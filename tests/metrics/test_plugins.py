@@ -279,3 +279,47 @@ def test_the_metrics_command_takes_a_reference(clean_registry: None, tmp_path: P
     bad = runner.invoke(app, ["metrics", *paths, "-m", "dice,nomodule_xyz:f"])
     assert bad.exit_code == 1
     assert "cannot import 'nomodule_xyz'" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "returned nan, outside its declared range"),
+        (-1e300, r"returned -1e\+300, outside its declared range \[0, 9\]"),
+        (9.5, "returned 9.5, outside"),
+        ("0.5", "returned str, not a number"),
+    ],
+)
+def test_a_value_the_declaration_does_not_allow_is_a_failure(value: object, message: str) -> None:
+    """NaN would drop the case from every mean, a value past the bounds would rank it better
+    than possible: both are refused like an exception."""
+    metric = user_metric(
+        name="bounded", higher_is_better=False, best=0.0, worst=9.0, both_empty=0.0,
+        ref_empty=None, pred_empty=None, description="x",
+    )(lambda pred, ref, *, spacing: value)  # fmt: skip
+    mask = np.ones((2, 2), bool)
+    with pytest.raises(UserMetricError, match=message):
+        metric(mask, mask, spacing=(1.0, 1.0))
+
+
+def test_a_failing_metric_stops_a_study_naming_the_case(installed: Path, tmp_path: Path) -> None:
+    import SimpleITK as sitk
+
+    from evaluator.datasets.base import Case
+    from evaluator.datasets.registry import load_registry
+    from evaluator.errors import SimulationError
+    from evaluator.evaluate import make_plan
+    from evaluator.simulate.dataset import DatasetStudy, StudyJob, simulate_case
+
+    reg = load_registry()
+    spec = reg.task("autopet-phantom")
+    plan = make_plan(spec, reg.profile(spec), user_metrics=["toyplugin:toy_fragile"])
+    ref = np.zeros((4, 6, 6), np.uint8)
+    ref[0, 0, 0] = 1  # a lesion at the voxel the metric fails on: the perfect copy fails
+    ref[2:4, 3:5, 3:5] = 1
+    path = tmp_path / "ref.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(ref), str(path))
+    case = Case(case_id="c7", channels={"CT": path}, label=path)
+    study = DatasetStudy("autopet-phantom", "all", "drop", "smallest", n_max=1)
+    with pytest.raises(SimulationError, match=r"drop-smallest, case c7, label 1, n = 0: .*fragile"):
+        simulate_case(StudyJob(case, plan, study, (0, 1)))
