@@ -57,6 +57,7 @@ def _evaluation() -> Any:
         results_csv=Path(f"/ws/runs/{HOSTILE}/results.csv"),
         summary_json=Path(f"/ws/runs/{HOSTILE}/summary.json"),
         store_url=f"sqlite:////ws/{HOSTILE}.sqlite",
+        metric_failures=1,  # the line that names the run's log command, with the run's name
     )
 
 

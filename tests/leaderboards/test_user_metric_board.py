@@ -44,7 +44,7 @@ def test_a_registered_metric_is_scored_ranked_and_studied(tmp_path: Path) -> Non
     }
     env.pop("CCBENCH_METRICS", None)
     ws = Workspace(tmp_path / "ws").ensure()
-    write_phantoms("autopet", workspace=ws, cases=4)
+    write_phantoms("autopet", workspace=ws, cases=3)
     where = ["--workspace", str(ws.root)]
     preds = {}
     for seed, (entry, quality) in enumerate({"sharp": 0.9, "blurred": 0.5}.items()):
@@ -61,7 +61,7 @@ def test_a_registered_metric_is_scored_ranked_and_studied(tmp_path: Path) -> Non
         run = db.find_run("sharp")
         assert run is not None and run.parameters["user_metrics"] == ["toyplugin:toy_overlap"]
         stored = db.results_frame(run_ids=[run.id]).query("metric == 'toy_overlap'")
-    assert len(stored) == 4
+    assert len(stored) == 3
     for row in stored.itertuples():
         label = dataset.case(row.case_id).label
         assert label is not None
@@ -90,7 +90,7 @@ def test_a_registered_metric_is_scored_ranked_and_studied(tmp_path: Path) -> Non
     )  # fmt: skip
     sensitivity = (ws.simulations / f"{TASK}-all" / "sensitivity.csv").read_text()
     assert "drop,toy_overlap," in sensitivity and "drop,component_count_error," in sensitivity
-    _ccbench("leaderboard", "-t", TASK, "--split", "all", "--resamples", "20", *where, env=env)
+    _ccbench("leaderboard", "-t", TASK, "--split", "all", "--resamples", "10", *where, env=env)
     board = (ws.sites / f"{TASK}--all" / "index.html").read_text()
     assert 'id="metric-toy_overlap"' in board  # ranked: its own per-metric table
     panel = board[board.index('id="sensitivity-panel"') :]
