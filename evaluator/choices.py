@@ -27,6 +27,7 @@ __all__ = [
     "Order",
     "PhantomLayout",
     "ResultFormat",
+    "Staging",
     "StudyOperation",
     "StudyOrder",
     "ToyStudyName",
@@ -42,6 +43,9 @@ Interface: TypeAlias = Literal["batch", "grand-challenge"]
 Filesystem: TypeAlias = Literal["ephemeral", "read-only"]
 #: Where ``ccbench run`` runs containers: the Docker engine, or plain processes (development).
 BackendName: TypeAlias = Literal["docker", "local"]
+#: How ``ccbench run --scheduler`` gets a job's inputs to a worker: with the job, or through a
+#: file system every worker mounts.
+Staging: TypeAlias = Literal["transfer", "shared"]
 #: Degradations of the dataset studies, in the order of the thesis figures.
 Operation: TypeAlias = Literal["drop", "enlarge", "insert", "erode"]
 #: Which components a degradation edits first.

@@ -27,6 +27,7 @@ from evaluator.choices import (
     Interface,
     PhantomLayout,
     ResultFormat,
+    Staging,
     StudyOperation,
     StudyOrder,
     ToyStudyName,
@@ -76,6 +77,25 @@ ScoringMemoryOpt = Annotated[
     typer.Option(
         "--scoring-memory-mb",
         help="Memory cap of each scoring worker, MiB [default: 3/4 of RAM shared by the workers].",
+        show_default=False,
+    ),
+]
+ScoringWorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Worker processes (of the local pool, or of --scheduler local) [default: one per CPU].",
+        show_default=False,
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Score on Dask instead of the local pool: a scheduler address (tcp://host:8786), or "
+        "'local' for a Dask cluster of --workers processes on this machine, started for this "
+        "call. Without it the hardened local pool runs the cases, with a hard memory cap per "
+        "worker and a time limit per case that Dask workers lack (a Dask nanny restarts a "
+        "worker past its memory limit and retries the case; no case is ever timed out).",
         show_default=False,
     ),
 ]
@@ -197,6 +217,10 @@ class FilesystemChoice(_Choice, choices=get_args(Filesystem)):
 
 class BackendChoice(_Choice, choices=get_args(BackendName)):
     """Where `ccbench run` runs the containers (:data:`evaluator.runner.run.BackendName`)."""
+
+
+class StagingChoice(_Choice, choices=get_args(Staging)):
+    """How `ccbench run --scheduler` gets inputs to the workers (:data:`evaluator.choices.Staging`)."""
 
 
 class StudyOperationChoice(_Choice, choices=get_args(StudyOperation)):
@@ -574,15 +598,8 @@ def evaluate_cmd(
         Path | None,
         typer.Option(help="Folder for results.csv and summary.json [default: the run's folder]."),
     ] = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Local worker processes [default: one per CPU].")
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            help="Dask scheduler address, e.g. tcp://host:8786 (instead of local workers)."
-        ),
-    ] = None,
+    workers: ScoringWorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     store: Annotated[
         str | None,
         typer.Option(
@@ -621,6 +638,8 @@ def evaluate_cmd(
         ccbench evaluate -t autopet-phantom --split all --pred preds/ --format nnunet
 
         ccbench evaluate -t btcv --split all --pred out/ --scheduler tcp://10.0.0.5:8786
+
+        ccbench evaluate -t autopet --split test --pred out/ --scheduler local --workers 8
     """
     from evaluator.console import evaluation_progress, print_evaluation
     from evaluator.evaluate import evaluate_run
@@ -1062,6 +1081,31 @@ def run_cmd(
     ] = False,
     scoring_memory_mb: ScoringMemoryOpt = None,
     scoring_time_limit: ScoringTimeOpt = 600.0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address: run the containers on its workers, each on its own "
+            "Docker engine (scoring and the store stay here); 'local' for a cluster of "
+            "--workers processes on this machine, started for this call.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: ScoringWorkersOpt = None,
+    shard_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Batch interface: cases per container [default: all in one; with --scheduler, "
+            "the split shared evenly by the workers' threads].",
+        ),
+    ] = None,
+    staging: Annotated[
+        StagingChoice,
+        typer.Option(
+            help="With --scheduler: 'transfer' (inputs travel with each job) or 'shared' "
+            "(staged under the workspace, which every worker mounts at the same path)."
+        ),
+    ] = StagingChoice.transfer,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
@@ -1073,6 +1117,8 @@ def run_cmd(
         ccbench run threshold --task autopet-phantom --split test
 
         ccbench run threshold -t btcv-phantom -s all --backend local
+
+        ccbench run threshold -t autopet-phantom -s all --scheduler tcp://10.0.0.5:8786
     """
     from evaluator.console import print_run_outcome, run_progress
     from evaluator.runner.contract import SandboxLimits
@@ -1094,6 +1140,10 @@ def run_cmd(
             scoring_time_limit_s=scoring_time_limit,
             progress=containers,
             on_case=on_case,
+            scheduler=scheduler,
+            workers=workers,
+            shard_size=shard_size,
+            staging=staging.value,
         )
     print_run_outcome(outcome, console=console)
 
@@ -1144,6 +1194,71 @@ def logs_cmd(
 # --------------------------------------------------------------------------------------------
 # simulate
 # --------------------------------------------------------------------------------------------
+
+cluster_app = typer.Typer(
+    help="Dask clusters for `ccbench run --scheduler` (Slurm worker jobs).", no_args_is_help=True
+)
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command("slurm")
+@_fail_cleanly
+def cluster_slurm(
+    jobs: Annotated[int, typer.Option(min=1, help="Worker jobs (one Dask worker each).")] = 1,
+    cores: Annotated[int, typer.Option(min=1, help="CPUs per job (for its containers).")] = 4,
+    memory: Annotated[str, typer.Option(help="Memory per job (sbatch --mem), e.g. 32GB.")] = "16GB",
+    gpus: Annotated[
+        int, typer.Option(min=0, help="GPUs per job (--gres=gpu:N; the Dask resource GPU=N).")
+    ] = 0,
+    queue: Annotated[str | None, typer.Option(help="Slurm partition.")] = None,
+    account: Annotated[str | None, typer.Option(help="Slurm account.")] = None,
+    walltime: Annotated[str, typer.Option(help="Time limit of each job.")] = "04:00:00",
+    host: Annotated[
+        str | None, typer.Option(help="Address the scheduler listens on (reachable by the nodes).")
+    ] = None,
+    local_directory: Annotated[
+        str | None, typer.Option(help="Workers' scratch folder on their node [default: $TMPDIR].")
+    ] = None,
+    log_directory: Annotated[str | None, typer.Option(help="Folder for the jobs' logs.")] = None,
+    extra: Annotated[
+        list[str] | None, typer.Option("--sbatch", help="A further #SBATCH directive (repeat).")
+    ] = None,
+    address_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the scheduler's address here once the workers are up."),
+    ] = None,
+) -> None:
+    """Start Dask workers as Slurm jobs and keep them until stopped (Ctrl-C cancels the jobs).
+
+    Run it on a login node, then `ccbench run ... --scheduler ADDRESS` from another shell.
+
+    Examples:
+
+        ccbench cluster slurm --jobs 8 --cores 8 --memory 64GB --gpus 1 --queue gpu
+
+        ccbench run my-entry -t autopet -s test --scheduler tcp://10.0.0.5:8786
+    """
+    from evaluator.runner.cluster import SlurmWorkers, serve_until_stopped, slurm_cluster
+
+    spec = SlurmWorkers(
+        jobs=jobs,
+        cores=cores,
+        memory=memory,
+        gpus=gpus,
+        queue=queue,
+        account=account,
+        walltime=walltime,
+        local_directory=local_directory,
+        log_directory=log_directory,
+        extra=tuple(extra or ()),
+    )
+    with slurm_cluster(spec, host=host) as cluster:
+        address = cluster.scheduler_address
+        console.print(f"scheduler at {address}; waiting for {jobs} worker job(s) (Ctrl-C stops)")
+        console.print(f"then: ccbench run ENTRY -t TASK -s SPLIT --scheduler {address}")
+        serve_until_stopped(cluster, address_file=address_file, wait_for=jobs)
+    console.print("cluster stopped, jobs cancelled")
+
 
 simulate_app = typer.Typer(
     help="Degradation studies: toy spheres and dataset-level simulations.", no_args_is_help=True
@@ -1230,12 +1345,8 @@ def simulate_dataset(
         float | None,
         typer.Option(help="Enlarge / erode margin in mm [default: one voxel, 3x3x3 element]."),
     ] = None,
-    workers: Annotated[
-        int | None, typer.Option(min=1, help="Local worker processes [default: one per CPU].")
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="Dask scheduler address (instead of local workers).")
-    ] = None,
+    workers: ScoringWorkersOpt = None,
+    scheduler: SchedulerOpt = None,
     store: Annotated[
         str | None,
         typer.Option(help="Results store URL [default: $CCBENCH_STORE or the workspace]."),

@@ -636,7 +636,8 @@ def print_run_outcome(outcome: RunOutcome, *, console: Console) -> None:
         markup_safe(v) for v in (outcome.entry, outcome.task, outcome.split, outcome.interface)
     )
     table = Table(title=f"{entry} on {task} / {split} ({interface})")
-    for column in ("run", "status", "exit", "seconds", "reason"):
+    remote = "scheduler" in outcome.provenance  # ccbench run --scheduler: say which worker
+    for column in ("run", "status", "exit", "seconds", "reason", *(["worker"] if remote else [])):
         table.add_column(column)
     for run in outcome.container_runs:
         style = "green" if run.ok else "red"
@@ -647,6 +648,7 @@ def print_run_outcome(outcome: RunOutcome, *, console: Console) -> None:
             exit_code,
             f"{run.seconds:.2f}",
             markup_safe(run.reason),
+            *([markup_safe(run.details.get("worker", "-"))] if remote else []),
         )
     console.print(table)
     if outcome.case_errors:
@@ -670,6 +672,9 @@ def print_run_outcome(outcome: RunOutcome, *, console: Console) -> None:
         "backend": outcome.provenance.get("backend", "-"),
         "run folder": str(outcome.run_dir),
     }
+    if remote:
+        info["scheduler"] = markup_safe(outcome.provenance["scheduler"])
+        info["hosts"] = markup_safe(", ".join(outcome.provenance.get("hosts", [])) or "-")
     console.print(kv_table("run", info))
     if outcome.evaluation is not None:
         print_evaluation(outcome.evaluation, console=console)

@@ -20,6 +20,7 @@ from rich.table import Table
 from evaluator.workspace import Workspace
 
 if TYPE_CHECKING:
+    from evaluator.choices import BackendName
     from evaluator.runner.baselines import BaselineBuild
 
 __all__ = ["DemoStep", "demo_steps", "demo_tasks", "run_demo"]
@@ -354,22 +355,10 @@ def _train(ws: Workspace, seed: int, console: Console, progress: Console) -> str
 
 def _containers(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     from evaluator.console import print_run_outcome, progress_bar, run_progress
-    from evaluator.errors import DockerUnavailableError
     from evaluator.runner.baselines import baseline_spec, build_baselines
-    from evaluator.runner.docker_backend import connect
-    from evaluator.runner.run import BackendName, run_entry
+    from evaluator.runner.run import run_entry
 
-    backend: BackendName
-    try:
-        connect(timeout_s=10.0).close()
-        backend = "docker"
-    except DockerUnavailableError as err:
-        backend = "local"
-        console.print(
-            f"[yellow]no Docker engine ({err}); running the baselines with --backend local "
-            "(development only, no sandbox). `bash scripts/docker-engine.sh` starts one.[/]",
-            highlight=False,
-        )
+    backend = _backend(console)
     submissions = ws.submissions
     tasks = container_tasks()
     # nnU-Net comes in below the way a user's trained model does (`submit --nnunet-results`)
@@ -419,6 +408,83 @@ def _containers(ws: Workspace, seed: int, console: Console, progress: Console) -
         f"baselines {names} run with the {backend} backend: {scored} predictions scored"
         f"{checked}; {_held_out_comparison(ws, console)}"
     )
+
+
+def _backend(console: Console | None) -> BackendName:
+    """``docker`` when an engine answers, else ``local`` (said on ``console`` when given)."""
+    from evaluator.errors import DockerUnavailableError
+    from evaluator.runner.docker_backend import connect
+
+    try:
+        connect(timeout_s=10.0).close()
+    except DockerUnavailableError as err:
+        if console is not None:
+            console.print(
+                f"[yellow]no Docker engine ({err}); running the baselines with --backend local "
+                "(development only, no sandbox). `bash scripts/docker-engine.sh` starts one.[/]",
+                highlight=False,
+            )
+        return "local"
+    return "docker"
+
+
+#: The entry the demo runs again on a Dask cluster of two local workers.
+CLUSTER_ENTRY = "threshold"
+
+
+def _cluster(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    """The threshold baseline again, its containers on a Dask cluster of two worker processes.
+
+    ``ccbench run threshold ... --scheduler local --workers 2`` starts the cluster on this
+    machine; against ``dask scheduler`` and ``dask worker`` hosts the same goes with their
+    address. Jobs carry their inputs, each worker runs its containers in its own scratch folder,
+    and the rows stored must equal the local run's.
+    """
+    from evaluator.console import print_run_outcome, run_progress
+    from evaluator.runner.contract import load_manifest
+    from evaluator.runner.run import run_entry
+    from evaluator.store import Store
+
+    manifest = load_manifest(CLUSTER_ENTRY, submissions_dir=ws.submissions)
+    task = next(t for t in container_tasks() if t in manifest.tasks)
+    with Store.open(ws.store_url) as db:
+        before = db.list_runs(task=task, split=DEMO_SPLIT, entry=CLUSTER_ENTRY, status="finished")
+    with run_progress(progress) as (containers, on_case):
+        outcome = run_entry(
+            CLUSTER_ENTRY,
+            task=task,
+            split=DEMO_SPLIT,
+            workspace=ws,
+            backend=_backend(None),
+            submissions_dir=ws.submissions,
+            scheduler="local",
+            workers=2,
+            progress=containers,
+            on_case=on_case,
+        )
+    print_run_outcome(outcome, console=console)
+    workers = {r.details.get("worker") for r in outcome.container_runs}
+    line = (
+        f"`ccbench run {CLUSTER_ENTRY} -t {task} -s {DEMO_SPLIT} --scheduler local --workers 2`: "
+        f"{len(outcome.container_runs)} containers on {len(workers)} workers"
+    )
+    if not before:
+        return f"{line}; no local run to compare with"
+    with Store.open(ws.store_url) as db:
+        ours = db.find_run(outcome.name)
+        assert ours is not None
+        local, remote = (
+            db.results_frame(run_ids=[r.id])[["case_id", "label", "metric", "value"]]
+            .sort_values(["case_id", "label", "metric"])
+            .reset_index(drop=True)
+            for r in (before[-1], ours)
+        )
+    same = local.equals(remote)
+    if not same:
+        raise RuntimeError(
+            f"the cluster run stored other numbers than the local run {before[-1].name}"
+        )
+    return f"{line}; {len(remote)} stored numbers, identical to the local run's"
 
 
 def _submit_nnunet(ws: Workspace, backend: str, console: Console) -> list[BaselineBuild]:
@@ -535,6 +601,7 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Integrity: hostile prediction files are refused", _integrity),
         DemoStep("Learned baseline: train a 3D U-Net (`ccbench baselines train`)", _train),
         DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
+        DemoStep("On a cluster: containers on Dask workers (`ccbench run --scheduler`)", _cluster),
         DemoStep("Degradation studies and your own metric (`ccbench simulate`)", _simulate),
         DemoStep(
             "Leaderboards: rankings, what each metric sees, disagreement explorer, static site",

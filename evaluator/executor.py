@@ -12,12 +12,21 @@ for ``SIGKILL`` when its parent exits), so ``kill -9`` of ``ccbench evaluate`` l
 behind.
 
 :func:`run_jobs` is used by ``ccbench evaluate``, ``ccbench run`` and the simulation studies;
-:func:`run_jobs_dask` sends the same jobs to an existing Dask cluster.
+:func:`run_jobs_dask` sends the same jobs to a Dask cluster: an existing one, or with
+``--scheduler local`` one that :func:`dask_scheduler` starts on this machine for one call. A Dask
+worker has no hard memory cap (its nanny restarts a worker past ``memory_limit``, and the job is
+retried) and no time limit per job, so the local pool stays the default. :func:`execute` picks
+one of the two for the callers.
+
+Several workers share the machine's CPUs: each worker caps the thread pools of SimpleITK (ITK),
+OpenMP and BLAS at its share (:func:`threads_per_worker`), so that K workers never start K times
+the CPUs in threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
@@ -32,26 +41,99 @@ from evaluator.processes import die_with_parent
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "LOCAL_SCHEDULER",
     "JobFailure",
     "WorkerLimits",
+    "dask_scheduler",
     "default_memory_mb",
+    "execute",
+    "limit_threads",
     "run_jobs",
     "run_jobs_dask",
+    "threads_per_worker",
 ]
 
 J = TypeVar("J")
 R = TypeVar("R")
 
+#: The scoring code: imported by a local Dask cluster's workers when they start, so that their
+#: first job does not pay a second of imports.
+_SCORING_PRELOAD = ["evaluator.scoring", "evaluator.metrics.api", "evaluator.simulate.operators"]
 #: Imported once by the fork server, so that a new worker starts in milliseconds: the scoring
 #: code, and matplotlib for the figures a board draws in workers (1 s of imports otherwise).
 _PRELOAD = [
-    "evaluator.scoring",
-    "evaluator.metrics.api",
-    "evaluator.simulate.operators",
+    *_SCORING_PRELOAD,
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "matplotlib.backends.backend_svg",
 ]
+
+#: The ``--scheduler`` value that starts a Dask cluster on this machine for one call.
+LOCAL_SCHEDULER = "local"
+
+#: Read by OpenMP, the BLAS libraries and ITK when they start their thread pools.
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS",
+)
+
+
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """Threads one of ``workers`` worker processes may use: this machine's CPUs shared out.
+
+    Parameters
+    ----------
+    workers
+        Worker processes running at once (values below 1 count as 1).
+
+    Returns
+    -------
+    int
+        ``cpus // workers``, at least 1.
+
+    Examples
+    --------
+    >>> threads_per_worker(10**6)
+    1
+    """
+    return max(1, _cpus() // max(workers, 1))
+
+
+def limit_threads(threads: int) -> None:
+    """Cap the thread pools of SimpleITK (ITK), OpenMP and BLAS in this process at ``threads``.
+
+    Sets ``OMP_NUM_THREADS`` and friends (read by libraries that start later), SimpleITK's
+    global default number of threads (when SimpleITK is loaded) and, through threadpoolctl when
+    it is installed, the pools of BLAS and OpenMP libraries that are already loaded. Meant for a
+    worker process: it changes process-wide state.
+
+    Parameters
+    ----------
+    threads
+        Threads per pool, at least 1.
+    """
+    import sys
+
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+    sitk = sys.modules.get("SimpleITK")
+    if sitk is not None:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
 
 
 def default_memory_mb(workers: int = 1) -> int:
@@ -82,10 +164,14 @@ class WorkerLimits:
         Address-space cap of the worker (``RLIMIT_AS``), MiB; None for no cap.
     time_s
         Wall-clock limit per job, seconds; None for no limit.
+    threads
+        Threads of SimpleITK, OpenMP and BLAS in the worker (:func:`limit_threads`); None: the
+        machine's CPUs shared by the workers (:func:`threads_per_worker`).
     """
 
     memory_mb: int | None = 4096
     time_s: float | None = 600.0
+    threads: int | None = None
 
 
 #: Used when a caller gives none: 4 GiB and 10 minutes per job.
@@ -130,6 +216,8 @@ def _worker_main(conn: Any, lifeline: Any, limits: WorkerLimits, fn: Callable[[A
     if limits.memory_mb is not None:
         cap = int(limits.memory_mb) * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if limits.threads is not None:
+        limit_threads(limits.threads)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -179,7 +267,9 @@ def _context() -> Any:
 
 
 class _Worker(Generic[J]):
-    def __init__(self, ctx: Any, limits: WorkerLimits, fn: Callable[[J], Any]) -> None:
+    def __init__(
+        self, ctx: Any, limits: WorkerLimits, fn: Callable[[J], Any], *, wait: bool = True
+    ) -> None:
         self.conn, child_conn = ctx.Pipe()
         lifeline_child, self.lifeline = ctx.Pipe(duplex=False)
         self.process = ctx.Process(
@@ -193,9 +283,10 @@ class _Worker(Generic[J]):
         lifeline_child.close()
         self.job: J | None = None
         self.started = 0.0
-        self._await_ready()
+        if wait:
+            self.await_ready()
 
-    def _await_ready(self, timeout_s: float = 120.0) -> None:
+    def await_ready(self, timeout_s: float = 120.0) -> None:
         """Wait for the worker's first message; a worker that cannot start is our problem,
         never a case's (it raises instead of failing jobs)."""
         reply: Any = None
@@ -267,7 +358,8 @@ def run_jobs(
     workers
         Worker processes (at least 1, at most one per job).
     limits
-        Memory cap and per-job time limit of each worker.
+        Memory cap, per-job time limit and threads of each worker (threads default to the
+        machine's CPUs shared by the workers).
     on_failure
         Turns a job that ran out of memory or time, or whose worker died, into a result (e.g. a
         per-case error); called in the coordinating process.
@@ -295,8 +387,14 @@ def run_jobs(
     ctx = _context()
     pending = list(reversed(jobs))
     pool: list[_Worker[J]] = []
+    count = max(1, min(workers, len(jobs)))
+    if limits.threads is None:
+        limits = dataclasses.replace(limits, threads=threads_per_worker(count))
     try:
-        pool = [_Worker(ctx, limits, fn) for _ in range(max(1, min(workers, len(jobs))))]
+        # started together, then awaited: K workers start in the time of one
+        pool = [_Worker(ctx, limits, fn, wait=False) for _ in range(count)]
+        for worker in pool:
+            worker.await_ready()
         for worker in pool:
             if pending:
                 worker.give(pending.pop())
@@ -346,14 +444,37 @@ def run_jobs(
             worker.stop(kill=worker.job is not None)
 
 
-def run_jobs_dask(jobs: Sequence[J], fn: Callable[[J], R], *, scheduler: str) -> Iterator[R]:
-    """``fn(job)`` of every job on an existing Dask cluster, in completion order.
+def run_jobs_dask(
+    jobs: Sequence[J],
+    fn: Callable[[J], R],
+    *,
+    scheduler: str,
+    on_failure: Callable[[J, JobFailure], R] | None = None,
+) -> Iterator[R]:
+    """``fn(job)`` of every job on a Dask cluster, in completion order.
 
     The cluster's own limits apply there (a worker's ``memory_limit``: the nanny restarts a
     worker that exceeds it and the job is retried); at most twice the cluster's threads are in
     flight.
+
+    Parameters
+    ----------
+    jobs, fn
+        As for :func:`run_jobs`.
+    scheduler
+        The scheduler's address (``tcp://host:8786``).
+    on_failure
+        Turns a job whose workers kept dying (Dask's ``KilledWorker``, after the cluster's
+        ``allowed-failures`` retries: a crash or the nanny's memory limit) into a result, as on
+        the pool (kind ``crash``); None raises ``KilledWorker``.
+
+    Raises
+    ------
+    ExecutorError
+        The scheduler cannot be reached.
     """
     from distributed import Client, as_completed
+    from distributed.scheduler import KilledWorker
 
     try:
         client = Client(scheduler, set_as_default=False)
@@ -362,15 +483,148 @@ def run_jobs_dask(jobs: Sequence[J], fn: Callable[[J], R], *, scheduler: str) ->
     try:
         window = max(2 * sum(client.nthreads().values()), 2)
         pending = list(reversed(jobs))
-        first = [
-            client.submit(fn, pending.pop(), pure=False) for _ in range(min(window, len(pending)))
-        ]
+        submitted: dict[Any, J] = {}
+
+        def submit() -> Any:
+            job = pending.pop()
+            future = client.submit(fn, job, pure=False)
+            submitted[future.key] = job
+            return future
+
+        first = [submit() for _ in range(min(window, len(pending)))]
         completed = as_completed(first, loop=client.loop)
         for future in completed:
-            outcome = future.result()
+            job = submitted.pop(future.key)
+            try:
+                outcome = future.result()
+            except KilledWorker as err:
+                if on_failure is None:
+                    raise
+                why = f"the Dask workers running it kept dying (crash or memory limit): {err}"
+                outcome = on_failure(job, JobFailure("crash", why))
             future.release()
             if pending:
-                completed.add(client.submit(fn, pending.pop(), pure=False))
+                completed.add(submit())
             yield outcome
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def dask_scheduler(
+    scheduler: str, *, workers: int | None = None, memory_mb: int | None = None
+) -> Iterator[str]:
+    """The address of a Dask scheduler for the duration of a ``with`` block.
+
+    An address (``tcp://host:8786``) is given back as it is. :data:`LOCAL_SCHEDULER`
+    (``"local"``) starts a ``distributed.LocalCluster`` on the loopback interface, without a
+    dashboard, and closes it at the end of the block: ``workers`` worker processes of one thread
+    each, a ``memory_limit`` per worker (the nanny restarts a worker past it: not a hard cap,
+    unlike :func:`run_jobs`), the thread pools of SimpleITK, OpenMP and BLAS capped at the
+    worker's share of the CPUs, and the scoring code imported before the first job.
+    The environment of this process, which Dask's nanny changes, is restored at the end. Starting
+    and closing it takes a few seconds (fresh interpreters), which the pool does not pay.
+
+    Parameters
+    ----------
+    scheduler
+        A scheduler address, or ``"local"``.
+    workers
+        Worker processes of the local cluster; default one per CPU.
+    memory_mb
+        ``memory_limit`` of each local worker, MiB; default :func:`default_memory_mb`.
+
+    Yields
+    ------
+    str
+        The scheduler's address.
+    """
+    if scheduler != LOCAL_SCHEDULER:
+        yield scheduler
+        return
+    import logging
+
+    from distributed import LocalCluster
+
+    count = max(1, workers if workers is not None else _cpus())
+    threads = str(threads_per_worker(count))
+    env = {var: threads for var in _THREAD_VARS}
+    saved = dict(os.environ)  # a nanny writes its workers' variables into its own process
+    try:
+        try:
+            cluster = LocalCluster(
+                n_workers=count,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                memory_limit=f"{memory_mb or default_memory_mb(count)}MiB",
+                silence_logs=logging.ERROR,
+                env=env,
+                preload=_SCORING_PRELOAD,
+            )
+        except (OSError, RuntimeError) as err:
+            raise ExecutorError(
+                f"cannot start a local Dask cluster of {count} workers: {err}"
+            ) from err
+        with cluster:
+            yield cluster.scheduler_address
+    finally:
+        _restore_environ(saved)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    """Put this process's environment back as it was (``saved``)."""
+    for var in set(os.environ) - set(saved):
+        del os.environ[var]
+    os.environ.update(saved)
+
+
+def execute(
+    jobs: Sequence[J],
+    fn: Callable[[J], R],
+    *,
+    workers: int | None,
+    scheduler: str | None,
+    on_failure: Callable[[J, JobFailure], R],
+    memory_mb: int | None = None,
+    time_s: float | None = 600.0,
+) -> Iterator[R]:
+    """``fn(job)`` of every job on the local pool (:func:`run_jobs`) or a Dask cluster.
+
+    Parameters
+    ----------
+    jobs, fn, on_failure
+        As for :func:`run_jobs`; on Dask a job whose worker dies is retried on a restarted
+        worker, and ``on_failure`` gets it once the cluster gives up (:func:`run_jobs_dask`).
+    workers
+        Worker processes of the pool or of a local Dask cluster; default one per CPU (at most
+        one per job).
+    scheduler
+        None for the pool; a Dask scheduler address, or ``"local"`` for a Dask cluster started
+        on this machine for this call (:func:`dask_scheduler`).
+    memory_mb
+        Memory cap (pool, ``RLIMIT_AS``) or ``memory_limit`` (local Dask) of each worker, MiB;
+        default :func:`default_memory_mb`.
+    time_s
+        Wall-clock limit per job on the pool, seconds (Dask has none); None for no limit.
+
+    Yields
+    ------
+    R
+        One result per job, in completion order.
+
+    Examples
+    --------
+    >>> sorted(execute([1, -2], abs, workers=1, scheduler=None, on_failure=lambda j, f: 0))
+    [1, 2]
+    """
+    if not jobs:
+        return
+    count = max(1, min(workers if workers is not None else _cpus(), len(jobs)))
+    if scheduler:
+        with dask_scheduler(scheduler, workers=count, memory_mb=memory_mb) as address:
+            yield from run_jobs_dask(jobs, fn, scheduler=address, on_failure=on_failure)
+        return
+    limits = WorkerLimits(memory_mb=memory_mb or default_memory_mb(count), time_s=time_s)
+    yield from run_jobs(jobs, fn, workers=count, limits=limits, on_failure=on_failure)

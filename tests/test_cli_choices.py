@@ -26,6 +26,7 @@ from evaluator.cli import app
 from evaluator.metrics import api, cc, files, surface
 from evaluator.metrics.cc import CCMode
 from evaluator.runner.contract import Filesystem, Interface
+from evaluator.runner.distributed import Staging
 from evaluator.runner.images import BASE_IMAGES
 from evaluator.runner.run import BackendName
 from evaluator.simulate.dataset import Operation
@@ -52,6 +53,7 @@ MIRRORS: dict[type[Enum], tuple[str, ...]] = {
     cli.ProfileChoice: PROFILES,
     cli.FormatChoice: get_args(ResultFormat),
     cli.LayoutChoice: LAYOUTS,
+    cli.StagingChoice: get_args(Staging),
 }
 
 
@@ -68,6 +70,7 @@ def _listed(values: tuple[str, ...]) -> str:
 WRONG_CHOICES: list[tuple[list[str], str, str, tuple[str, ...]]] = [
     (["metrics", "p.nii.gz", "r.nii.gz"], "--mode", "inch", get_args(CCMode)),
     (["run", "entry", "-t", "task"], "--backend", "podman", get_args(BackendName)),
+    (["run", "entry", "-t", "task"], "--staging", "nfs", get_args(Staging)),
     (["submit", "img", "-n", "e", "-t", "task"], "--interface", "gc", get_args(Interface)),
     (["preflight", "img", "-t", "task"], "--filesystem", "rw", get_args(Filesystem)),
     (["simulate", "dataset", "-t", "task"], "--op", "melt", (*get_args(Operation), "all")),

@@ -59,6 +59,8 @@ def test_demo_runs_every_step(demo_workspace: Workspace) -> None:
     summary = ws.runs / "phantom-medium--autopet-nnunet-phantom" / "nnunet" / "summary.json"
     assert set(json.loads(summary.read_text())) == {"foreground_mean", "mean", "metric_per_case"}
     assert "5/5 hostile prediction files refused" in text
+    # the threshold baseline again, its containers on two Dask workers: the same numbers stored
+    assert "containers on 2 workers" in text and "identical to the local run's" in text
     assert not any(ws.tmp.iterdir()) if ws.tmp.exists() else True
     # metric insight on the AutoPET board: the demo's studies and example metrics on it
     board = ws.sites / "autopet-phantom--all"

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from evaluator.errors import CCBenchError
-from evaluator.executor import JobFailure, WorkerLimits, run_jobs
+from evaluator.executor import (
+    JobFailure,
+    WorkerLimits,
+    execute,
+    run_jobs,
+    threads_per_worker,
+)
 
 from .conftest import processes_with_env
 
@@ -39,6 +45,13 @@ def vm_size(_: object) -> int:
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmSize")
+
+
+def thread_caps(_: object) -> tuple[int, str]:
+    """SimpleITK's default thread count and ``OMP_NUM_THREADS`` in the worker."""
+    import SimpleITK as sitk
+
+    return sitk.ProcessObject.GetGlobalDefaultNumberOfThreads(), os.environ["OMP_NUM_THREADS"]
 
 
 def _failed(job: tuple[str, int], failure: JobFailure) -> tuple[str, str]:
@@ -110,3 +123,34 @@ def test_workers_die_with_their_coordinator() -> None:
     while left := processes_with_env(marker):
         assert time.monotonic() < deadline, f"processes outlived the coordinator: {left}"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("scheduler", [None, "local"])
+def test_workers_share_the_cpus_in_threads(scheduler: str | None) -> None:
+    """Two workers (pool or local Dask cluster) cap SimpleITK, OpenMP and BLAS at half the CPUs
+    each, so two workers never start twice the machine's CPUs in threads."""
+    share = threads_per_worker(2)
+    got = list(execute([0, 1], thread_caps, workers=2, scheduler=scheduler, on_failure=_failed))
+    assert got == [(share, str(share))] * 2
+
+
+def test_local_dask_cluster_gives_the_pool_results() -> None:
+    """The same results, and this process's environment (which a Dask nanny changes) as before."""
+    environ = dict(os.environ)
+    jobs = [("ok", 1), ("allocate", 2**20), ("sleep", 0), ("ok", 2)]
+    pool = run_jobs(jobs, behave, workers=2, on_failure=_failed)
+    local = execute(jobs, behave, workers=2, scheduler="local", on_failure=_failed)
+    assert sorted(map(str, local)) == sorted(map(str, pool))
+    assert dict(os.environ) == environ
+
+
+def test_a_job_that_kills_its_dask_workers_is_a_failure() -> None:
+    """As on the pool, a job whose worker dies becomes ``on_failure``'s result (once the cluster
+    gives up retrying it), not an exception that stops the other jobs' caller."""
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        got = list(
+            execute([("segfault", 0)], behave, workers=1, scheduler="local", on_failure=_failed)
+        )
+    assert got == [("segfault", "crash")]

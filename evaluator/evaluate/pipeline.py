@@ -16,7 +16,7 @@ from evaluator.errors import InvalidPredictionError
 from evaluator.evaluate.plan import make_plan
 from evaluator.evaluate.predictions import case_jobs, refuse_empty_folder
 from evaluator.evaluate.summary import coco_aggregates, jsonable, run_aggregates, summarize_run
-from evaluator.executor import WorkerLimits, default_memory_mb, run_jobs, run_jobs_dask
+from evaluator.executor import execute
 from evaluator.scoring import CaseOutcome, score_case, scoring_failure
 from evaluator.store import ArtifactKind, RunInfo, RunKind, Store
 from evaluator.workspace import Workspace, check_name, safe_name
@@ -178,9 +178,13 @@ def evaluate_run(
         Where ``results.csv`` and ``summary.json`` go; default ``<workspace>/runs/<run name>``.
     workers
         Scoring worker processes; default: one per CPU (at most one per case). Scoring always
-        runs in worker processes under `memory_mb` and `time_limit_s`, never in this process.
+        runs in worker processes, never in this process: by default on the hardened local pool
+        (:func:`evaluator.executor.run_jobs`) under `memory_mb` and `time_limit_s`.
     scheduler
-        Address of a Dask distributed scheduler (``tcp://host:8786``); overrides ``workers``.
+        Address of a Dask distributed scheduler (``tcp://host:8786``), or ``"local"``: a Dask
+        cluster of `workers` processes started on this machine for this call. Dask workers have
+        no hard memory cap (a nanny restarts a worker past `memory_mb`) and no time limit per
+        case.
     store
         A SQLAlchemy URL or an open :class:`Store`; default ``CCBENCH_STORE`` or the workspace.
     force
@@ -322,17 +326,15 @@ def evaluate_run(
                     cache=workspace.root / "cache" / "sha256.json",
                 )
                 db.update_run(run.id, dataset_fingerprint=fingerprint)
-                outcomes: Iterable[CaseOutcome]
-                if scheduler:
-                    outcomes = run_jobs_dask(jobs, score_case, scheduler=scheduler)
-                else:
-                    n = min(workers if workers is not None else os.cpu_count() or 1, len(jobs))
-                    limits = WorkerLimits(
-                        memory_mb=memory_mb or default_memory_mb(n), time_s=time_limit_s
-                    )
-                    outcomes = run_jobs(
-                        jobs, score_case, workers=n, limits=limits, on_failure=scoring_failure
-                    )
+                outcomes = execute(
+                    jobs,
+                    score_case,
+                    workers=workers,
+                    scheduler=scheduler,
+                    on_failure=scoring_failure,
+                    memory_mb=memory_mb,
+                    time_s=time_limit_s,
+                )
                 for i, outcome in enumerate(outcomes, start=1):
                     db.record_case(
                         run.id,

@@ -20,9 +20,9 @@ Arrays are ``(z, y, x)`` or ``(y, x)``; spacings are in the same axis order, in 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from scipy import ndimage
@@ -30,8 +30,11 @@ from scipy import ndimage
 from evaluator.errors import MetricInputError
 from evaluator.typing import BoolArray, Connectivity, FloatArray, IntArray, Spacing
 
+_T = TypeVar("_T")
+
 __all__ = [
     "CONNECTIVITIES",
+    "OWNER_TABLE_MAX_BYTES",
     "Components",
     "SparseGrid",
     "bounding_box",
@@ -187,6 +190,11 @@ def structure(ndim: int, connectivity: int | None) -> BoolArray:
 # ---------------------------------------------------------------------------------------------
 
 
+#: Largest owner table (bytes) :meth:`SparseGrid.contains` builds for a grid of several blocks;
+#: larger grids use binary searches.
+OWNER_TABLE_MAX_BYTES = 1 << 30
+
+
 def _padded_strides(shape: Sequence[int]) -> list[int]:
     return [int(np.prod(shape[a + 1 :], dtype=np.int64)) for a in range(len(shape))]
 
@@ -233,6 +241,8 @@ class SparseGrid:
         self.block_size = int(np.prod(shape, dtype=np.int64))
         self._components: dict[int, tuple[IntArray, int]] = {}
         self._table: BoolArray | None = None
+        self._owners: tuple[np.ndarray | None] | None = None
+        self._memo: dict[tuple[Any, ...], Any] = {}
 
     @classmethod
     def from_mask(cls, mask: BoolArray) -> SparseGrid:
@@ -298,15 +308,51 @@ class SparseGrid:
         A lookup in a flat boolean table of the padded grid, built on first use (only the pages
         around the foreground are written).
         """
-        if self.blocks > 1:  # a table of every block could be large: binary search instead
+        if self.blocks > 1:
             if self.idx.size == 0:
                 return np.zeros(np.shape(query), dtype=bool)
+            owners = self.owner_table()
+            if owners is not None:
+                block, local = np.divmod(query, self.block_size)
+                return cast(BoolArray, owners[local] == block + 1)
+            # blocks overlap or the table would be too large: binary search instead
             pos = np.minimum(np.searchsorted(self.idx, query), self.idx.size - 1)
             return cast(BoolArray, self.idx[pos] == query)
         if self._table is None:
             self._table = np.zeros(self.block_size, dtype=bool)
             self._table[self.idx] = True
         return cast(BoolArray, self._table[query])
+
+    def owner_table(self) -> np.ndarray | None:
+        """Block number + 1 of the voxel at each flat index of one block, 0 for background.
+
+        Only defined for a grid of several blocks whose masks are disjoint crops of one image
+        (no flat index of a block is foreground in another, as the parts ``pred ∩ R_k`` of a
+        partition); ``None`` otherwise, and when the table would exceed
+        :data:`OWNER_TABLE_MAX_BYTES`. Built on first use (only the pages around the
+        foreground are written), it turns :meth:`contains` into one gather per lookup.
+
+        Examples
+        --------
+        >>> coords = np.array([[0, 0], [0, 1], [1, 1]])
+        >>> grid = SparseGrid.from_coords(coords, (2, 2), np.array([1, 2, 2]))
+        >>> grid.owner_table().reshape(grid.shape)[1:-1, 1:-1].tolist()
+        [[2, 3], [0, 3]]
+        >>> SparseGrid.from_coords(coords[[0, 0]], (2, 2), np.array([0, 1])).owner_table() is None
+        True
+        """
+        if self._owners is None:
+            dtype = np.min_scalar_type(self.blocks)
+            table: np.ndarray | None = None
+            if self.block_size * dtype.itemsize <= OWNER_TABLE_MAX_BYTES:
+                block, local = np.divmod(self.idx, self.block_size)
+                owner = (block + 1).astype(dtype)
+                table = np.zeros(self.block_size, dtype=dtype)
+                table[local] = owner
+                if not np.array_equal(table[local], owner):  # two blocks share a voxel
+                    table = None
+            self._owners = (table,)
+        return self._owners[0]
 
     def position(self, query: IntArray) -> IntArray:
         """Position in ``idx`` of each padded flat index of `query` (all must be foreground)."""
@@ -315,7 +361,22 @@ class SparseGrid:
     def surface_flags(self) -> BoolArray:
         """For each foreground voxel: does it have a 6- (2D: 4-) neighbour outside the mask?"""
         inside = np.ones(self.idx.size, dtype=bool)
-        for step in self.strides:
+        if self.idx.size == 0:
+            return inside
+        # along the last axis (step 1) the sorted indices themselves tell: no lookup needed
+        run_on = np.diff(self.idx) == 1
+        inside[:-1] &= run_on
+        inside[1:] &= run_on
+        inside[[0, -1]] = False
+        owners = self.owner_table() if self.blocks > 1 else None
+        if owners is not None:  # the neighbours of a voxel lie in its own block
+            block, local = np.divmod(self.idx, self.block_size)
+            owner = (block + 1).astype(owners.dtype)
+            for step in self.strides[:-1]:
+                inside &= owners[local + step] == owner
+                inside &= owners[local - step] == owner
+            return ~inside
+        for step in self.strides[:-1]:
             inside &= self.contains(self.idx + step)
             inside &= self.contains(self.idx - step)
         return ~inside
@@ -332,8 +393,10 @@ class SparseGrid:
     def grid_coords(self, flat_idx: IntArray) -> IntArray:
         """Unpadded voxel coordinates ``(n, ndim)`` (int64) of padded flat indices."""
         out = np.empty((flat_idx.size, len(self.shape)), dtype=np.int64)
-        for axis, step in enumerate(self.strides):
-            out[:, axis] = (flat_idx // step) % self.shape[axis] - 1
+        rest = np.asarray(flat_idx, dtype=np.int64)
+        for axis in range(len(self.shape) - 1, -1, -1):  # the block number is what remains
+            rest, digit = np.divmod(rest, self.shape[axis])
+            np.subtract(digit, 1, out=out[:, axis])
         return out
 
     def unpadded_flat(self, flat_idx: IntArray) -> IntArray:
@@ -366,6 +429,26 @@ class SparseGrid:
         if connectivity not in self._components:
             self._components[connectivity] = label_sparse(self, connectivity)
         return self._components[connectivity]
+
+    def memo(self, key: tuple[Any, ...], make: Callable[[], _T]) -> _T:
+        """``make()``, computed once per `key` for this grid and kept with it.
+
+        Lets metric families that meet the same grid in one call (the Boundary IoU band of
+        the surface metrics and of the CC-Metrics, say) share a result. The value is shared:
+        callers must not modify it.
+
+        Examples
+        --------
+        >>> grid = SparseGrid.from_mask(np.array([[1, 0, 1]], bool))
+        >>> calls = []
+        >>> grid.memo(("size",), lambda: calls.append(1) or grid.idx.size)
+        2
+        >>> grid.memo(("size",), lambda: calls.append(1) or grid.idx.size), len(calls)
+        (2, 1)
+        """
+        if key not in self._memo:
+            self._memo[key] = make()
+        return cast(_T, self._memo[key])
 
     def cached_components(self) -> tuple[IntArray, int] | None:
         """A labelling :meth:`components` has already computed, without computing one.

@@ -61,9 +61,10 @@ from evaluator.metrics.overlap import check_pair
 from evaluator.metrics.registry import EDGE_CASES, METRICS
 from evaluator.metrics.surface import (
     BOUNDARY_DILATION_RATIO,
-    SurfaceDistances,
     band_indices,
     directed_distances,
+    grid_surface_distances,
+    segment_statistics,
 )
 from evaluator.typing import BoolArray, IntArray, Spacing
 
@@ -301,6 +302,7 @@ def _cc_on_grids(
                 nsd_tolerance_mm,
                 worst_distance_mm,
                 BOUNDARY_DILATION_RATIO * diagonal,
+                whole=(grid_p, grid_r),
             )
         )
     per_component = {m: values[m] for m in names}
@@ -324,12 +326,17 @@ def _per_component_surface(
     nsd_tolerance_mm: float,
     worst: float,
     band_mm: float,
+    *,
+    whole: tuple[SparseGrid, SparseGrid] | None = None,
 ) -> dict[str, list[float]]:
     """HD, HD95, ASSD, NSD and Boundary IoU of every component, all components at once.
 
     The prediction parts ``pred ∩ R_k`` and the components ``C_k`` are stored as blocks of two
     sparse grids (block k = component k), so surfaces, nearest-surface searches and boundary
-    bands run once for all components, each block staying a mask of its own.
+    bands run once for all components, each block staying a mask of its own. With a single
+    component its region is the whole image, so ``pred ∩ R_1`` and ``C_1`` are the whole masks:
+    `whole` (the grids of `coords` and of the reference) is then used as it is, and its surface
+    distances and bands, kept with the grids, are shared with the surface metrics of the call.
     """
     n = comps.n
     detected = np.bincount(labels, minlength=n + 1) > 0
@@ -338,38 +345,61 @@ def _per_component_surface(
     out: dict[str, list[float]] = {m: [missed[m]] * n for m in wanted}
     if not detected.any():
         return out
-    ref_labels = comps.labels
-    keep = detected[ref_labels]
-    grid_p = SparseGrid.from_coords(coords, comps.shape, labels)
-    grid_r = SparseGrid.from_coords(comps.coords[keep], comps.shape, ref_labels[keep])
     found = np.flatnonzero(detected)
+    if n == 1 and whole is not None:
+        grid_p, grid_r = whole
+
+        def block_of(flat: IntArray) -> IntArray:
+            return np.ones(flat.size, dtype=np.int64)
+
+    else:
+        ref_labels = comps.labels
+        keep = detected[ref_labels]
+        grid_p = SparseGrid.from_coords(coords, comps.shape, labels)
+        grid_r = SparseGrid.from_coords(comps.coords[keep], comps.shape, ref_labels[keep])
+
+        def block_of(flat: IntArray) -> IntArray:
+            return flat // grid_p.block_size
 
     def by_block(flat: IntArray) -> IntArray:
         """Start of each block's slice in sorted flat indices (block k: [s[k], s[k + 1]))."""
-        return np.searchsorted(flat // grid_p.block_size, np.arange(n + 2))
+        return np.searchsorted(block_of(flat), np.arange(n + 2))
 
     if any(m in _SURFACE for m in wanted):
-        surf_p, surf_r = grid_p.surface(), grid_r.surface()
-        to_ref = directed_distances(surf_p, surf_r, grid_p, spacing)
-        to_pred = directed_distances(surf_r, surf_p, grid_p, spacing)
-        sp_, sr_ = by_block(surf_p), by_block(surf_r)
-        for k in found.tolist():
-            sd = SurfaceDistances(to_ref[sp_[k] : sp_[k + 1]], to_pred[sr_[k] : sr_[k + 1]])
-            for m in wanted:
-                if m == "cc_nsd":
-                    out[m][k - 1] = sd.nsd(nsd_tolerance_mm)
-                elif m in _SURFACE:
-                    out[m][k - 1] = getattr(sd, m[len("cc_") :])()
+        if grid_p.blocks == 1:  # the whole masks, all in component 1
+            shared = grid_surface_distances(grid_p, grid_r, spacing)
+            to_ref, to_pred = shared.pred_to_ref, shared.ref_to_pred
+            starts_p, starts_r = np.array([0, 0, to_ref.size]), np.array([0, 0, to_pred.size])
+        else:
+            surf_p, surf_r = grid_p.surface(), grid_r.surface()
+            to_ref = directed_distances(surf_p, surf_r, grid_p, spacing)
+            to_pred = directed_distances(surf_r, surf_p, grid_p, spacing)
+            starts_p, starts_r = by_block(surf_p), by_block(surf_r)
+        # every found component has voxels on both sides, hence non-empty surfaces
+        a = segment_statistics(to_ref, starts_p, found, nsd_tolerance_mm=nsd_tolerance_mm)
+        b = segment_statistics(to_pred, starts_r, found, nsd_tolerance_mm=nsd_tolerance_mm)
+        n_surface = a.count + b.count
+        found_values = {
+            "cc_hd": np.maximum(a.maximum, b.maximum),
+            "cc_hd95": np.maximum(a.p95, b.p95),
+            "cc_assd": (a.total + b.total) / n_surface,
+            "cc_nsd": (a.within + b.within) / n_surface,
+        }
+        for m in wanted:
+            if m in _SURFACE:
+                column = np.asarray(out[m], dtype=np.float64)
+                column[found - 1] = found_values[m]
+                out[m] = column.tolist()
     if "cc_boundary_iou" in wanted:
         band_p = band_indices(grid_p, spacing, band_mm)
         band_r = band_indices(grid_r, spacing, band_mm)
         both = np.intersect1d(band_p, band_r, assume_unique=True)
-        size = grid_p.block_size
-        inter = np.bincount(both // size, minlength=n + 1)
-        union = np.bincount(band_p // size, minlength=n + 1)
-        union += np.bincount(band_r // size, minlength=n + 1) - inter
-        for k in found.tolist():
-            out["cc_boundary_iou"][k - 1] = float(inter[k] / union[k])
+        inter = np.bincount(block_of(both), minlength=n + 1)
+        union = np.bincount(block_of(band_p), minlength=n + 1)
+        union += np.bincount(block_of(band_r), minlength=n + 1) - inter
+        column = np.asarray(out["cc_boundary_iou"], dtype=np.float64)
+        column[found - 1] = inter[found] / union[found]
+        out["cc_boundary_iou"] = column.tolist()
     return out
 
 

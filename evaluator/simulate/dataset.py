@@ -356,7 +356,9 @@ def run_dataset_study(
         Dilation / erosion margin in mm for ``enlarge`` / ``erode``; default one voxel step of
         the full 3x3x3 element.
     workers, scheduler
-        Local processes (default one per CPU; 1 runs in-process) or a Dask scheduler address.
+        Worker processes (default one per CPU) of the hardened local pool, or a Dask scheduler
+        address, or ``"local"``: a Dask cluster of `workers` processes on this machine
+        (:func:`evaluator.executor.execute`).
     store
         SQLAlchemy URL or open :class:`Store`; default ``CCBENCH_STORE`` or the workspace.
     data_root, registry
@@ -384,7 +386,7 @@ def run_dataset_study(
     from evaluator.datasets.base import open_dataset
     from evaluator.datasets.registry import load_registry
     from evaluator.datasets.splits import resolve_split
-    from evaluator.executor import WorkerLimits, default_memory_mb, run_jobs, run_jobs_dask
+    from evaluator.executor import execute
 
     study = DatasetStudy(task, split, op, order, n_max=n_max, seed=seed, margin_mm=margin_mm)
     reg = registry or load_registry()
@@ -414,18 +416,9 @@ def run_dataset_study(
     start = time.perf_counter()
     case_seconds: list[float] = []
     if jobs:
-        if scheduler:
-            outcomes = run_jobs_dask(jobs, simulate_case, scheduler=scheduler)
-        else:
-            count = workers if workers is not None else os.cpu_count() or 1
-            n = min(count, len(jobs))
-            outcomes = run_jobs(
-                jobs,
-                simulate_case,
-                workers=n,
-                limits=WorkerLimits(memory_mb=default_memory_mb(n)),
-                on_failure=_study_failure,
-            )
+        outcomes = execute(
+            jobs, simulate_case, workers=workers, scheduler=scheduler, on_failure=_study_failure
+        )
         for i, outcome in enumerate(outcomes, start=1):
             for n, rows in outcome.rows.items():
                 db.record_case(runs[n].id, outcome.case_id, rows, seconds=outcome.seconds)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -143,7 +144,9 @@ def report() -> Iterator[Report]:
     yield rep
     target = os.environ.get("CCBENCH_BENCH_REPORT")
     if target and rep.seconds:
-        Path(target).write_text(render_markdown(rep), encoding="utf-8")
+        path = Path(target)
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(keep_marked_blocks(old, render_markdown(rep)), encoding="utf-8")
     readme = os.environ.get("CCBENCH_BENCH_README")
     if readme and rep.seconds:
         update_readme(Path(readme), rep)
@@ -377,6 +380,45 @@ def ratio_table(rep: Report) -> list[str]:
             f"| | | <= 500 MB | {'yes' if mem <= 500 else 'NO'} |"
         )
     return lines
+
+
+#: A section another benchmark maintains in the same file (``test_bench_hard.py``: ``hard``).
+_MARKED_BLOCK = re.compile(r"<!-- bench:([\w-]+):start -->.*?<!-- bench:\1:end -->", re.DOTALL)
+
+
+def keep_marked_blocks(old: str, new: str) -> str:
+    """`new`, followed by every ``<!-- bench:NAME:start -->`` ... ``end`` block of `old` it lacks.
+
+    The page is rewritten as a whole, but sections other benchmarks keep between their markers
+    (the hard-input tables) survive, in their order.
+    """
+    kept = [
+        m.group(0)
+        for m in _MARKED_BLOCK.finditer(old)
+        if f"<!-- bench:{m.group(1)}:start -->" not in new
+    ]
+    if not kept:
+        return new
+    return new.rstrip("\n") + "\n\n" + "\n\n".join(kept) + "\n"
+
+
+def test_rewriting_the_page_keeps_other_benchmarks_sections() -> None:
+    old = (
+        "# Metrics benchmark\n\nold table\n\n<!-- bench:hard:start -->\n## Hard inputs\n| a |\n"
+        "<!-- bench:hard:end -->\n\n<!-- bench:hard-history:start -->\nbefore\n"
+        "<!-- bench:hard-history:end -->\n"
+    )
+    new = "# Metrics benchmark\n\nnew table\n"
+    got = keep_marked_blocks(old, new)
+    assert got.startswith(new.rstrip("\n"))
+    assert "old table" not in got
+    assert got.index("## Hard inputs") < got.index("before")
+    assert got.count("<!-- bench:hard:start -->") == got.count("<!-- bench:hard:end -->") == 1
+    assert keep_marked_blocks(got, new) == got  # stable when rewritten again
+    assert keep_marked_blocks("", new) == new
+    # a block the new page writes itself is not duplicated
+    own = "x\n<!-- bench:hard:start -->\nfresh\n<!-- bench:hard:end -->\n"
+    assert keep_marked_blocks(old, own).count("bench:hard:start") == 1
 
 
 def render_markdown(rep: Report) -> str:

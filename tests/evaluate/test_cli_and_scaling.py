@@ -1,8 +1,7 @@
-"""`ccbench evaluate` through the CLI, killed with SIGKILL and resumed; the Dask path."""
+"""`ccbench evaluate` through the CLI, killed with SIGKILL and resumed; the Dask paths."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -19,6 +18,7 @@ from evaluator.store import Store
 from evaluator.workspace import Workspace
 
 from ..conftest import processes_with_env
+from ..store_helpers import stored_rows
 from .conftest import Dataset
 
 # Runs `ccbench evaluate` in a fresh interpreter with every case slowed down by 0.4 s, so the
@@ -72,24 +72,6 @@ def _args(ds: Dataset, ws: Path, store: str, *extra: str) -> list[str]:
         str(ws),
         *extra,
     ]
-
-
-def _rows(url: str, name: str) -> list[tuple]:
-    store = Store.open(url)
-    run = store.find_run(name)
-    assert run is not None
-    frame = store.results_frame(run_ids=[run.id])
-    comps = store.components_frame(run_ids=[run.id])
-    errors = store.errors_frame(run_ids=[run.id])
-
-    def norm(v: float) -> object:
-        return "nan" if math.isnan(v) else v
-
-    return (
-        [(r.case_id, r.label, r.metric, norm(r.value)) for r in frame.itertuples()]
-        + [(r.case_id, r.label, r.metric, r.component, norm(r.value)) for r in comps.itertuples()]
-        + [(r.case_id, r.error_class, r.message) for r in errors.itertuples()]
-    )
 
 
 def test_cli_evaluate_prints_and_writes(hecktor: Dataset, tmp_path: Path) -> None:
@@ -156,7 +138,7 @@ def test_sigkill_mid_run_then_resume_gives_the_clean_rows(hecktor: Dataset, tmp_
     resumed = CliRunner().invoke(app, _args(hecktor, ws, url))
     assert resumed.exit_code == 0, resumed.output
     assert "4/4 scored" in resumed.output
-    assert _rows(url, name) == _rows(clean_url, name)
+    assert stored_rows(url, name) == stored_rows(clean_url, name)
 
 
 def test_dask_cluster_gives_the_local_rows(hecktor: Dataset, workspace: Workspace) -> None:
@@ -179,7 +161,29 @@ def test_dask_cluster_gives_the_local_rows(hecktor: Dataset, workspace: Workspac
             run_name="dask",
         )
     assert remote.scored == 4
-    assert _rows(local.store_url, local.run.name) == _rows(remote.store_url, "dask")
+    assert stored_rows(local.store_url, local.run.name) == stored_rows(remote.store_url, "dask")
+
+
+def test_scheduler_local_gives_the_pool_rows(hecktor: Dataset, tmp_path: Path) -> None:
+    """`--scheduler local --workers 2` (a Dask cluster started for the call) stores exactly the
+    rows of the default local pool, and leaves no worker process behind."""
+    import psutil
+
+    ws = tmp_path / "ws"
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    pool = CliRunner().invoke(app, _args(hecktor, ws, url))
+    assert pool.exit_code == 0, pool.output
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    args = [*_args(hecktor, ws, url), "--scheduler", "local", "--run-name", "dask-local"]
+    args[args.index("--workers") + 1] = "2"
+    local = CliRunner().invoke(app, args)
+    assert local.exit_code == 0, local.output
+    assert "4/4 scored" in local.output
+    assert stored_rows(url, "dask-local") == stored_rows(url, "hecktor-all-preds")
+    deadline = time.monotonic() + 10
+    while left := {p.pid for p in psutil.Process().children(recursive=True)} - before:
+        assert time.monotonic() < deadline, f"Dask workers outlived the call: {left}"
+        time.sleep(0.1)
 
 
 def test_unreachable_scheduler_is_a_clean_error(hecktor: Dataset, workspace: Workspace) -> None:
@@ -237,4 +241,4 @@ def test_same_run_started_twice_waits_then_resumes(hecktor: Dataset, tmp_path: P
     assert [proc.returncode for proc in procs] == [0, 0], outputs
     waited = [err for _, err in outputs if "is being scored by process" in err]
     assert len(waited) == 1, outputs
-    assert _rows(url, "hecktor-all-preds") == _rows(clean_url, "hecktor-all-preds")
+    assert stored_rows(url, "hecktor-all-preds") == stored_rows(clean_url, "hecktor-all-preds")

@@ -2,7 +2,7 @@
 
 Modes: inspect, network, escape, forkbomb, loop, memory, hugefile, tmpfill, links, crash, malformed,
 geometry, nan, nothing, good, pointer, bigint, bomb, leak, deepnest, manyfiles, fastfill, setuid,
-markup, logbomb. Reads the batch layout (``/input/cases.json``); later arguments are the mode's own.
+markup, logbomb, slowgood. Reads the batch layout (``/input/cases.json``); later arguments are the mode's own.
 """
 
 from __future__ import annotations
@@ -357,6 +357,12 @@ def good() -> int:
     for case in cases():
         write_label(case)
     return 0
+
+
+def slowgood(seconds: str = "3") -> int:
+    """A good entry that takes its time (a worker can be killed while it runs)."""
+    time.sleep(float(seconds))
+    return good()
 
 
 if __name__ == "__main__":
