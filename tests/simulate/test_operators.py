@@ -272,3 +272,12 @@ def test_operator_table_names_the_dataset_operators() -> None:
     for name, op in OPERATORS.items():
         out = op(m, 1, order="smallest", spacing=(1.0, 1.0, 1.0), seed=0, margin_mm=None)
         assert out.shape == m.shape and out.dtype == bool, name
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_component_volumes_equals_a_dense_bincount(seed: int) -> None:
+    from evaluator.simulate.operators import component_volumes
+
+    labels = np.random.default_rng(seed).integers(0, 6, size=(7, 8, 9)).astype(np.int32)
+    expected = np.bincount(labels.ravel().astype(np.int64), minlength=6)[1:5]
+    np.testing.assert_array_equal(component_volumes(labels, 4), expected)
