@@ -1124,6 +1124,9 @@ def run_cmd(
     from evaluator.runner.contract import SandboxLimits
     from evaluator.runner.run import run_entry
 
+    if scheduler is None and staging is not StagingChoice.transfer:
+        raise typer.BadParameter("only with --scheduler", param_hint="--staging")
+
     ws = _workspace(workspace).ensure()
     with run_progress(_progress(quiet)) as (containers, on_case):
         outcome = run_entry(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import signal
 import threading
 import time
@@ -44,6 +45,7 @@ __all__ = [
     "LOCAL_SCHEDULER",
     "JobFailure",
     "WorkerLimits",
+    "connect_scheduler",
     "dask_scheduler",
     "default_memory_mb",
     "execute",
@@ -444,6 +446,54 @@ def run_jobs(
             worker.stop(kill=worker.job is not None)
 
 
+#: What a scheduler address looks like: ``protocol://host:port``.
+_ADDRESS = re.compile(r"[a-z][a-z0-9+]*://\[?[A-Za-z0-9.:_-]+\]?:[0-9]{1,5}")
+
+
+def connect_scheduler(address: str, *, timeout_s: float | None = None) -> Any:
+    """A Dask client of the scheduler at ``address`` (``tcp://host:port``).
+
+    Parameters
+    ----------
+    address
+        ``protocol://host:port``; anything else is refused before a connection is tried.
+    timeout_s
+        Seconds to wait for the scheduler [default: Dask's ``distributed.comm.timeouts.connect``,
+        30 s].
+
+    Raises
+    ------
+    ExecutorError
+        ``address`` is not a scheduler address, or nothing that speaks Dask answers there
+        in time.
+
+    Examples
+    --------
+    >>> connect_scheduler("10.0.0.5")
+    Traceback (most recent call last):
+    ...
+    evaluator.errors.ExecutorError: '10.0.0.5' is not a Dask scheduler address (protocol://host:port, e.g. tcp://10.0.0.5:8786, or 'local')
+    """
+    from distributed import Client
+
+    from evaluator.textsafe import printable
+
+    if not _ADDRESS.fullmatch(address):
+        raise ExecutorError(
+            f"'{printable(address, limit=100)}' is not a Dask scheduler address "
+            "(protocol://host:port, e.g. tcp://10.0.0.5:8786, or 'local')"
+        )
+    try:
+        if timeout_s is None:
+            return Client(address, set_as_default=False)
+        return Client(address, set_as_default=False, timeout=f"{timeout_s}s")
+    except Exception as err:  # OSError, TimeoutError, or whatever a stranger on that port sends
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {address}: "
+            f"{printable(err, limit=300, oneline=True)}"
+        ) from err
+
+
 def run_jobs_dask(
     jobs: Sequence[J],
     fn: Callable[[J], R],
@@ -473,13 +523,10 @@ def run_jobs_dask(
     ExecutorError
         The scheduler cannot be reached.
     """
-    from distributed import Client, as_completed
+    from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    try:
-        client = Client(scheduler, set_as_default=False)
-    except OSError as err:
-        raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from err
+    client = connect_scheduler(scheduler)
     try:
         window = max(2 * sum(client.nthreads().values()), 2)
         pending = list(reversed(jobs))

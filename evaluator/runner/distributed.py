@@ -15,8 +15,14 @@ with the local evaluation path; only the coordinator writes the store.
   (under the Dask worker's ``local_directory``).
 * **A worker that dies mid-job costs a retry, never a row.** Dask gives the job of a lost worker
   to another one (up to ``distributed.scheduler.allowed-failures`` times); a result is absorbed
-  once, and the store is written after the containers, by the coordinator. A job that fails on
-  every try leaves its cases with an error (class ``container``), the other cases keep theirs.
+  once, and the store is written after the containers, by the coordinator.
+* **The cluster's faults are never charged to the entry.** Before the first job every worker
+  must show the entry's image with its digest; a job that still fails on every try (its workers
+  keep dying, Docker stops answering) stops the run with an :class:`ExecutorError` and nothing is
+  stored. What the container does is judged as in a local run, except that one job sends back
+  at most :data:`MAX_RESULT_BYTES` of predictions.
+* **An interrupted run leaves no container running**: every container carries the run's token
+  (:data:`COORDINATOR_LABEL`), and a run that stops early removes them on every worker.
 * **GPUs are Dask resources.** Start GPU workers with ``dask worker ADDRESS --resources GPU=1``;
   an entry with ``gpus: all`` or a count asks for that many GPU units per job (so a worker with
   one GPU runs one job at a time), ``gpus: auto`` asks for one when the cluster declares GPUs.
@@ -33,6 +39,7 @@ import stat
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +48,7 @@ from typing import Any
 from evaluator.choices import BackendName, Staging
 from evaluator.datasets.registry import TaskSpec
 from evaluator.errors import ExecutorError, SubmissionError
+from evaluator.executor import connect_scheduler
 from evaluator.processes import current_owner
 from evaluator.runner.contract import (
     ContainerRun,
@@ -76,20 +84,35 @@ from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 
 __all__ = [
+    "COORDINATOR_LABEL",
+    "MAX_RESULT_BYTES",
+    "MAX_SHARD",
     "InputBundle",
     "RemoteResult",
     "RemoteUnit",
     "Staging",
     "accept_result",
+    "check_worker",
     "job_resources",
     "run_cases_dask",
     "run_unit",
+    "stop_containers",
     "worker_scratch",
 ]
 
 #: A staged ``/input`` larger than this is refused with ``staging="transfer"`` (use a shared
-#: file system): the job travels through the scheduler's memory.
+#: file system or smaller shards): the job travels through the scheduler's memory.
 MAX_TRANSFER_BYTES = 4 * 2**30
+#: The most prediction bytes one job sends back; a case past it gets an error (a local run
+#: has no such bound: a shard of at most :data:`MAX_SHARD` cases of real segmentations is far
+#: below it). Bounds the memory of the worker, the scheduler and the coordinator per job.
+MAX_RESULT_BYTES = 2**30
+#: Default cases per batch-interface job on a cluster: at most this many, and at least two
+#: jobs per worker thread where the split allows.
+MAX_SHARD = 8
+#: Label of every container of a distributed run: the coordinator's token, so that an
+#: interrupted run can remove its containers on every worker.
+COORDINATOR_LABEL = "ccbench.coordinator"
 
 
 @dataclass(frozen=True)
@@ -174,6 +197,7 @@ class RemoteUnit:
     backend: BackendName
     unit: Unit
     inputs: InputBundle
+    run_token: str = ""
 
 
 @dataclass
@@ -244,6 +268,77 @@ def _worker_address() -> str:
         return ""
 
 
+def _bounded_files(got: CollectedOutputs) -> dict[str, bytes]:
+    """The collected prediction files as bytes, at most :data:`MAX_RESULT_BYTES` in total.
+
+    Cases past the bound lose their prediction and get an error instead (in case order).
+    """
+    files: dict[str, bytes] = {}
+    total = 0
+    for _case, path in sorted(got.predictions.items()):
+        if path.name in files:
+            continue  # an instance task: every case maps to the one results file
+        size = path.stat().st_size
+        if total + size > MAX_RESULT_BYTES:
+            for other, same in list(got.predictions.items()):
+                if same == path:
+                    del got.predictions[other]
+                    got.errors[other] = (
+                        f"outputs of this job exceed {MAX_RESULT_BYTES / 2**30:.0f} GiB in total, "
+                        "the most a cluster job sends back (a smaller --shard-size sends less)"
+                    )
+            continue
+        total += size
+        files[path.name] = _read(str(path))
+    return files
+
+
+def _stop_event(run_token: str) -> str:
+    """The name of the Dask event a coordinator sets when its run stops early."""
+    return f"ccbench-stop-{run_token}"
+
+
+def _stopped(run_token: str) -> bool:
+    """Whether the coordinator of ``run_token`` has stopped (checked before a container)."""
+    if not run_token:
+        return False
+    try:
+        from distributed import Event
+
+        return bool(Event(_stop_event(run_token)).is_set())
+    except (ImportError, ValueError):  # not on a Dask worker
+        return False
+
+
+def stop_containers(run_token: str) -> int:
+    """Remove this host's containers of a distributed run (called on every worker when the
+    coordinator stops early); the number removed."""
+    backend = _BACKENDS.get("docker")
+    if backend is None or not run_token:
+        return 0
+    from evaluator.runner.docker_backend import labelled_containers
+
+    removed = 0
+    for container in labelled_containers(
+        backend.client,  # type: ignore[attr-defined]
+        f"{COORDINATOR_LABEL}={run_token}",
+    ):
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+            removed += 1
+    return removed
+
+
+def check_worker(manifest: Manifest, backend: BackendName) -> str | None:
+    """Whether this worker can run ``manifest`` (image with its digest present): None, or why
+    not (called on every worker before a run's first job)."""
+    try:
+        _worker_backend(backend).provenance(manifest)
+    except Exception as err:  # reported per worker by the coordinator
+        return printable(str(err), limit=300, oneline=True)
+    return None
+
+
 def run_unit(job: RemoteUnit) -> RemoteResult:
     """Run one unit on this host (called on a Dask worker); the same sandbox as a local run.
 
@@ -257,6 +352,8 @@ def run_unit(job: RemoteUnit) -> RemoteResult:
         The image is missing here or has another digest; the entry requires GPUs this host
         lacks.
     """
+    if _stopped(job.run_token):
+        raise ExecutorError("the run was stopped before this job started")
     backend = _worker_backend(job.backend)
     manifest = job.manifest
     provenance = backend.provenance(manifest)
@@ -280,8 +377,11 @@ def run_unit(job: RemoteUnit) -> RemoteResult:
         job.inputs.materialise(box.input_dir)
         dest = box.root / "collected"
         dest.mkdir()
-        run, got = contain(backend, manifest, job.unit, box, token=token, user=user, dest=dest)
-        files = {p.name: _read(str(p)) for p in set(got.predictions.values())}
+        labels = {COORDINATOR_LABEL: job.run_token}
+        run, got = contain(
+            backend, manifest, job.unit, box, token=token, user=user, dest=dest, labels=labels
+        )
+        files = _bounded_files(got)
         run.details.update(worker=_worker_address(), scratch=str(box.root), pid=os.getpid())
         return RemoteResult(
             run=run,
@@ -385,12 +485,6 @@ def accept_result(unit: Unit, result: Any, predictions_dir: Path) -> CollectedOu
     return got
 
 
-def _failed_unit(unit: Unit, why: str) -> tuple[ContainerRun, CollectedOutputs]:
-    """A unit whose job failed on every try: an ``error`` run and an error per case."""
-    run = ContainerRun(unit.label, "error", why, None, 0.0)
-    return run, CollectedOutputs(errors=dict.fromkeys(unit.case_ids, "no output"))
-
-
 def run_cases_dask(
     manifest: Manifest,
     cases: Sequence[Any],
@@ -419,14 +513,14 @@ def run_cases_dask(
         What each worker runs the container with (``docker`` on its own engine; ``local`` for
         development).
     shard_size
-        Batch interface: cases per container [default: the cases shared evenly by the
-        cluster's worker threads].
+        Batch interface: cases per container [default: the split shared into at least two jobs
+        per worker thread, at most :data:`MAX_SHARD` cases each].
     staging
         ``transfer`` (the job carries its inputs) or ``shared`` (the job names a folder under
         the workspace, which every worker must see at the same path).
     retries
         Extra tries of a job that raised on a worker (a lost worker's job is retried by Dask
-        itself).
+        itself); a job that fails every try stops the run.
 
     Returns
     -------
@@ -436,26 +530,25 @@ def run_cases_dask(
     Raises
     ------
     ExecutorError
-        The scheduler cannot be reached.
+        The scheduler cannot be reached, a worker lacks the image, or a job failed on every
+        try (nothing is stored).
     SubmissionError
         As a local run; or the entry requires GPUs that no worker declares.
     """
-    from distributed import Client
-
     manifest, outcome = start_outcome(
         manifest, cases, task=task, run_dir=run_dir, split=split, limits=limits
     )
     slugs = gc_slugs(manifest, task) if manifest.interface == "grand-challenge" else None
-    try:
-        client = Client(scheduler, set_as_default=False)
-    except OSError as err:
-        raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from err
+    client = connect_scheduler(scheduler)
+    run_token = uuid.uuid4().hex[:16]
+    finished = False
     try:
         workers = client.scheduler_info(n_workers=-1)["workers"]
         resources = job_resources(manifest, workers)
+        _check_workers(client, manifest, backend)
         threads = max(sum(client.nthreads().values()), 1)
         if shard_size is None:
-            shard_size = max(1, math.ceil(len(cases) / threads))
+            shard_size = max(1, min(MAX_SHARD, math.ceil(len(cases) / (2 * threads))))
         units = plan_units(manifest, outcome.case_ids, task=task, shard_size=shard_size)
         outcome.provenance = {
             "backend": backend,
@@ -472,7 +565,9 @@ def run_cases_dask(
         tick(0, total, first)
         hosts: set[str] = set()
         with _staged(workspace.tmp, staging) as stage_dir:
-            jobs = _jobs(units, by_id, stage_dir, task, slugs, outcome, manifest, backend, staging)
+            jobs = _jobs(
+                units, by_id, stage_dir, task, slugs, outcome, manifest, backend, staging, run_token
+            )
             done = 0
             for unit, result in _submit(
                 client, jobs, window=2 * threads, resources=resources, retries=retries
@@ -481,27 +576,55 @@ def run_cases_dask(
                 if result is None:
                     tick(done, total, f"{unit.label}: input unreadable")
                     continue
-                if isinstance(result, BaseException):
-                    why = printable(f"job failed on the cluster: {result}", limit=500)
-                    run, got = _failed_unit(unit, why)
-                    enforcement = outcome.provenance.get("output_enforcement", "polling")
-                else:
-                    try:
-                        got = accept_result(unit, result, run_dir / "predictions")
-                    except ExecutorError as err:
-                        run, got = _failed_unit(unit, str(err))
-                    else:  # named by the unit here, never by what came back (log file names)
-                        run = replace(result.run, label=unit.label)
-                        _check_digest(manifest, result.provenance, result.host)
-                        hosts.add(printable(result.host, limit=100, oneline=True))
-                    enforcement = getattr(result, "enforcement", "polling")
-                tick(done, total, absorb_unit(outcome, unit, run, got, enforcement))
+                if isinstance(result, BaseException):  # the cluster's fault, not the entry's
+                    raise ExecutorError(
+                        f"job {unit.label} could not run on the cluster at {scheduler}: "
+                        f"{printable(result, limit=500, oneline=True)}; the run stops and "
+                        "nothing is stored"
+                    ) from result
+                try:
+                    got = accept_result(unit, result, run_dir / "predictions")
+                except ExecutorError as err:
+                    raise ExecutorError(
+                        f"job {unit.label}: {err}; the run stops and nothing is stored"
+                    ) from err
+                _check_digest(manifest, result.provenance, result.host)
+                hosts.add(printable(result.host, limit=100, oneline=True))
+                run = replace(result.run, label=unit.label)  # never a name from the worker
+                tick(done, total, absorb_unit(outcome, unit, run, got, result.enforcement))
         order = {u.label: i for i, u in enumerate(units)}
         outcome.container_runs.sort(key=lambda r: order.get(r.label, len(order)))
         outcome.provenance["hosts"] = sorted(hosts)
+        finished = True
         return finish_outcome(outcome, start)
     finally:
+        if not finished:  # stopped early (an error, Ctrl-C): no container of ours goes on
+            with contextlib.suppress(Exception):
+                from distributed import Event
+
+                Event(_stop_event(run_token), client=client).set()  # jobs not yet started
+                client.run(stop_containers, run_token)  # containers running now
         client.close()
+
+
+def _check_workers(client: Any, manifest: Manifest, backend: BackendName) -> None:
+    """Every worker must have the entry's image (with its digest) before anything is sent.
+
+    Raises
+    ------
+    ExecutorError
+        No worker, or a worker that cannot run the entry (listed with why).
+    """
+    replies = client.run(check_worker, manifest, backend)
+    if not replies:
+        raise ExecutorError("the Dask cluster has no workers")
+    faults = {addr: why for addr, why in replies.items() if why}
+    if faults:
+        listed = "; ".join(f"{printable(a, limit=80)}: {why}" for a, why in sorted(faults.items()))
+        raise ExecutorError(
+            f"{len(faults)} of {len(replies)} workers cannot run entry {manifest.name} "
+            f"({listed}); nothing was run"
+        )
 
 
 def _check_digest(manifest: Manifest, provenance: Mapping[str, Any], host: str) -> None:
@@ -538,6 +661,7 @@ def _jobs(
     manifest: Manifest,
     backend: BackendName,
     staging: Staging,
+    run_token: str = "",
 ) -> Iterator[tuple[Unit, RemoteUnit | None]]:
     """Stage each unit when it is about to be sent (a window at a time, not the whole split)."""
     for planned in units:
@@ -552,7 +676,7 @@ def _jobs(
         bundle = InputBundle.pack(folder, staging)
         if staging == "transfer":
             remove_scratch(folder)
-        yield unit, RemoteUnit(manifest, backend, unit, bundle)
+        yield unit, RemoteUnit(manifest, backend, unit, bundle, run_token)
 
 
 def _submit(
@@ -577,7 +701,11 @@ def _submit(
             if job is None:
                 yield unit, None
                 continue
-            future = client.submit(run_unit, job, pure=False, resources=resources, retries=retries)
+            with warnings.catch_warnings():  # a job carries its inputs: large by design
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                future = client.submit(
+                    run_unit, job, pure=False, resources=resources, retries=retries
+                )
             pending[future.key] = (future, unit)
             completed.add(future)
             if len(pending) >= window:

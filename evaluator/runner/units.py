@@ -270,12 +270,14 @@ def contain(
     token: str,
     user: tuple[int, int],
     dest: Path,
+    labels: Mapping[str, str] | None = None,
 ) -> tuple[ContainerRun, CollectedOutputs]:
     """Run the container of a staged unit in ``box``; collect its outputs into ``dest``.
 
     Links, stray names and oversize files are refused per case (see
     :mod:`evaluator.runner.outputs`); a failed grand-challenge job's outputs are not used, as on
-    grand-challenge.
+    grand-challenge. ``labels`` are added to the container's (e.g. the coordinator's run token
+    on a Dask worker).
     """
     if unit.layout == "gc":
         assert unit.slug is not None
@@ -288,6 +290,7 @@ def contain(
         label=unit.label,
         time_limit_s=unit.time_limit_s,
         file_cap=unit.box_bytes,
+        labels=labels,
     )
     if unit.layout == "gc":
         assert unit.slug is not None
@@ -409,9 +412,11 @@ def _run_once(
     label: str,
     time_limit_s: float,
     file_cap: int,
+    labels: Mapping[str, str] | None = None,
 ) -> ContainerRun:
     """One container run in ``box``; a full output file system turns into ``output_cap``."""
-    labels = {
+    ours = {
+        **(labels or {}),
         "ccbench.run": token,
         "ccbench.owner": str(current_owner()),
         "ccbench.deadline": f"{time.time() + time_limit_s:.0f}",
@@ -423,7 +428,7 @@ def _run_once(
         time_limit_s=time_limit_s,
         output_cap_bytes=file_cap,
         label=label,
-        labels=labels,
+        labels=ours,
         poll_output=box.enforcement == "polling",
     )
     full = box.exhausted()

@@ -344,3 +344,94 @@ def test_cli_run_on_the_cluster(
         unreachable = CliRunner().invoke(app, [*args, "--scheduler", "tcp://127.0.0.1:9"])
     assert unreachable.exit_code != 0
     assert "Dask scheduler" in unreachable.output and "Traceback" not in unreachable.output
+
+
+def test_a_worker_without_the_image_stops_the_run_before_anything_runs(
+    tmp_path: Path, workspace: Workspace, docker_backend: Any, cluster: Any
+) -> None:
+    """The cluster's fault is never charged to the entry: nothing runs, nothing is stored."""
+    tiny = make_tiny_btcv(tmp_path / "btcv", n=2)
+    missing = Manifest(
+        name="test-missing",
+        image=BASELINE_TAG,
+        image_digest="sha256:" + "1" * 64,
+        tasks=("btcv-phantom",),
+        resources=FAST,
+    )
+    with pytest.raises(ExecutorError, match=r"2 of 2 workers cannot run entry test-missing"):
+        run_cases_dask(
+            missing,
+            tiny.cases,
+            task=tiny.task,
+            run_dir=workspace.runs / "missing",
+            scheduler=cluster.scheduler_address,
+            workspace=workspace,
+        )
+    assert not (workspace.runs / "missing" / "predictions").exists()
+
+
+def test_an_interrupted_run_leaves_no_container_running(
+    tmp_path: Path,
+    workspace: Workspace,
+    docker_backend: Any,
+    test_images: dict[str, str],
+    cluster: Any,
+) -> None:
+    import _thread
+
+    from evaluator.runner.distributed import COORDINATOR_LABEL
+
+    tiny = make_tiny_btcv(tmp_path / "btcv", n=2)
+    manifest = hostile_manifest(
+        test_images["hostile"],
+        "slowgood",
+        args=("60",),
+        resources=Resources(memory_mb=256, cpus=1.0, pids=64, time_limit_s=120.0, gpus="never"),
+    )
+
+    def ours() -> list[Any]:
+        return docker_backend.client.containers.list(all=True, filters={"label": COORDINATOR_LABEL})
+
+    def interrupt_once_both_run() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len([c for c in ours() if c.status == "running"]) == 2:
+                _thread.interrupt_main()
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=interrupt_once_both_run)
+    watcher.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_cases_dask(
+            manifest,
+            tiny.cases,
+            task=tiny.task,
+            run_dir=workspace.runs / "interrupted",
+            scheduler=cluster.scheduler_address,
+            workspace=workspace,
+            shard_size=1,
+        )
+    watcher.join()
+    assert not ours()  # removed on every worker, long before their 60 s were up
+    assert time.monotonic() - started < 40
+    # the workers are free again for the next run
+    assert cluster.client.submit(sum, [1, 2], pure=False).result(timeout=30) == 3
+
+
+def test_a_job_sends_back_a_bounded_number_of_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evaluator.runner import distributed
+    from evaluator.runner.outputs import CollectedOutputs
+
+    sizes = {"a": 40, "b": 50, "c": 30}
+    for name, size in sizes.items():
+        (tmp_path / f"{name}.nii.gz").write_bytes(b"x" * size)
+    got = CollectedOutputs(predictions={c: tmp_path / f"{c}.nii.gz" for c in sizes})
+    monkeypatch.setattr(distributed, "MAX_RESULT_BYTES", 75)
+    files = distributed._bounded_files(got)
+    assert sorted(files) == ["a.nii.gz", "c.nii.gz"]  # in case order, b would pass the bound
+    assert sorted(got.predictions) == ["a", "c"]
+    assert "exceed" in got.errors["b"] and "--shard-size" in got.errors["b"]
