@@ -74,6 +74,33 @@ def _submit(subs: Path, backend: Any) -> None:
     )
 
 
+def _slow(digest: str, seconds: int) -> Manifest:
+    """A good entry that sleeps ``seconds`` first (hostile image, mode ``slowgood``)."""
+    return hostile_manifest(
+        digest,
+        "slowgood",
+        args=(str(seconds),),
+        resources=Resources(
+            memory_mb=256, cpus=1.0, pids=64, time_limit_s=2.0 * seconds, gpus="never"
+        ),
+    )
+
+
+def _on_cluster(
+    manifest: Manifest, tiny: TinyDataset, workspace: Workspace, cluster: Any, **kw: Any
+) -> RunOutcome:
+    """``run_cases_dask`` of ``manifest`` on the tiny cases, one case per job."""
+    return run_cases_dask(
+        manifest,
+        tiny.cases,
+        task=tiny.task,
+        run_dir=workspace.runs / manifest.name,
+        scheduler=cluster.scheduler_address,
+        workspace=workspace,
+        **{"shard_size": 1, **kw},
+    )
+
+
 def local_and_remote(
     root: Path, workspace: Workspace, backend: Any, scheduler: str
 ) -> tuple[TinyDataset, RunOutcome]:
@@ -194,12 +221,7 @@ def test_a_worker_killed_mid_run_costs_a_retry_not_a_row(
     cluster: Any,
 ) -> None:
     tiny = make_tiny_btcv(tmp_path / "btcv", n=4)
-    manifest = hostile_manifest(
-        test_images["hostile"],
-        "slowgood",
-        args=("3",),
-        resources=Resources(memory_mb=256, cpus=1.0, pids=64, time_limit_s=30.0, gpus="never"),
-    )
+    manifest = _slow(test_images["hostile"], 3)
     pids = cluster.client.run(os.getpid)
     killed: list[str] = []  # the killed worker's owner label
 
@@ -218,15 +240,7 @@ def test_a_worker_killed_mid_run_costs_a_retry_not_a_row(
 
     killer = threading.Thread(target=kill_one)
     killer.start()
-    outcome = run_cases_dask(
-        manifest,
-        tiny.cases,
-        task=tiny.task,
-        run_dir=workspace.runs / "killed",
-        scheduler=cluster.scheduler_address,
-        workspace=workspace,
-        shard_size=1,
-    )
+    outcome = _on_cluster(manifest, tiny, workspace, cluster)
     killer.join()
     assert killed, "no worker was running a container"
     assert outcome.case_errors == {}, outcome.case_errors
@@ -359,15 +373,8 @@ def test_a_worker_without_the_image_stops_the_run_before_anything_runs(
         resources=FAST,
     )
     with pytest.raises(ExecutorError, match=r"2 of 2 workers cannot run entry test-missing"):
-        run_cases_dask(
-            missing,
-            tiny.cases,
-            task=tiny.task,
-            run_dir=workspace.runs / "missing",
-            scheduler=cluster.scheduler_address,
-            workspace=workspace,
-        )
-    assert not (workspace.runs / "missing" / "predictions").exists()
+        _on_cluster(missing, tiny, workspace, cluster)
+    assert not (workspace.runs / missing.name / "predictions").exists()
 
 
 def test_an_interrupted_run_leaves_no_container_running(
@@ -382,12 +389,7 @@ def test_an_interrupted_run_leaves_no_container_running(
     from evaluator.runner.distributed import COORDINATOR_LABEL
 
     tiny = make_tiny_btcv(tmp_path / "btcv", n=2)
-    manifest = hostile_manifest(
-        test_images["hostile"],
-        "slowgood",
-        args=("60",),
-        resources=Resources(memory_mb=256, cpus=1.0, pids=64, time_limit_s=120.0, gpus="never"),
-    )
+    manifest = _slow(test_images["hostile"], 60)
 
     def ours() -> list[Any]:
         return docker_backend.client.containers.list(all=True, filters={"label": COORDINATOR_LABEL})
@@ -404,15 +406,7 @@ def test_an_interrupted_run_leaves_no_container_running(
     watcher.start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        run_cases_dask(
-            manifest,
-            tiny.cases,
-            task=tiny.task,
-            run_dir=workspace.runs / "interrupted",
-            scheduler=cluster.scheduler_address,
-            workspace=workspace,
-            shard_size=1,
-        )
+        _on_cluster(manifest, tiny, workspace, cluster)
     watcher.join()
     assert not ours()  # removed on every worker, long before their 60 s were up
     assert time.monotonic() - started < 40
