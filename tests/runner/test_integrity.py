@@ -216,7 +216,9 @@ def test_markup_and_escapes_in_logs_and_names_do_not_reach_the_terminal(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "\x1b[2J" not in result.output and "\x1b]0;" not in result.output
-    assert "evil.nii.gz" in result.output  # the odd name is listed, made printable
+    # the container ran to the end; its odd file name is listed as text, markup not applied
+    assert "3/3 with a prediction" in result.output
+    assert "[bold red][link=x]evil.nii.gz" in result.output
 
 
 def test_orphaned_container_is_removed_when_the_run_is_killed(

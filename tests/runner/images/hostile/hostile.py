@@ -329,7 +329,7 @@ def markup() -> int:
     """Rich markup and terminal escapes in the log and in file names; good predictions."""
     print("[/] closing tag first, [bold red]styled[/bold red] \x1b[2J\x1b]0;title\x07", flush=True)
     print("\x1b[31mred\x1b[0m [link=file:///etc/passwd]click[/link]", flush=True)
-    (OUT / "\x1b[2J[/]evil.nii.gz").write_bytes(b"x")
+    (OUT / "\x1b[2J[bold red][link=x]evil.nii.gz").write_bytes(b"x")  # no "/": one name
     for case in cases():
         write_label(case)
     return 0
