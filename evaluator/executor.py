@@ -33,7 +33,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -52,6 +52,7 @@ __all__ = [
     "limit_threads",
     "run_jobs",
     "run_jobs_dask",
+    "submit_windowed",
     "threads_per_worker",
 ]
 
@@ -494,6 +495,50 @@ def connect_scheduler(address: str, *, timeout_s: float | None = None) -> Any:
         ) from err
 
 
+def submit_windowed(
+    client: Any, jobs: Iterable[J], fn: Callable[[J], R], *, window: int, **options: Any
+) -> Iterator[tuple[J, R | BaseException]]:
+    """``fn(job)`` of each job on ``client``'s cluster, at most ``window`` of them in flight.
+
+    ``jobs`` is consumed lazily (a job is built only when it is about to be sent), results come
+    in completion order with their job, and a job that raised (on every try) comes with its
+    exception (Dask's ``KilledWorker`` when its workers kept dying). Jobs still in flight are
+    cancelled when the caller stops early. ``options`` go to ``client.submit`` (``resources``,
+    ``retries``).
+    """
+    import warnings
+
+    from distributed import as_completed
+
+    source = iter(jobs)
+    pending: dict[Any, tuple[Any, J]] = {}
+    completed = as_completed([], loop=client.loop)
+
+    def top_up() -> None:
+        for job in source:
+            with warnings.catch_warnings():  # a job may carry its inputs: large by design
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+                future = client.submit(fn, job, pure=False, **options)
+            pending[future.key] = (future, job)
+            completed.add(future)
+            if len(pending) >= window:
+                return
+
+    try:
+        top_up()
+        for future in completed:
+            _, job = pending.pop(future.key)
+            try:
+                result: R | BaseException = future.result()
+            except Exception as err:  # the job's own error, or KilledWorker
+                result = err
+            future.release()
+            top_up()
+            yield job, result
+    finally:
+        client.cancel([future for future, _ in pending.values()])
+
+
 def run_jobs_dask(
     jobs: Sequence[J],
     fn: Callable[[J], R],
@@ -523,36 +568,19 @@ def run_jobs_dask(
     ExecutorError
         The scheduler cannot be reached.
     """
-    from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
     client = connect_scheduler(scheduler)
     try:
         window = max(2 * sum(client.nthreads().values()), 2)
-        pending = list(reversed(jobs))
-        submitted: dict[Any, J] = {}
-
-        def submit() -> Any:
-            job = pending.pop()
-            future = client.submit(fn, job, pure=False)
-            submitted[future.key] = job
-            return future
-
-        first = [submit() for _ in range(min(window, len(pending)))]
-        completed = as_completed(first, loop=client.loop)
-        for future in completed:
-            job = submitted.pop(future.key)
-            try:
-                outcome = future.result()
-            except KilledWorker as err:
-                if on_failure is None:
-                    raise
-                why = f"the Dask workers running it kept dying (crash or memory limit): {err}"
-                outcome = on_failure(job, JobFailure("crash", why))
-            future.release()
-            if pending:
-                completed.add(submit())
-            yield outcome
+        for job, outcome in submit_windowed(client, jobs, fn, window=window):
+            if isinstance(outcome, KilledWorker) and on_failure is not None:
+                why = f"the Dask workers running it kept dying (crash or memory limit): {outcome}"
+                yield on_failure(job, JobFailure("crash", why))
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                yield outcome
     finally:
         client.close()
 

@@ -39,8 +39,7 @@ import stat
 import tempfile
 import time
 import uuid
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from typing import Any
 from evaluator.choices import BackendName, Staging
 from evaluator.datasets.registry import TaskSpec
 from evaluator.errors import ExecutorError, SubmissionError
-from evaluator.executor import connect_scheduler
+from evaluator.executor import connect_scheduler, submit_windowed
 from evaluator.processes import current_owner
 from evaluator.runner.contract import (
     ContainerRun,
@@ -145,7 +144,8 @@ class InputBundle:
                         "GiB: use --staging shared (a folder every worker mounts) or smaller "
                         "shards (--shard-size)"
                     )
-                files.append((Path(entry.path).relative_to(folder).as_posix(), _read(entry.path)))
+                path = Path(entry.path)
+                files.append((path.relative_to(folder).as_posix(), path.read_bytes()))
         return cls(files=tuple(sorted(files)))
 
     def materialise(self, input_dir: Path) -> None:
@@ -157,7 +157,7 @@ class InputBundle:
             A path that is absolute, climbs out of ``input_dir`` or names a missing shared
             folder.
         """
-        files = self.files
+        files: Iterable[tuple[str, bytes]] = self.files
         if self.folder is not None:
             source = Path(self.folder)
             if not source.is_dir():
@@ -165,8 +165,8 @@ class InputBundle:
                     f"staged inputs {self.folder} are not visible on worker {socket.gethostname()}"
                     " (--staging shared needs a folder every worker mounts at the same path)"
                 )
-            files = tuple(
-                (Path(e.path).relative_to(source).as_posix(), _read(e.path))
+            files = (  # one file in memory at a time
+                (Path(e.path).relative_to(source).as_posix(), Path(e.path).read_bytes())
                 for e, st in walk_tree(source)
                 if stat.S_ISREG(st.st_mode)
             )
@@ -182,11 +182,6 @@ class InputBundle:
                     folder.chmod(0o755)
             path.write_bytes(data)
             path.chmod(0o644)
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 @dataclass(frozen=True)
@@ -248,24 +243,22 @@ def _worker_backend(name: BackendName) -> Backend:
     return _BACKENDS[name]
 
 
+def _current_worker() -> Any:
+    """The Dask worker running this code, or None outside one."""
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):
+        return None
+
+
 def worker_scratch() -> Path:
     """The scratch space of this Dask worker (its ``local_directory``), or of this process."""
-    try:
-        from distributed import get_worker
-
-        base = Path(get_worker().local_directory)
-    except (ImportError, ValueError):
-        base = Path(tempfile.gettempdir()) / f"ccbench-worker-{os.getpid()}"
-    return base / "ccbench-tmp"
-
-
-def _worker_address() -> str:
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return ""
+    worker = _current_worker()
+    if worker is None:
+        return Path(tempfile.gettempdir()) / f"ccbench-worker-{os.getpid()}" / "ccbench-tmp"
+    return Path(worker.local_directory) / "ccbench-tmp"
 
 
 def _bounded_files(got: CollectedOutputs) -> dict[str, bytes]:
@@ -289,7 +282,7 @@ def _bounded_files(got: CollectedOutputs) -> dict[str, bytes]:
                     )
             continue
         total += size
-        files[path.name] = _read(str(path))
+        files[path.name] = path.read_bytes()
     return files
 
 
@@ -382,7 +375,12 @@ def run_unit(job: RemoteUnit) -> RemoteResult:
             backend, manifest, job.unit, box, token=token, user=user, dest=dest, labels=labels
         )
         files = _bounded_files(got)
-        run.details.update(worker=_worker_address(), scratch=str(box.root), pid=os.getpid())
+        worker = _current_worker()
+        run.details.update(
+            worker=str(worker.address) if worker is not None else "",
+            scratch=str(box.root),
+            pid=os.getpid(),
+        )
         return RemoteResult(
             run=run,
             predictions={cid: p.name for cid, p in got.predictions.items()},
@@ -565,17 +563,21 @@ def run_cases_dask(
         tick(0, total, first)
         hosts: set[str] = set()
         with _staged(workspace.tmp, staging) as stage_dir:
-            jobs = _jobs(
-                units, by_id, stage_dir, task, slugs, outcome, manifest, backend, staging, run_token
-            )
             done = 0
-            for unit, result in _submit(
-                client, jobs, window=2 * threads, resources=resources, retries=retries
-            ):
+
+            def step(status: str) -> None:
+                nonlocal done
                 done += 1
-                if result is None:
-                    tick(done, total, f"{unit.label}: input unreadable")
-                    continue
+                tick(done, total, status)
+
+            jobs = _jobs(
+                units, by_id, stage_dir, task, slugs, outcome, manifest, backend, staging,
+                run_token, on_unreadable=lambda unit: step(f"{unit.label}: input unreadable"),
+            )  # fmt: skip
+            for job, result in submit_windowed(
+                client, jobs, run_unit, window=2 * threads, resources=resources, retries=retries
+            ):
+                unit = job.unit
                 if isinstance(result, BaseException):  # the cluster's fault, not the entry's
                     raise ExecutorError(
                         f"job {unit.label} could not run on the cluster at {scheduler}: "
@@ -591,7 +593,7 @@ def run_cases_dask(
                 _check_digest(manifest, result.provenance, result.host)
                 hosts.add(printable(result.host, limit=100, oneline=True))
                 run = replace(result.run, label=unit.label)  # never a name from the worker
-                tick(done, total, absorb_unit(outcome, unit, run, got, result.enforcement))
+                step(absorb_unit(outcome, unit, run, got, result.enforcement))
         order = {u.label: i for i, u in enumerate(units)}
         outcome.container_runs.sort(key=lambda r: order.get(r.label, len(order)))
         outcome.provenance["hosts"] = sorted(hosts)
@@ -662,8 +664,13 @@ def _jobs(
     backend: BackendName,
     staging: Staging,
     run_token: str = "",
-) -> Iterator[tuple[Unit, RemoteUnit | None]]:
-    """Stage each unit when it is about to be sent (a window at a time, not the whole split)."""
+    on_unreadable: Callable[[Unit], None] = lambda unit: None,
+) -> Iterator[RemoteUnit]:
+    """Stage each unit when it is about to be sent (a window at a time, not the whole split).
+
+    A grand-challenge unit whose input cannot be read (the dataset's fault, recorded in
+    ``outcome.dataset_errors``) has no job: it goes to ``on_unreadable``.
+    """
     for planned in units:
         folder = stage_dir / planned.label
         folder.mkdir(mode=0o755)
@@ -671,56 +678,9 @@ def _jobs(
             planned, by_id, folder, task=task, slugs=slugs, skipped=outcome.dataset_errors
         )
         if unit.layout == "gc" and not unit.case_ids:
-            yield unit, None
+            on_unreadable(unit)
             continue
         bundle = InputBundle.pack(folder, staging)
         if staging == "transfer":
             remove_scratch(folder)
-        yield unit, RemoteUnit(manifest, backend, unit, bundle, run_token)
-
-
-def _submit(
-    client: Any,
-    jobs: Iterator[tuple[Unit, RemoteUnit | None]],
-    *,
-    window: int,
-    resources: dict[str, float] | None,
-    retries: int,
-) -> Iterator[tuple[Unit, RemoteResult | BaseException | None]]:
-    """Keep at most ``window`` jobs in flight; yield each unit with its result or error.
-
-    A unit without a job (its input could not be staged) comes back with ``None``.
-    """
-    from distributed import as_completed
-
-    pending: dict[str, tuple[Any, Unit]] = {}
-    completed = as_completed([], loop=client.loop)
-
-    def send() -> Iterator[tuple[Unit, None]]:
-        for unit, job in jobs:
-            if job is None:
-                yield unit, None
-                continue
-            with warnings.catch_warnings():  # a job carries its inputs: large by design
-                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
-                future = client.submit(
-                    run_unit, job, pure=False, resources=resources, retries=retries
-                )
-            pending[future.key] = (future, unit)
-            completed.add(future)
-            if len(pending) >= window:
-                return
-
-    try:
-        yield from send()
-        for future in completed:
-            _, unit = pending.pop(future.key)
-            try:
-                result: RemoteResult | BaseException = future.result()
-            except Exception as err:  # the job's own error, or KilledWorker
-                result = err
-            future.release()
-            yield from send()
-            yield unit, result
-    finally:
-        client.cancel([future for future, _ in pending.values()])
+        yield RemoteUnit(manifest, backend, unit, bundle, run_token)

@@ -161,9 +161,9 @@ def test_jobs_carry_their_inputs_not_paths(tmp_path: Path, workspace: Workspace)
     stage.mkdir(parents=True)
     by_id = {c.case_id: c for c in tiny.cases}
     jobs = list(_jobs(units, by_id, stage, tiny.task, None, outcome, m, "docker", "transfer"))
-    assert [unit.case_ids for unit, _ in jobs] == [("0001",), ("0002",)]
-    for _, job in jobs:
-        assert job is not None and job.inputs.folder is None
+    assert [job.unit.case_ids for job in jobs] == [("0001",), ("0002",)]
+    for job in jobs:
+        assert job.inputs.folder is None
         names = {rel for rel, _ in job.inputs.files}
         assert "cases.json" in names and any(n.endswith(".nii.gz") for n in names)
         blob = pickle.dumps(job)
@@ -173,7 +173,7 @@ def test_jobs_carry_their_inputs_not_paths(tmp_path: Path, workspace: Workspace)
     # the bundle recreates the staged layout, and refuses paths that climb out
     target = tmp_path / "inputs"
     target.mkdir()
-    jobs[0][1].inputs.materialise(target)  # type: ignore[union-attr]
+    jobs[0].inputs.materialise(target)
     assert (target / "cases.json").is_file() and (target / "0001").is_dir()
     with pytest.raises(ExecutorError, match="refusing"):
         InputBundle(files=(("../escape", b"x"),)).materialise(target)
