@@ -6,7 +6,8 @@
 #   * otherwise install Debian's slurmctld, slurmd, slurm-client and munge (apt-get,
 #     non-interactive), write a munge key and a one-node slurm.conf (the node is this host,
 #     at 127.0.0.1, with all its CPUs and memory; no cgroups, no accounting), start munged,
-#     slurmctld and slurmd in the background and wait until the node is idle.
+#     slurmctld and slurmd in the background and wait until the node is idle;
+#   * either way, run a one-second job (sbatch --wait) to prove that the node runs jobs.
 #
 # Never touches a slurm.conf it did not write (marker line). Exit status 0 when the node answers,
 # 1 with a one-line reason otherwise (the Slurm tests are then skipped with it).
@@ -27,8 +28,21 @@ ready() {
         timeout 10 sinfo -h -o %t 2>/dev/null | grep -Eq '^(idle|mix|alloc)'
 }
 
+# A node that answers can still refuse to run jobs (drained, a failing slurmstepd): run one.
+probe() {
+    local out
+    if out="$(timeout 90 sbatch --wait --job-name=ccbench-probe --time=1 --mem=16M \
+        --output=/dev/null --error=/dev/null --wrap=true 2>&1)"; then
+        return 0
+    fi
+    scancel --name=ccbench-probe >/dev/null 2>&1 || true
+    fail "the Slurm node answers but did not run a one-second job within 90s ($(echo "$out" |
+        tail -n 1); node: $(sinfo -h -o '%t %E' 2>/dev/null | head -n 1); see /var/log/slurm/)"
+}
+
 if ready; then
-    say "node answers"
+    probe
+    say "node answers and runs jobs"
     exit 0
 fi
 [[ "$(id -u)" -eq 0 ]] || fail "no Slurm node answers and this user is not root (cannot install or start Slurm)"
@@ -36,7 +50,8 @@ fi
 exec 9>"$LOCK" || fail "cannot open lock file $LOCK"
 flock -w 300 9 || fail "timed out waiting for another slurm-node.sh ($LOCK)"
 if ready; then
-    say "node answers"
+    probe
+    say "node answers and runs jobs"
     exit 0
 fi
 
@@ -114,7 +129,8 @@ fi
 
 for _ in $(seq "$WAIT_S"); do
     if ready; then
-        say "node $host answers ($cpus CPUs, $mem_mb MB)"
+        probe
+        say "node $host answers and runs jobs ($cpus CPUs, $mem_mb MB)"
         exit 0
     fi
     scontrol update nodename="$host" state=resume >/dev/null 2>&1 || true

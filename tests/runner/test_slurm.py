@@ -51,7 +51,7 @@ def slurm_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         deadline = time.monotonic() + 180
         while not address_file.exists():
             assert cluster.poll() is None, (folder / "cluster.log").read_text()
-            assert time.monotonic() < deadline, "no Slurm workers within 3 minutes"
+            assert time.monotonic() < deadline, _diagnosis(folder)
             time.sleep(0.5)
         yield address_file.read_text().strip(), folder
     finally:
@@ -60,6 +60,20 @@ def slurm_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     text = (folder / "cluster.log").read_text()
     assert "cluster stopped, jobs cancelled" in text, text
     assert not _jobs(), "the worker jobs outlived the cluster"
+
+
+def _diagnosis(folder: Path) -> str:
+    """Why no worker came: the jobs and their reasons, the node, the logs' last lines."""
+    lines = ["no Slurm workers within 3 minutes"]
+    for command in (["squeue", "-h", "-o", "%i %j %T %R"], ["sinfo", "-h", "-o", "%n %t %E"]):
+        run = subprocess.run(command, capture_output=True, text=True, check=False)
+        lines += [" ".join(command), run.stdout + run.stderr]
+    logs = [folder / "cluster.log", *sorted((folder / "logs").glob("*"))]
+    logs.append(Path("/var/log/slurm/slurmd.log"))
+    for log in logs:
+        if log.is_file():
+            lines += [f"--- {log}", *log.read_text(errors="replace").splitlines()[-15:]]
+    return "\n".join(lines)
 
 
 def _jobs() -> list[str]:
