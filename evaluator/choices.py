@@ -20,12 +20,14 @@ __all__ = [
     "BackendName",
     "BaseImageName",
     "CCMode",
+    "ClickMode",
     "Filesystem",
     "Interface",
     "LesionMatch",
     "Operation",
     "Order",
     "PhantomLayout",
+    "PromptKind",
     "ResultFormat",
     "Staging",
     "StudyOperation",
@@ -46,6 +48,14 @@ BackendName: TypeAlias = Literal["docker", "local"]
 #: How ``ccbench run --scheduler`` gets a job's inputs to a worker: with the job, or through a
 #: file system every worker mounts.
 Staging: TypeAlias = Literal["transfer", "shared"]
+#: What a prompted entry receives in ``/input/prompts.json`` besides the images: the names of
+#: the targets to segment (universal, text-prompted models), or simulated clicks (interactive
+#: models).
+PromptKind: TypeAlias = Literal["text", "clicks"]
+#: How ``ccbench run`` simulates the clicks of an interactive entry: autoPET IV's official
+#: simulator (all clicks drawn from the reference before the first run; budget k gives the
+#: first k of each kind), or corrective clicks drawn from the previous budget's errors.
+ClickMode: TypeAlias = Literal["autopet-iv", "corrective"]
 #: Degradations of the dataset studies, in the order of the thesis figures.
 Operation: TypeAlias = Literal["drop", "enlarge", "insert", "erode"]
 #: Which components a degradation edits first.

@@ -23,9 +23,11 @@ from evaluator.choices import (
     BackendName,
     BaseImageName,
     CCMode,
+    ClickMode,
     Filesystem,
     Interface,
     PhantomLayout,
+    PromptKind,
     ResultFormat,
     Staging,
     StudyOperation,
@@ -219,6 +221,14 @@ class BackendChoice(_Choice, choices=get_args(BackendName)):
     """Where `ccbench run` runs the containers (:data:`evaluator.runner.run.BackendName`)."""
 
 
+class PromptChoice(_Choice, choices=get_args(PromptKind)):
+    """``ccbench submit --prompts``."""
+
+
+class ClickModeChoice(_Choice, choices=get_args(ClickMode)):
+    """``ccbench run --click-mode``."""
+
+
 class StagingChoice(_Choice, choices=get_args(Staging)):
     """How `ccbench run --scheduler` gets inputs to the workers (:data:`evaluator.choices.Staging`)."""
 
@@ -347,6 +357,17 @@ def data_split(
         str | None,
         typer.Option(help="Results store asked for runs on the split [default: the workspace's]."),
     ] = None,
+    shots: Annotated[
+        str | None,
+        typer.Option(
+            "--shots",
+            help="Also write few-shot training subsets: for each k of this comma-separated list, "
+            "k development cases per target (label), seeded and nested (the 1-shot cases are "
+            "among the 5-shot ones). Split names: shotsK (all targets) and shotsK:TARGET, e.g. "
+            "shots5:liver. Reads every development case's reference once.",
+            show_default=False,
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -355,9 +376,19 @@ def data_split(
     Writes nnU-Net ``splits_final.json``-compatible JSON. An existing split that runs in the
     store were scored on is not changed without --force (a leaderboard must not mix test sets).
 
+    With `--shots 1,5` the test-set file also holds, per target, a k-case training subset of
+    the development cases whose reference contains that target (never a test case), drawn with
+    the same seed: `--split shots5` is the union over targets, `--split shots5:liver` one
+    target's (quote names with spaces: 'shots1:right kidney'). A target with fewer eligible
+    cases than k gets all of them, and a warning says so.
+
     Examples:
 
         ccbench data split --task autopet-phantom
+
+        ccbench data split --task btcv-phantom --shots 1,5
+
+        ccbench data cases --task btcv-phantom --split shots5:liver
     """
     from evaluator.console import print_split_summary
     from evaluator.datasets.splits import make_split
@@ -371,8 +402,20 @@ def data_split(
                 r.name for r in db.list_runs(task=task) if r.parameters.get("split_id") == split
             ]
 
+    ks = _int_list(shots, "--shots") if shots is not None else []
+    if shots is not None and (not ks or min(ks) < 1):
+        raise typer.BadParameter(
+            f"{shots!r}: give sizes of at least 1, e.g. 1,5", param_hint="--shots"
+        )
     result = make_split(
-        task, workspace=ws, data_root=data_root, seed=seed, out=out, force=force, used_by=used_by
+        task,
+        workspace=ws,
+        data_root=data_root,
+        seed=seed,
+        out=out,
+        force=force,
+        used_by=used_by,
+        shots=ks,
     )
     print_split_summary(result, console=console)
 
@@ -512,7 +555,8 @@ def metrics_cmd(
             "--metrics",
             "-m",
             help="Comma-separated metric names, or your own as module.path:attribute "
-            "[default: all voxel metrics].",
+            "[default: all voxel metrics but the topology ones (cldice ...), which are "
+            "scored only when named].",
         ),
     ] = None,
     labels: Annotated[
@@ -849,6 +893,15 @@ def submit_cmd(
         bool,
         typer.Option("--baseline", help="A reference algorithm: marked as a baseline on boards."),
     ] = False,
+    prompts: Annotated[
+        list[PromptChoice] | None,
+        typer.Option(
+            "--prompts",
+            help="What the entry reads from /input/prompts.json (repeatable): 'text' (the "
+            "target names to segment) or 'clicks' (an interactive entry, run per click budget).",
+            show_default=False,
+        ),
+    ] = None,
     nnunet_results: Annotated[
         Path | None,
         typer.Option(
@@ -973,6 +1026,7 @@ def submit_cmd(
         overwrite=overwrite,
         backend=backend,
         kind="baseline" if baseline else "entry",
+        prompts=tuple(p.value for p in prompts or ()),
     )
     print_submission(manifest, path, console=console)
 
@@ -1106,11 +1160,42 @@ def run_cmd(
             "(staged under the workspace, which every worker mounts at the same path)."
         ),
     ] = StagingChoice.transfer,
+    clicks: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Interactive entries (prompts: clicks): the largest click budget N; the entry "
+            "runs at budgets 0..N, each scored as its own run [default: 10, as autoPET IV].",
+            show_default=False,
+        ),
+    ] = None,
+    click_mode: Annotated[
+        ClickModeChoice,
+        typer.Option(
+            help="'autopet-iv': the official simulator's clicks (drawn once from the reference "
+            "and PET; budget k = the first k of each kind); 'corrective': each budget adds a "
+            "click in the previous prediction's largest missed and false-positive regions."
+        ),
+    ] = ClickModeChoice.autopet_iv,
+    click_seed: Annotated[int, typer.Option(help="Seed of the click simulator.")] = 42,
+    shots: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="The few-shot subset (k cases per target, `ccbench data split --shots`) the "
+            "entry was adapted on: recorded with the run; the leaderboard groups by it.",
+            show_default=False,
+        ),
+    ] = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run an entry's container on every case of a split, validate, score and store.
+
+    An entry that declares `prompts: text` finds the task's target names in
+    /input/prompts.json; one that declares `prompts: clicks` is run once per click budget.
 
     Examples:
 
@@ -1119,15 +1204,29 @@ def run_cmd(
         ccbench run threshold -t btcv-phantom -s all --backend local
 
         ccbench run threshold -t autopet-phantom -s all --scheduler tcp://10.0.0.5:8786
+
+        ccbench run click-grow -t autopet-phantom -s test --clicks 10
     """
-    from evaluator.console import print_run_outcome, run_progress
-    from evaluator.runner.contract import SandboxLimits
+    from evaluator.console import print_budget, print_run_outcome, run_progress
+    from evaluator.runner.contract import SandboxLimits, load_manifest
+    from evaluator.runner.interactive import ClickProtocol
     from evaluator.runner.run import run_entry
 
     if scheduler is None and staging is not StagingChoice.transfer:
         raise typer.BadParameter("only with --scheduler", param_hint="--staging")
 
     ws = _workspace(workspace).ensure()
+    manifests = _manifests(submissions, ws, entry)
+    interactive = "clicks" in load_manifest(entry, submissions_dir=manifests).prompts
+    if not interactive and (clicks is not None or click_mode is not ClickModeChoice.autopet_iv):
+        raise typer.BadParameter(
+            "only for an entry that declares `prompts: clicks`", param_hint="--clicks"
+        )
+    protocol = None
+    if interactive:
+        protocol = ClickProtocol(
+            budgets=10 if clicks is None else clicks, mode=click_mode.value, seed=click_seed
+        )
     with run_progress(_progress(quiet)) as (containers, on_case):
         outcome = run_entry(
             entry,
@@ -1135,7 +1234,7 @@ def run_cmd(
             split=split,
             workspace=ws,
             backend=backend.value,
-            submissions_dir=_manifests(submissions, ws, entry),
+            submissions_dir=manifests,
             data_root=data_root,
             evaluate=evaluate,
             limits=SandboxLimits(filesystem="read-only") if read_only else None,
@@ -1147,6 +1246,9 @@ def run_cmd(
             workers=workers,
             shard_size=shard_size,
             staging=staging.value,
+            clicks=protocol,
+            shots=shots,
+            on_budget=(lambda k, o: print_budget(k, o, console=console)) if interactive else None,
         )
     print_run_outcome(outcome, console=console)
 

@@ -45,6 +45,7 @@ __all__ = [
     "evaluation_progress",
     "kv_table",
     "print_base_images",
+    "print_budget",
     "print_case_metrics",
     "print_check_report",
     "print_dataset_study",
@@ -171,6 +172,65 @@ def print_split_summary(result: SplitResult, console: Console) -> None:
         console.print(_merged_note(result.merged, len(result.strata), k), highlight=False)
     console.print(f"folds (nnU-Net splits_final.json): {markup_safe(result.path)}", highlight=False)
     console.print(f"test set: {markup_safe(result.test_path)}", highlight=False)
+    if result.shots:
+        _print_shots(result, console)
+
+
+def _print_shots(result: SplitResult, console: Console) -> None:
+    """The few-shot subsets: cases per target and k, and a warning per target short of k.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from evaluator.datasets.splits import SplitResult
+    >>> res = SplitResult(task="t", path=Path("t.json"), test_path=Path("t.test.json"),
+    ...     folds=[], test=[], scheme="kfold", stratify=(), seed=0,
+    ...     shots={1: {"liver": ["a"], "spleen": ["b"]}, 2: {"liver": ["a", "c"], "spleen": ["b"]}},
+    ...     shots_short={2: {"spleen": 1}}, shots_eligible={"liver": 4, "spleen": 1})
+    >>> _print_shots(res, Console(width=100, color_system=None))
+    Few-shot training subsets (split names shots<k>, shots<k>:<target>; in t.test.json)
+    ...
+    │ spleen │        1 │       1 │   1 of 2 │
+    ...
+    warning: spleen has only 1 eligible case; its 2-shot subset holds all of them
+    """
+    console.print(
+        "Few-shot training subsets (split names shots<k>, shots<k>:<target>; in "
+        f"{markup_safe(result.test_path)})",
+        highlight=False,
+    )
+    table = Table()
+    table.add_column("target")
+    table.add_column("eligible", justify="right")
+    for k in result.shots:
+        table.add_column(f"{k}-shot", justify="right")
+    for target, eligible in result.shots_eligible.items():
+        cells = []
+        for k, subsets in result.shots.items():
+            n = len(subsets.get(target, []))
+            cells.append(
+                f"[yellow]{n} of {k}[/]" if target in result.shots_short.get(k, {}) else str(n)
+            )
+        table.add_row(markup_safe(target), str(eligible), *cells)
+    console.print(table)
+    for target, n in result.shots_eligible.items():
+        short = [k for k, targets in result.shots_short.items() if target in targets]
+        if not short:
+            continue
+        if n == 0:
+            has = f"no eligible case; its {_shots_list(short)} subset{'s are' if len(short) > 1 else ' is'} empty"
+        else:
+            has = (
+                f"only {n} eligible case{'' if n == 1 else 's'}; its {_shots_list(short)} "
+                f"subset{'s hold' if len(short) > 1 else ' holds'} all of them"
+            )
+        console.print(f"[yellow]warning:[/] {markup_safe(target)} has {has}", highlight=False)
+
+
+def _shots_list(ks: Sequence[int]) -> str:
+    """``[3, 5]`` -> ``"3- and 5-shot"``; ``[1, 3, 5]`` -> ``"1-, 3- and 5-shot"``."""
+    head = "".join(f"{k}-, " for k in ks[:-2]) + (f"{ks[-2]}- and " if len(ks) > 1 else "")
+    return f"{head}{ks[-1]}-shot"
 
 
 def _merged_note(merged: Sequence[str], n_strata: int, folds: int) -> str:
@@ -678,6 +738,35 @@ def print_run_outcome(outcome: RunOutcome, *, console: Console) -> None:
     console.print(kv_table("run", info))
     if outcome.evaluation is not None:
         print_evaluation(outcome.evaluation, console=console)
+
+
+def print_budget(budget: int, outcome: RunOutcome, *, console: Console) -> None:
+    """One line per click budget of an interactive entry: the run and its mean scores.
+
+    Examples
+    --------
+    >>> from io import StringIO
+    >>> from types import SimpleNamespace
+    >>> out = Console(file=StringIO(), width=200)
+    >>> done = SimpleNamespace(summary={"run": "r__clicks02", "mean_over_labels": {"dice": 0.5}})
+    >>> print_budget(2, SimpleNamespace(evaluation=done, predictions={"a": 1}, case_ids=["a"]),
+    ...              console=out)
+    >>> out.file.getvalue().strip()
+    'budget  2: 1/1 predictions, dice 0.5 (run r__clicks02)'
+    """
+    scores = ""
+    run = ""
+    if outcome.evaluation is not None:
+        summary = outcome.evaluation.summary
+        means = summary.get("mean_over_labels", {})
+        shown = [m for m in ("dice", "fp_volume_ml", "fn_volume_ml") if m in means]
+        scores = ", " + ", ".join(f"{m} {_fmt_value(means[m])}" for m in shown) if shown else ""
+        run = f" (run {markup_safe(summary['run'])})"
+    console.print(
+        f"budget {budget:2d}: {len(outcome.predictions)}/{len(outcome.case_ids)} predictions"
+        f"{scores}{run}",
+        highlight=False,
+    )
 
 
 # ---- simulate ---------------------------------------------------------------------------------

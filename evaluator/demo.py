@@ -384,6 +384,8 @@ def _containers(ws: Workspace, seed: int, console: Console, progress: Console) -
         checked = f"; `ccbench preflight`: {'would be scored' if report.ok else 'faults found'}"
     scored = 0
     for build in builds:
+        if baseline_spec(build.name).prompts:  # prompted entries: the next step
+            continue
         learned = baseline_spec(build.name).model is not None  # trained on the other cases
         for task in (t for t in tasks if t in build.tasks):
             splits = [HELD_OUT_SPLIT] if learned else [DEMO_SPLIT]
@@ -426,6 +428,77 @@ def _backend(console: Console | None) -> BackendName:
             )
         return "local"
     return "docker"
+
+
+#: The demo's interactive entry and its click budgets (autoPET IV's: 0 to 10 clicks of each kind).
+CLICK_ENTRY, DEMO_CLICKS = "click-grow", 10
+#: The demo's text-prompted entry (the monai-unet network answering the task's target names).
+TEXT_ENTRY = "monai-unet-prompted"
+
+
+def _prompted(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    """Prompted entries: click-grow at every click budget, monai-unet-prompted by target name.
+
+    ``ccbench run click-grow --clicks 10`` runs the interactive baseline once per budget (0 to
+    10 lesion and background clicks, drawn by the autoPET IV simulator from the reference and
+    the PET, stored with each run); the leaderboard of the held-out split then shows its
+    Dice-vs-clicks curve and the area under it. The text-prompted entry reads the task's target
+    names from ``/input/prompts.json`` and writes only those.
+    """
+    from evaluator.console import print_budget, print_run_outcome, run_progress
+    from evaluator.runner.contract import load_manifest
+    from evaluator.runner.interactive import ClickProtocol
+    from evaluator.runner.run import run_entry
+
+    backend = _backend(None)
+    task = DEMO_MODEL_TASK
+    curve: list[str] = []
+
+    def on_budget(budget: int, outcome: object) -> None:
+        print_budget(budget, outcome, console=console)  # type: ignore[arg-type]
+        summary = outcome.evaluation.summary  # type: ignore[attr-defined]
+        curve.append(f"{summary['mean_over_labels'].get('dice', float('nan')):.2f}")
+
+    with run_progress(progress) as (containers, on_case):
+        run_entry(
+            CLICK_ENTRY,
+            task=task,
+            split=HELD_OUT_SPLIT,
+            workspace=ws,
+            backend=backend,
+            submissions_dir=ws.submissions,
+            progress=containers,
+            on_case=on_case,
+            clicks=ClickProtocol(budgets=DEMO_CLICKS, seed=seed + 42),
+            on_budget=on_budget,
+        )
+    line = (
+        f"`ccbench run {CLICK_ENTRY} -t {task} -s {HELD_OUT_SPLIT} --clicks {DEMO_CLICKS}` "
+        f"({backend}): mean Dice at 0..{DEMO_CLICKS} clicks {' '.join(curve)}"
+    )
+    from evaluator.errors import SubmissionError
+
+    try:
+        manifest = load_manifest(TEXT_ENTRY, submissions_dir=ws.submissions)
+    except SubmissionError:  # not built: monai-unet was not trained
+        return f"{line}; {TEXT_ENTRY} not built (no trained monai-unet)"
+    if task not in manifest.tasks:
+        return f"{line}; {TEXT_ENTRY} not registered for {task}"
+    with run_progress(progress) as (containers, on_case):
+        outcome = run_entry(
+            TEXT_ENTRY,
+            task=task,
+            split=HELD_OUT_SPLIT,
+            workspace=ws,
+            backend=backend,
+            submissions_dir=ws.submissions,
+            progress=containers,
+            on_case=on_case,
+        )
+    print_run_outcome(outcome, console=console)
+    assert outcome.evaluation is not None
+    dice = outcome.evaluation.summary["mean_over_labels"].get("dice", float("nan"))
+    return f"{line}; {TEXT_ENTRY} asked for 'lesion' by name: Dice {dice:.3f}"
 
 
 #: The entry the demo runs again on a Dask cluster of two local workers.
@@ -602,6 +675,9 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Learned baseline: train a 3D U-Net (`ccbench baselines train`)", _train),
         DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
         DemoStep("On a cluster: containers on Dask workers (`ccbench run --scheduler`)", _cluster),
+        DemoStep(
+            "Prompted entries: clicks per budget, text targets (`ccbench run --clicks`)", _prompted
+        ),
         DemoStep("Degradation studies and your own metric (`ccbench simulate`)", _simulate),
         DemoStep(
             "Leaderboards: rankings, what each metric sees, disagreement explorer, static site",

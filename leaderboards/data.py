@@ -387,10 +387,19 @@ def same_case_set(runs: dict[str, RunInfo]) -> tuple[dict[str, RunInfo], dict[st
 RANKED_KINDS: tuple[RunKind, ...] = ("entry", "baseline")
 
 
+def _final_budget(run: RunInfo) -> bool:
+    """False for an interactive entry's run below its largest click budget: the board ranks an
+    interactive entry by its last budget (the curves are in :mod:`leaderboards.protocols`)."""
+    protocol = run.parameters.get("protocol")
+    if not isinstance(protocol, dict) or "budget" not in protocol:
+        return True
+    return bool(protocol["budget"] == protocol.get("budgets"))
+
+
 def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
-        if run.status == "finished" and run.kind in RANKED_KINDS:
+        if run.status == "finished" and run.kind in RANKED_KINDS and _final_budget(run):
             chosen[run.entry or run.name] = run
     return chosen
 

@@ -52,6 +52,12 @@ from leaderboards.explorer import explorer_components, explorer_context
 from leaderboards.folds import FoldSummary, fold_summary
 from leaderboards.official import metric_short_title
 from leaderboards.plots import FigureJob, draw_figures, metric_title
+from leaderboards.protocols import (
+    InteractiveSummary,
+    interactive_summary,
+    plot_click_curves,
+    shots_summary,
+)
 from leaderboards.reference import parse_reported, reference_tables_for
 from leaderboards.sensitivity import sensitivity_context
 
@@ -946,6 +952,12 @@ _FAMILIES: dict[str, tuple[str, str]] = {
         "Surface distances",
         "Distances between the surfaces of P and R, in millimetres with the image spacing.",
     ),
+    "topology": (
+        "Topology",
+        "Centreline overlap (clDice, Shit et al. 2021): the skeleton S(P) of the prediction "
+        "inside R, the skeleton S(R) of the reference inside P, and their harmonic mean; "
+        "for tubular structures such as vessels. Scored only when named.",
+    ),
     "lesion": (
         "Lesion level",
         "Connected components (lesions) of P matched to those of R, counted as detections, "
@@ -1213,6 +1225,70 @@ def _comparisons_context(
     }
 
 
+def _protocols_context(
+    lb: Leaderboard, folder: Path, interactive: InteractiveSummary | None
+) -> dict[str, Any]:
+    """The interactive entries' curves and areas, the few-shot groups, and their downloads."""
+    href = {e: f"entries/{entry_slug(e)}.html" for e in lb.data.entries}
+    downloads: list[dict[str, str]] = []
+    click_context = None
+    if interactive is not None:
+        paths = plot_click_curves(interactive, folder / "plots" / "click_curves")
+        rows = []
+        for rank, (entry, r) in enumerate(interactive.table.iterrows(), start=1):
+            cells = [
+                {"text": fmt(r[f"{m}_{part}"]), "raw": _raw(r[f"{m}_{part}"])}
+                for m in interactive.metrics
+                for part in ("auc", "final")
+            ]
+            rows.append(
+                {
+                    "rank": rank,
+                    "entry": entry,
+                    "href": href.get(str(entry)),
+                    "cells": cells,
+                    "budgets": int(r["budgets"]),
+                    "mode": r["click_mode"],
+                    "cases": int(r["cases"]),
+                }
+            )
+        click_context = {
+            "metrics": list(interactive.metrics),
+            "rows": rows,
+            "figure": _figure(paths, "Mean over the cases at each click budget", folder),
+        }
+        out = folder / "downloads"
+        out.mkdir(exist_ok=True)
+        interactive.per_case.to_csv(out / "click_auc.csv", index=False)
+        interactive.curves.to_csv(out / "click_curves.csv", index=False)
+        downloads += [
+            {"href": "downloads/click_auc.csv", "name": "click_auc.csv", "what": "per-case AUC"},
+            {"href": "downloads/click_curves.csv", "name": "click_curves.csv", "what": "curves"},
+        ]
+    shots = shots_summary(lb.data)
+    shots_context = None
+    if shots is not None:
+        metrics = list(lb.data.metrics)
+        shots_context = {
+            "metrics": metrics,
+            "groups": [
+                {
+                    "name": group,
+                    "rows": [
+                        {
+                            "entry": r["entry"],
+                            "href": href.get(str(r["entry"])),
+                            "cells": [{"text": fmt(r[m]), "raw": _raw(r[m])} for m in metrics],
+                        }
+                        for _, r in frame.iterrows()
+                    ],
+                }
+                for group, frame in shots.groupby("shots", sort=False)
+            ],
+        }
+    return {"interactive": click_context, "shots": shots_context, "downloads": downloads}
+
+
 def render_site(
     lb: Leaderboard,
     out: Path,
@@ -1223,6 +1299,7 @@ def render_site(
     folds: FoldSummary | None = None,
     progress: ProgressHook | None = None,
     workers: int | None = None,
+    interactive: InteractiveSummary | None = None,
 ) -> Path:
     """Write one task's board (pages, plots, downloads) into ``out`` and refresh the index.
 
@@ -1234,7 +1311,9 @@ def render_site(
     (:func:`leaderboards.folds.fold_summary`), shown when given. ``progress``: called as
     ``progress(done, total, stage)`` through the stages of :data:`PUBLISH_STAGES` from
     ``plots`` on. ``workers``: processes drawing the figures
-    (:func:`leaderboards.plots.draw_figures`; 1: in this process).
+    (:func:`leaderboards.plots.draw_figures`; 1: in this process). ``interactive``: the
+    interactive entries' click curves and areas (:func:`leaderboards.protocols.interactive_summary`),
+    shown when given.
 
     Returns
     -------
@@ -1263,7 +1342,7 @@ def render_site(
     try:
         _write_board(
             lb, folder, workspace, env, common, show_images, reference_entry, folds, progress,
-            workers,
+            workers, interactive,
         )  # fmt: skip
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -1327,6 +1406,7 @@ def _write_board(
     folds: FoldSummary | None,
     progress: ProgressHook | None = None,
     workers: int | None = None,
+    interactive: InteractiveSummary | None = None,
 ) -> None:
     """The board's pages, plots and downloads, written into ``folder``."""
     tick = _stage_ticker(progress)
@@ -1345,6 +1425,9 @@ def _write_board(
     tick("pages")
     context["downloads"] = [*context["downloads"], *extra.pop("downloads")]
     context.update(extra)
+    protocols = _protocols_context(lb, folder, interactive)
+    context["downloads"] = [*context["downloads"], *protocols.pop("downloads")]
+    context.update(protocols)
     (folder / "index.html").write_text(
         env.get_template("task.html").render(root="../", **context, **common), encoding="utf-8"
     )
@@ -1457,6 +1540,7 @@ def publish_leaderboard(
         data = replace(data, components=explorer_components(data, db))
         check_reference_entry(reference_entry, data.entries, task=task, split=split)
         folds = fold_summary(db, task, registry=reg)
+        interactive = interactive_summary(db, task, split)
     finally:
         if not isinstance(store, Store):
             db.close()
@@ -1473,6 +1557,7 @@ def publish_leaderboard(
         folds=folds,
         progress=progress,
         workers=workers,
+        interactive=interactive,
     )
     if progress is not None:
         progress(len(PUBLISH_STAGES), len(PUBLISH_STAGES), "published")

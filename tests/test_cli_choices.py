@@ -36,7 +36,7 @@ from evaluator.simulate.toy import TOY_STUDIES
 runner = CliRunner(env={"COLUMNS": "200"})
 
 #: Each choice enum of the CLI and the library values it mirrors.
-from evaluator.choices import ResultFormat  # noqa: E402
+from evaluator.choices import ClickMode, PromptKind, ResultFormat  # noqa: E402
 from evaluator.datasets.phantoms import LAYOUTS  # noqa: E402
 from evaluator.learn.models import PROFILES, TRAINABLE  # noqa: E402
 
@@ -54,6 +54,8 @@ MIRRORS: dict[type[Enum], tuple[str, ...]] = {
     cli.FormatChoice: get_args(ResultFormat),
     cli.LayoutChoice: LAYOUTS,
     cli.StagingChoice: get_args(Staging),
+    cli.PromptChoice: get_args(PromptKind),
+    cli.ClickModeChoice: get_args(ClickMode),
 }
 
 

@@ -76,3 +76,18 @@ def test_demo_runs_every_step(demo_workspace: Workspace) -> None:
     assert views and all(f'href="cases/{v.name}"' in page for v in views)
     assert all("Reference components" in v.read_text() for v in views)
     assert "CC-Dice sees it" in text  # dropping the smallest lesion, on the phantoms' data
+    # prompted entries: click-grow at budgets 0..10 with its curve on the held-out board, the
+    # click files of every budget in the store; the text-prompted network asked by name
+    held = (ws.sites / "autopet-phantom--test" / "index.html").read_text()
+    assert 'id="interactive"' in held and "click_curves.png" in held
+    assert (ws.sites / "autopet-phantom--test" / "plots" / "click_curves.png").is_file()
+    from evaluator.store import Store
+
+    with Store.open(ws.store_url) as db:
+        budgets = [
+            r for r in db.list_runs(entry="click-grow", status="finished")
+            if "__clicks" in r.name
+        ]  # fmt: skip
+        assert sorted(r.parameters["protocol"]["budget"] for r in budgets) == list(range(11))
+        assert all(db.prompts(r.id) for r in budgets)
+    assert "monai-unet-prompted asked for 'lesion' by name" in text

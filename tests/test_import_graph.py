@@ -272,7 +272,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluator.demo",),
     ("evaluator.console", "leaderboards"),
     ("evaluator.runner", "evaluator.simulate"),
-    ("evaluator.learn",),
+    ("evaluator.learn", "evaluator.prompts"),
     ("evaluator.evaluate",),
     ("evaluator.scoring",),
     ("evaluator.metrics",),

@@ -24,6 +24,7 @@ from evaluator.metrics.lesion import LESION_METRICS
 from evaluator.metrics.overlap import OVERLAP_FORMULAS, OverlapCounts, overlap_value
 from evaluator.metrics.registry import METRICS
 from evaluator.metrics.surface import SURFACE_METRICS
+from evaluator.metrics.topology import TOPOLOGY_METRICS
 from evaluator.runner.baselines import baseline_tasks
 
 
@@ -34,6 +35,7 @@ def _family(kind: str) -> set[str]:
 def test_metric_families_are_the_registry_s() -> None:
     assert set(OVERLAP_FORMULAS) == _family("overlap")
     assert set(SURFACE_METRICS) == _family("surface")
+    assert set(TOPOLOGY_METRICS) == _family("topology")
     assert set(LESION_METRICS) == _family("lesion")
     assert set(CC_METRICS) == _family("cc")
 

@@ -6,11 +6,33 @@ Files (``TaskSpec.split_file``, e.g. ``<workspace>/splits/autopet.json``):
   ``{"train": [...], "val": [...]}`` over the development cases (every case not in the test set);
   nnU-Net reads it unchanged (copy it to ``nnUNet_preprocessed/<dataset>/splits_final.json``).
 * ``<name>.test.json``: ``{"task", "scheme", "seed", "test_fraction", "stratify", "test": [...]}``,
-  the held-out test ids and how they were drawn.
+  the held-out test ids and how they were drawn; with ``ccbench data split --shots 1,5`` also
+  the few-shot training subsets (below).
 
 Split names understood by :func:`resolve_split`: ``test``; ``fold0`` ... ``fold{k-1}`` (the
 validation cases of that fold); ``train`` (every development case, i.e. the union of the folds'
-validation cases); ``all`` (every case of the dataset, no split file needed).
+validation cases); ``all`` (every case of the dataset, no split file needed); ``shots<k>`` and
+``shots<k>:<target>`` (few-shot subsets, below).
+
+Few-shot subsets (``make_split(..., shots=[1, 5])``): for each target (a foreground label of
+the task, by name: BTCV's ``spleen``, ``liver``, ...; AutoPET's ``lesion``; HECKTOR's ``GTVp``
+and ``GTVn``; ChestXDet's findings) the eligible cases are the development cases whose reference
+contains that target (label images are read one case at a time; ChestXDet's annotation lists
+are read, not rasterised). They are ordered by a permutation seeded by the split's seed and the
+target's name (so it does not depend on the other targets), and the ``k``-shot subset is the
+first ``k``: subsets are nested (``k1 < k2`` gives ``subset(k1) ⊂ subset(k2)``) and never hold a
+test case. The test-set file gains two keys::
+
+    "shots": {"1": {"spleen": ["0007"], ...}, "5": {"spleen": ["0007", "0012", ...], ...}},
+    "shots_short": {"5": {"gallbladder": 3}}
+
+``shots`` lists, per ``k`` and target (in label order), the chosen ids in draw order (each list
+is a prefix of the next larger ``k``'s); ``shots_short`` names, per ``k``, the targets with fewer
+than ``k`` eligible cases and how many they have (their list holds all of them). A split made
+without ``shots`` has neither key, byte for byte as before. ``shots5`` is the union over
+targets of the 5-shot subsets, ``shots5:liver`` one target's (the name exactly as in
+``datasets.yaml``, e.g. ``shots1:right kidney``); :func:`shots_of` gives the ``k`` of such a
+name, so a run can record which subset a model was adapted on.
 
 Schemes (``TaskSpec.split.scheme``), following the thesis, appendix E.1.2:
 
@@ -32,18 +54,21 @@ The same cases, metadata and seed give the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evaluator.datasets.base import open_dataset, resolve_task
+from evaluator.datasets.base import Case, DatasetAdapter, open_dataset, resolve_task
 from evaluator.datasets.imageio import read_json
+from evaluator.datasets.labels import label_array
 from evaluator.datasets.registry import Registry, TaskSpec
 from evaluator.errors import ImageReadError, SplitError
 from evaluator.workspace import Workspace
@@ -53,16 +78,23 @@ __all__ = [
     "assign_split",
     "case_listing",
     "case_set_id",
+    "draw_shots",
     "heldout_path",
     "make_split",
+    "read_shots",
     "read_split",
     "resolve_split",
+    "shots_of",
     "split_id",
     "split_names",
 ]
 
 _UNKNOWN = "unknown"
 _REMAINDER = "(other)"
+#: ``shots<k>`` or ``shots<k>:<target>``; ``k`` >= 1 without a leading zero (one name per split).
+_SHOTS_NAME = re.compile(r"shots([1-9][0-9]*)(?::(.+))?")
+#: Tag of the few-shot random streams (the fold assignment uses the bare seed).
+_SHOTS_STREAM = 5
 
 
 @dataclass(frozen=True)
@@ -86,6 +118,13 @@ class SplitResult:
         ``"fold0"``, ...) -> number of cases.
     merged
         Strata too small for their own group and merged into a coarser one.
+    shots
+        ``k`` -> target -> the ``k``-shot training subset in draw order (empty without
+        ``shots``); see the module docstring.
+    shots_short
+        ``k`` -> target -> its number of eligible cases, for the targets with fewer than ``k``.
+    shots_eligible
+        Target -> number of development cases whose reference contains it.
     """
 
     task: str
@@ -98,6 +137,9 @@ class SplitResult:
     seed: int
     strata: dict[str, dict[str, int]] = field(default_factory=dict)
     merged: list[str] = field(default_factory=list)
+    shots: dict[int, dict[str, list[str]]] = field(default_factory=dict)
+    shots_short: dict[int, dict[str, int]] = field(default_factory=dict)
+    shots_eligible: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_cases(self) -> int:
@@ -121,8 +163,6 @@ def split_id(split_path: Path) -> str | None:
     >>> split_id(path)
     'sha256:...'
     """
-    import hashlib
-
     if not split_path.is_file():
         return None
     digest = hashlib.sha256(split_path.read_bytes())
@@ -139,8 +179,6 @@ def case_set_id(case_ids: Sequence[str]) -> str:
     >>> case_set_id(["b", "a"]) == case_set_id(["a", "b"]) != case_set_id(["a"])
     True
     """
-    import hashlib
-
     return "sha256:" + hashlib.sha256("\n".join(sorted(case_ids)).encode()).hexdigest()[:16]
 
 
@@ -255,6 +293,119 @@ def _stratum_key(metadata: Mapping[str, Any], fields: Sequence[str]) -> tuple[st
     return tuple(str(metadata.get(f) or _UNKNOWN) for f in fields)
 
 
+def shots_of(split_name: str) -> int | None:
+    """The ``k`` of a few-shot split name, None for every other split name.
+
+    ``shots<k>`` (the union over targets of the ``k``-shot subsets) and ``shots<k>:<target>``
+    (one target's) are the few-shot names :func:`resolve_split` understands; ``k`` is written
+    without a leading zero. A run adapted on such a subset records ``k`` with its parameters.
+
+    Examples
+    --------
+    >>> shots_of("shots5"), shots_of("shots5:liver"), shots_of("shots1:right kidney")
+    (5, 5, 1)
+    >>> shots_of("fold0"), shots_of("test"), shots_of("shots"), shots_of("shots05")
+    (None, None, None, None)
+    """
+    match = _SHOTS_NAME.fullmatch(split_name)
+    return int(match.group(1)) if match else None
+
+
+def _target_rng(seed: int, target: str) -> np.random.Generator:
+    """The random stream of one target: from the seed and the target's name only."""
+    key = int.from_bytes(hashlib.sha256(target.encode()).digest()[:8], "big")
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SHOTS_STREAM, key)))
+
+
+def draw_shots(
+    eligible: Mapping[str, Iterable[str]], shots: Iterable[int], *, seed: int
+) -> tuple[dict[int, dict[str, list[str]]], dict[int, dict[str, int]]]:
+    """Nested few-shot subsets: per target, the first ``k`` of a seeded permutation of its cases.
+
+    Parameters
+    ----------
+    eligible
+        Target name -> the ids of the cases that contain it (any order; duplicates ignored).
+        The output lists targets in this mapping's order.
+    shots
+        The ``k`` values (>= 1; duplicates ignored).
+    seed
+        Seed; target ``t`` draws from ``SeedSequence(seed, spawn_key=(5, hash(t)))``, so its
+        subsets depend on the seed, its name and its eligible ids only.
+
+    Returns
+    -------
+    subsets, short
+        ``k`` (ascending) -> target -> ids in draw order, ``subsets[k1][t]`` a prefix of
+        ``subsets[k2][t]`` for ``k1 < k2``; ``k`` -> target -> number of eligible cases for the
+        targets with fewer than ``k`` (only the ``k`` that have such targets).
+
+    Raises
+    ------
+    SplitError
+        For ``k < 1``.
+
+    Examples
+    --------
+    >>> subsets, short = draw_shots({"a": ["c1", "c2", "c3"], "b": ["c2"]}, [1, 2], seed=0)
+    >>> subsets[2]["a"][:1] == subsets[1]["a"], subsets[2]["b"], short
+    (True, ['c2'], {2: {'b': 1}})
+    """
+    ks = sorted(set(shots))
+    bad = [k for k in ks if k < 1]
+    if bad:
+        raise SplitError(f"few-shot sizes must be at least 1, got {bad}")
+    order: dict[str, list[str]] = {}
+    for target, ids in eligible.items():
+        pool = sorted(set(ids))
+        order[target] = [pool[i] for i in _target_rng(seed, target).permutation(len(pool))]
+    subsets = {k: {t: ids[:k] for t, ids in order.items()} for k in ks}
+    short = {k: {t: len(ids) for t, ids in order.items() if len(ids) < k} for k in ks}
+    return subsets, {k: v for k, v in short.items() if v}
+
+
+def _target_names(spec: TaskSpec) -> dict[str, int]:
+    """Target name -> label value, in label order; two labels of one name are refused."""
+    names: dict[str, int] = {}
+    for value in sorted(spec.labels):
+        name = spec.labels[value]
+        if name in names:
+            raise SplitError(
+                f"task '{spec.name}': labels {names[name]} and {value} are both called "
+                f"'{name}'; few-shot subsets are per target name"
+            )
+        names[name] = value
+    return names
+
+
+def _present_labels(case: Case, spec: TaskSpec) -> set[int]:
+    """The task's label values that occur in a case's reference (read once, then dropped)."""
+    if case.annotations is not None:  # instance lists (ChestXDet): no rasterising needed
+        value_of = {name: value for value, name in spec.labels.items()}
+        return {value_of[a.class_name] for a in case.annotations if a.class_name in value_of}
+    if case.label is None:
+        raise SplitError(
+            f"task '{spec.name}': case {case.case_id} has no reference label; few-shot subsets "
+            "are drawn among the cases that contain each target"
+        )
+    arr = label_array(case.read_label(), labels=spec.labels, what=f"reference {case.label}")
+    return {value for value in spec.labels if bool((arr == value).any())}
+
+
+def _eligible_cases(
+    adapter: DatasetAdapter, spec: TaskSpec, case_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Target name -> the cases of ``case_ids`` whose reference contains it (one case at a time)."""
+    targets = _target_names(spec)
+    eligible: dict[str, list[str]] = {name: [] for name in targets}
+    for case_id in sorted(case_ids):
+        present = _present_labels(adapter.case(case_id), spec)
+        for name, value in targets.items():
+            if value in present:
+                eligible[name].append(case_id)
+    return eligible
+
+
 def make_split(
     task: str | TaskSpec,
     *,
@@ -265,8 +416,9 @@ def make_split(
     registry: Registry | None = None,
     force: bool = False,
     used_by: Callable[[str], Sequence[str]] | None = None,
+    shots: Sequence[int] = (),
 ) -> SplitResult:
-    """Make and write the test set and cross-validation folds of a task.
+    """Make and write the test set, cross-validation folds and few-shot subsets of a task.
 
     Parameters
     ----------
@@ -288,6 +440,10 @@ def make_split(
     used_by
         ``used_by(split_id)`` -> names of the runs scored on that split (the CLI asks the
         results store). An existing split that would change is refused while runs use it.
+    shots
+        Few-shot sizes ``k`` (e.g. ``[1, 5]``): also write, per target, a ``k``-case training
+        subset of the development cases that contain it (module docstring). Reads every
+        development case's reference once. Without it the files are as they always were.
 
     Returns
     -------
@@ -298,10 +454,17 @@ def make_split(
     DatasetNotFoundError
         When the data root is missing or empty.
     SplitError
-        Too few cases, an ``official`` scheme without an official test subset, or a split that
-        runs refer to would change (without ``force``).
+        Too few cases, an ``official`` scheme without an official test subset, a split that
+        runs refer to would change (without ``force``), a ``k < 1``, or (with ``shots``) a
+        case without a reference.
+    InvalidLabelError, ImageReadError
+        With ``shots``: a reference that cannot be read or holds values outside the label map.
     """
     spec = resolve_task(task, registry)
+    if any(k < 1 for k in shots):
+        raise SplitError(
+            f"task '{spec.name}': few-shot sizes must be at least 1, got {list(shots)}"
+        )
     adapter = open_dataset(spec, workspace=workspace, data_root=data_root, registry=registry)
     cases = list(adapter.cases())
     settings = spec.split
@@ -338,6 +501,14 @@ def make_split(
         "stratify": list(stratify),
         "test": test,
     }
+    subsets: dict[int, dict[str, list[str]]] = {}
+    short: dict[int, dict[str, int]] = {}
+    eligible: dict[str, list[str]] = {}
+    if shots:
+        eligible = _eligible_cases(adapter, spec, development)
+        subsets, short = draw_shots(eligible, shots, seed=seed)
+        test_doc["shots"] = {str(k): v for k, v in subsets.items()}
+        test_doc["shots_short"] = {str(k): v for k, v in short.items()}
     new_folds, new_test = json.dumps(folds, indent=4) + "\n", json.dumps(test_doc, indent=4) + "\n"
     current = split_id(path)
     changes = current is not None and (
@@ -349,10 +520,19 @@ def make_split(
         runs = list(used_by(current or ""))
         if runs:
             shown = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+            only_shots = path.read_text() == new_folds and _without_shots(test_path) == {
+                k: v for k, v in test_doc.items() if not k.startswith("shots")
+            }
+            harm = (
+                "only its few-shot subsets would change, but so would the split id those runs "
+                "recorded"
+                if only_shots
+                else "their leaderboard would mix test sets"
+            )
             raise SplitError(
                 f"task '{spec.name}': {path} would change, but {len(runs)} run(s) were scored "
-                f"on it ({shown}); their leaderboard would mix test sets. Pass --force to "
-                "overwrite it anyway, or --out to write another split"
+                f"on it ({shown}); {harm}. Pass --force to overwrite it anyway, or --out to "
+                "write another split"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new_folds)
@@ -373,6 +553,22 @@ def make_split(
         seed=seed,
         strata={k: dict(v) for k, v in sorted(strata.items())},
         merged=merged,
+        shots=subsets,
+        shots_short=short,
+        shots_eligible={t: len(ids) for t, ids in eligible.items()},
+    )
+
+
+def _without_shots(test_path: Path) -> dict[str, Any] | None:
+    """A test-set file's document without its few-shot keys; None when unreadable."""
+    try:
+        doc = json.loads(test_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return (
+        {k: v for k, v in doc.items() if not k.startswith("shots")}
+        if isinstance(doc, dict)
+        else None
     )
 
 
@@ -406,15 +602,121 @@ def read_split(path: Path) -> tuple[list[dict[str, list[str]]], list[str]]:
     return folds, [str(t) for t in test]
 
 
-def split_names(folds: int) -> list[str]:
+def _test_doc(path: Path) -> dict[str, Any]:
+    """The test-set file of a splits file as a dict; empty when absent or not a dict."""
+    test_path = heldout_path(path)
+    if not test_path.is_file():
+        return {}
+    try:
+        doc = read_json(test_path, what="test-set file")
+    except ImageReadError as err:
+        raise SplitError(str(err)) from err
+    return doc if isinstance(doc, dict) else {}
+
+
+def read_shots(path: Path) -> dict[int, dict[str, list[str]]]:
+    """The few-shot subsets written with a splits file (in its test-set file).
+
+    Parameters
+    ----------
+    path
+        The splits file (``<name>.json``); the subsets are read from :func:`heldout_path` of it.
+
+    Returns
+    -------
+    dict
+        ``k`` (ascending) -> target -> case ids in draw order; empty when the split was made
+        without ``--shots`` (or has no test-set file).
+
+    Raises
+    ------
+    SplitError
+        When the test-set file cannot be read or its ``shots`` are not
+        ``{"<k>": {"<target>": [ids]}}``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "s.json"
+    >>> read_shots(path)
+    {}
+    >>> _ = heldout_path(path).write_text('{"test": [], "shots": {"2": {"liver": ["b", "a"]}}}')
+    >>> read_shots(path)
+    {2: {'liver': ['b', 'a']}}
+    """
+    test_path = heldout_path(path)
+    raw = _test_doc(path).get("shots", {})
+    shape = 'expected \'shots\' as {"<k>": {"<target>": [case ids]}}'
+    if not isinstance(raw, dict):
+        raise SplitError(f"{test_path}: {shape}")
+    out: dict[int, dict[str, list[str]]] = {}
+    for key, targets in raw.items():
+        k = shots_of(f"shots{key}")
+        if k is None or str(k) != key or not isinstance(targets, dict):
+            raise SplitError(f"{test_path}: {shape}, got key {key!r}")
+        if not all(isinstance(ids, list) for ids in targets.values()):
+            raise SplitError(f"{test_path}: {shape}, got a non-list under {key!r}")
+        out[k] = {str(t): [str(c) for c in ids] for t, ids in targets.items()}
+    return dict(sorted(out.items()))
+
+
+def split_names(folds: int, *, shots: Iterable[int] = ()) -> list[str]:
     """Names :func:`resolve_split` understands for a split with ``folds`` folds.
+
+    ``shots``: the ``k`` of the few-shot subsets written with it; each gives ``shots<k>`` and
+    ``shots<k>:<target>`` (the latter, one per target, is not listed).
 
     Examples
     --------
     >>> split_names(2)
     ['all', 'train', 'test', 'fold0', 'fold1']
+    >>> split_names(2, shots=[5, 1])[-2:]
+    ['shots1', 'shots5']
     """
-    return ["all", "train", "test", *(f"fold{k}" for k in range(folds))]
+    return [
+        "all",
+        "train",
+        "test",
+        *(f"fold{k}" for k in range(folds)),
+        *(f"shots{k}" for k in sorted(set(shots))),
+    ]
+
+
+def _shots_ids(spec: TaskSpec, path: Path, split_name: str, test: Sequence[str]) -> list[str]:
+    """The cases of ``shots<k>`` or ``shots<k>:<target>`` from the split's test-set file."""
+    match = _SHOTS_NAME.fullmatch(split_name)
+    if match is None:  # pragma: no cover - callers check shots_of first
+        raise SplitError(f"task '{spec.name}': '{split_name}' is not a few-shot split name")
+    k, target = int(match.group(1)), match.group(2)
+    shots = read_shots(path)
+    test_path = heldout_path(path)
+    if k not in shots:
+        written = ", ".join(str(v) for v in shots) or "none"
+        wanted = ",".join(str(v) for v in sorted({*shots, k}))
+        seed = _test_doc(path).get("seed")
+        again = f" --seed {seed}" if isinstance(seed, int) else ""
+        raise SplitError(
+            f"task '{spec.name}': split '{split_name}': {test_path} has no {k}-shot subsets "
+            f"(written: {written}); run `ccbench data split --task {spec.name}{again} "
+            f"--shots {wanted}`"
+        )
+    if target is None:
+        ids = sorted({cid for subset in shots[k].values() for cid in subset})
+    elif target in shots[k]:
+        ids = sorted(shots[k][target])
+    else:
+        raise SplitError(
+            f"task '{spec.name}': split '{split_name}': no target '{target}' in the {k}-shot "
+            f"subsets of {test_path} (targets: {', '.join(shots[k])})"
+        )
+    leaked = sorted(set(ids) & set(test))
+    if leaked:
+        raise SplitError(
+            f"task '{spec.name}': split '{split_name}' in {test_path} holds test case(s) "
+            f"{', '.join(leaked[:5])}; few-shot subsets are drawn from the development cases. "
+            f"Run `ccbench data split --task {spec.name}` again"
+        )
+    return ids
 
 
 def resolve_split(
@@ -432,7 +734,9 @@ def resolve_split(
     task
         Task name or spec.
     split_name
-        ``all``, ``train``, ``test``, ``fold0`` ... ``fold4`` (see the module docstring).
+        ``all``, ``train``, ``test``, ``fold0`` ... ``fold4``; ``shots5`` (the union over
+        targets of the 5-shot subsets) or ``shots5:liver`` (one target's), when the split was
+        made with ``--shots`` (see the module docstring).
     workspace, data_root, registry
         As for :func:`open_dataset`; the split file is ``task.split_file`` in the workspace.
 
@@ -440,7 +744,8 @@ def resolve_split(
     ------
     SplitError
         No split file (says to run ``ccbench data split``), an unknown split name (lists the
-        known ones), or a split file naming cases that the dataset does not have.
+        known ones), a ``k`` or target without few-shot subsets (names the file), or a split
+        file naming cases that the dataset does not have.
     DatasetNotFoundError
         When the data root is missing or empty.
     """
@@ -455,12 +760,19 @@ def resolve_split(
             f"task '{spec.name}': no split file {path}; run `ccbench data split --task {spec.name}`"
         )
     folds, test = read_split(path)
-    names = split_names(len(folds))
-    if split_name not in names:
-        raise SplitError(
-            f"task '{spec.name}': unknown split '{split_name}' (known: {', '.join(names)})"
+    if shots_of(split_name) is not None:
+        ids = _shots_ids(spec, path, split_name, test)
+    elif split_name not in (names := split_names(len(folds), shots=read_shots(path))):
+        shots_hint = (
+            ", shots<k>[:<target>] after `ccbench data split --shots`"
+            if not any(n.startswith("shots") for n in names)
+            else ", shots<k>:<target>"
         )
-    if split_name == "test":
+        raise SplitError(
+            f"task '{spec.name}': unknown split '{split_name}' (known: {', '.join(names)}"
+            f"{shots_hint})"
+        )
+    elif split_name == "test":
         ids = test
     elif split_name == "train":
         ids = sorted({cid for f in folds for cid in f["val"]})

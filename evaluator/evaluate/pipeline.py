@@ -157,6 +157,7 @@ def evaluate_run(
     kind: RunKind = "entry",
     formats: Sequence[str] = (),
     user_metrics: Sequence[str] = (),
+    protocol: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -231,6 +232,11 @@ def evaluate_run(
     user_metrics
         ``module:attribute`` of user metrics (:mod:`evaluator.metrics.plugins`) scored besides
         the profile's metrics and the registered (entry point) ones.
+    protocol
+        How the predictions were made, stored with the run's parameters for the leaderboards:
+        ``prompts`` (what a prompted entry was given), the click budget of an interactive run
+        (``budget``, ``budgets``, ``click_mode``, ``click_seed``, ``series``), the few-shot
+        subset a model was adapted on (``shots``).
 
     Returns
     -------
@@ -283,6 +289,8 @@ def evaluate_run(
     }
     if plan.user_metrics:  # where the leaderboards find them again
         parameters["user_metrics"] = list(plan.user_metrics)
+    if protocol:
+        parameters["protocol"] = dict(protocol)
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
     existing = db.find_run(name) if force else None
     if existing is not None and existing.parameters != json.loads(

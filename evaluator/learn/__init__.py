@@ -16,6 +16,7 @@ Nothing is imported here, so ``import evaluator.learn`` costs nothing.
 #: Modules copied into the baselines' images (see :func:`evaluator.runner.baselines.stage_context`).
 CONTAINER_MODULES: tuple[str, ...] = (
     "__init__",
+    "click_grow",
     "entry",
     "infer",
     "instances",

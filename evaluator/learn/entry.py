@@ -9,6 +9,12 @@ label image per case; a 2D model (an instance task, ChestXDet) writes one COCO r
 
 ``run_suv_threshold``: :func:`~.suv_threshold.segment_suv` on every case.
 
+``run_click_grow``: :func:`~.click_grow.grow_from_clicks` from each case's clicks
+(``/input/prompts.json``; an interactive entry).
+
+A prompted case (``targets`` in its prompt: a text-prompted entry) gets only the structures
+asked for, each written with the label value the prompt gives (:func:`answer_targets`).
+
 Both print one line per case and return the process's exit status: 0, or 2 with a message on
 stderr when the input cannot be used (no weights for the task, a missing channel).
 
@@ -21,10 +27,14 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["choose_model", "run_learned", "run_suv_threshold"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["answer_targets", "choose_model", "run_click_grow", "run_learned", "run_suv_threshold"]
 
 DEFAULT_WEIGHTS = Path("/opt/algorithm/weights")
 #: What a 2D (instance) model writes into ``/output``: COCO results of every case.
@@ -57,6 +67,38 @@ def choose_model(weights: Path, task: str | None, slug: str | None) -> Path:
     raise LookupError(
         f"output folder '{slug}' matches no model (known: {sorted(map(str, by_slug))})"
     )
+
+
+def answer_targets(
+    labels: npt.NDArray[Any], model_labels: Mapping[str, str], targets: Sequence[Mapping[str, Any]]
+) -> npt.NDArray[np.uint8]:
+    """Keep the structures a text prompt asks for, each with the label value it asks for.
+
+    Parameters
+    ----------
+    labels
+        The network's label map (the model's own values).
+    model_labels
+        The model's label value (as text) -> structure name.
+    targets
+        The prompt's ``[{"name": ..., "label": ...}]``; a name the model does not know is left
+        empty (printed).
+
+    Examples
+    --------
+    >>> seg = np.array([0, 1, 2, 6, 6])
+    >>> answer_targets(seg, {"1": "spleen", "6": "liver"}, [{"name": "liver", "label": 3}])
+    array([0, 0, 0, 3, 3], dtype=uint8)
+    """
+    by_name = {name: int(value) for value, name in model_labels.items()}
+    out = np.zeros(labels.shape, dtype=np.uint8)
+    for target in targets:
+        value = by_name.get(str(target.get("name")))
+        if value is None:
+            print(f"target {target.get('name')!r} is not a structure of this model", flush=True)
+            continue
+        out[labels == value] = int(target["label"])
+    return out
 
 
 def run_learned(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +141,8 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
             print(f"{case.key}: skipped: {err.args[0]}", file=sys.stderr, flush=True)
             continue
         labels, confidence = predict_with_confidence(model, x)
+        if "targets" in case.prompt:  # a text prompt: only the structures asked for
+            labels = answer_targets(labels, model.config["labels"], case.prompt["targets"])
         if two_d:
             instances += label_instances(labels, confidence, image_id=case.key)
         else:
@@ -136,4 +180,32 @@ def run_suv_threshold(argv: Sequence[str] | None = None) -> int:
         seg = segment_suv(suv, ct, suppress=not head_and_neck)
         write_label(sitk.GetArrayViewFromImage(seg), suv, case.output)
         print(f"{case.key}: done", flush=True)
+    return 0
+
+
+def run_click_grow(argv: Sequence[str] | None = None) -> int:
+    """Segment every staged case by growing regions from its clicks (:mod:`.click_grow`)."""
+    import SimpleITK as sitk
+
+    from .click_grow import click_lists, grow_from_clicks
+    from .layouts import find_inputs, io_folders, write_label
+
+    inp, out = io_folders()
+    try:
+        inputs = find_inputs(inp, out, gc_output="tumor-lesion-segmentation")
+    except FileNotFoundError as err:
+        print(f"cannot start: {err}", file=sys.stderr)
+        return 2
+    for case in inputs.cases:
+        pet = case.channels.get("PET") or case.channels.get("PT")
+        if pet is None:
+            print(f"{case.key}: no PET channel (have {', '.join(case.channels)})", file=sys.stderr)
+            return 2
+        tumor, background = click_lists(case.prompt)
+        suv = sitk.ReadImage(str(pet))
+        seg = grow_from_clicks(suv, tumor, background)
+        write_label(sitk.GetArrayViewFromImage(seg), suv, case.output)
+        print(
+            f"{case.key}: {len(tumor)} lesion and {len(background)} background clicks", flush=True
+        )
     return 0

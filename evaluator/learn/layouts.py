@@ -10,6 +10,9 @@ Reads ``$CCBENCH_INPUT`` (default ``/input``) in either layout of
   ``/output/images/<output-slug>/<uuid>.mha`` (``CCBENCH_GC_OUTPUT``, else the only folder the
   harness made under ``/output/images``, else the caller's default).
 
+A prompted entry also finds ``/input/prompts.json`` (:mod:`evaluator.prompts.contract`): each
+case's prompt (``targets``, ``clicks``) is in :attr:`CaseInput.prompt`.
+
 This module is copied into the baselines' images: numpy and SimpleITK only.
 """
 
@@ -18,8 +21,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +42,8 @@ class CaseInput:
     key: str
     channels: Mapping[str, Path]
     output: Path
+    #: The case's prompt from ``prompts.json`` (``targets`` and/or ``clicks``); empty if none.
+    prompt: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,13 +107,18 @@ def find_inputs(
     ('t', 'CT.nii.gz', 'c1.nii.gz')
     """
     listing = inp / "cases.json"
+    prompts = (
+        json.loads((inp / "prompts.json").read_text()) if (inp / "prompts.json").is_file() else {}
+    )
     if listing.is_file():
         doc = json.loads(listing.read_text())
+        given = prompts.get("cases", {})
         cases = [
             CaseInput(
                 key=str(case["case_id"]),
                 channels={name: inp / rel for name, rel in case["channels"].items()},
                 output=out / f"{case['case_id']}.nii.gz",
+                prompt=given.get(str(case["case_id"]), {}),
             )
             for case in doc["cases"]
         ]
@@ -127,7 +138,14 @@ def find_inputs(
         output = out / "images" / slug / f"{key}.mha"
         return Inputs(
             task=None,
-            cases=[CaseInput(key=key, channels=channels, output=output)],
+            cases=[
+                CaseInput(
+                    key=key,
+                    channels=channels,
+                    output=output,
+                    prompt={k: v for k, v in prompts.items() if k != "version"},
+                )
+            ],
             interface="grand-challenge",
             output_slug=slug,
         )

@@ -4,7 +4,8 @@
 one pass, splits them into one sparse mask pair per label (``pred == label``, ``ref == label``,
 stored as sorted voxel indices; no further pass over the volume), and computes every requested
 metric from shared intermediate results: one TP/FP/FN count for the overlap metrics, one
-surface-distance computation for HD/HD95/ASSD/NSD, one connected-component labelling per image
+surface-distance computation for HD/HD95/ASSD/NSD, one skeleton per mask for clDice and the
+topology precision and sensitivity, one connected-component labelling per image
 and connectivity shared by the lesion metrics and the CC-Metrics, and one CC-Metrics pass
 (:func:`evaluator.metrics.cc.cc_metrics`' core). Every value equals a direct call of
 the metric's own function on the full masks (edge cases included).
@@ -369,6 +370,13 @@ def _one_label(
             ComponentInfo(int(n), n * voxel_ml, centre, bool(found))
             for n, centre, found in zip(result.sizes, result.centres, result.detected, strict=True)
         ]
+
+    topology_names = [name for name in names if kinds[name] == "topology"]
+    if topology_names:
+        from evaluator.metrics.topology import grid_skeleton_counts, topology_value
+
+        skeletons = grid_skeleton_counts(grid_p, grid_r)
+        out.update({name: topology_value(name, skeletons) for name in topology_names})
 
     # after the labellings: the Boundary IoU band uses them (SparseGrid.cached_components)
     surface_names = [name for name in names if kinds[name] == "surface"]

@@ -94,8 +94,8 @@ def score_files(
     pred, ref : str or Path
         Label image files on the same grid.
     metrics : sequence of str, optional
-        Metric names; default: every voxel metric of the registry
-        (:data:`~evaluator.metrics.registry.VOXEL_METRICS`).
+        Metric names; default: every voxel metric of the registry but the opt-in topology
+        metrics (:data:`~evaluator.metrics.registry.VOXEL_METRICS`).
     labels, connectivity, nsd_tolerance_mm, lesion_match, cc_mode, cc_worst_distance_mm
         As :func:`evaluator.metrics.api.compute_metrics`.
 

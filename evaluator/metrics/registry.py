@@ -18,6 +18,7 @@ from typing import Literal, TypeAlias
 __all__ = [
     "EDGE_CASES",
     "METRICS",
+    "OPT_IN_KINDS",
     "VOXEL_METRICS",
     "EdgeCase",
     "MetricKind",
@@ -28,7 +29,9 @@ __all__ = [
 
 #: ``user``: a metric declared with :func:`evaluator.metrics.plugins.user_metric` (added to
 #: :data:`METRICS` when activated, never at import).
-MetricKind: TypeAlias = Literal["overlap", "surface", "lesion", "cc", "instance", "user"]
+MetricKind: TypeAlias = Literal[
+    "overlap", "surface", "topology", "lesion", "cc", "instance", "user"
+]
 
 INF = math.inf
 NAN = math.nan
@@ -48,7 +51,7 @@ class MetricSpec:
         Ranking direction.
     needs_spacing : bool
         Whether the value depends on the voxel spacing.
-    kind : {"overlap", "surface", "lesion", "cc", "instance", "user"}
+    kind : {"overlap", "surface", "topology", "lesion", "cc", "instance", "user"}
         Module family that computes it (``user``: :mod:`evaluator.metrics.plugins`).
     best, worst : float
         Best and worst possible values (``worst`` is used for failed or missing cases; ``inf``
@@ -160,6 +163,16 @@ _ROWS: tuple[_Row, ...] = (
         "IoU of the bands within 2% of the diagonal (mm)",
         "Boundary IoU",
     ),
+    # topology (evaluator.metrics.topology): S(X) is the skeleton of X (clDice, Shit et al. 2021)
+    _score(
+        "cldice",
+        "topology",
+        False,
+        "2 Tprec Tsens / (Tprec + Tsens) (clDice); scored only when named",
+        "clDice",
+    ),
+    _score("topology_precision", "topology", False, "Tprec = |S(P)∩R| / |S(P)|", "Tprec"),
+    _score("topology_sensitivity", "topology", False, "Tsens = |S(R)∩P| / |S(R)|", "Tsens"),
     # lesion level (evaluator.metrics.lesion)
     _count("lesion_tp", True, "matched reference lesions"),
     _count("lesion_fp", False, "unmatched predicted lesions"),
@@ -211,8 +224,15 @@ _ROWS: tuple[_Row, ...] = (
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec, _ in _ROWS}
 #: Values for empty inputs, by metric name.
 EDGE_CASES: dict[str, EdgeCase] = {spec.name: edge for spec, edge in _ROWS}
-#: Metrics computed from two voxel masks (all but the instance metrics): the CLI default set.
-VOXEL_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.kind != "instance")
+#: Families computed only when named (``--metrics cldice``), never by default: skeletonizing a
+#: large 3D organ takes seconds (topology metrics of a full-size BTCV phantom case: about 5 s,
+#: 3-4.5 s of it for the liver; BTCV's profile metrics: about 1 s; see docs/metrics.md).
+OPT_IN_KINDS: tuple[MetricKind, ...] = ("topology",)
+#: Metrics computed from two voxel masks, but the opt-in families (:data:`OPT_IN_KINDS`): the
+#: CLI default set.
+VOXEL_METRICS: tuple[str, ...] = tuple(
+    n for n, s in METRICS.items() if s.kind != "instance" and s.kind not in OPT_IN_KINDS
+)
 
 
 def edge_value(name: str, pred_empty: bool, ref_empty: bool) -> float | None:

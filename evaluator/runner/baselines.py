@@ -84,6 +84,8 @@ class BaselineSpec(BaseModel):
     tasks: tuple[str, ...] | None = None
     resources: dict[str, Any] = {}
     description: str = ""
+    #: What the baseline reads from ``/input/prompts.json`` (``text``, ``clicks``).
+    prompts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,6 +383,7 @@ def _build_one(
             resources=resources,
             command=("{python}", str(context / "predict.py")),
             kind="baseline",
+            prompts=spec.prompts,  # type: ignore[arg-type]  # checked by the model
         )
         return BaselineBuild(name, tag, write_manifest(manifest, submissions_dir), False, tasks)
     from evaluator.runner.images import BASE_IMAGES, build_base_images, build_context, image_size_mb
@@ -401,6 +404,7 @@ def _build_one(
         resources=resources,
         overwrite=True,
         kind="baseline",
+        prompts=spec.prompts,
     )
     return BaselineBuild(name, tag, path, True, tasks, size_mb=image_size_mb(tag))
 

@@ -45,9 +45,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import SimpleITK as sitk
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from evaluator.choices import Filesystem, Interface
+from evaluator.choices import Filesystem, Interface, PromptKind
 from evaluator.errors import SubmissionError
 from evaluator.runner.outputs import folder_bytes
 
@@ -271,6 +271,15 @@ class Manifest(_Frozen):
     #: ``baseline`` for a reference algorithm (``ccbench baselines build``, ``submit
     #: --baseline``): ranked with the entries, marked as a baseline on the boards.
     kind: EntryKind = "entry"
+    #: What the entry reads from ``/input/prompts.json`` (:mod:`evaluator.prompts`): ``text``
+    #: (the target names to segment) and/or ``clicks`` (an interactive entry, run once per click
+    #: budget). Written as one name or a list.
+    prompts: tuple[PromptKind, ...] = ()
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
 
 
 def invalid_fields(err: ValidationError) -> str:

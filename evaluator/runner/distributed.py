@@ -49,6 +49,7 @@ from evaluator.datasets.registry import TaskSpec
 from evaluator.errors import ExecutorError, SubmissionError
 from evaluator.executor import connect_scheduler, submit_windowed
 from evaluator.processes import current_owner
+from evaluator.prompts.contract import Prompt
 from evaluator.runner.contract import (
     ContainerRun,
     Manifest,
@@ -498,12 +499,13 @@ def run_cases_dask(
     shard_size: int | None = None,
     staging: Staging = "transfer",
     retries: int = 1,
+    prompts: Mapping[str, Prompt] | None = None,
 ) -> RunOutcome:
     """Run an entry on the given cases through a Dask cluster; collect the outputs here.
 
     Parameters
     ----------
-    manifest, cases, task, run_dir, workspace, split, limits, progress
+    manifest, cases, task, run_dir, workspace, split, limits, progress, prompts
         As :func:`evaluator.runner.run.run_cases`.
     scheduler
         The Dask scheduler's address (``tcp://host:8786``).
@@ -573,6 +575,7 @@ def run_cases_dask(
             jobs = _jobs(
                 units, by_id, stage_dir, task, slugs, outcome, manifest, backend, staging,
                 run_token, on_unreadable=lambda unit: step(f"{unit.label}: input unreadable"),
+                prompts=prompts,
             )  # fmt: skip
             for job, result in submit_windowed(
                 client, jobs, run_unit, window=2 * threads, resources=resources, retries=retries
@@ -665,6 +668,7 @@ def _jobs(
     staging: Staging,
     run_token: str = "",
     on_unreadable: Callable[[Unit], None] = lambda unit: None,
+    prompts: Mapping[str, Prompt] | None = None,
 ) -> Iterator[RemoteUnit]:
     """Stage each unit when it is about to be sent (a window at a time, not the whole split).
 
@@ -675,7 +679,13 @@ def _jobs(
         folder = stage_dir / planned.label
         folder.mkdir(mode=0o755)
         unit = stage_unit(
-            planned, by_id, folder, task=task, slugs=slugs, skipped=outcome.dataset_errors
+            planned,
+            by_id,
+            folder,
+            task=task,
+            slugs=slugs,
+            skipped=outcome.dataset_errors,
+            prompts=prompts,
         )
         if unit.layout == "gc" and not unit.case_ids:
             on_unreadable(unit)

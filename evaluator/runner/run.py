@@ -14,13 +14,16 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from evaluator.choices import BackendName, Staging
 from evaluator.datasets.registry import TaskSpec
+from evaluator.errors import SubmissionError
+from evaluator.prompts.contract import Prompt
 from evaluator.runner.contract import (
     Manifest,
     SandboxLimits,
@@ -28,6 +31,7 @@ from evaluator.runner.contract import (
     gc_slugs,
     load_manifest,
 )
+from evaluator.runner.interactive import ClickProtocol
 from evaluator.runner.outputs import reap_scratch
 from evaluator.runner.units import (
     Backend,
@@ -60,6 +64,7 @@ def run_cases(
     limits: SandboxLimits | None = None,
     progress: ProgressHook | None = None,
     shard_size: int | None = None,
+    prompts: Mapping[str, Prompt] | None = None,
 ) -> RunOutcome:
     """Run an entry on the given cases and collect its outputs (no scoring).
 
@@ -91,6 +96,9 @@ def run_cases(
         class; batch interface: one container for all cases).
     shard_size
         Batch interface: cases per container [default: all in one].
+    prompts
+        Case id -> what a prompted entry is given in ``/input/prompts.json``
+        (:mod:`evaluator.prompts.contract`).
 
     Returns
     -------
@@ -135,6 +143,7 @@ def run_cases(
                     task=task,
                     slugs=slugs,
                     skipped=outcome.dataset_errors,
+                    prompts=prompts,
                 )
                 if unit.layout == "gc" and not unit.case_ids:
                     tick(done, total, f"{unit.label}: input unreadable")
@@ -171,6 +180,9 @@ def run_entry(
     scheduler: str | None = None,
     shard_size: int | None = None,
     staging: Staging = "transfer",
+    clicks: ClickProtocol | None = None,
+    shots: int | None = None,
+    on_budget: Callable[[int, RunOutcome], None] | None = None,
 ) -> RunOutcome:
     """Run a submitted entry on a task's split, then score it into the results store.
 
@@ -210,72 +222,173 @@ def run_entry(
     shard_size, staging
         Cases per batch-interface container, and how inputs reach the workers (with
         ``scheduler``; see :func:`~evaluator.runner.distributed.run_cases_dask`).
+    clicks
+        An interactive entry's click protocol [default: :class:`ClickProtocol`'s]: the entry
+        runs once per budget (:mod:`evaluator.runner.interactive`). Refused for an entry that
+        does not declare ``prompts: clicks``.
+    shots
+        The few-shot subset (``k`` cases per target, ``ccbench data split --shots``) the entry
+        was adapted on, recorded with the run; the leaderboards group entries by it.
+    on_budget
+        Interactive entries: called with each budget and its outcome when it is stored.
 
     Returns
     -------
     RunOutcome
-        With ``evaluation`` set to what the evaluation path returned.
+        With ``evaluation`` set to what the evaluation path returned; for an interactive entry,
+        the largest budget's (each budget is its own stored run).
 
     Raises
     ------
     SubmissionError
-        Unknown entry, not registered for the task, resources above the limits.
+        Unknown entry, not registered for the task, resources above the limits, a prompt the
+        task cannot give.
     DockerUnavailableError
         ``backend="docker"`` and no engine answers.
     """
     from evaluator.datasets.base import open_dataset, resolve_task
+    from evaluator.prompts.contract import text_targets
 
     manifest = load_manifest(entry, submissions_dir=submissions_dir)
     spec = resolve_task(task)
+    if clicks is not None and "clicks" not in manifest.prompts:
+        raise SubmissionError(
+            f"entry {manifest.name} does not declare `prompts: clicks`: it cannot be given clicks"
+        )
     dataset = open_dataset(spec, workspace=workspace, data_root=data_root)
     case_ids = _split_case_ids(spec, split, workspace=workspace, data_root=data_root)
     cases = [dataset.case(cid) for cid in case_ids]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    run_dir = workspace.runs / f"{manifest.name}__{spec.name}__{split}__{stamp}"
-    if scheduler is not None:
-        from evaluator.executor import dask_scheduler
-        from evaluator.runner.distributed import run_cases_dask
+    name = f"{manifest.name}__{spec.name}__{split}__{stamp}"
+    protocol: dict[str, Any] = {} if shots is None else {"shots": shots}
+    prompts: dict[str, Prompt] | None = None
+    if "text" in manifest.prompts:
+        targets = text_targets(spec)
+        prompts = {cid: {"targets": targets} for cid in case_ids}
+        protocol["prompts"] = ["text"]
+    once = _Once(
+        manifest=manifest,
+        spec=spec,
+        cases=cases,
+        workspace=workspace,
+        backend=backend,
+        data_root=data_root,
+        limits=limits,
+        evaluate=evaluate,
+        workers=workers,
+        scoring=(scoring_memory_mb, scoring_time_limit_s),
+        progress=progress,
+        on_case=on_case,
+        scheduler=scheduler,
+        shard_size=shard_size,
+        staging=staging,
+        split=split,
+    )
+    if "clicks" not in manifest.prompts:
+        return once(workspace.runs / name, prompts, protocol)
+    from evaluator.runner.interactive import (
+        ClickSeries,
+        budget_run_name,
+        previous_prediction,
+    )
 
-        with dask_scheduler(scheduler, workers=workers) as address:
-            outcome = run_cases_dask(
-                manifest,
-                cases,
-                task=spec,
-                run_dir=run_dir,
-                scheduler=address,
-                workspace=workspace,
-                backend=backend if isinstance(backend, str) else backend.name,  # type: ignore[arg-type]
-                split=split,
-                limits=limits,
-                progress=progress,
-                shard_size=shard_size,
-                staging=staging,
-            )
-    else:
-        outcome = run_cases(
-            manifest,
-            cases,
-            task=spec,
-            run_dir=run_dir,
-            backend=make_backend(backend) if isinstance(backend, str) else backend,
-            workspace=workspace,
-            split=split,
-            limits=limits,
-            progress=progress,
-            shard_size=shard_size,
+    click_protocol = clicks or ClickProtocol()
+    series = ClickSeries(spec, cases, click_protocol)
+    outcome: RunOutcome | None = None
+    for budget in range(click_protocol.budgets + 1):
+        before = None if outcome is None else outcome.run_dir / "predictions"
+        given = series.prompts(
+            budget, previous_prediction(before) if before else lambda cid, ref: None
         )
-    if evaluate:
-        outcome.evaluation = _evaluate(
-            outcome,
-            spec,
-            workspace=workspace,
-            data_root=data_root,
-            workers=workers,
-            manifest=manifest,
-            limits=(scoring_memory_mb, scoring_time_limit_s),
-            on_case=on_case,
-        )
+        if prompts is not None:  # text and clicks: both in one prompt
+            given = {cid: {**prompts.get(cid, {}), **p} for cid, p in given.items()}
+        run_dir = workspace.runs / budget_run_name(name, budget)
+        outcome = once(run_dir, given, {**protocol, **click_protocol.parameters(name, budget)})
+        if on_budget is not None:
+            on_budget(budget, outcome)
+    assert outcome is not None
     return outcome
+
+
+@dataclass(frozen=True)
+class _Once:
+    """One container pass over the split, then its scoring (a budget of an interactive entry
+    is one pass)."""
+
+    manifest: Manifest
+    spec: TaskSpec
+    cases: Sequence[Any]
+    workspace: Workspace
+    backend: BackendName | Backend
+    data_root: Path | None
+    limits: SandboxLimits | None
+    evaluate: bool
+    workers: int | None
+    scoring: tuple[int | None, float | None]
+    progress: ProgressHook | None
+    on_case: Callable[[Any, int, int], None] | None
+    scheduler: str | None
+    shard_size: int | None
+    staging: Staging
+    split: str
+
+    def __call__(
+        self,
+        run_dir: Path,
+        prompts: Mapping[str, Prompt] | None,
+        protocol: Mapping[str, Any],
+    ) -> RunOutcome:
+        if self.scheduler is not None:
+            from evaluator.executor import dask_scheduler
+            from evaluator.runner.distributed import run_cases_dask
+
+            with dask_scheduler(self.scheduler, workers=self.workers) as address:
+                backend = self.backend
+                outcome = run_cases_dask(
+                    self.manifest,
+                    self.cases,
+                    task=self.spec,
+                    run_dir=run_dir,
+                    scheduler=address,
+                    workspace=self.workspace,
+                    backend=backend if isinstance(backend, str) else backend.name,  # type: ignore[arg-type]
+                    split=self.split,
+                    limits=self.limits,
+                    progress=self.progress,
+                    shard_size=self.shard_size,
+                    staging=self.staging,
+                    prompts=prompts,
+                )
+        else:
+            outcome = run_cases(
+                self.manifest,
+                self.cases,
+                task=self.spec,
+                run_dir=run_dir,
+                backend=make_backend(self.backend)
+                if isinstance(self.backend, str)
+                else self.backend,
+                workspace=self.workspace,
+                split=self.split,
+                limits=self.limits,
+                progress=self.progress,
+                shard_size=self.shard_size,
+                prompts=prompts,
+            )
+        if self.evaluate:
+            outcome.evaluation = _evaluate(
+                outcome,
+                self.spec,
+                workspace=self.workspace,
+                data_root=self.data_root,
+                workers=self.workers,
+                manifest=self.manifest,
+                limits=self.scoring,
+                on_case=self.on_case,
+                protocol=protocol,
+                prompts=prompts,
+            )
+        return outcome
 
 
 def _split_case_ids(
@@ -296,8 +409,11 @@ def _evaluate(
     manifest: Manifest,
     limits: tuple[int | None, float | None] = (None, 600.0),
     on_case: Callable[[Any, int, int], None] | None = None,
+    protocol: Mapping[str, Any] | None = None,
+    prompts: Mapping[str, Prompt] | None = None,
 ) -> Any:
-    """Score the predictions folder, then attach container logs and errors to the stored run."""
+    """Score the predictions folder, then attach container logs, errors and the prompts given
+    to the stored run."""
     from evaluator.evaluate import evaluate_run
     from evaluator.store import ArtifactKind, Store
 
@@ -323,6 +439,7 @@ def _evaluate(
         },
         kind=manifest.kind,
         on_case=on_case,
+        protocol=protocol,
     )
     db = Store.open(result.store_url)
     try:
@@ -338,6 +455,8 @@ def _evaluate(
             db.log(result.run.id, run.log, case_id=case_id, stream="container")
         for case_id, reason in outcome.case_errors.items():
             db.log(result.run.id, reason, case_id=case_id, stream="container_error")
+        if prompts:
+            db.record_prompts(result.run.id, prompts)
     finally:
         db.close()
     return result

@@ -175,6 +175,7 @@ def submit_image(
     backend: DockerBackend | None = None,
     image_digest: str | None = None,
     kind: EntryKind = "entry",
+    prompts: Sequence[str] = (),
 ) -> tuple[Manifest, Path]:
     """Check ``image`` exists, record its digest and write the entry's manifest.
 
@@ -202,6 +203,9 @@ def submit_image(
         only); must look like ``sha256:<64 hex>``.
     kind
         ``baseline`` for a reference algorithm (marked as such on the leaderboards).
+    prompts
+        ``text`` and/or ``clicks``: what the entry reads from ``/input/prompts.json``
+        (:mod:`evaluator.prompts.contract`).
 
     Returns
     -------
@@ -246,6 +250,7 @@ def submit_image(
             command=tuple(command) if command else None,
             submitted=datetime.now(UTC).isoformat(timespec="seconds"),
             kind=kind,
+            prompts=tuple(prompts),  # type: ignore[arg-type]  # checked by the model
         )
     except ValidationError as err:
         raise SubmissionError(f"entry {name}: {invalid_fields(err)}") from err

@@ -20,6 +20,7 @@ from evaluator.choices import BackendName
 from evaluator.datasets.registry import TaskSpec
 from evaluator.errors import ImageReadError, SubmissionError
 from evaluator.processes import current_owner
+from evaluator.prompts.contract import Prompt, write_prompts
 from evaluator.runner.contract import (
     ContainerRun,
     GrandChallengeSlugs,
@@ -243,11 +244,13 @@ def stage_unit(
     task: TaskSpec,
     slugs: GrandChallengeSlugs | None,
     skipped: dict[str, str],
+    prompts: Mapping[str, Prompt] | None = None,
 ) -> Unit:
     """Lay out ``/input`` of one unit in ``input_dir``; return the unit as staged.
 
     A case whose images cannot be read goes to ``skipped`` (the dataset's fault) and leaves the
-    unit; the grand-challenge input's uuid is recorded in the returned unit.
+    unit; the grand-challenge input's uuid is recorded in the returned unit. ``prompts`` (case
+    id -> prompt) are written as ``/input/prompts.json`` (:mod:`evaluator.prompts.contract`).
     """
     if unit.layout == "gc":
         assert slugs is not None
@@ -256,9 +259,13 @@ def stage_unit(
         except ImageReadError as err:
             skipped[unit.label] = str(err)
             return replace(unit, case_ids=())
-        return replace(unit, key=key)
-    stage_batch_inputs([cases[c] for c in unit.case_ids], input_dir, task=task, skipped=skipped)
-    return replace(unit, case_ids=tuple(c for c in unit.case_ids if c not in skipped))
+        staged = replace(unit, key=key)
+    else:
+        stage_batch_inputs([cases[c] for c in unit.case_ids], input_dir, task=task, skipped=skipped)
+        staged = replace(unit, case_ids=tuple(c for c in unit.case_ids if c not in skipped))
+    if prompts:
+        write_prompts(input_dir, layout=staged.layout, case_ids=staged.case_ids, prompts=prompts)
+    return staged
 
 
 def contain(

@@ -33,6 +33,7 @@ from evaluator.store.schema import (
     cases_table,
     components_table,
     entries_table,
+    prompts_table,
     results_table,
     run_claims_table,
     run_logs_table,
@@ -1219,6 +1220,34 @@ class Store:
                 .order_by(run_logs_table.c.id)
             )
             return [(r.case_id, r.stream, r.message) for r in rows]
+
+    def record_prompts(self, run_id: int, prompts: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store what each case's container was given (``/input/prompts.json``), replacing any
+        earlier prompts of those cases, in one transaction."""
+        rows = [
+            {"run_id": run_id, "case_id": case_id, "content": json.dumps(prompt, sort_keys=True)}
+            for case_id, prompt in prompts.items()
+        ]
+        if not rows:
+            return
+        with self._begin() as conn:
+            conn.execute(
+                prompts_table.delete().where(
+                    prompts_table.c.run_id == run_id,
+                    prompts_table.c.case_id.in_(list(prompts)),
+                )
+            )
+            conn.execute(prompts_table.insert(), rows)
+
+    def prompts(self, run_id: int) -> dict[str, dict[str, Any]]:
+        """The prompts :meth:`record_prompts` stored for a run, by case."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                sa.select(prompts_table.c.case_id, prompts_table.c.content)
+                .where(prompts_table.c.run_id == run_id)
+                .order_by(prompts_table.c.case_id)
+            )
+            return {r.case_id: json.loads(r.content) for r in rows}
 
     # ---- plumbing -------------------------------------------------------------------------
 

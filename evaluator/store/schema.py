@@ -25,6 +25,7 @@ __all__ = [
     "components_table",
     "entries_table",
     "metadata",
+    "prompts_table",
     "results_table",
     "run_claims_table",
     "run_logs_table",
@@ -173,6 +174,16 @@ artifacts_table = sa.Table(
     sa.Column("note", sa.Text),
     sa.Column("created_at", sa.DateTime),
     sa.UniqueConstraint("run_id", "kind", "path", name="uq_artifacts_run_kind_path"),
+)
+
+#: What a prompted entry was given for each case (``/input/prompts.json``: the text targets, the
+#: clicks of the run's budget), as JSON, so a published interactive score can be traced to the
+#: clicks that produced it. Written by ``ccbench run``; kept when the run is scored again.
+prompts_table = sa.Table(
+    "prompts",
+    metadata,
+    *_case_key(),
+    sa.Column("content", sa.Text, nullable=False),
 )
 
 #: Tables whose rows belong to one scoring of a run (:meth:`Store.reset_run` empties them);

@@ -11,6 +11,7 @@ import pytest
 from evaluator.metrics.registry import (
     EDGE_CASES,
     METRICS,
+    OPT_IN_KINDS,
     VOXEL_METRICS,
     conventions_markdown,
     edge_value,
@@ -21,6 +22,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 #: Every metric name the metrics issue asks for.
 REQUIRED = {
     *("dice", "iou", "hd", "hd95", "assd", "nsd", "boundary_iou"),
+    *("cldice", "topology_precision", "topology_sensitivity"),
     *("lesion_tp", "lesion_fp", "lesion_fn", "lesion_precision", "lesion_recall", "lesion_f1"),
     *("pq", "sq", "rq", "lesion_dice", "fp_volume_ml", "fn_volume_ml"),
     *("cc_dice", "cc_iou", "cc_nsd", "cc_hd", "cc_hd95", "cc_assd", "cc_boundary_iou"),
@@ -31,17 +33,21 @@ REQUIRED = {
 def test_every_required_metric_has_a_spec_and_an_edge_row() -> None:
     assert REQUIRED == set(METRICS) == set(EDGE_CASES)
     assert all(spec.name == name for name, spec in METRICS.items())
-    assert set(VOXEL_METRICS) == {n for n in METRICS if not n.startswith("coco_")}
+    # the CLI default: every voxel metric but the opt-in (slow) topology family
+    assert OPT_IN_KINDS == ("topology",)
+    opt_in = {"cldice", "topology_precision", "topology_sensitivity"}
+    assert set(VOXEL_METRICS) == {n for n in METRICS if not n.startswith("coco_")} - opt_in
 
 
 @pytest.mark.parametrize("name", list(METRICS))
 def test_spec_is_consistent(name: str) -> None:
     spec = METRICS[name]
-    assert spec.kind in ("overlap", "surface", "lesion", "cc", "instance")
+    assert spec.kind in ("overlap", "surface", "topology", "lesion", "cc", "instance")
     assert spec.unit in ("", "mm", "ml", "count")
     # CC-Metrics depend on the spacing through the millimetre Voronoi regions
     spacing_free = {"dice", "iou", "lesion_tp", "lesion_fp", "lesion_fn", "lesion_precision",
-                    "lesion_recall", "lesion_f1", "pq", "sq", "rq", "lesion_dice"}  # fmt: skip
+                    "lesion_recall", "lesion_f1", "pq", "sq", "rq", "lesion_dice", "cldice",
+                    "topology_precision", "topology_sensitivity"}  # fmt: skip
     assert spec.needs_spacing == (spec.kind != "instance" and name not in spacing_free)
     if not (math.isnan(spec.best) or math.isnan(spec.worst)):
         assert (spec.best > spec.worst) == spec.higher_is_better
