@@ -1178,7 +1178,15 @@ def run_cmd(
             "click in the previous prediction's largest missed and false-positive regions."
         ),
     ] = ClickModeChoice.autopet_iv,
-    click_seed: Annotated[int, typer.Option(help="Seed of the click simulator.")] = 42,
+    click_seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**32 - 1,
+            help="Seed of the autopet-iv click simulator [default: 42, as autoPET IV].",
+            show_default=False,
+        ),
+    ] = None,
     shots: Annotated[
         int | None,
         typer.Option(
@@ -1218,14 +1226,23 @@ def run_cmd(
     ws = _workspace(workspace).ensure()
     manifests = _manifests(submissions, ws, entry)
     interactive = "clicks" in load_manifest(entry, submissions_dir=manifests).prompts
-    if not interactive and (clicks is not None or click_mode is not ClickModeChoice.autopet_iv):
-        raise typer.BadParameter(
-            "only for an entry that declares `prompts: clicks`", param_hint="--clicks"
-        )
+    given = {
+        "--clicks": clicks is not None,
+        "--click-mode": click_mode is not ClickModeChoice.autopet_iv,
+        "--click-seed": click_seed is not None,
+    }
+    for option, used in given.items():
+        if used and not interactive:
+            raise typer.BadParameter(
+                f"only for an entry that declares `prompts: clicks` ({entry} does not)",
+                param_hint=option,
+            )
     protocol = None
     if interactive:
         protocol = ClickProtocol(
-            budgets=10 if clicks is None else clicks, mode=click_mode.value, seed=click_seed
+            budgets=10 if clicks is None else clicks,
+            mode=click_mode.value,
+            seed=42 if click_seed is None else click_seed,
         )
     with run_progress(_progress(quiet)) as (containers, on_case):
         outcome = run_entry(

@@ -677,6 +677,7 @@ def print_submission(manifest: Manifest, path: Path, *, console: Console) -> Non
         "digest": manifest.image_digest,
         "interface": manifest.interface,
         "tasks": ", ".join(manifest.tasks),
+        "prompts": ", ".join(manifest.prompts) or "none (images only)",
         "resources": f"{res.memory_mb} MiB, {res.cpus:g} CPUs, {res.pids} processes, "
         f"{res.time_limit_s:g} s per case, GPUs {res.gpus}",
         "file system": f"{res.filesystem}"

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -448,30 +448,33 @@ def _prompted(ws: Workspace, seed: int, console: Console, progress: Console) -> 
     from evaluator.console import print_budget, print_run_outcome, run_progress
     from evaluator.runner.contract import load_manifest
     from evaluator.runner.interactive import ClickProtocol
-    from evaluator.runner.run import run_entry
+    from evaluator.runner.run import RunOutcome, run_entry
 
     backend = _backend(None)
     task = DEMO_MODEL_TASK
     curve: list[str] = []
 
-    def on_budget(budget: int, outcome: object) -> None:
-        print_budget(budget, outcome, console=console)  # type: ignore[arg-type]
-        summary = outcome.evaluation.summary  # type: ignore[attr-defined]
+    def on_budget(budget: int, outcome: RunOutcome) -> None:
+        print_budget(budget, outcome, console=console)
+        assert outcome.evaluation is not None
+        summary = outcome.evaluation.summary
         curve.append(f"{summary['mean_over_labels'].get('dice', float('nan')):.2f}")
 
-    with run_progress(progress) as (containers, on_case):
-        run_entry(
-            CLICK_ENTRY,
-            task=task,
-            split=HELD_OUT_SPLIT,
-            workspace=ws,
-            backend=backend,
-            submissions_dir=ws.submissions,
-            progress=containers,
-            on_case=on_case,
-            clicks=ClickProtocol(budgets=DEMO_CLICKS, seed=seed + 42),
-            on_budget=on_budget,
-        )
+    def run(entry: str, **extra: Any) -> RunOutcome:
+        with run_progress(progress) as (containers, on_case):
+            return run_entry(
+                entry,
+                task=task,
+                split=HELD_OUT_SPLIT,
+                workspace=ws,
+                backend=backend,
+                submissions_dir=ws.submissions,
+                progress=containers,
+                on_case=on_case,
+                **extra,
+            )
+
+    run(CLICK_ENTRY, clicks=ClickProtocol(budgets=DEMO_CLICKS, seed=seed + 42), on_budget=on_budget)
     line = (
         f"`ccbench run {CLICK_ENTRY} -t {task} -s {HELD_OUT_SPLIT} --clicks {DEMO_CLICKS}` "
         f"({backend}): mean Dice at 0..{DEMO_CLICKS} clicks {' '.join(curve)}"
@@ -484,17 +487,7 @@ def _prompted(ws: Workspace, seed: int, console: Console, progress: Console) -> 
         return f"{line}; {TEXT_ENTRY} not built (no trained monai-unet)"
     if task not in manifest.tasks:
         return f"{line}; {TEXT_ENTRY} not registered for {task}"
-    with run_progress(progress) as (containers, on_case):
-        outcome = run_entry(
-            TEXT_ENTRY,
-            task=task,
-            split=HELD_OUT_SPLIT,
-            workspace=ws,
-            backend=backend,
-            submissions_dir=ws.submissions,
-            progress=containers,
-            on_case=on_case,
-        )
+    outcome = run(TEXT_ENTRY)
     print_run_outcome(outcome, console=console)
     assert outcome.evaluation is not None
     dice = outcome.evaluation.summary["mean_over_labels"].get("dice", float("nan"))

@@ -45,6 +45,7 @@ __all__ = [
     "failed_outcome",
     "metric_kwargs",
     "prediction_from_instances",
+    "read_scored_prediction",
     "score_case",
     "scoring_failure",
 ]
@@ -184,24 +185,56 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
     path = job.prediction
     if path is None:
         raise _Rejected(job.missing_class, f"prediction {cid}: {job.missing_reason}")
-    what = f"prediction {cid} ({path.name})"
+    try:
+        return read_scored_prediction(
+            path,
+            ref_img,
+            labels=plan.labels,
+            resample_extent=plan.resample_extent,
+            what=f"prediction {cid} ({path.name})",
+        )
+    except RejectedPrediction as err:
+        error_class = job.missing_class if err.error_class == "missing" else err.error_class
+        raise _Rejected(error_class, err.message) from None
+
+
+def read_scored_prediction(
+    path: Path,
+    ref_img: sitk.Image,
+    *,
+    labels: Mapping[int, str],
+    resample_extent: bool,
+    what: str,
+) -> LabelArray:
+    """An untrusted label image as scoring reads it: every check, on the reference's grid.
+
+    The header is checked before decoding (:func:`evaluator.ingest.read_prediction`), the grid
+    against the reference (``resample_extent``: a different extent at the same spacing is
+    resampled, HECKTOR), and the labels against the task's (:func:`label_array`).
+
+    Raises
+    ------
+    RejectedPrediction
+        With its ``error_class`` (``format``, ``unsafe``, ``geometry``, ``undecodable``,
+        ``nan``, ``label`` ...).
+    """
     try:
         img = read_prediction(
             path,
             what=what,
             expected_size=image_geometry(ref_img).size,
-            allow_other_extent=plan.resample_extent,
+            allow_other_extent=resample_extent,
         )
-    except RejectedPrediction as err:
-        error_class = job.missing_class if err.error_class == "missing" else err.error_class
-        raise _Rejected(error_class, err.message) from None
     except (ValueError, OSError, RecursionError, OverflowError) as err:  # odd names, odd files
-        raise _Rejected("undecodable", f"{what}: cannot be read ({err})") from None
-    img = _on_reference_grid(img, ref_img, what=what, resample_extent=plan.resample_extent)
+        raise RejectedPrediction("undecodable", f"{what}: cannot be read ({err})") from None
     try:
-        return label_array(img, labels=plan.labels, what=what)
+        img = _on_reference_grid(img, ref_img, what=what, resample_extent=resample_extent)
+    except _Rejected as err:
+        raise RejectedPrediction(err.error_class, err.message) from None
+    try:
+        return label_array(img, labels=labels, what=what)
     except InvalidLabelError as err:
-        raise _Rejected("label", str(err)) from err
+        raise RejectedPrediction("label", str(err)) from err
 
 
 def _on_reference_grid(

@@ -7,8 +7,13 @@ complete series (every budget finished) and computes, as autoPET IV's
 ``evaluation_metrics.py`` does, per case the area under each metric-vs-clicks curve (the
 trapezoidal rule over ``k = 0, 1, ..., N``, so an area lies in ``[0, N]`` for Dice) and the value
 at the last budget, then their means over the cases (NaN-aware: Dice is undefined on a case
-without lesions). The entries are ranked by the mean area under the Dice curve. The curves are
-the means over the cases at each budget.
+without lesions). Values are first capped at the board's worst value
+(:func:`leaderboards.data.leaderboard_worst`, as the main ranking counts them), so a failed case
+counts as the worst volume seen, never as an infinite area. Areas are comparable only between
+series of the same protocol (largest budget ``N`` and click mode): entries are ranked within
+each protocol, by the mean area under the Dice curve, ties broken by the Dice at the last budget.
+An entry whose latest series is incomplete is listed as left out. The curves are the means over
+the cases at each budget.
 
 **Few-shot runs** (``ccbench run --shots k``) record the subset an entry was adapted on;
 :func:`shots_summary` groups the board's entries by it.
@@ -16,7 +21,7 @@ the means over the cases at each budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,17 +87,20 @@ class InteractiveSummary:
     curves : pandas.DataFrame
         Columns ``entry, budget`` and one per metric: the mean over the cases at that budget.
     table : pandas.DataFrame
-        Index entry, ranked by ``dice_auc`` (best first); columns ``<metric>_auc`` and
-        ``<metric>_final`` (means over the cases), ``budgets``, ``cases``, ``click_mode``,
-        ``series``.
+        Index entry, grouped by protocol (``budgets``, ``click_mode``) and ranked within it
+        (``rank``, best first); columns ``<metric>_auc`` and ``<metric>_final`` (means over the
+        cases), ``budgets``, ``cases``, ``click_mode``, ``series``.
     per_case : pandas.DataFrame
         Columns ``entry, case`` and ``<metric>_auc``, ``<metric>_final`` per case.
+    left_out : dict
+        Entry -> why it is not in the table (its latest series is incomplete).
     """
 
     metrics: tuple[str, ...]
     curves: pd.DataFrame
     table: pd.DataFrame
     per_case: pd.DataFrame
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def _protocol(run: RunInfo) -> dict[str, Any]:
@@ -102,6 +110,11 @@ def _protocol(run: RunInfo) -> dict[str, Any]:
 
 def _complete_series(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
     """Entry -> the runs of its most recent series in which every budget finished."""
+    return _series_of(runs)[0]
+
+
+def _series_of(runs: list[RunInfo]) -> tuple[dict[str, list[RunInfo]], dict[str, str]]:
+    """:func:`_complete_series`, and entry -> why its latest series is not used."""
     series: dict[tuple[str, str], dict[int, RunInfo]] = {}
     size: dict[tuple[str, str], int] = {}
     for run in runs:  # oldest first
@@ -112,18 +125,29 @@ def _complete_series(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
         series.setdefault(key, {})[int(p["budget"])] = run
         size[key] = int(p["budgets"])
     chosen: dict[str, list[RunInfo]] = {}
+    latest: dict[str, tuple[str, int, int]] = {}
     for key, by_budget in series.items():  # in order of first appearance: later series win
+        latest[key[0]] = (key[1], len(by_budget), size[key] + 1)
         if sorted(by_budget) == list(range(size[key] + 1)):
             chosen[key[0]] = [by_budget[k] for k in sorted(by_budget)]
-    return chosen
+    left_out = {}
+    for entry, (name, done, total) in latest.items():
+        used = chosen.get(entry)
+        if used is None or _protocol(used[0])["series"] != name:
+            instead = f"; the board shows its series {_protocol(used[0])['series']}" if used else ""
+            left_out[entry] = f"series {name} has {done} of {total} budgets finished{instead}"
+    return chosen, left_out
 
 
 def interactive_summary(store: Store, task: str, split: str) -> InteractiveSummary | None:
     """Curves and areas of every entry with a complete click series (module doc); None if no
     entry has one."""
-    from leaderboards.data import RANKED_KINDS
+    from evaluator.datasets.registry import load_registry
+    from evaluator.metrics.registry import METRICS
+    from leaderboards.data import RANKED_KINDS, leaderboard_worst
+    from leaderboards.ranking import clip_to_worst
 
-    chosen = _complete_series(store.list_runs(task=task, split=split, kind=RANKED_KINDS))
+    chosen, left_out = _series_of(store.list_runs(task=task, split=split, kind=RANKED_KINDS))
     if not chosen:
         return None
     run_of = {
@@ -137,6 +161,14 @@ def interactive_summary(store: Store, task: str, split: str) -> InteractiveSumma
         entry=results["run_id"].map(lambda i: run_of[i][0]),
         budget=results["run_id"].map(lambda i: run_of[i][1]),
     )
+    profile = load_registry().profile(load_registry().task(task))
+    for metric in CLICK_METRICS:  # the board's worst value, as the main ranking counts a case
+        rows = results["metric"] == metric
+        if rows.any():
+            worst = leaderboard_worst(profile, metric, results.loc[rows, "value"])
+            results.loc[rows, "value"] = clip_to_worst(
+                results.loc[rows, "value"], worst, higher_is_better=METRICS[metric].higher_is_better
+            )
     # one value per case and budget: the mean over the task's labels
     per_budget = (
         results.groupby(["entry", "case_id", "budget", "metric"])["value"]
@@ -165,10 +197,18 @@ def interactive_summary(store: Store, task: str, split: str) -> InteractiveSumma
     table["budgets"] = [int(first[e]["budgets"]) for e in table.index]
     table["click_mode"] = [str(first[e].get("click_mode", "")) for e in table.index]
     table["series"] = [str(first[e]["series"]) for e in table.index]
-    if "dice_auc" in table.columns:
-        table = table.sort_values("dice_auc", ascending=False, na_position="last")
+    key = [c for c in ("dice_auc", "dice_final") if c in table.columns]
+    table = table.assign(_name=table.index).sort_values(
+        ["budgets", "click_mode", *key, "_name"],
+        ascending=[True, True, *[False] * len(key), True],
+        na_position="last",
+    )
+    table["rank"] = table.groupby(["budgets", "click_mode"]).cumcount() + 1
+    table = table.drop(columns="_name")
     curves = per_budget.groupby(["entry", "budget"])[list(metrics)].mean().reset_index()
-    return InteractiveSummary(metrics=metrics, curves=curves, table=table, per_case=per_case)
+    return InteractiveSummary(
+        metrics=metrics, curves=curves, table=table, per_case=per_case, left_out=left_out
+    )
 
 
 def plot_click_curves(summary: InteractiveSummary, stem: Path) -> list[Path]:

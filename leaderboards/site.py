@@ -1235,7 +1235,7 @@ def _protocols_context(
     if interactive is not None:
         paths = plot_click_curves(interactive, folder / "plots" / "click_curves")
         rows = []
-        for rank, (entry, r) in enumerate(interactive.table.iterrows(), start=1):
+        for entry, r in interactive.table.iterrows():
             cells = [
                 {"text": fmt(r[f"{m}_{part}"]), "raw": _raw(r[f"{m}_{part}"])}
                 for m in interactive.metrics
@@ -1243,7 +1243,7 @@ def _protocols_context(
             ]
             rows.append(
                 {
-                    "rank": rank,
+                    "rank": int(r["rank"]),
                     "entry": entry,
                     "href": href.get(str(entry)),
                     "cells": cells,
@@ -1255,6 +1255,7 @@ def _protocols_context(
         click_context = {
             "metrics": list(interactive.metrics),
             "rows": rows,
+            "left_out": [f"{e}: {why}" for e, why in interactive.left_out.items()],
             "figure": _figure(paths, "Mean over the cases at each click budget", folder),
         }
         out = folder / "downloads"

@@ -11,6 +11,27 @@ import pytest
 
 from evaluator.workspace import ENV_WORKSPACE, Workspace
 
+#: Why a ``heavy`` test is skipped unless asked for (``--run-heavy`` or ``CCBENCH_HEAVY=1``).
+HEAVY_REASON = (
+    "heavy (training, or an end-to-end path `ccbench demo` also runs in test_demo): "
+    "run with --run-heavy or CCBENCH_HEAVY=1"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-heavy", action="store_true", help="also run the tests marked heavy (opt-in)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-heavy") or os.environ.get("CCBENCH_HEAVY") == "1":
+        return
+    skip = pytest.mark.skip(reason=HEAVY_REASON)
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
+
 
 @pytest.fixture(autouse=True)
 def _isolated_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

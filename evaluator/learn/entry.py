@@ -154,26 +154,43 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _staged(gc_output: str) -> tuple[Any, Path] | None:
+    """The staged inputs and the output folder; None (said on stderr) when nothing is staged."""
+    from .layouts import find_inputs, io_folders
+
+    inp, out = io_folders()
+    try:
+        return find_inputs(inp, out, gc_output=gc_output), out
+    except FileNotFoundError as err:
+        print(f"cannot start: {err}", file=sys.stderr)
+        return None
+
+
+def _pet(case: Any) -> Path | None:
+    """The case's PET channel (``PET`` or ``PT``); None (said on stderr) when it has none."""
+    pet: Path | None = case.channels.get("PET") or case.channels.get("PT")
+    if pet is None:
+        print(f"{case.key}: no PET channel (have {', '.join(case.channels)})", file=sys.stderr)
+    return pet
+
+
 def run_suv_threshold(argv: Sequence[str] | None = None) -> int:
     """Segment every staged case with the SUV threshold (see :mod:`.suv_threshold`)."""
     import SimpleITK as sitk
 
-    from .layouts import find_inputs, io_folders, write_label
+    from .layouts import write_label
     from .suv_threshold import segment_suv
 
-    inp, out = io_folders()
-    try:
-        inputs = find_inputs(inp, out, gc_output="automated-petct-lesion-segmentation")
-    except FileNotFoundError as err:
-        print(f"cannot start: {err}", file=sys.stderr)
+    staged = _staged("automated-petct-lesion-segmentation")
+    if staged is None:
         return 2
+    inputs = staged[0]
     head_and_neck = (inputs.task or "").startswith("hecktor") or inputs.output_slug == (
         "gtv-segmentation"
     )
     for case in inputs.cases:
-        pet = case.channels.get("PET") or case.channels.get("PT")
+        pet = _pet(case)
         if pet is None:
-            print(f"{case.key}: no PET channel (have {', '.join(case.channels)})", file=sys.stderr)
             return 2
         suv = sitk.ReadImage(str(pet))
         ct = sitk.ReadImage(str(case.channels["CT"])) if "CT" in case.channels else None
@@ -188,18 +205,14 @@ def run_click_grow(argv: Sequence[str] | None = None) -> int:
     import SimpleITK as sitk
 
     from .click_grow import click_lists, grow_from_clicks
-    from .layouts import find_inputs, io_folders, write_label
+    from .layouts import write_label
 
-    inp, out = io_folders()
-    try:
-        inputs = find_inputs(inp, out, gc_output="tumor-lesion-segmentation")
-    except FileNotFoundError as err:
-        print(f"cannot start: {err}", file=sys.stderr)
+    staged = _staged("tumor-lesion-segmentation")
+    if staged is None:
         return 2
-    for case in inputs.cases:
-        pet = case.channels.get("PET") or case.channels.get("PT")
+    for case in staged[0].cases:
+        pet = _pet(case)
         if pet is None:
-            print(f"{case.key}: no PET channel (have {', '.join(case.channels)})", file=sys.stderr)
             return 2
         tumor, background = click_lists(case.prompt)
         suv = sitk.ReadImage(str(pet))

