@@ -102,6 +102,7 @@ def _submission(console: Console) -> None:
         interface="batch",
         tasks=["autopet", HOSTILE],
         resources=resources,
+        prompts=("clicks", HOSTILE),
     )
     print_submission(manifest, Path(f"/ws/entries/{HOSTILE}.yaml"), console=console)
 

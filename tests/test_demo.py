@@ -90,4 +90,8 @@ def test_demo_runs_every_step(demo_workspace: Workspace) -> None:
         ]  # fmt: skip
         assert sorted(r.parameters["protocol"]["budget"] for r in budgets) == list(range(11))
         assert all(db.prompts(r.id) for r in budgets)
-    assert "monai-unet-prompted asked for 'lesion' by name" in text
+        (prompted,) = db.list_runs(entry="monai-unet-prompted", status="finished")
+        assert prompted.parameters["protocol"] == {"prompts": ["text"]}
+        asked = {"targets": [{"name": "lesion", "label": 1}]}
+        given = db.prompts(prompted.id)
+        assert given and all(prompt == asked for prompt in given.values())

@@ -392,8 +392,13 @@ def test_an_interrupted_run_leaves_no_container_running(
     manifest = _slow(test_images["hostile"], 180)
     interrupted: list[float] = []
 
-    def ours() -> list[Any]:
+    def all_ours() -> list[Any]:
         return docker_backend.client.containers.list(all=True, filters={"label": COORDINATOR_LABEL})
+
+    earlier = {c.id for c in all_ours()}  # another test's containers are not this run's
+
+    def ours() -> list[Any]:
+        return [c for c in all_ours() if c.id not in earlier]
 
     def interrupt_once_both_run() -> None:
         deadline = time.monotonic() + 150  # a loaded machine may take long to start both
@@ -405,10 +410,15 @@ def test_an_interrupted_run_leaves_no_container_running(
             time.sleep(0.2)
 
     watcher = threading.Thread(target=interrupt_once_both_run)
-    watcher.start()
-    with pytest.raises(KeyboardInterrupt):
-        _on_cluster(manifest, tiny, workspace, cluster)
-    watcher.join()
+    # Ctrl-C raises KeyboardInterrupt here whatever handler an earlier test left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            _on_cluster(manifest, tiny, workspace, cluster)
+        watcher.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert interrupted, "the two containers never ran at the same time"
     assert not ours()  # removed on every worker, long before their 180 s were up
     assert time.monotonic() - interrupted[0] < 40
