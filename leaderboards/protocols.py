@@ -161,7 +161,8 @@ def interactive_summary(store: Store, task: str, split: str) -> InteractiveSumma
         entry=results["run_id"].map(lambda i: run_of[i][0]),
         budget=results["run_id"].map(lambda i: run_of[i][1]),
     )
-    profile = load_registry().profile(load_registry().task(task))
+    registry = load_registry()
+    profile = registry.profile(registry.task(task))
     for metric in CLICK_METRICS:  # the board's worst value, as the main ranking counts a case
         rows = results["metric"] == metric
         if rows.any():

@@ -154,13 +154,13 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _staged(gc_output: str) -> tuple[Any, Path] | None:
-    """The staged inputs and the output folder; None (said on stderr) when nothing is staged."""
+def _staged(gc_output: str) -> Any | None:
+    """The staged inputs (:class:`.layouts.Inputs`); None (said on stderr) when nothing is."""
     from .layouts import find_inputs, io_folders
 
     inp, out = io_folders()
     try:
-        return find_inputs(inp, out, gc_output=gc_output), out
+        return find_inputs(inp, out, gc_output=gc_output)
     except FileNotFoundError as err:
         print(f"cannot start: {err}", file=sys.stderr)
         return None
@@ -181,10 +181,9 @@ def run_suv_threshold(argv: Sequence[str] | None = None) -> int:
     from .layouts import write_label
     from .suv_threshold import segment_suv
 
-    staged = _staged("automated-petct-lesion-segmentation")
-    if staged is None:
+    inputs = _staged("automated-petct-lesion-segmentation")
+    if inputs is None:
         return 2
-    inputs = staged[0]
     head_and_neck = (inputs.task or "").startswith("hecktor") or inputs.output_slug == (
         "gtv-segmentation"
     )
@@ -207,10 +206,10 @@ def run_click_grow(argv: Sequence[str] | None = None) -> int:
     from .click_grow import click_lists, grow_from_clicks
     from .layouts import write_label
 
-    staged = _staged("tumor-lesion-segmentation")
-    if staged is None:
+    inputs = _staged("tumor-lesion-segmentation")
+    if inputs is None:
         return 2
-    for case in staged[0].cases:
+    for case in inputs.cases:
         pet = _pet(case)
         if pet is None:
             return 2

@@ -202,17 +202,19 @@ class ClickSeries:
 
 
 def previous_prediction(
-    predictions: Path, task: TaskSpec
+    predictions: Path, task: TaskSpec, case_ids: Sequence[str]
 ) -> Callable[[str, Any], np.ndarray | None]:
     """A reader of the previous budget's predictions, with scoring's checks.
 
-    A prediction is read exactly as scoring reads it
+    The folder is matched to ``case_ids`` once (:func:`evaluator.evaluate.predictions.
+    find_predictions`, on the first read). A prediction is read exactly as scoring reads it
     (:func:`evaluator.scoring.read_scored_prediction`: header, grid, labels); one that is
     missing or that scoring would refuse counts as empty.
     """
     from evaluator.datasets.registry import load_registry
 
     resample = load_registry().profile(task).resample_extent
+    found: dict[str, Any] = {}
 
     def read(case_id: str, reference: Any) -> np.ndarray | None:
         from evaluator.evaluate.predictions import find_predictions
@@ -221,12 +223,14 @@ def previous_prediction(
 
         if not predictions.is_dir():
             return None
-        found = find_predictions(predictions, [case_id]).get(case_id)
-        if not isinstance(found, Path):  # missing, or refused by name (format, link)
+        if not found:
+            found.update(find_predictions(predictions, case_ids))
+        path = found.get(case_id)
+        if not isinstance(path, Path):  # missing, or refused by name (format, link)
             return None
         try:
             labels = read_scored_prediction(
-                found,
+                path,
                 reference,
                 labels=task.labels,
                 resample_extent=resample,

@@ -22,7 +22,7 @@ from typing import Any
 
 from evaluator.choices import BackendName, Staging
 from evaluator.datasets.registry import TaskSpec
-from evaluator.errors import SubmissionError
+from evaluator.errors import SplitError, SubmissionError
 from evaluator.prompts.contract import Prompt
 from evaluator.runner.contract import (
     Manifest,
@@ -255,8 +255,13 @@ def run_entry(
         raise SubmissionError(
             f"entry {manifest.name} does not declare `prompts: clicks`: it cannot be given clicks"
         )
-    if shots is not None:
-        _check_shots(spec, shots, workspace=workspace)
+    if shots is not None:  # the subset must exist: the split's own check and message
+        try:
+            _split_case_ids(spec, f"shots{shots}", workspace=workspace, data_root=data_root)
+        except SplitError as err:
+            raise SubmissionError(
+                f"--shots {shots}: {err}; adapt the model on split 'shots{shots}'"
+            ) from err
     dataset = open_dataset(spec, workspace=workspace, data_root=data_root)
     case_ids = _split_case_ids(spec, split, workspace=workspace, data_root=data_root)
     cases = [dataset.case(cid) for cid in case_ids]
@@ -300,7 +305,7 @@ def run_entry(
     for budget in range(click_protocol.budgets + 1):
         before = None if outcome is None else outcome.run_dir / "predictions"
         given = series.prompts(
-            budget, previous_prediction(before, spec) if before else lambda cid, ref: None
+            budget, previous_prediction(before, spec, case_ids) if before else lambda cid, ref: None
         )
         if prompts is not None:  # text and clicks: both in one prompt
             given = {cid: {**prompts.get(cid, {}), **p} for cid, p in given.items()}
@@ -391,20 +396,6 @@ class _Once:
                 prompts=prompts,
             )
         return outcome
-
-
-def _check_shots(task: TaskSpec, shots: int, *, workspace: Workspace) -> None:
-    """``--shots k`` names a subset ``ccbench data split --shots`` wrote for the task."""
-    from evaluator.datasets.splits import read_shots
-
-    path = task.split_path(workspace)
-    written = read_shots(path) if path.is_file() else {}
-    if shots not in written:
-        raise SubmissionError(
-            f"task '{task.name}': no {shots}-shot subsets in {path} (written: "
-            f"{', '.join(map(str, sorted(written))) or 'none'}); run `ccbench data split --task "
-            f"{task.name} --shots {shots}` first, and adapt the model on split 'shots{shots}'"
-        )
 
 
 def _split_case_ids(
