@@ -5,7 +5,9 @@
 #   * if `sinfo` already shows an idle or mixed node: nothing to do;
 #   * otherwise install Debian's slurmctld, slurmd, slurm-client and munge (apt-get,
 #     non-interactive), write a munge key and a one-node slurm.conf (the node is this host,
-#     at 127.0.0.1, with all its CPUs and memory; no cgroups, no accounting), start munged,
+#     at 127.0.0.1, with all its CPUs and memory as slurmd counts them; no cgroups, no
+#     accounting; up to two jobs may share a core, so that a one-CPU machine still runs
+#     the tests' two worker jobs side by side), start munged,
 #     slurmctld and slurmd in the background and wait until the node is idle;
 #   * either way, run a one-second job (sbatch --wait) to prove that the node runs jobs.
 #
@@ -83,7 +85,11 @@ if ! munge_ok; then
 fi
 
 host="$(hostname -s)"
-cpus="$(nproc)"
+# The CPUs as slurmd itself counts them (the hardware), not `nproc`: under a CPU affinity mask
+# (a CI runner pinned to one core) `nproc` says fewer, and a node declared with fewer CPUs than
+# the worker jobs ask for together leaves all but one of them pending.
+cpus="$(/usr/sbin/slurmd -C 2>/dev/null | sed -n 's/.*[[:space:]]CPUs=\([0-9]\+\).*/\1/p' | head -n 1)"
+[[ "$cpus" =~ ^[0-9]+$ ]] || cpus="$(nproc --all)"
 mem_mb="$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)"
 if [[ -f "$CONF" ]] && ! grep -qF "$MARK" "$CONF"; then
     fail "$CONF exists and was not written by this script: start your Slurm yourself"
@@ -114,7 +120,7 @@ SchedulerType=sched/backfill
 SlurmctldTimeout=30
 SlurmdTimeout=30
 NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:2
 CONF
 chmod 644 "$CONF"
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -236,8 +237,13 @@ def test_claim_of_another_host_lives_by_its_heartbeat(store: Store) -> None:
         "heartbeat_at": now - timedelta(seconds=120),
     }
     _plant_claim(store, run.id, **row)
-    with pytest.raises(RunBusyError, match=r"process 4242 on host elsewhere .*heartbeat 120 s"):
+    with pytest.raises(RunBusyError, match=r"process 4242 on host elsewhere") as refused:
         store.claim_run(run.id, wait=False)
+    # the age is measured when the claim is refused: 120 s plus the time since `now`, rounded
+    elapsed = (datetime.now(UTC).replace(tzinfo=None) - now).total_seconds()
+    age = re.search(r"last heartbeat (\d+) s", str(refused.value))
+    assert age is not None, refused.value
+    assert 120 <= int(age.group(1)) <= round(120 + elapsed), (refused.value, elapsed)
     with store.claim_run(run.id, wait=False, stale_after_s=60) as claim:
         assert store.claim_holder(run.id).owner == claim.owner  # type: ignore[union-attr]
 
