@@ -101,6 +101,63 @@ SchedulerOpt = Annotated[
         show_default=False,
     ),
 ]
+FoldOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--fold",
+        min=0,
+        help="A fold run: the predictions of the model of cross-validation fold K (trained on "
+        "its training cases), recorded with the run; without --split, on fold K's validation "
+        "cases. The leaderboard gives the mean ± SD over the folds.",
+        show_default=False,
+    ),
+]
+FoldsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--folds",
+        help="Every fold run at once: 'all' (each fold of the split file) or a list, e.g. 0,2.",
+        show_default=False,
+    ),
+]
+RunSplitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        "-s",
+        help="Split name (test, fold0, ...) or 'all' [default: test; with --fold K, fold K's "
+        "validation cases].",
+        show_default=False,
+    ),
+]
+LabelsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--labels",
+        help="TASK=name,name,...: the labels of TASK the entry predicts, by name or value "
+        "(repeatable, one per task) [default: every label]; the others are recorded as not "
+        "predicted, never scored as empty predictions.",
+        show_default=False,
+    ),
+]
+
+
+def _labels_option(values: list[str] | None) -> dict[str, list[str]]:
+    """``--labels TASK=a,b`` options -> task -> names (a task given twice is refused)."""
+    from evaluator.datasets.labels import parse_label_option
+
+    found: dict[str, list[str]] = {}
+    for value in values or ():
+        try:
+            task, names = parse_label_option(value)
+        except ValueError as err:
+            raise typer.BadParameter(str(err), param_hint="--labels") from err
+        if task in found:
+            raise typer.BadParameter(f"task {task} given twice", param_hint="--labels")
+        found[task] = names
+    return found
+
+
 UserMetricOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -145,6 +202,49 @@ def _fail_cleanly(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fold_runs(
+    fold: int | None, folds: str | None, split: str | None, task: str, ws: Workspace
+) -> list[tuple[int | None, str]]:
+    """``(fold, split)`` of each run asked for by ``--fold``/``--folds`` and ``--split``.
+
+    Without either, one run on ``--split`` (default ``test``). A fold run without ``--split``
+    is on that fold's validation cases.
+    """
+    from evaluator.datasets.registry import load_registry
+    from evaluator.datasets.splits import read_split
+
+    if fold is not None and folds is not None:
+        raise typer.BadParameter("give --fold K or --folds, not both", param_hint="--folds")
+    if fold is None and folds is None:
+        return [(None, split or "test")]
+    path = load_registry().task(task).split_path(ws)
+    if not path.is_file():
+        raise typer.BadParameter(
+            f"no split file {path}; run `ccbench data split --task {task}`",
+            param_hint="--fold" if fold is not None else "--folds",
+        )
+    known = len(read_split(path)[0])
+    chosen: list[int | None]
+    if folds is None:
+        chosen = [fold]
+    elif folds.strip() == "all":
+        chosen = list(range(known))
+    else:
+        try:
+            chosen = [*sorted({int(k) for k in folds.split(",") if k.strip()})]
+        except ValueError:
+            raise typer.BadParameter(
+                f"'all' or fold numbers separated by commas, not {folds!r}", param_hint="--folds"
+            ) from None
+    bad = [k for k in chosen if k is None or not 0 <= k < known]
+    if not chosen or bad:
+        raise typer.BadParameter(
+            f"{path} has folds 0..{known - 1}, not {bad or folds}",
+            param_hint="--fold" if fold is not None else "--folds",
+        )
+    return [(k, split or ("test" if k is None else f"fold{k}")) for k in chosen]
 
 
 def _workspace(path: Path | None) -> Workspace:
@@ -629,9 +729,7 @@ def evaluate_cmd(
             "--pred", "-p", help="Predictions folder (ChestXDet: COCO results or ChestXDet JSON)."
         ),
     ],
-    split: Annotated[
-        str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
-    ] = "test",
+    split: RunSplitOpt = None,
     run_name: Annotated[
         str | None,
         typer.Option(
@@ -664,6 +762,9 @@ def evaluate_cmd(
         ),
     ] = None,
     metric: UserMetricOpt = None,
+    labels: LabelsOpt = None,
+    fold: FoldOpt = None,
+    folds: FoldsOpt = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
@@ -684,17 +785,76 @@ def evaluate_cmd(
         ccbench evaluate -t btcv --split all --pred out/ --scheduler tcp://10.0.0.5:8786
 
         ccbench evaluate -t autopet --split test --pred out/ --scheduler local --workers 8
+
+        ccbench evaluate -t btcv-phantom --split all --pred out/ --labels btcv-phantom=spleen,liver
+
+        ccbench evaluate -t autopet-2d --folds all --pred 'cv/fold{fold}/' --entry my-model
     """
+    declared = _labels_option(labels)
+    other = [t for t in declared if t != task]
+    if other:
+        raise typer.BadParameter(
+            f"names task(s) {other}, but the predictions are of task {task}",
+            param_hint="--labels",
+        )
+    ws = _workspace(workspace).ensure()
+    runs = _fold_runs(fold, folds, split, task, ws)
+    if len(runs) > 1 and "{fold}" not in str(pred):
+        raise typer.BadParameter(
+            "with several folds, --pred names each fold's folder with {fold}, e.g. cv/fold{fold}/",
+            param_hint="--pred",
+        )
+    if len(runs) > 1 and entry is None:
+        raise typer.BadParameter(
+            "with several folds, name the entry the fold runs belong to (the board summarises "
+            "an entry over its folds)",
+            param_hint="--entry",
+        )
+    for model_fold, run_split in runs:
+        _evaluate_one(
+            task, run_split, Path(str(pred).replace("{fold}", str(model_fold))), ws, model_fold,
+            run_name=run_name if run_name is None or len(runs) == 1 else f"{run_name}-fold{model_fold}",
+            out=out / f"fold{model_fold}" if out is not None and len(runs) > 1 else out,
+            workers=workers, scheduler=scheduler, store=store, force=force, entry=entry,
+            scoring=(scoring_memory_mb, scoring_time_limit), data_root=data_root,
+            formats=[f.value for f in output_format or ()], metric=metric, quiet=quiet,
+            labels=declared.get(task),
+        )  # fmt: skip
+
+
+def _evaluate_one(
+    task: str,
+    split: str,
+    pred: Path,
+    ws: Workspace,
+    fold: int | None,
+    *,
+    run_name: str | None,
+    out: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    store: str | None,
+    force: bool,
+    entry: str | None,
+    scoring: tuple[int | None, float],
+    data_root: Path | None,
+    formats: list[str],
+    metric: list[str] | None,
+    quiet: bool,
+    labels: list[str] | None,
+) -> None:
+    """One ``ccbench evaluate`` run (a fold's, with ``fold``)."""
     from evaluator.console import evaluation_progress, print_evaluation
     from evaluator.evaluate import evaluate_run
 
-    ws = _workspace(workspace).ensure()
+    scoring_memory_mb, scoring_time_limit = scoring
     with evaluation_progress(_progress(quiet)) as on_case:
         result = evaluate_run(
             task,
             split,
             pred,
             workspace=ws,
+            protocol=None if fold is None else {"fold": fold},
             run_name=run_name,
             out=out,
             workers=workers,
@@ -709,11 +869,12 @@ def evaluate_cmd(
             on_wait=lambda message: err_console.print(
                 f"[yellow]{markup_safe(message)}[/]", highlight=False, soft_wrap=True
             ),
-            formats=[f.value for f in output_format or ()],
+            formats=formats,
             user_metrics=_user_metric_refs(metric),
+            labels=labels,
         )
     print_evaluation(result, console=console)
-    if output_format:
+    if formats:
         console.print(f"nnU-Net summary: {result.out / 'nnunet' / 'summary.json'}")
 
 
@@ -902,6 +1063,7 @@ def submit_cmd(
             show_default=False,
         ),
     ] = None,
+    labels: LabelsOpt = None,
     nnunet_results: Annotated[
         Path | None,
         typer.Option(
@@ -968,6 +1130,10 @@ def submit_cmd(
         layer_mb=layer_mb,
     )
     if nnunet_results is not None:
+        if labels:
+            raise typer.BadParameter(
+                "a nnU-Net model predicts every label of its tasks", param_hint="--labels"
+            )
         if command:
             raise typer.BadParameter(
                 "the nnU-Net image has its own command", param_hint="--command"
@@ -1027,6 +1193,7 @@ def submit_cmd(
         backend=backend,
         kind="baseline" if baseline else "entry",
         prompts=tuple(p.value for p in prompts or ()),
+        labels=_labels_option(labels) or None,
     )
     print_submission(manifest, path, console=console)
 
@@ -1115,9 +1282,7 @@ def run_cmd(
         str, typer.Argument(help="Entry name (WORKSPACE/submissions/NAME.yaml) or a manifest path.")
     ],
     task: TaskOpt,
-    split: Annotated[
-        str, typer.Option("--split", "-s", help="Split name (test, fold0, ...) or 'all'.")
-    ] = "test",
+    split: RunSplitOpt = None,
     backend: Annotated[
         BackendChoice,
         typer.Option(help="'docker' (sandboxed) or 'local' (plain subprocess, development only)."),
@@ -1196,6 +1361,8 @@ def run_cmd(
             show_default=False,
         ),
     ] = None,
+    fold: FoldOpt = None,
+    folds: FoldsOpt = None,
     data_root: DataRootOpt = None,
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
@@ -1214,6 +1381,10 @@ def run_cmd(
         ccbench run threshold -t autopet-phantom -s all --scheduler tcp://10.0.0.5:8786
 
         ccbench run click-grow -t autopet-phantom -s test --clicks 10
+
+        ccbench run monai-unet-2d -t autopet-2d-phantom --folds all
+
+        ccbench run monai-unet-2d -t autopet-2d-phantom --folds all --split test
     """
     from evaluator.console import print_budget, print_run_outcome, run_progress
     from evaluator.runner.contract import SandboxLimits, load_manifest
@@ -1244,30 +1415,34 @@ def run_cmd(
             mode=click_mode.value,
             seed=42 if click_seed is None else click_seed,
         )
-    with run_progress(_progress(quiet)) as (containers, on_case):
-        outcome = run_entry(
-            entry,
-            task=task,
-            split=split,
-            workspace=ws,
-            backend=backend.value,
-            submissions_dir=manifests,
-            data_root=data_root,
-            evaluate=evaluate,
-            limits=SandboxLimits(filesystem="read-only") if read_only else None,
-            scoring_memory_mb=scoring_memory_mb,
-            scoring_time_limit_s=scoring_time_limit,
-            progress=containers,
-            on_case=on_case,
-            scheduler=scheduler,
-            workers=workers,
-            shard_size=shard_size,
-            staging=staging.value,
-            clicks=protocol,
-            shots=shots,
-            on_budget=(lambda k, o: print_budget(k, o, console=console)) if interactive else None,
-        )
-    print_run_outcome(outcome, console=console)
+    for model_fold, run_split in _fold_runs(fold, folds, split, task, ws):
+        with run_progress(_progress(quiet)) as (containers, on_case):
+            outcome = run_entry(
+                entry,
+                task=task,
+                split=run_split,
+                fold=model_fold,
+                workspace=ws,
+                backend=backend.value,
+                submissions_dir=manifests,
+                data_root=data_root,
+                evaluate=evaluate,
+                limits=SandboxLimits(filesystem="read-only") if read_only else None,
+                scoring_memory_mb=scoring_memory_mb,
+                scoring_time_limit_s=scoring_time_limit,
+                progress=containers,
+                on_case=on_case,
+                scheduler=scheduler,
+                workers=workers,
+                shard_size=shard_size,
+                staging=staging.value,
+                clicks=protocol,
+                shots=shots,
+                on_budget=(lambda k, o: print_budget(k, o, console=console))
+                if interactive
+                else None,
+            )
+        print_run_outcome(outcome, console=console)
 
 
 @app.command("logs")
@@ -1592,15 +1767,20 @@ def leaderboard_cmd(
         ccbench leaderboard -t hecktor --split test --resamples 200 --seed 1
 
         ccbench leaderboard -t autopet --reference-entry nnunet-baseline
+
+    Every board of the site counts on its cross-task page (cross-task.html): where entries ran
+    on several tasks with the same split name, their rank on each task and a consensus ranking
+    (mean rank, median rank, Euclidean) with its bootstrap stability.
     """
     from evaluator.console import progress_bar
-    from leaderboards.site import publish_leaderboard
+    from leaderboards.site import publish_cross_task, publish_leaderboard
 
+    ws = _workspace(workspace).ensure()
     with progress_bar(_progress(quiet), f"leaderboard {task}/{split}") as hook:
         index = publish_leaderboard(
             task,
             split,
-            workspace=_workspace(workspace).ensure(),
+            workspace=ws,
             out=out,
             seed=seed,
             n_resamples=n_resamples,
@@ -1612,7 +1792,14 @@ def leaderboard_cmd(
             workers=workers,
             user_metrics=_user_metric_refs(metric),
         )
+    with _progress(quiet).status("cross-task consensus"):
+        cross = publish_cross_task(
+            index.parent, workspace=ws, seed=seed, n_resamples=n_resamples, store=store,
+            workers=workers,
+        )  # fmt: skip
     console.print(f"leaderboard site: [bold]{index}[/]", highlight=False)
+    if cross is not None:
+        console.print(f"cross-task consensus: [bold]{cross}[/]", highlight=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1644,8 +1831,22 @@ def baselines_train(
     ] = ProfileChoice.quick,
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and patch sampling.")] = 0,
     fold: Annotated[
-        int, typer.Option(help="Fold of the split: train on its train cases, validate on its val.")
-    ] = 0,
+        int | None,
+        typer.Option(
+            min=0,
+            help="Fold of the split: train on its train cases, validate on its val [default: 0].",
+            show_default=False,
+        ),
+    ] = None,
+    folds: Annotated[
+        str | None,
+        typer.Option(
+            "--folds",
+            help="Train one model per fold, in turn: 'all' (every fold of the split file) or a "
+            "list, e.g. 0,2 (then `ccbench run --folds all` runs each fold's model).",
+            show_default=False,
+        ),
+    ] = None,
     iterations: Annotated[
         int | None,
         typer.Option(min=1, help="Override the profile's iteration count.", show_default=False),
@@ -1680,14 +1881,35 @@ def baselines_train(
         ccbench baselines train -m monai-swinunetr -t btcv-phantom --profile full --fold 1
 
         ccbench baselines train --model nnunet --task autopet-phantom
-    """
-    from evaluator.console import kv_table, training_progress
 
+        ccbench baselines train -m monai-unet-2d -t autopet-2d-phantom --folds all
+    """
     ws = _workspace(workspace).ensure()
+    chosen = (
+        [fold or 0] if folds is None else [k for k, _ in _fold_runs(fold, folds, None, task, ws)]
+    )
+    for k in (k for k in chosen if k is not None):
+        _train_fold(model, task, ws, profile, seed, k, iterations, time_budget, store, quiet)
+
+
+def _train_fold(
+    model: ModelChoice,
+    task: str,
+    ws: Workspace,
+    profile: ProfileChoice,
+    seed: int,
+    fold: int,
+    iterations: int | None,
+    time_budget: float | None,
+    store: str | None,
+    quiet: bool,
+) -> None:
+    """Train one fold's model (``ccbench baselines train``) and print what it made."""
+    from evaluator.console import kv_table, training_progress
     from evaluator.learn.nnunet_train import train_nnunet
     from evaluator.learn.train import train_baseline
 
-    with training_progress(_progress(quiet), f"{model.value} on {task}") as hook:
+    with training_progress(_progress(quiet), f"{model.value} on {task} (fold {fold})") as hook:
         if model.value == NNUNET_MODEL:
             result = train_nnunet(
                 task, workspace=ws, profile=profile.value, seed=seed, fold=fold,

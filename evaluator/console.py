@@ -678,6 +678,11 @@ def print_submission(manifest: Manifest, path: Path, *, console: Console) -> Non
         "interface": manifest.interface,
         "tasks": ", ".join(manifest.tasks),
         "prompts": ", ".join(manifest.prompts) or "none (images only)",
+        "labels": "; ".join(
+            f"{task}: {', '.join(map(str, given))}" for task, given in manifest.labels.items()
+        )
+        if manifest.labels
+        else "every label of each task",
         "resources": f"{res.memory_mb} MiB, {res.cpus:g} CPUs, {res.pids} processes, "
         f"{res.time_limit_s:g} s per case, GPUs {res.gpus}",
         "file system": f"{res.filesystem}"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from evaluator.choices import BackendName
     from evaluator.runner.baselines import BaselineBuild
 
-__all__ = ["DemoStep", "demo_steps", "demo_tasks", "run_demo"]
+__all__ = ["DemoStep", "demo_boards", "demo_steps", "demo_tasks", "run_demo"]
 
 
 def demo_tasks() -> tuple[str, ...]:
@@ -84,7 +84,7 @@ def _check(ws: Workspace, seed: int, console: Console, progress: Console) -> str
     from evaluator.datasets.check import check_dataset
 
     bad = []
-    for task in [*(f"{t}-phantom" for t in demo_tasks()), NNUNET_PHANTOM]:
+    for task in [*(f"{t}-phantom" for t in demo_tasks()), NNUNET_PHANTOM, APEX_TASK]:
         report = check_dataset(task, workspace=ws, data_root=None)
         print_check_report(report, console=console)
         if not report.ok:
@@ -98,7 +98,7 @@ def _split(ws: Workspace, seed: int, console: Console, progress: Console) -> str
     from evaluator.console import print_split_summary
     from evaluator.datasets.splits import make_split
 
-    for task in [*(f"{t}-phantom" for t in demo_tasks()), NNUNET_PHANTOM]:
+    for task in [*(f"{t}-phantom" for t in demo_tasks()), NNUNET_PHANTOM, APEX_TASK]:
         print_split_summary(
             make_split(task, workspace=ws, data_root=None, seed=seed, out=None), console=console
         )
@@ -291,7 +291,11 @@ def container_tasks() -> tuple[str, ...]:
     from evaluator.runner.baselines import baseline_tasks
 
     registry = load_registry()
-    return tuple(t for t in baseline_tasks(registry) if registry.task(t).is_phantom)
+    return tuple(
+        t
+        for t in baseline_tasks(registry)
+        if registry.task(t).is_phantom and registry.task(t).derived_from is None
+    )
 
 
 #: The learned baseline the demo trains (quick profile), the task and the split it is shown on:
@@ -299,6 +303,16 @@ def container_tasks() -> tuple[str, ...]:
 DEMO_MODEL = "monai-unet"
 DEMO_MODEL_TASK = "autopet-phantom"
 HELD_OUT_SPLIT = "test"
+#: The multi-task entry: the learned baseline trained on each of these tasks (one manifest),
+#: scored with the threshold on their held-out splits and ranked across them (cross-task page).
+MULTI_TASKS = (DEMO_MODEL_TASK, "hecktor-phantom", "btcv-phantom")
+#: Iterations of the learned baseline on the other multi-task tasks (the pipeline, not a model).
+DEMO_MULTITASK_ITERATIONS = 40
+#: APEX's protocol: the 2D U-Net on axial slices of the AutoPET phantom, one model per fold.
+APEX_TASK = "autopet-2d-phantom"
+APEX_MODEL = "monai-unet-2d"
+#: Iterations of each fold's 2D model (a few seconds each on 2 cores).
+DEMO_2D_ITERATIONS = 30
 #: nnU-Net in the demo: the quick profile cut to this many iterations (one epoch; nnU-Net's
 #: planning, preprocessing and validation take most of the time: 141 s with 30 iterations on 2
 #: cores). The demo shows the pipeline, not a trained model.
@@ -319,6 +333,25 @@ def _train(ws: Workspace, seed: int, console: Console, progress: Console) -> str
             progress=hook,
         )  # fmt: skip
     results: list[TrainResult] = [monai]
+    more = [(DEMO_MODEL, t, 0, DEMO_MULTITASK_ITERATIONS) for t in MULTI_TASKS[1:]]
+    more += [
+        (APEX_MODEL, APEX_TASK, k, DEMO_2D_ITERATIONS) for k in range(_fold_count(ws, APEX_TASK))
+    ]
+    for model, task, fold, iterations in more:
+        with training_progress(progress, f"{model} on {task} fold {fold}") as hook:
+            results.append(
+                train_baseline(
+                    model,
+                    task,
+                    workspace=ws,
+                    profile="quick",
+                    seed=seed,
+                    fold=fold,
+                    reuse=True,
+                    iterations=iterations,
+                    progress=hook,
+                )
+            )
     skipped = ""
     if find_spec("nnunetv2") is not None:
         with training_progress(progress, f"{NNUNET_MODEL} on {DEMO_MODEL_TASK}") as hook:
@@ -333,11 +366,12 @@ def _train(ws: Workspace, seed: int, console: Console, progress: Console) -> str
         reused = " (weights reused)" if result.reused else ""
         console.print(
             kv_table(
-                f"`ccbench baselines train --model {result.model} --task {DEMO_MODEL_TASK}`",
+                f"`ccbench baselines train --model {result.model} --task {result.task} "
+                f"--fold {result.fold}`",
                 {
                     "iterations": result.iterations,
                     "seconds": f"{result.seconds:.0f}{reused}",
-                    "validation Dice (fold 0)": f"{result.val_dice:.3f}",
+                    f"validation Dice (fold {result.fold})": f"{result.val_dice:.3f}",
                     "curve": result.folder / "curve.png",
                 },
             )
@@ -345,12 +379,20 @@ def _train(ws: Workspace, seed: int, console: Console, progress: Console) -> str
     return (
         "; ".join(
             f"{r.model} (quick profile) {'reused from an earlier demo' if r.reused else 'trained'}"
-            f" on {DEMO_MODEL_TASK} fold 0: {r.iterations} iterations, {r.seconds:.0f} s, "
+            f" on {r.task} fold {r.fold}: {r.iterations} iterations, {r.seconds:.0f} s, "
             f"validation Dice {r.val_dice:.3f}"
             for r in results
         )
         + skipped
     )
+
+
+def _fold_count(ws: Workspace, task: str) -> int:
+    """The number of folds in the task's split file."""
+    from evaluator.datasets.registry import load_registry
+    from evaluator.datasets.splits import read_split
+
+    return len(read_split(load_registry().task(task).split_path(ws))[0])
 
 
 def _containers(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
@@ -389,7 +431,7 @@ def _containers(ws: Workspace, seed: int, console: Console, progress: Console) -
         learned = baseline_spec(build.name).model is not None  # trained on the other cases
         for task in (t for t in tasks if t in build.tasks):
             splits = [HELD_OUT_SPLIT] if learned else [DEMO_SPLIT]
-            if task == DEMO_MODEL_TASK and not learned:
+            if task in MULTI_TASKS and not learned:  # beside the learned multi-task entry
                 splits.append(HELD_OUT_SPLIT)
             for split in splits:
                 with run_progress(progress) as (containers, on_case):
@@ -492,6 +534,50 @@ def _prompted(ws: Workspace, seed: int, console: Console, progress: Console) -> 
     assert outcome.evaluation is not None
     dice = outcome.evaluation.summary["mean_over_labels"].get("dice", float("nan"))
     return f"{line}; {TEXT_ENTRY} asked for 'lesion' by name: Dice {dice:.3f}"
+
+
+def _apex(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    """APEX's protocol: the 2D U-Net of each fold on its validation slices and on the test set.
+
+    ``ccbench run monai-unet-2d --task autopet-2d-phantom --folds all`` runs the model of fold
+    ``k`` (packed in the one image, chosen by the ``fold`` in ``/input/prompts.json``) on fold
+    ``k``'s validation slices, and ``--split test`` runs each fold's model on the test slices;
+    the board gives each metric's mean ± SD over the folds beside APEX's Table 2.
+    """
+    from evaluator.console import print_run_outcome, run_progress
+    from evaluator.runner.contract import load_manifest
+    from evaluator.runner.run import run_entry
+    from evaluator.store import Store
+    from leaderboards.folds import fold_summary
+
+    backend = _backend(None)
+    if APEX_TASK not in load_manifest(APEX_MODEL, submissions_dir=ws.submissions).tasks:
+        raise RuntimeError(f"{APEX_MODEL} is not registered for {APEX_TASK} (not trained?)")
+    folds = _fold_count(ws, APEX_TASK)
+    for fold in range(folds):
+        for split in (f"fold{fold}", HELD_OUT_SPLIT):
+            with run_progress(progress) as (containers, on_case):
+                outcome = run_entry(
+                    APEX_MODEL, task=APEX_TASK, split=split, fold=fold, workspace=ws,
+                    backend=backend, submissions_dir=ws.submissions, progress=containers,
+                    on_case=on_case,
+                )  # fmt: skip
+            print_run_outcome(outcome, console=console)
+    with Store.open(ws.store_url) as db:
+        summary = fold_summary(db, APEX_TASK)
+    if summary is None or APEX_MODEL not in summary.table.index:
+        raise RuntimeError(f"no fold summary of {APEX_MODEL} on {APEX_TASK}")
+    row = summary.table.loc[APEX_MODEL]
+    test = "" if summary.test_table is None else (
+        f"; its {folds} fold models on the test slices: Dice "
+        f"{summary.test_table.loc[APEX_MODEL, 'dice_mean']:.3f} ± "
+        f"{summary.test_table.loc[APEX_MODEL, 'dice_std']:.3f}"
+    )  # fmt: skip
+    return (
+        f"`ccbench run {APEX_MODEL} -t {APEX_TASK} --folds all` ({backend}): Dice "
+        f"{row['dice_mean']:.3f} ± {row['dice_std']:.3f}, IoU {row['iou_mean']:.3f} ± "
+        f"{row['iou_std']:.3f} over {folds} folds{test}"
+    )
 
 
 #: The entry the demo runs again on a Dask cluster of two local workers.
@@ -643,17 +729,30 @@ def _simulate(ws: Workspace, seed: int, console: Console, progress: Console) -> 
 
 def _leaderboards(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     from evaluator.console import progress_bar
-    from leaderboards.site import publish_leaderboard
+    from leaderboards.site import publish_cross_task, publish_leaderboard
 
     site = ws.sites / "index.html"
-    tasks = demo_tasks()
-    boards = [(f"{task}-phantom", DEMO_SPLIT) for task in tasks]
-    boards.append((DEMO_MODEL_TASK, HELD_OUT_SPLIT))
+    boards = demo_boards()
     for task, split in boards:
         with progress_bar(progress, f"leaderboard {task}/{split}") as hook:
             site = publish_leaderboard(task, split, workspace=ws, seed=seed, progress=hook)
+    with progress.status("cross-task consensus"):
+        cross = publish_cross_task(site.parent, workspace=ws, seed=seed)
     console.print(f"[bold green]Leaderboard site:[/] {site}", highlight=False)
-    return f"static site with {len(boards)} leaderboards ({DEMO_MODEL_TASK}/{HELD_OUT_SPLIT} with the learned baseline): {site}"
+    consensus = ""
+    if cross is not None:
+        console.print(f"[bold green]Cross-task consensus:[/] {cross}", highlight=False)
+        consensus = f"; cross-task consensus of the entries on several tasks: {cross}"
+    return (
+        f"static site with {len(boards)} leaderboards (held-out splits with the learned "
+        f"baselines, {APEX_TASK} with its folds and APEX's rows): {site}{consensus}"
+    )
+
+
+def demo_boards() -> list[tuple[str, str]]:
+    """``(task, split)`` of every board the demo publishes."""
+    boards = [(f"{task}-phantom", DEMO_SPLIT) for task in demo_tasks()]
+    return [*boards, *((task, HELD_OUT_SPLIT) for task in (*MULTI_TASKS, APEX_TASK))]
 
 
 def demo_steps() -> list[DemoStep]:
@@ -665,12 +764,17 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("Score one prediction (`ccbench metrics`)", _metrics),
         DemoStep("Local evaluation of three entries per task (`ccbench evaluate`)", _evaluate),
         DemoStep("Integrity: hostile prediction files are refused", _integrity),
-        DemoStep("Learned baseline: train a 3D U-Net (`ccbench baselines train`)", _train),
+        DemoStep(
+            "Learned baselines: a 3D U-Net on three tasks, a 2D one per fold (`ccbench baselines "
+            "train`)",
+            _train,
+        ),
         DemoStep("Baseline containers: build, submit, run sandboxed (`ccbench run`)", _containers),
         DemoStep("On a cluster: containers on Dask workers (`ccbench run --scheduler`)", _cluster),
         DemoStep(
             "Prompted entries: clicks per budget, text targets (`ccbench run --clicks`)", _prompted
         ),
+        DemoStep("APEX's 2D slices: a model per fold (`ccbench run --folds all`)", _apex),
         DemoStep("Degradation studies and your own metric (`ccbench simulate`)", _simulate),
         DemoStep(
             "Leaderboards: rankings, what each metric sees, disagreement explorer, static site",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AGG_INTERSECTION",
     "AGG_VOLUME",
+    "NOT_PREDICTED",
     "CaseJob",
     "CaseOutcome",
     "ScoringPlan",
@@ -54,6 +55,8 @@ __all__ = [
 #: (the official code weights each case by volume, so cases of different spacings count right).
 AGG_INTERSECTION = "agg_intersection_mm3"
 AGG_VOLUME = "agg_volume_mm3"
+#: Why a label's rows are NaN when the entry does not declare it (the manifest's ``labels``).
+NOT_PREDICTED = "not predicted: the entry does not declare this label"
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,22 @@ class ScoringPlan:
     #: ``module:attribute`` of the user metrics among :attr:`metrics`: a worker process
     #: activates them (:func:`evaluator.metrics.plugins.activate`) before scoring.
     user_metrics: tuple[str, ...] = ()
+    #: References and predictions are instance lists (ChestXDet), not label images.
+    instances: bool = False
+    #: The labels the entry declares it predicts (the manifest's ``labels``); None: every
+    #: label. The others are not predicted: their rows are NaN (never scored as empty
+    #: predictions, never charged as rejected ones) and voxels of them in a prediction are
+    #: ignored with a note (:data:`NOT_PREDICTED`).
+    predicted: tuple[int, ...] | None = None
+
+    @property
+    def scored_labels(self) -> tuple[int, ...]:
+        """The labels whose metrics are computed: the declared ones, else every label."""
+        return tuple(self.labels) if self.predicted is None else self.predicted
+
+    def not_predicted(self, label: int) -> bool:
+        """True for a label of the task the entry does not declare."""
+        return self.predicted is not None and label not in self.predicted
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,9 @@ class CaseOutcome:
     read_seconds: float = 0.0
     #: Messages for the operator's log (a user metric that failed on this prediction).
     notes: list[str] = field(default_factory=list)
+    #: Validation notes on an accepted prediction (voxels of labels the entry does not
+    #: declare, ignored): stored in the run's log, stream ``validation``.
+    validation: list[str] = field(default_factory=list)
 
 
 class _Rejected(Exception):
@@ -166,7 +188,7 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
     plan = job.plan
     if job.preset_error is not None:
         raise _Rejected(*job.preset_error)
-    if plan.dims == 2:
+    if plan.instances:
         if job.instances is None:
             raise _Rejected(job.missing_class, f"prediction {cid}: {job.missing_reason}")
         ref_shape = image_geometry(ref_img).array_shape
@@ -175,7 +197,9 @@ def _read_prediction(job: CaseJob, ref_img: sitk.Image) -> LabelArray:
             raise _Rejected("label", f"prediction {cid}: categories {bad} are not in the label map")
         shape = (int(ref_shape[0]), int(ref_shape[1]))
         try:
-            return prediction_from_instances(job.instances, shape=shape)
+            return prediction_from_instances(
+                [i for i in job.instances if not plan.not_predicted(i[0])], shape=shape
+            )
         except _Rejected as err:
             raise _Rejected(err.error_class, f"prediction {cid}: {err.message}") from None
         except (ValueError, TypeError, KeyError, RuntimeError, OverflowError) as err:
@@ -311,8 +335,9 @@ def _dataset_error(plan: ScoringPlan, cid: str, message: str, *, seconds: float)
 
 
 def _worst_rows(plan: ScoringPlan) -> list[ResultRow]:
+    """A rejected prediction's rows: the worst values, NaN for the labels not predicted."""
     return [
-        ResultRow(label, metric, plan.worst[metric])
+        ResultRow(label, metric, math.nan if plan.not_predicted(label) else plan.worst[metric])
         for label in plan.labels
         for metric in plan.metrics
     ]
@@ -368,12 +393,20 @@ def score_case(job: CaseJob) -> CaseOutcome:
         )
     read_seconds = time.perf_counter() - start
     notes: list[str] = []
+    validation = _undeclared_note(job, pred)
+    if plan.predicted is not None:
+        pred = np.where(np.isin(pred, plan.predicted), pred, 0).astype(pred.dtype, copy=False)
+        ref = np.where(np.isin(ref, plan.predicted), ref, 0).astype(ref.dtype, copy=False)
     try:
         result = _compute(plan, pred, ref, image_geometry(ref_img).array_spacing, notes)
     except MetricInputError as err:
         raise MetricInputError(f"case {cid}: {err}") from err
     rows = [
-        ResultRow(label, metric, float(result.values[label][metric]))
+        ResultRow(
+            label,
+            metric,
+            math.nan if plan.not_predicted(label) else float(result.values[label][metric]),
+        )
         for label in plan.labels
         for metric in plan.metrics
     ]
@@ -407,7 +440,26 @@ def score_case(job: CaseJob) -> CaseOutcome:
         read_seconds=read_seconds,
     )
     outcome.notes = [f"case {cid}: {note}" for note in notes]
+    outcome.validation = validation
     return outcome
+
+
+def _undeclared_note(job: CaseJob, pred: LabelArray) -> list[str]:
+    """A note when the prediction holds labels the entry does not declare (they are ignored)."""
+    plan = job.plan
+    if plan.predicted is None:
+        return []
+    if plan.instances and job.instances is not None:
+        found = sorted({int(c) for c, _, _ in job.instances if plan.not_predicted(int(c))})
+    else:
+        found = sorted(int(v) for v in np.unique(pred) if v and plan.not_predicted(int(v)))
+    if not found:
+        return []
+    names = ", ".join(f"{v} ({plan.labels[v]})" for v in found)
+    return [
+        f"prediction {job.case.case_id}: holds labels the entry does not declare: {names}; "
+        "their voxels are ignored (not scored, recorded as not predicted)"
+    ]
 
 
 def _compute(
@@ -425,7 +477,7 @@ def _compute(
             ref,
             spacing=spacing,
             metrics=metrics,
-            labels=list(plan.labels),
+            labels=list(plan.scored_labels),
             connectivity=plan.connectivity,
             **metric_kwargs(plan),
         )
@@ -493,7 +545,7 @@ def _outcome(
     if plan.aggregated_dice:
         # a rejected prediction counts as empty: it adds the reference volume and no overlap
         painted = np.zeros_like(ref) if pred is None else pred
-        for label in plan.labels:
+        for label in plan.scored_labels:  # a label not predicted has no aggregated Dice
             p, r = painted == label, ref == label
             both = np.count_nonzero(p & r) * voxel_mm3
             rows.append(ResultRow(label, AGG_INTERSECTION, float(both)))

@@ -31,7 +31,7 @@ from leaderboards.statistics import (
     rank_stability,
 )
 
-__all__ = ["CCComparison", "Leaderboard", "compute_leaderboard"]
+__all__ = ["BoardRanking", "CCComparison", "Leaderboard", "board_ranking", "compute_leaderboard"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,66 @@ def _metric_table(
     return table.sort_values("rank_mean")
 
 
+@dataclass(frozen=True)
+class BoardRanking:
+    """A board's overall ranking and its bootstrap, without the per-metric tables.
+
+    Attributes
+    ----------
+    overall : pandas.DataFrame
+        As :attr:`Leaderboard.overall`: the official run-level ranking where the task's official
+        score is one, else the profile's ranking; index entry, sorted by ``rank``.
+    boot : pandas.DataFrame
+        As :attr:`Leaderboard.boot_overall`: resample x entry ranks (no rows where the official
+        run-level score has no bootstrap, e.g. COCO AP).
+    official : OfficialScore or None
+        The task's official score.
+    profile_overall, boot_profile : pandas.DataFrame
+        The profile's ranking and its bootstrap (the same frames as ``overall`` and ``boot``
+        unless the official ranking is run-level).
+    """
+
+    overall: pd.DataFrame
+    boot: pd.DataFrame
+    official: OfficialScore | None
+    profile_overall: pd.DataFrame
+    boot_profile: pd.DataFrame
+
+
+def board_ranking(data: LeaderboardData, *, n_resamples: int = 1000, seed: int = 0) -> BoardRanking:
+    """The ranking a board leads with, and its bootstrap, exactly as :func:`compute_leaderboard`.
+
+    Parameters
+    ----------
+    data
+        Loaded by :func:`leaderboards.data.load_leaderboard_data`.
+    n_resamples, seed
+        Bootstrap resamples over cases and their seed (one resample of the cases is shared by
+        every entry and metric).
+
+    Returns
+    -------
+    BoardRanking
+    """
+    directions = data.directions()
+    scheme = weighted_scheme(data.ranking)
+    overall = weighted_rank(data.scores, directions, scheme)
+    boot_overall = bootstrap_weighted_ranks(
+        data.scores, directions, scheme, n_resamples=n_resamples, seed=seed
+    )
+    overall = overall.join(rank_stability(boot_overall))
+    profile_overall, boot_profile = overall, boot_overall
+    official = official_score(data, n_resamples=n_resamples, seed=seed)
+    if official is not None and official.ranking is not None:
+        overall = official.ranking
+        boot_overall = (
+            official.boot
+            if official.boot is not None
+            else pd.DataFrame(columns=list(data.entries), dtype=int)
+        )
+    return BoardRanking(overall, boot_overall, official, profile_overall, boot_profile)
+
+
 def compute_leaderboard(
     data: LeaderboardData,
     *,
@@ -169,21 +229,7 @@ def compute_leaderboard(
     Leaderboard
     """
     directions = data.directions()
-    scheme = weighted_scheme(data.ranking)
-    overall = weighted_rank(data.scores, directions, scheme)
-    boot_overall = bootstrap_weighted_ranks(
-        data.scores, directions, scheme, n_resamples=n_resamples, seed=seed
-    )
-    overall = overall.join(rank_stability(boot_overall))
-    profile_overall, boot_profile = overall, boot_overall
-    official = official_score(data, n_resamples=n_resamples, seed=seed)
-    if official is not None and official.ranking is not None:
-        overall = official.ranking
-        boot_overall = (
-            official.boot
-            if official.boot is not None
-            else pd.DataFrame(columns=list(data.entries), dtype=int)
-        )
+    ranked = board_ranking(data, n_resamples=n_resamples, seed=seed)
     per_metric: dict[str, pd.DataFrame] = {}
     boot: dict[str, pd.DataFrame] = {}
     for metric in data.metrics:
@@ -214,15 +260,15 @@ def compute_leaderboard(
         comparisons.append(CCComparison(std, cc, table, tau))
     return Leaderboard(
         data=data,
-        overall=overall,
-        boot_overall=boot_overall,
+        overall=ranked.overall,
+        boot_overall=ranked.boot,
         per_metric=per_metric,
         boot_ranks=boot,
         cc=comparisons,
         n_resamples=n_resamples,
         seed=seed,
         alpha=alpha,
-        official=official,
-        profile_overall=profile_overall,
-        boot_profile=boot_profile,
+        official=ranked.official,
+        profile_overall=ranked.profile_overall,
+        boot_profile=ranked.boot_profile,
     )

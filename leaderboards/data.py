@@ -16,7 +16,10 @@ never helps and no mean or interval is infinite; the raw values stay in
 ``dataset`` in any leaderboard run, :data:`EXCLUDING_ERROR_CLASSES`) is no entry's fault: it is
 left out of the cases, the score matrices and the results of every entry, and listed in
 :attr:`LeaderboardData.excluded_cases` instead. Per-label values of a case are averaged
-(NaN-aware) into one number per case. Which metrics are ranked, and how, comes from the task's
+(NaN-aware) into one number per case. An entry that declares only some labels of the task (the
+manifest's ``labels``, the run's ``parameters["labels"]``) has NaN rows for the others in the
+store ("not predicted"); on the board such a label counts at the metric's worst value, as a
+missing case does (:func:`count_not_predicted`), so that the ranking stays comparable. Which metrics are ranked, and how, comes from the task's
 metric profile in ``datasets.yaml`` (``ranking:``, see
 :class:`evaluator.datasets.registry.RankingSpec`); ranking directions come from
 :data:`evaluator.metrics.METRICS` only.
@@ -55,9 +58,11 @@ __all__ = [
     "LeaderboardData",
     "board_user_metrics",
     "cc_pairs",
+    "count_not_predicted",
     "excluded_cases",
     "leaderboard_worst",
     "load_leaderboard_data",
+    "not_predicted_labels",
     "ranked_metrics",
     "ranking_spec",
     "same_case_set",
@@ -175,6 +180,10 @@ class LeaderboardData:
         User metric (or the reference of one this process does not know) -> why the board does
         not rank it: some entries were scored without it (their worst value would rank them,
         not their predictions), or it is not known here.
+    not_predicted : dict
+        Entry -> the labels of the task its run does not predict (declared in its manifest's
+        ``labels``); entries that predict every label are absent. Those labels count at the
+        worst value in ``scores`` (:func:`count_not_predicted`); ``results`` keeps the NaN.
     """
 
     task: str
@@ -202,6 +211,7 @@ class LeaderboardData:
     sensitivity: StoredSensitivity | None = None
     user_metrics: tuple[str, ...] = ()
     unranked: dict[str, str] = field(default_factory=dict)
+    not_predicted: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def artifact(self, entry: str, kind: ArtifactKind) -> Path | None:
         """The path of the entry's most recent artifact of ``kind``, or None."""
@@ -303,6 +313,62 @@ def excluded_cases(errors: pd.DataFrame) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+def not_predicted_labels(runs: dict[str, RunInfo], spec: TaskSpec) -> dict[str, tuple[int, ...]]:
+    """Entry -> the labels of ``spec`` its run does not predict (``parameters["labels"]``).
+
+    Examples
+    --------
+    >>> from evaluator.datasets.registry import load_registry
+    >>> spec = load_registry().task("hecktor")
+    >>> runs = {"a": RunInfo(1, "a", "hecktor", "test", "a", None, None, None, {"labels": [2]}),
+    ...         "b": RunInfo(2, "b", "hecktor", "test", "b", None, None, None)}
+    >>> not_predicted_labels(runs, spec)
+    {'a': (1,)}
+    """
+    found: dict[str, tuple[int, ...]] = {}
+    for entry, run in runs.items():
+        declared = run.parameters.get("labels")
+        if declared is None:
+            continue
+        missing = tuple(v for v in sorted(spec.labels) if v not in {int(d) for d in declared})
+        if missing:
+            found[entry] = missing
+    return found
+
+
+def count_not_predicted(
+    rows: pd.DataFrame, not_predicted: dict[str, tuple[int, ...]], worst: float
+) -> pd.DataFrame:
+    """``rows`` with the values of labels an entry does not predict set to ``worst``.
+
+    The ranking rule of a missing case, per label: a label an entry does not declare counts at
+    the metric's worst value in every mean, interval and rank, so that predicting fewer labels
+    never helps. The store keeps NaN ("not predicted").
+
+    Parameters
+    ----------
+    rows
+        Long rows of one metric with columns ``entry``, ``label``, ``value``.
+    not_predicted
+        Entry -> labels it does not predict (:func:`not_predicted_labels`).
+    worst
+        The board's worst value of the metric.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"entry": ["a", "a", "b"], "label": [1, 2, 2],
+    ...                      "value": [0.9, float("nan"), 0.8]})
+    >>> count_not_predicted(rows, {"a": (2,)}, 0.0)["value"].tolist()
+    [0.9, 0.0, 0.8]
+    """
+    if not not_predicted or rows.empty:
+        return rows
+    pairs = {(e, int(label)) for e, labels in not_predicted.items() for label in labels}
+    mask = [(e, int(label)) in pairs for e, label in zip(rows["entry"], rows["label"], strict=True)]
+    return rows.assign(value=rows["value"].mask(np.asarray(mask, dtype=bool), worst))
+
+
 def leaderboard_worst(profile: MetricProfile, metric: str, values: pd.Series) -> float:
     """The value a case of ``metric`` counts with at worst on this leaderboard.
 
@@ -396,10 +462,18 @@ def _final_budget(run: RunInfo) -> bool:
     return bool(protocol["budget"] == protocol.get("budgets"))
 
 
-def _leaderboard_runs(runs: list[RunInfo]) -> dict[str, RunInfo]:
+def run_fold(run: RunInfo) -> int | None:
+    """The fold of a fold run (``--fold``: the model of that cross-validation fold), else None."""
+    protocol = run.parameters.get("protocol")
+    fold = protocol.get("fold") if isinstance(protocol, dict) else None
+    return int(fold) if isinstance(fold, int) else None
+
+
+def _leaderboard_runs(runs: list[RunInfo], fold: int | None = None) -> dict[str, RunInfo]:
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
-        if run.status == "finished" and run.kind in RANKED_KINDS and _final_budget(run):
+        ranked = run.status == "finished" and run.kind in RANKED_KINDS and _final_budget(run)
+        if ranked and (fold is None or run_fold(run) == fold):
             chosen[run.entry or run.name] = run
     return chosen
 
@@ -418,6 +492,7 @@ def load_leaderboard_data(
     store: Store,
     registry: Registry | None = None,
     user_metrics: Sequence[str] = (),
+    fold: int | None = None,
 ) -> LeaderboardData:
     """Read a task's leaderboard runs and build one score matrix per ranked metric.
 
@@ -432,6 +507,8 @@ def load_leaderboard_data(
     user_metrics
         ``module:attribute`` of user metrics to rank besides the registered ones
         (:func:`board_user_metrics`).
+    fold
+        Only the fold runs of this fold's model (``ccbench run --fold``; :func:`run_fold`).
 
     Returns
     -------
@@ -450,7 +527,7 @@ def load_leaderboard_data(
     spec = reg.task(task)
     profile = reg.profile(spec)
     runs, left_out = same_case_set(
-        _leaderboard_runs(store.list_runs(task=task, split=split, kind=RANKED_KINDS))
+        _leaderboard_runs(store.list_runs(task=task, split=split, kind=RANKED_KINDS), fold)
     )
     if not runs:
         raise StoreError(
@@ -495,6 +572,7 @@ def load_leaderboard_data(
     cases = sorted((set(cases_frame["case_id"]) | set(results["case"])) - set(excluded))
     worst: dict[str, float] = {}
     scores = {}
+    not_predicted = not_predicted_labels(runs, spec)
     for m in metrics:
         rows = results[results["metric"] == m]
         worst[m] = leaderboard_worst(profile, m, rows["value"])
@@ -503,6 +581,7 @@ def load_leaderboard_data(
                 rows["value"], worst[m], higher_is_better=METRICS[m].higher_is_better
             )
         )
+        capped = count_not_predicted(capped, not_predicted, worst[m])
         scores[m] = score_matrix(capped, m, entries=entries, cases=cases, worst=worst[m])
     entry_info = {}
     for entry, run in runs.items():
@@ -534,4 +613,5 @@ def load_leaderboard_data(
         sensitivity=stored_sensitivity(store, task, split),
         user_metrics=user,
         unranked=unranked,
+        not_predicted=not_predicted,
     )

@@ -11,11 +11,17 @@ mean over the fold's cases (NaN-aware, as the board's mean), and summarises the 
 means of every entry that has a run on *every* fold: their mean and their sample standard
 deviation (``n - 1`` in the denominator, numpy's ``std(ddof=1)``, R's ``sd``). Entries with
 runs on only some folds are listed with the folds they lack, not summarised.
+
+On a slice task (``slices:`` in ``datasets.yaml``, :mod:`evaluator.datasets.slices`) each case
+is one axial slice of a patient. The per-fold mean over slices weighs a patient by its number of
+slices; :attr:`FoldSummary.patient_table` is the same summary with the slices of each patient
+averaged first (the patient of a slice from its case id, :func:`evaluator.datasets.slices.slice_patient`),
+then the patients, so that every patient counts once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,6 +56,19 @@ class FoldSummary:
         and ``<metric>_std`` per metric, and ``n_folds``.
     left_out : dict
         Entry -> why it is not summarised (the folds it has no finished run on).
+    test_table : pandas.DataFrame or None
+        The same summary of the fold models on the held-out ``test`` split (``ccbench run
+        --folds all --split test``: each fold's model scored on the test cases), as APEX's
+        "TEST" columns; None when no entry has such runs.
+    test_left_out : dict
+        Entry -> the folds whose model has no finished test run.
+    per_patient : pandas.DataFrame or None
+        Slice tasks only: index ``(entry, fold, patient)`` (``fold`` is ``fold<k>`` or
+        ``test/fold<k>``), one column per metric: the mean over the patient's slices. None on
+        other tasks.
+    patient_table, patient_test_table : pandas.DataFrame or None
+        Slice tasks only: :attr:`table` and :attr:`test_table` with each fold's mean taken over
+        patients (each the mean of its slices) instead of over slices.
     """
 
     task: str
@@ -58,6 +77,11 @@ class FoldSummary:
     per_fold: pd.DataFrame
     table: pd.DataFrame
     left_out: dict[str, str] = field(default_factory=dict)
+    test_table: pd.DataFrame | None = None
+    test_left_out: dict[str, str] = field(default_factory=dict)
+    per_patient: pd.DataFrame | None = None
+    patient_table: pd.DataFrame | None = None
+    patient_test_table: pd.DataFrame | None = None
 
 
 def fold_names(folds: int) -> tuple[str, ...]:
@@ -142,17 +166,21 @@ def fold_summary(
     FoldSummary or None
         None when no fold of the task has a finished leaderboard run.
     """
-    from leaderboards.data import RANKED_KINDS, load_leaderboard_data
+    from leaderboards.data import RANKED_KINDS, load_leaderboard_data, run_fold
 
     reg = registry or load_registry()
     folds = fold_names(reg.task(task).split.folds)
-    stored = {r.split for r in store.list_runs(task=task, status="finished", kind=RANKED_KINDS)}
+    finished = store.list_runs(task=task, status="finished", kind=RANKED_KINDS)
+    stored = {r.split for r in finished}
     boards: dict[str, LeaderboardData] = {}
-    for fold in folds:
-        if fold not in stored:
-            continue
+    tests: dict[str, LeaderboardData] = {}
+    test_folds = {run_fold(r) for r in finished if r.split == "test"} - {None}
+    for k, fold in enumerate(folds):
         try:
-            boards[fold] = load_leaderboard_data(task, fold, store=store, registry=reg)
+            if fold in stored:
+                boards[fold] = load_leaderboard_data(task, fold, store=store, registry=reg)
+            if k in test_folds:
+                tests[fold] = load_leaderboard_data(task, "test", store=store, registry=reg, fold=k)
         except StoreError:
             continue  # only degradation-study runs, or no rankable metric, on this fold
     if not boards:
@@ -162,13 +190,83 @@ def fold_summary(
         for m in next(iter(boards.values())).metrics
         if all(m in b.metrics for b in boards.values())
     )
+    per_fold = _per_fold_means(boards, metrics)
+    table, left_out = summarise_folds(per_fold, folds)
+    complete = per_fold.index.get_level_values("entry").isin(list(table.index))
+    test_table, test_left_out = _summarise_tests(tests, metrics, folds)
+    summary = FoldSummary(
+        task, folds, metrics, per_fold[complete], table, left_out, test_table, test_left_out
+    )
+    if reg.task(task).slices is None:
+        return summary
+    patients = _per_patient_means(boards, metrics)
+    test_patients = _per_patient_means(tests, metrics)
+    return replace(
+        summary,
+        per_patient=pd.concat(
+            [patients, test_patients.rename(index=lambda f: f"test/{f}", level="fold")]
+        ),
+        patient_table=summarise_folds(_over_patients(patients), folds)[0],
+        patient_test_table=_summarise_tests(
+            tests, metrics, folds, means=_over_patients(test_patients)
+        )[0],
+    )
+
+
+def _summarise_tests(
+    tests: dict[str, LeaderboardData],
+    metrics: tuple[str, ...],
+    folds: tuple[str, ...],
+    *,
+    means: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame | None, dict[str, str]]:
+    """The fold models' test summary (None when there is no test run) and who is left out."""
+    if not tests:
+        return None, {}
+    table, left_out = summarise_folds(
+        _per_fold_means(tests, metrics) if means is None else means, folds
+    )
+    return (table if len(table) else None), left_out
+
+
+def _per_fold_means(boards: dict[str, LeaderboardData], metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Index ``(entry, fold)``: each entry's mean over the fold board's cases, per metric."""
     records = []
     for fold, board in boards.items():
         for entry in board.entries:
-            means = {m: float(board.scores[m][entry].mean()) for m in metrics}
+            means = {m: float(board.scores[m][entry].mean()) for m in metrics if m in board.scores}
             records.append({"entry": entry, "fold": fold, **means})
     per_fold = pd.DataFrame.from_records(records, columns=["entry", "fold", *metrics])
-    per_fold = per_fold.set_index(["entry", "fold"])
-    table, left_out = summarise_folds(per_fold, folds)
-    complete = per_fold.index.get_level_values("entry").isin(list(table.index))
-    return FoldSummary(task, folds, metrics, per_fold[complete], table, left_out)
+    return per_fold.set_index(["entry", "fold"])
+
+
+def _per_patient_means(
+    boards: dict[str, LeaderboardData], metrics: tuple[str, ...]
+) -> pd.DataFrame:
+    """Index ``(entry, fold, patient)``: each entry's mean over a patient's slices, per metric.
+
+    Slices are grouped by the patient their case id names; the mean skips NaN as the board's
+    mean does (a missing slice already counts at the metric's worst value in the board).
+    """
+    from evaluator.datasets.slices import slice_patient
+
+    parts = []
+    for fold, board in boards.items():
+        for m in metrics:
+            frame = board.scores[m]
+            patient = [slice_patient(str(c)) or str(c) for c in frame.index]
+            long = frame.groupby(patient).mean().rename_axis("patient").reset_index()
+            long = long.melt(id_vars="patient", var_name="entry", value_name="value")
+            parts.append(long.assign(fold=fold, metric=m))
+    if not parts:
+        index = pd.MultiIndex.from_tuples([], names=["entry", "fold", "patient"])
+        return pd.DataFrame(columns=list(metrics), index=index, dtype=float)
+    long = pd.concat(parts).set_index(["entry", "fold", "patient", "metric"])["value"]
+    rows = long.unstack("metric").reindex(columns=list(metrics))
+    rows.columns.name = None
+    return rows
+
+
+def _over_patients(per_patient: pd.DataFrame) -> pd.DataFrame:
+    """Index ``(entry, fold)``: the mean over patients of :func:`_per_patient_means`."""
+    return per_patient.groupby(level=["entry", "fold"], sort=False).mean()

@@ -36,6 +36,7 @@ from evaluator.datasets.registry import RUN_AGGREGATES, OfficialSpec
 from evaluator.evaluate import ranking_worst
 from evaluator.metrics.registry import METRICS
 from evaluator.scoring import AGG_INTERSECTION, AGG_VOLUME
+from leaderboards.data import count_not_predicted
 from leaderboards.ranking import clip_to_worst, score_matrix
 from leaderboards.statistics import (
     bootstrap_aggregated_dice,
@@ -190,7 +191,22 @@ def run_values(data: LeaderboardData, metric: str) -> pd.DataFrame:
     agg = data.aggregates[data.aggregates["metric"] == metric]
     table = agg.pivot_table(index="entry", columns="label", values="value", aggfunc="first")
     labels = [0, *sorted(data.spec.labels)]
-    return table.reindex(index=data.entries, columns=labels).astype(float)
+    table = table.reindex(index=data.entries, columns=labels).astype(float)
+    worst = _higher_worst(metric)
+    for entry, missing in data.not_predicted.items():
+        if entry in table.index:  # the value over labels counts a label not predicted at worst
+            table.loc[entry, list(missing)] = math.nan
+            values = [
+                worst if label in missing else table.loc[entry, label] for label in labels[1:]
+            ]
+            table.loc[entry, 0] = float(_nanmean(np.asarray(values, dtype=float), axis=0))
+    return table
+
+
+def _higher_worst(metric: str) -> float:
+    """The worst value of a run-level aggregate (all are fractions, higher is better): 0."""
+    spec = METRICS.get(metric)
+    return float(spec.worst) if spec is not None and math.isfinite(spec.worst) else 0.0
 
 
 def _capped_rows(data: LeaderboardData, metric: str) -> tuple[pd.DataFrame, float]:
@@ -203,7 +219,8 @@ def _capped_rows(data: LeaderboardData, metric: str) -> tuple[pd.DataFrame, floa
     else:
         worst = METRICS[metric].worst
     higher = METRICS[metric].higher_is_better
-    return rows.assign(value=clip_to_worst(rows["value"], worst, higher_is_better=higher)), worst
+    capped = rows.assign(value=clip_to_worst(rows["value"], worst, higher_is_better=higher))
+    return count_not_predicted(capped, data.not_predicted, worst), worst
 
 
 def per_label_means(data: LeaderboardData, metric: str) -> pd.DataFrame:
@@ -212,7 +229,8 @@ def per_label_means(data: LeaderboardData, metric: str) -> pd.DataFrame:
     Values are capped at the board's worst value of the metric (an infinite distance counts as
     the worst value, 50 mm by default); a case an entry has no value of counts with the worst
     value; NaN values (undefined) are left out. The last column, ``mean``, is the mean over the
-    labels.
+    labels. A label an entry does not predict (:attr:`LeaderboardData.not_predicted`) is NaN in
+    its column ("not predicted") and counts at the worst value in ``mean``.
     """
     rows, worst = _capped_rows(data, metric)
     means = {}
@@ -227,6 +245,9 @@ def per_label_means(data: LeaderboardData, metric: str) -> pd.DataFrame:
         means[name] = _nanmean(matrix.to_numpy(dtype=float), axis=0)
     table = pd.DataFrame(means, index=pd.Index(data.entries, name="entry"))
     table["mean"] = _nanmean(table.to_numpy(dtype=float), axis=1)
+    for entry, missing in data.not_predicted.items():
+        if entry in table.index:
+            table.loc[entry, [data.spec.labels[v] for v in missing]] = math.nan
     return table
 
 

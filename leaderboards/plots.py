@@ -37,6 +37,7 @@ __all__ = [
     "plot_blob",
     "plot_dot_box",
     "plot_podium",
+    "plot_rank_blob",
     "plot_rank_heatmap",
     "plot_significance_map",
     "plot_slice_gallery",
@@ -278,11 +279,34 @@ def plot_blob(lb: Leaderboard, stem: Path, *, boot: pd.DataFrame | None = None) 
     the 95% interval (explained by a legend). ``boot`` defaults to the overall ranking's
     bootstrap.
     """
+    ranks = lb.boot_overall if boot is None else boot
+    return plot_rank_blob(
+        ranks,
+        list(lb.overall.index),
+        stem,
+        title=f"{lb.data.task} / {lb.data.split}: rank stability ({len(ranks)} bootstrap samples)",
+        xlabel=_ENTRY_AXIS,
+        reference="rank = overall rank",
+    )
+
+
+def plot_rank_blob(
+    ranks: pd.DataFrame,
+    order: Sequence[str],
+    stem: Path,
+    *,
+    title: str,
+    xlabel: str,
+    reference: str,
+) -> list[Path]:
+    """Blob plot of resample x entry ranks: per entry (x, in ``order``, best first) a disc at
+    every rank it took, its area proportional to how often; the black cross is the median rank,
+    the line the central 95% of ranks, the dotted diagonal (labelled ``reference``) the rank of
+    the position in ``order``."""
     from matplotlib.lines import Line2D
 
     plt = _pyplot()
-    ranks = lb.boot_overall if boot is None else boot
-    order = list(lb.overall.index)
+    order = list(order)
     colours = entry_colours(order)
     n = len(order)
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * n + 2), max(3.5, 0.6 * n + 2)))
@@ -305,7 +329,7 @@ def plot_blob(lb: Leaderboard, stem: Path, *, boot: pd.DataFrame | None = None) 
     ax.set_yticks(range(1, n + 1))
     ax.set_ylim(n + 0.6, 0.4)
     ax.set_xlim(-0.6, n - 0.4)
-    ax.set_xlabel(_ENTRY_AXIS)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("rank on bootstrap samples (1 = best)")
     _side_legend(
         ax,
@@ -322,12 +346,10 @@ def plot_blob(lb: Leaderboard, stem: Path, *, boot: pd.DataFrame | None = None) 
             ),
             Line2D([], [], marker="x", linestyle="", color="black", label="median rank"),
             Line2D([], [], color="black", label="central 95% of ranks"),
-            Line2D([], [], color="grey", linestyle=":", label="rank = overall rank"),
+            Line2D([], [], color="grey", linestyle=":", label=reference),
         ],
     )
-    ax.set_title(
-        f"{lb.data.task} / {lb.data.split}: rank stability ({len(ranks)} bootstrap samples)"
-    )
+    ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     return _write(fig, stem)
 

@@ -14,6 +14,9 @@ Layout of ``out``::
     <task>--<split>/plots/*.png|svg every figure of :mod:`leaderboards.plots`
     <task>--<split>/downloads/      ranking.csv, official.csv, metrics.csv, results.csv (raw
                                     per-case values, inf included), leaderboard.json
+    cross-task.html                 consensus rankings across the tasks of one split name
+                                    (:func:`publish_cross_task`), with cross-task/plots/ and
+                                    cross-task/downloads/
 
 Every string that comes from a submission (entry, team, image, case ids) goes through jinja2's
 autoescaping; file names of entry pages are derived slugs, never the raw name. No page loads
@@ -47,6 +50,12 @@ from evaluator.typing import ProgressHook
 from evaluator.workspace import Workspace
 from leaderboards.board import Leaderboard, compute_leaderboard
 from leaderboards.comparisons import check_reference_entry, compute_comparisons, podium_ranks
+from leaderboards.consensus import (
+    CONSENSUS_METHODS,
+    CrossTaskConsensus,
+    cross_task_consensus,
+    sharing_tasks,
+)
 from leaderboards.data import LeaderboardData, load_leaderboard_data
 from leaderboards.explorer import explorer_components, explorer_context
 from leaderboards.folds import FoldSummary, fold_summary
@@ -66,10 +75,13 @@ if TYPE_CHECKING:
     from markupsafe import Markup
 
 __all__ = [
+    "CROSS_TASK_PAGE",
     "PUBLISH_STAGES",
     "copy_figure",
+    "cross_task_groups",
     "entry_slug",
     "fmt",
+    "publish_cross_task",
     "publish_leaderboard",
     "render_site",
     "simulation_plots",
@@ -550,11 +562,17 @@ def _official_context(lb: Leaderboard) -> dict[str, Any] | None:
         return None
     href = {e: f"entries/{entry_slug(e)}.html" for e in lb.data.entries}
 
-    def cell(value: Any) -> dict[str, str]:
+    missing = {
+        e: {lb.data.spec.labels[v] for v in labels} for e, labels in lb.data.not_predicted.items()
+    }
+
+    def cell(value: Any, entry: str = "", label: str | None = None) -> dict[str, str]:
+        if label is not None and label in missing.get(entry, ()):
+            return {"text": NOT_PREDICTED_TEXT, "raw": ""}
         return {"text": fmt(value), "raw": _raw(value)}
 
     cells = {
-        str(entry): [cell(row[c.key]) for c in official.columns]
+        str(entry): [cell(row[c.key], str(entry), c.label) for c in official.columns]
         for entry, row in official.table.iterrows()
     }
     order = [str(e) for e in lb.overall.index]
@@ -565,14 +583,22 @@ def _official_context(lb: Leaderboard) -> dict[str, Any] | None:
         if len(order) < len(labels):  # one column per entry, one row per label: fits a page
             corner, columns = "label", order
             rows = [
-                {"name": label, "href": None, "cells": [cell(table.loc[e, label]) for e in order]}
+                {
+                    "name": label,
+                    "href": None,
+                    "cells": [cell(table.loc[e, label], e, label) for e in order],
+                }
                 for label in labels
             ]
             foot = {"name": "mean", "cells": [cell(table.loc[e, "mean"]) for e in order]}
         else:  # one column per label (and the mean), one row per entry
             corner, columns = "entry", [*labels, "mean"]
             rows = [
-                {"name": e, "href": href[e], "cells": [cell(v) for v in table.loc[e, columns]]}
+                {
+                    "name": e,
+                    "href": href[e],
+                    "cells": [cell(table.loc[e, c], e, c) for c in columns],
+                }
                 for e in order
             ]
             foot = None
@@ -637,6 +663,39 @@ def _ranking_rule(lb: Leaderboard) -> str:
     if tie is not None:
         rule += f", ties broken by the {tie.header}"
     return rule + "."
+
+
+#: What a per-label cell says for a label the entry does not predict (its manifest's ``labels``).
+NOT_PREDICTED_TEXT = "not predicted"
+
+
+def not_predicted_notes(data: LeaderboardData) -> list[str]:
+    """One sentence per entry that predicts only some labels, and the ranking rule.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> data = SimpleNamespace(not_predicted={"multi": (3,)}, entries=["multi", "full"],
+    ...                        spec=SimpleNamespace(labels={1: "spleen", 2: "kidney", 3: "liver"}))
+    >>> print(not_predicted_notes(data)[0])  # doctest: +NORMALIZE_WHITESPACE
+    multi predicts 2 of 3 labels (missing: liver); a label not predicted counts at the
+    metric's worst value in every mean, interval and rank (as a missing case does), so the
+    ranking stays comparable; its per-label values are shown as "not predicted".
+    """
+    labels = data.spec.labels
+    notes = []
+    for entry in data.entries:
+        missing = data.not_predicted.get(entry)
+        if not missing:
+            continue
+        names = ", ".join(labels[v] for v in missing)
+        notes.append(
+            f"{entry} predicts {len(labels) - len(missing)} of {len(labels)} labels "
+            f"(missing: {names}); a label not predicted counts at the metric's worst value in "
+            "every mean, interval and rank (as a missing case does), so the ranking stays "
+            f'comparable; its per-label values are shown as "{NOT_PREDICTED_TEXT}".'
+        )
+    return notes
 
 
 def _scheme_text(lb: Leaderboard) -> str:
@@ -748,6 +807,7 @@ def _board_context(
         "left_out": [f"Run {run} is not ranked: {why}." for run, why in data.left_out.items()]
         + [f"Metric {metric} is not ranked: {why}." for metric, why in data.unranked.items()],
         "worst_note": _worst_note(lb),
+        "not_predicted": not_predicted_notes(data),
         "n_resamples": lb.n_resamples,
         "seed": lb.seed,
         "alpha": lb.alpha,
@@ -883,16 +943,28 @@ def _update_index(
     Boards listed by an older ccbench (without ``measures``) are described from the default task
     registry when it knows their task.
     """
-    listing = out / "site.json"
-    boards: list[dict[str, Any]] = []
-    if listing.exists():
-        try:
-            boards = [b for b in json.loads(listing.read_text()) if isinstance(b, dict)]
-        except (OSError, json.JSONDecodeError):
-            boards = []
-    boards = [b for b in boards if b.get("path") != board["path"]] + [board]
+    boards = [b for b in _listing(out) if b.get("path") != board["path"]] + [board]
     boards.sort(key=lambda b: (str(b.get("task")), str(b.get("split"))))
-    listing.write_text(json.dumps(boards, indent=1))
+    (out / "site.json").write_text(json.dumps(boards, indent=1))
+    return _render_index(out, boards, env, common)
+
+
+def _listing(out: Path) -> list[dict[str, Any]]:
+    """The boards listed in the site's ``site.json`` (none when it is missing or unreadable)."""
+    listing = out / "site.json"
+    if not listing.exists():
+        return []
+    try:
+        return [b for b in json.loads(listing.read_text()) if isinstance(b, dict)]
+    except (OSError, json.JSONDecodeError):
+        return []
+
+
+def _render_index(
+    out: Path, boards: list[dict[str, Any]], env: jinja2.Environment, common: dict[str, Any]
+) -> Path:
+    """Write the site's ``index.html`` (linking the cross-task page when there is one) and
+    ``metrics.html``."""
     tasks: dict[str, dict[str, Any]] = {}
     for b in boards:
         task = tasks.setdefault(
@@ -904,7 +976,11 @@ def _update_index(
     index = out / "index.html"
     index.write_text(
         env.get_template("index.html").render(
-            boards=boards, tasks=list(tasks.values()), root="", **common
+            boards=boards,
+            tasks=list(tasks.values()),
+            cross_task=(out / CROSS_TASK_PAGE).is_file(),
+            root="",
+            **common,
         ),
         encoding="utf-8",
     )
@@ -1192,25 +1268,44 @@ def _comparisons_context(
             {"href": "downloads/tau_bootstrap.csv", "name": "tau_bootstrap.csv", "what": "taus"}
         )
     if folds is not None:
-        rows = []
-        for entry, r in folds.table.iterrows():
-            cells = [
-                {
-                    "text": f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_std'])}",
-                    "raw": _raw(r[f"{m}_mean"]),
-                }
-                for m in folds.metrics
-            ]
-            rows.append({"entry": entry, "href": href.get(str(entry)), "cells": cells})
+
+        def fold_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+            rows = []
+            for entry, r in table.iterrows():
+                cells = [
+                    {
+                        "text": f"{fmt(r[f'{m}_mean'])} ± {fmt(r[f'{m}_std'])}",
+                        "raw": _raw(r[f"{m}_mean"]),
+                    }
+                    for m in folds.metrics
+                ]
+                rows.append({"entry": entry, "href": href.get(str(entry)), "cells": cells})
+            return rows
+
         fold_context = {
             "folds": list(folds.folds),
             "metrics": list(folds.metrics),
-            "rows": rows,
+            "rows": fold_rows(folds.table),
             "left_out": [f"{e}: {why}" for e, why in folds.left_out.items()],
+            "test_rows": fold_rows(folds.test_table) if folds.test_table is not None else [],
+            "test_left_out": [f"{e}: {why}" for e, why in folds.test_left_out.items()],
+            "patient_rows": [] if folds.patient_table is None else fold_rows(folds.patient_table),
+            "patient_test_rows": (
+                [] if folds.patient_test_table is None else fold_rows(folds.patient_test_table)
+            ),
         }
         per_fold = folds.per_fold.reset_index()
         per_fold.to_csv(downloads / "folds.csv", index=False)
         extra.append({"href": "downloads/folds.csv", "name": "folds.csv", "what": "per-fold means"})
+        if folds.per_patient is not None:
+            folds.per_patient.reset_index().to_csv(downloads / "patients.csv", index=False)
+            extra.append(
+                {
+                    "href": "downloads/patients.csv",
+                    "name": "patients.csv",
+                    "what": "per-patient means",
+                }
+            )
     return {
         "leader": comp.leader,
         "reference_entry": comp.reference,
@@ -1321,18 +1416,9 @@ def render_site(
     Path
         ``out/index.html``.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ccbench_version = version("ccbench")
-    except PackageNotFoundError:
-        ccbench_version = "unknown"
     env = _environment()
-    common = {
-        "version": ccbench_version,
-        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-    }
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{lb.data.task}--{lb.data.split}")
+    common = _common()
+    name = _board_folder(lb.data.task, lb.data.split)
     if show_images is None:
         show_images = _phantom_data_only(lb)
     # Built beside the old board and swapped in at the end: a failure leaves the old one.
@@ -1367,6 +1453,37 @@ def render_site(
         "metrics": list(lb.data.metrics),
     }
     return _update_index(out, board, env, common)
+
+
+def _common() -> dict[str, str]:
+    """What every page shows in its footer: the ccbench version and the time of writing."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ccbench_version = version("ccbench")
+    except PackageNotFoundError:
+        ccbench_version = "unknown"
+    return {
+        "version": ccbench_version,
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _safe_name(text: str) -> str:
+    """``text`` as a file name or HTML id: every run of other characters than letters, digits,
+    ``_``, ``.`` and ``-`` replaced by one ``-``.
+
+    Examples
+    --------
+    >>> _safe_name("autopet--test"), _safe_name("a/b--<x>")
+    ('autopet--test', 'a-b---x-')
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+def _board_folder(task: str, split: str) -> str:
+    """The folder of a board in the site."""
+    return _safe_name(f"{task}--{split}")
 
 
 #: The stages of :func:`publish_leaderboard`, in order, as its ``progress`` reports them.
@@ -1563,3 +1680,281 @@ def publish_leaderboard(
     if progress is not None:
         progress(len(PUBLISH_STAGES), len(PUBLISH_STAGES), "published")
     return index
+
+
+#: The cross-task page, at the top of the site folder; its figures and downloads are under
+#: ``cross-task/``.
+CROSS_TASK_PAGE = "cross-task.html"
+
+
+def _cross_task_downloads(
+    result: CrossTaskConsensus, folder: Path, stem: str
+) -> list[dict[str, str]]:
+    """Write one split's consensus table and rank frequencies as CSV; their download records."""
+    import pandas as pd
+
+    out = folder / "downloads"
+    out.mkdir(parents=True, exist_ok=True)
+    ranks = result.ranks
+    table = pd.concat(
+        [
+            ranks.ranks.add_prefix("rank_on_"),
+            ranks.board_ranks.add_prefix("board_rank_on_"),
+            result.table,
+        ],
+        axis=1,
+    ).reindex(result.table.index)
+    for method, stability in result.stability.items():
+        at = result.table[f"rank_{method}"]
+        table[f"p_at_rank_{method}"] = [
+            stability.frequencies.loc[e, at[e]] for e in result.table.index
+        ]
+    table.to_csv(out / f"{stem}.csv")
+    records = [
+        {
+            "href": f"cross-task/downloads/{stem}.csv",
+            "name": f"{stem}.csv",
+            "what": "per-task ranks and consensus ranks of every method",
+        }
+    ]
+    if result.stability:
+        frequencies = pd.concat(
+            {m: st.frequencies.stack() for m, st in result.stability.items()},
+            names=["method", "entry", "rank"],
+        ).rename("share")
+        frequencies.reset_index().to_csv(out / f"{stem}-bootstrap.csv", index=False)
+        records.append(
+            {
+                "href": f"cross-task/downloads/{stem}-bootstrap.csv",
+                "name": f"{stem}-bootstrap.csv",
+                "what": "share of bootstrap samples giving each entry each consensus rank",
+            }
+        )
+    return records
+
+
+def _cross_task_context(
+    result: CrossTaskConsensus, figures: list[dict[str, Any]], downloads: list[dict[str, str]]
+) -> dict[str, Any]:
+    """What the cross-task page shows of one split's consensus (every name escaped by jinja2)."""
+    ranks = result.ranks
+    primary = result.stability.get("euclidean")
+    rows = []
+    for entry in result.table.index:
+        row = result.table.loc[entry]
+        rows.append(
+            {
+                "entry": entry,
+                "ranks": [
+                    {
+                        "rank": int(ranks.ranks.loc[entry, t]),
+                        "board": int(ranks.board_ranks.loc[entry, t]),
+                    }
+                    for t in result.tasks
+                ],
+                "methods": [
+                    {"score": fmt(float(row[f"score_{m}"])), "rank": int(row[f"rank_{m}"])}
+                    for m in CONSENSUS_METHODS
+                ],
+                "stable": (
+                    _percent(primary.frequencies.loc[entry, int(row["rank_euclidean"])])
+                    if primary is not None
+                    else "–"
+                ),
+            }
+        )
+    methods = []
+    for name, spec in CONSENSUS_METHODS.items():
+        stability = result.stability.get(name)
+        tau = stability.tau_summary() if stability is not None else None
+        methods.append(
+            {
+                "name": name,
+                "description": spec.description,
+                "tau": fmt(tau["median"], 2) if tau else "–",
+                "iqr": _interval(tau["q1"], tau["q3"], 2) if tau else "–",
+            }
+        )
+    return {
+        "split": result.split,
+        "id": f"split-{_safe_name(result.split)}",
+        "tasks": [
+            {"task": t, "href": f"{_board_folder(t, result.split)}/index.html"}
+            for t in result.tasks
+        ],
+        "rows": rows,
+        "methods": methods,
+        "missing": [{"entry": e, "lacks": ", ".join(lacks)} for e, lacks in ranks.missing.items()],
+        "unstable": result.unstable_tasks,
+        "n_resamples": result.n_resamples,
+        "seed": result.seed,
+        "figures": figures,
+        "downloads": downloads,
+    }
+
+
+def cross_task_groups(boards: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Split name -> the tasks published with it, for split names of at least two tasks.
+
+    Examples
+    --------
+    >>> cross_task_groups([{"task": "b", "split": "test"}, {"task": "a", "split": "test"},
+    ...                    {"task": "a", "split": "all"}])
+    {'test': ['a', 'b']}
+    """
+    by_split: dict[str, set[str]] = {}
+    for b in boards:
+        by_split.setdefault(str(b.get("split")), set()).add(str(b.get("task")))
+    return {split: sorted(tasks) for split, tasks in sorted(by_split.items()) if len(tasks) >= 2}
+
+
+def publish_cross_task(
+    out: str | Path | None = None,
+    *,
+    workspace: Workspace,
+    seed: int = 0,
+    n_resamples: int = 1000,
+    store: str | Store | None = None,
+    registry: Registry | None = None,
+    workers: int | None = None,
+) -> Path | None:
+    """Write the site's cross-task page: a consensus ranking per split name shared by tasks.
+
+    The site's boards (``site.json``, written by :func:`publish_leaderboard`) are grouped by
+    split name; for each split name published for at least two tasks whose boards share at least
+    two entries (a task sharing fewer is left out and named on the page,
+    :func:`leaderboards.consensus.sharing_tasks`), every board is loaded from the store and
+    ranked as its own page ranks it, and
+    the entries ranked on every one of those tasks get consensus ranks by each method of
+    :data:`leaderboards.consensus.CONSENSUS_METHODS` with their bootstrap stability
+    (:func:`leaderboards.consensus.cross_task_consensus`). The page (:data:`CROSS_TASK_PAGE`)
+    shows per split the per-task ranks, the consensus ranks, the stability (Kendall's tau,
+    the share of samples at the consensus rank, a blob plot of the euclidean consensus) and CSV
+    downloads; the index links it. Entry names and numbers come from the store only.
+
+    Parameters
+    ----------
+    out
+        The site folder (as given to :func:`publish_leaderboard`); default
+        ``<workspace>/site``.
+    workspace
+        Holds the store (by default) and the default site folder.
+    seed, n_resamples
+        Bootstrap seed (task ``k`` of a split, in name order, uses ``seed + k``) and resamples
+        per task.
+    store
+        SQLAlchemy URL or an open store; default ``CCBENCH_STORE`` or the workspace's store.
+    registry
+        Task registry; default ``datasets.yaml``.
+    workers
+        Processes drawing the figures (:func:`leaderboards.plots.draw_figures`).
+
+    Returns
+    -------
+    Path or None
+        The page; None when no split name has two tasks sharing two entries (an older page is
+        then removed and the index no longer links it).
+    """
+    from evaluator.errors import StoreError
+
+    folder = Path(out) if out is not None else workspace.sites
+    reg = registry or load_registry()
+    groups = cross_task_groups(_listing(folder))
+    loaded: dict[str, dict[str, LeaderboardData]] = {}
+    skipped: list[str] = []
+    if groups:
+        db = (
+            store
+            if isinstance(store, Store)
+            else Store.open(store, workspace=workspace, create=False)
+        )
+        try:
+            for split, tasks in groups.items():
+                for task in tasks:
+                    try:
+                        data = load_leaderboard_data(task, split, store=db, registry=reg)
+                    except StoreError:  # published from another store: nothing to rank here
+                        skipped.append(f"{task} / {split}")
+                        continue
+                    loaded.setdefault(split, {})[task] = data
+        finally:
+            if not isinstance(store, Store):
+                db.close()
+    results = []
+    unshared: list[str] = []
+    for split, boards in loaded.items():
+        compared, left = sharing_tasks({t: b.entries for t, b in boards.items()})
+        unshared += [f"{task} / {split}" for task in left]
+        if len(compared) < 2:
+            continue
+        result = cross_task_consensus(
+            {t: boards[t] for t in compared}, n_resamples=n_resamples, seed=seed
+        )
+        if len(result.ranks.ranks) >= 2:
+            results.append(result)
+    page = folder / CROSS_TASK_PAGE
+    assets = folder / "cross-task"
+    if assets.exists():
+        shutil.rmtree(assets)
+    env = _environment()
+    common = _common()
+    if not results:
+        page.unlink(missing_ok=True)
+        _render_index(folder, _listing(folder), env, common)
+        return None
+    jobs = []
+    for result in results:
+        stem = f"consensus-{_safe_name(result.split)}"
+        primary = result.stability.get("euclidean")
+        if primary is not None:
+            order = list(result.table.index)
+            title = (
+                f"split {result.split}: euclidean consensus rank on "
+                f"{len(primary.boot)} bootstrap samples"
+            )
+            jobs.append(
+                (
+                    result,
+                    stem,
+                    FigureJob(
+                        "plot_rank_blob",
+                        (primary.boot, order, assets / "plots" / stem),
+                        {
+                            "title": title,
+                            "xlabel": "entry (in euclidean consensus order, best first)",
+                            "reference": "rank = consensus rank",
+                        },
+                    ),
+                )
+            )
+    drawn = dict(
+        zip(
+            [stem for _, stem, _ in jobs],
+            draw_figures([job for _, _, job in jobs], workers=workers),
+            strict=True,
+        )
+    )
+    sections = []
+    for result in results:
+        stem = f"consensus-{_safe_name(result.split)}"
+        figures = (
+            [
+                _figure(
+                    drawn[stem],
+                    f"Split {result.split}: euclidean consensus rank on each bootstrap sample",
+                    folder,
+                )
+            ]
+            if stem in drawn
+            else []
+        )
+        downloads = _cross_task_downloads(result, assets, stem)
+        sections.append(_cross_task_context(result, figures, downloads))
+    page.write_text(
+        env.get_template("cross-task.html").render(
+            sections=sections, skipped=skipped, unshared=unshared, root="", **common
+        ),
+        encoding="utf-8",
+    )
+    _render_index(folder, _listing(folder), env, common)
+    return page

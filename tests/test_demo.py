@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evaluator.demo import demo_steps, demo_tasks, run_demo
+from evaluator.demo import demo_boards, demo_steps, demo_tasks, run_demo
 from evaluator.workspace import Workspace
 
 pytestmark = pytest.mark.slow
@@ -41,9 +41,29 @@ def test_demo_runs_every_step(demo_workspace: Workspace) -> None:
         assert step.title.split(" (")[0] in text
     site = json.loads((ws.sites / "site.json").read_text())
     boards = sorted((b["task"], b["split"]) for b in site)
-    assert boards == sorted(
-        [(f"{t}-phantom", "all") for t in demo_tasks()] + [("autopet-phantom", "test")]
+    assert boards == sorted(demo_boards())
+    assert sorted(demo_boards()) == sorted(
+        [(f"{t}-phantom", "all") for t in demo_tasks()]
+        + [(t, "test") for t in ("autopet-phantom", "hecktor-phantom", "btcv-phantom")]
+        + [("autopet-2d-phantom", "test")]
     )
+    # the multi-task entry (monai-unet, one manifest for three tasks) with the threshold on the
+    # three held-out boards, ranked across them on the cross-task page
+    cross = (ws.sites / "cross-task.html").read_text()
+    section = cross[cross.index('<h2 id="split-test"') :]
+    section = section[: section.index("</table>")]
+    for task in ("autopet-phantom", "hecktor-phantom", "btcv-phantom"):
+        assert f"rank on {task}" in section.replace("<wbr>", ""), task
+    for entry in ("monai-unet", "threshold"):
+        assert f'<td class="text">{entry}</td>' in section, entry
+    assert "left out: autopet-2d-phantom / test" in cross  # it shares no entry with them
+    # APEX: a 2D model per fold on its validation slices and on the test slices, mean ± SD
+    # over the five folds beside APEX's Table 2 rows, per slice and per patient
+    apex = (ws.sites / "autopet-2d-phantom--test" / "index.html").read_text()
+    folds = apex[apex.index('id="folds"') :]
+    assert "monai-unet-2d" in folds[: folds.index("</table>")]
+    assert 'id="folds-test"' in apex and 'id="fold-patients"' in apex
+    assert "APEX" in apex[apex.index('id="literature"') :]
     # the learned baseline was trained, packed and scored on the held-out split with the others
     assert (
         ws.root / "baselines" / "monai-unet" / "autopet-phantom" / "fold0" / "model.pt"

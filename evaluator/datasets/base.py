@@ -254,12 +254,20 @@ def open_dataset(
     evaluator.errors.DatasetNotFoundError: task 'btcv-phantom': no data at .../phantoms/btcv (folder does not exist); run `ccbench data phantoms --task btcv`
     """
     spec = resolve_task(task, registry)
-    root = spec.data_root(workspace, data_root)
-    if not root.is_dir():
-        raise DatasetNotFoundError(
-            f"task '{spec.name}': no data at {root} (folder does not exist); "
-            f"{spec.missing_data_hint()}"
+    source: DatasetAdapter | None = None
+    if spec.derived_from is not None:  # a view of another task's data (its root, --data-root)
+        reg = registry or load_registry()
+        source = open_dataset(
+            reg.task(spec.derived_from), workspace=workspace, data_root=data_root, registry=reg
         )
+        root = spec.data_root(workspace)  # the derived task's cache
+    else:
+        root = spec.data_root(workspace, data_root)
+        if not root.is_dir():
+            raise DatasetNotFoundError(
+                f"task '{spec.name}': no data at {root} (folder does not exist); "
+                f"{spec.missing_data_hint()}"
+            )
     try:
         module_name, class_name = ADAPTERS[spec.adapter].split(":")
         qualified = module_name if "." in module_name else f"evaluator.datasets.{module_name}"
@@ -269,7 +277,12 @@ def open_dataset(
             f"adapter '{spec.adapter}' of task '{spec.name}' is '{ADAPTERS[spec.adapter]}' in "
             f"ADAPTERS (evaluator/datasets/registry.py), which cannot be loaded: {err}"
         ) from err
-    adapter: DatasetAdapter = cls(spec, root)
+    adapter: DatasetAdapter = cls(spec, root) if source is None else cls(spec, root, source=source)
+    if source is not None and not adapter.case_ids():
+        raise DatasetNotFoundError(
+            f"task '{spec.name}': no slice of task '{spec.derived_from}' at {source.root} is "
+            f"kept (slices: {spec.slices.model_dump() if spec.slices else {}})"
+        )
     if not adapter.case_ids():
         raise DatasetNotFoundError(
             f"task '{spec.name}': no cases found at {root} (expected the {spec.adapter} layout); "

@@ -6,7 +6,7 @@ slice gallery all turn a label image into an array through :func:`label_array`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from evaluator.errors import InvalidLabelError
 from evaluator.typing import LabelArray
 
-__all__ = ["label_array"]
+__all__ = ["declared_labels", "label_array", "parse_label_option"]
 
 _INTEGER_PIXEL_IDS = frozenset(
     {
@@ -125,3 +125,81 @@ def _check_label_values(
     raise InvalidLabelError(
         f"{what}: values {_list_values(shown)}{more} are not in the label map {allowed_text}"
     )
+
+
+def declared_labels(
+    labels: Mapping[int, str], given: Sequence[int | str], *, what: str
+) -> tuple[int, ...] | None:
+    """The label values an entry declares it predicts, from names or values.
+
+    Parameters
+    ----------
+    labels
+        The task's label map (value -> name, ``datasets.yaml``).
+    given
+        Label names (matched exactly, then ignoring case) or values (``int``, or a string of
+        digits as a command line gives them); duplicates are dropped.
+    what
+        Names the declaration in an error message (the manifest file and task).
+
+    Returns
+    -------
+    tuple of int or None
+        The declared values, sorted; None when they are every label of the task (nothing is
+        left out: scored as an entry without a declaration).
+
+    Raises
+    ------
+    InvalidLabelError
+        No label given, or one that is neither a name nor a value of the task.
+
+    Examples
+    --------
+    >>> organs = {1: "spleen", 2: "right kidney", 3: "liver"}
+    >>> declared_labels(organs, ["liver", 1, "Right Kidney"], what="x")
+    >>> declared_labels(organs, ["spleen", "3", 3], what="x")
+    (1, 3)
+    """
+    if not given:
+        raise InvalidLabelError(f"{what}: declares no label (known: {_known(labels)})")
+    by_name = {name: value for value, name in labels.items()}
+    by_folded = {name.casefold(): value for value, name in labels.items()}
+    found: set[int] = set()
+    for item in given:
+        text = str(item).strip()
+        value: int | None
+        if isinstance(item, int) and not isinstance(item, bool):
+            value = item if item in labels else None
+        elif text.isdigit():
+            value = int(text) if int(text) in labels else None
+        else:
+            value = by_name.get(text, by_folded.get(text.casefold()))
+        if value is None:
+            raise InvalidLabelError(
+                f"{what}: label {item!r} is not a label of the task (known: {_known(labels)})"
+            )
+        found.add(value)
+    return None if found == set(labels) else tuple(sorted(found))
+
+
+def parse_label_option(text: str) -> tuple[str, list[str]]:
+    """``TASK=name,name,...`` (the ``--labels`` option) -> ``(task, [names])``.
+
+    Raises
+    ------
+    ValueError
+        No ``=`` or no task.
+
+    Examples
+    --------
+    >>> parse_label_option("btcv-phantom=spleen, liver,2")
+    ('btcv-phantom', ['spleen', 'liver', '2'])
+    """
+    task, sep, names = text.partition("=")
+    if not sep or not task.strip():
+        raise ValueError(f"--labels {text!r}: expected TASK=name,name,... (e.g. btcv=spleen,liver)")
+    return task.strip(), [n.strip() for n in names.split(",") if n.strip()]
+
+
+def _known(labels: Mapping[int, str]) -> str:
+    return ", ".join(f"{value}={name}" for value, name in sorted(labels.items()))

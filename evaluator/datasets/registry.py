@@ -29,6 +29,7 @@ __all__ = [
     "OfficialSpec",
     "RankingSpec",
     "Registry",
+    "SliceSpec",
     "SplitSpec",
     "TaskSpec",
     "find_registry_file",
@@ -47,6 +48,7 @@ ADAPTERS: dict[str, str] = {
     "btcv": "btcv:BTCVAdapter",
     "chestxdet": "chestxdet:ChestXDetAdapter",
     "nnunet": "nnunet:NnunetAdapter",
+    "axial_slices": "slices:AxialSliceAdapter",
 }
 
 
@@ -61,6 +63,30 @@ class SplitSpec(_Frozen):
     folds: int = Field(5, ge=2)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     stratify: tuple[str, ...] = ()
+
+
+class SliceSpec(_Frozen):
+    """How a derived 2D task cuts its source task's volumes into axial slices (APEX's choices).
+
+    Attributes
+    ----------
+    exclude_negative_patients
+        Leave out the patients whose reference has no foreground at all (APEX: cancer patients
+        only).
+    slices
+        ``lesion``: the slices with foreground, plus ``negative_share`` of the others drawn at
+        random; ``all``: every slice.
+    negative_share
+        With ``slices: lesion``, the fraction (0..1) of each patient's slices without
+        foreground that are kept, drawn with ``seed`` (rounded to whole slices).
+    seed
+        Seed of that draw; the same volumes and seed give the same slices.
+    """
+
+    exclude_negative_patients: bool = True
+    slices: Literal["lesion", "all"] = "lesion"
+    negative_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int = 0
 
 
 class RankingSpec(_Frozen):
@@ -233,6 +259,15 @@ class TaskSpec(_Frozen):
     split_file: str
     split: SplitSpec
     phantom_of: str | None = None
+    #: ``label-image``: one label image per case; ``instances``: per-case instance annotations
+    #: (ChestXDet), predicted as one COCO results file.
+    reference: Literal["label-image", "instances"] = "label-image"
+    #: A derived task (``adapter: axial_slices``): the task whose volumes it is cut from, read
+    #: lazily (its data root, ``--data-root`` and split apply); ``root`` is then the folder of
+    #: the slice cache in the workspace.
+    derived_from: str | None = None
+    #: How the slices are chosen (derived tasks only).
+    slices: SliceSpec | None = None
 
     @field_validator("adapter")
     @classmethod
@@ -248,6 +283,14 @@ class TaskSpec(_Frozen):
         if bad:
             raise ValueError(f"label values must be positive (0 is background), got {bad}")
         return value
+
+    @model_validator(mode="after")
+    def _derived_has_source(self) -> TaskSpec:
+        if (self.adapter == "axial_slices") != (self.derived_from is not None):
+            raise ValueError("adapter 'axial_slices' and 'derived_from' go together")
+        if self.derived_from is not None and self.dims != 2:
+            raise ValueError("a task derived as axial slices is 2D (dims: 2)")
+        return self
 
     @model_validator(mode="after")
     def _connectivity_fits_dims(self) -> TaskSpec:
@@ -269,6 +312,18 @@ class TaskSpec(_Frozen):
         """
         have = set(available)
         return (*self.channels, *(c for c in self.optional_channels if c in have))
+
+    @property
+    def instances(self) -> bool:
+        """True when references and predictions are instance lists (ChestXDet), not images.
+
+        Examples
+        --------
+        >>> reg = load_registry()
+        >>> reg.task("chestxdet").instances, reg.task("autopet-2d").instances
+        (True, False)
+        """
+        return self.reference == "instances"
 
     @property
     def is_phantom(self) -> bool:
@@ -426,8 +481,16 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
                 )
         tasks[str(name)] = task
     for task in tasks.values():
-        if task.phantom_of is not None and task.phantom_of not in tasks:
+        for field_name in ("phantom_of", "derived_from"):
+            other = getattr(task, field_name)
+            if other is not None and other not in tasks:
+                raise RegistryError(
+                    f"{file}: task '{task.name}', field '{field_name}': unknown task '{other}'"
+                )
+        source = tasks.get(task.derived_from or "")
+        if source is not None and (source.dims != 3 or source.derived_from is not None):
             raise RegistryError(
-                f"{file}: task '{task.name}', field 'phantom_of': unknown task '{task.phantom_of}'"
+                f"{file}: task '{task.name}': derived from '{source.name}', which is not a 3D "
+                "task read from its own files"
             )
     return Registry(path=file, tasks=tasks, profiles=profiles)

@@ -70,6 +70,7 @@ from evaluator.datasets.base import Case, DatasetAdapter, open_dataset, resolve_
 from evaluator.datasets.imageio import read_json
 from evaluator.datasets.labels import label_array
 from evaluator.datasets.registry import Registry, TaskSpec
+from evaluator.datasets.slices import AxialSliceAdapter
 from evaluator.errors import ImageReadError, SplitError
 from evaluator.workspace import Workspace
 
@@ -466,10 +467,16 @@ def make_split(
             f"task '{spec.name}': few-shot sizes must be at least 1, got {list(shots)}"
         )
     adapter = open_dataset(spec, workspace=workspace, data_root=data_root, registry=registry)
-    cases = list(adapter.cases())
+    # a derived task is split by its source's patients: its slices are not listed one by one
+    cases = list(adapter.cases()) if spec.derived_from is None else []
     settings = spec.split
     stratify = tuple(settings.stratify) if settings.scheme == "stratified_kfold" else ()
     keys = {c.case_id: _stratum_key(c.metadata, stratify) for c in cases}
+    if isinstance(adapter, AxialSliceAdapter):  # a slice's stratum is its patient's
+        source = adapter.source
+        for patient, ids in adapter.patients().items():
+            key = _stratum_key(source.case(patient).metadata, stratify)
+            keys.update(dict.fromkeys(ids, key))
     fixed_test = None
     if settings.scheme == "official":
         fixed_test = [c.case_id for c in cases if c.metadata.get("subset") == "test"]
@@ -478,16 +485,21 @@ def make_split(
                 f"task '{spec.name}': scheme 'official' needs an official test subset, but no "
                 f"case of {adapter.root} is marked as test"
             )
-    try:
-        test, val, merged = assign_split(
-            keys,
-            folds=settings.folds,
-            test_fraction=settings.test_fraction,
-            seed=seed,
-            fixed_test=fixed_test,
-        )
-    except SplitError as err:
-        raise SplitError(f"task '{spec.name}' at {adapter.root}: {err}") from None
+    source_split: dict[str, str] = {}
+    if spec.derived_from is not None:  # by patient: the source task's split, slice by slice
+        test, val, source_split = _derived_parts(spec, adapter, workspace, registry)
+        merged: list[str] = []
+    else:
+        try:
+            test, val, merged = assign_split(
+                keys,
+                folds=settings.folds,
+                test_fraction=settings.test_fraction,
+                seed=seed,
+                fixed_test=fixed_test,
+            )
+        except SplitError as err:
+            raise SplitError(f"task '{spec.name}' at {adapter.root}: {err}") from None
     development = sorted(cid for v in val for cid in v)
     folds = [{"train": sorted(set(development) - set(v)), "val": v} for v in val]
     path = Path(out) if out is not None else spec.split_path(workspace)
@@ -499,6 +511,7 @@ def make_split(
         "folds": settings.folds,
         "test_fraction": settings.test_fraction,
         "stratify": list(stratify),
+        **source_split,
         "test": test,
     }
     subsets: dict[int, dict[str, list[str]]] = {}
@@ -556,6 +569,30 @@ def make_split(
         shots=subsets,
         shots_short=short,
         shots_eligible={t: len(ids) for t, ids in eligible.items()},
+    )
+
+
+def _derived_parts(
+    spec: TaskSpec, adapter: DatasetAdapter, workspace: Workspace, registry: Registry | None
+) -> tuple[list[str], list[list[str]], dict[str, str]]:
+    """Test ids and fold validation ids of a derived task: each patient's slices go where the
+    source task's split puts the patient (no patient in two parts); and the source split's
+    task and id, recorded in the test-set file."""
+    source = resolve_task(str(spec.derived_from), registry)
+    path = source.split_path(workspace)
+    if not path.is_file():
+        raise SplitError(
+            f"task '{spec.name}' is cut from '{source.name}' and split by its patients: no split "
+            f"file {path}; run `ccbench data split --task {source.name}` first"
+        )
+    folds, test = read_split(path)
+    patients = adapter.patients() if isinstance(adapter, AxialSliceAdapter) else {}
+    slices_of = lambda ids: sorted(c for p in ids for c in patients.get(str(p), []))  # noqa: E731
+    parts = [slices_of(f["val"]) for f in folds]
+    return (
+        slices_of(test),
+        parts,
+        {"derived_from": source.name, "source_split": split_id(path) or ""},
     )
 
 
@@ -825,6 +862,6 @@ def case_listing(
             name: str(Path(case.channels[name]).absolute())
             for name in spec.present_channels(case.channels)
         }
-        prediction = "predictions.json" if spec.dims == 2 else f"{case_id}.nii.gz"
+        prediction = "predictions.json" if spec.instances else f"{case_id}.nii.gz"
         cases.append({"case_id": case_id, "channels": channels, "prediction": prediction})
     return {"task": spec.name, "split": split_name, "cases": cases}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evaluator.datasets.labels import declared_labels
 from evaluator.datasets.registry import Registry, load_registry
 from evaluator.errors import InvalidPredictionError
 from evaluator.evaluate.plan import make_plan
@@ -158,6 +160,7 @@ def evaluate_run(
     formats: Sequence[str] = (),
     user_metrics: Sequence[str] = (),
     protocol: Mapping[str, Any] | None = None,
+    labels: Sequence[int | str] | None = None,
 ) -> EvaluationResult:
     """Score a folder of predictions against a split and store every number.
 
@@ -237,6 +240,12 @@ def evaluate_run(
         ``prompts`` (what a prompted entry was given), the click budget of an interactive run
         (``budget``, ``budgets``, ``click_mode``, ``click_seed``, ``series``), the few-shot
         subset a model was adapted on (``shots``).
+    labels
+        The labels the predictions are of (names or values, the manifest's ``labels`` of an
+        entry that predicts only some labels of the task); default: every label. The others
+        are recorded as not predicted: NaN rows, never scored as empty predictions; voxels
+        of them in a prediction are ignored, with a ``validation`` note in the run's log.
+        Stored as ``parameters["labels"]`` (the values) for the leaderboards.
 
     Returns
     -------
@@ -247,6 +256,8 @@ def evaluate_run(
     DatasetNotFoundError, InvalidPredictionError, StoreError
         For problems of the data, the predictions folder as a whole, or the store; a bad
         prediction of one case is never raised but recorded.
+    InvalidLabelError
+        ``labels`` names a label the task does not have.
     """
     from typing import get_args
 
@@ -258,6 +269,9 @@ def evaluate_run(
     spec = reg.task(task)
     profile = reg.profile(spec)
     plan = make_plan(spec, profile, user_metrics=user_metrics)
+    if labels is not None:
+        predicted = declared_labels(spec.labels, labels, what=f"task '{task}': --labels")
+        plan = dataclasses.replace(plan, predicted=predicted)
     unknown_formats = sorted(set(formats) - set(get_args(ResultFormat)))
     if unknown_formats:
         raise InvalidPredictionError(
@@ -291,6 +305,8 @@ def evaluate_run(
         parameters["user_metrics"] = list(plan.user_metrics)
     if protocol:
         parameters["protocol"] = dict(protocol)
+    if plan.predicted is not None:  # the board shows the others as not predicted
+        parameters["labels"] = list(plan.predicted)
     db = store if isinstance(store, Store) else Store.open(store, workspace=workspace)
     existing = db.find_run(name) if force else None
     if existing is not None and existing.parameters != json.loads(
@@ -355,6 +371,8 @@ def evaluate_run(
                     for note in outcome.notes:  # for the operator (`ccbench` logs, never public)
                         db.log(run.id, note, case_id=outcome.case_id, stream="scoring")
                     failures += bool(outcome.notes)
+                    for note in outcome.validation:
+                        db.log(run.id, note, case_id=outcome.case_id, stream="validation")
                     if on_case is not None:
                         on_case(outcome, i, len(jobs))
             if todo or run.status != "finished":

@@ -100,6 +100,7 @@ def make_plan(
     return ScoringPlan(
         task=task.name,
         dims=task.dims,
+        instances=task.instances,
         labels=dict(task.labels),
         metrics=per_case,
         params=dict(profile.params),

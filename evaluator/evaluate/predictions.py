@@ -336,7 +336,7 @@ def _prediction_jobs(
     pred: Path,
     case_ids: Sequence[str],
 ) -> list[CaseJob]:
-    if task.dims == 2:
+    if task.instances:
         try:
             instances, bad, problem = _instance_predictions(pred, task, case_ids)
         except (ImageReadError, InvalidPredictionError) as err:
@@ -384,7 +384,7 @@ def refuse_empty_folder(task: TaskSpec, jobs: Sequence[CaseJob], pred: Path) -> 
     if any(j.prediction is not None or j.preset_error or j.instances is not None for j in jobs):
         return
     example = jobs[0].case.case_id if jobs else "CASE"
-    if task.dims == 2:
+    if task.instances:
         expected = "one JSON file of COCO results or ChestXDet-style predictions"
     else:
         expected = (

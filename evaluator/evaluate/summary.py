@@ -78,12 +78,18 @@ def coco_aggregates(
             if "polygon" in seg
             else Instance(c, mask=_decode_rle(seg), score=score)
             for c, score, seg in job.instances
+            if not plan.not_predicted(c)  # ignored, as in scoring
         ]
     result = coco_mask_ap(gt, preds, categories=dict(plan.labels), image_sizes=sizes)
     means = {"coco_ap": result.ap, "coco_ap50": result.ap50, "coco_ap75": result.ap75}
     rows = [ResultRow(0, m, float(means[m])) for m in plan.instance_metrics]
     for label, values in result.per_class.items():
-        rows += [ResultRow(int(label), m, float(values[m])) for m in plan.instance_metrics]
+        rows += [
+            ResultRow(
+                int(label), m, math.nan if plan.not_predicted(int(label)) else float(values[m])
+            )
+            for m in plan.instance_metrics
+        ]
     return rows
 
 

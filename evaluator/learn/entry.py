@@ -41,14 +41,26 @@ DEFAULT_WEIGHTS = Path("/opt/algorithm/weights")
 INSTANCES_FILE = "predictions.json"
 
 
-def choose_model(weights: Path, task: str | None, slug: str | None) -> Path:
+def choose_model(
+    weights: Path, task: str | None, slug: str | None, *, fold: int | None = None
+) -> Path:
     """The model folder ``weights/<task>`` for a task, or for a grand-challenge output slug.
+
+    A fold run (``fold``, from the case's prompt) takes ``weights/<task>/fold<k>``: the model
+    trained on that fold's training cases, never another fold's (which was trained on the
+    cases it would be scored on).
 
     Raises
     ------
     LookupError
-        No model, none for the task, or an output slug that matches no model.
+        No model, none for the task, an output slug that matches no model, or no model of the
+        fold.
     """
+    if fold is not None:
+        folder = choose_model(weights, task, slug)
+        if not (folder / f"fold{fold}" / "config.json").is_file():
+            raise LookupError(f"no model of fold {fold} under {folder}")
+        return folder / f"fold{fold}"
     configs = {p.parent.name: p.parent for p in sorted(weights.glob("*/config.json"))}
     if not configs:
         raise LookupError(f"no trained model under {weights} (expected <task>/config.json)")
@@ -116,7 +128,8 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
     inp, out = io_folders()
     try:
         inputs = find_inputs(inp, out)
-        folder = choose_model(args.weights, inputs.task, inputs.output_slug)
+        fold = next((c.prompt.get("fold") for c in inputs.cases if "fold" in c.prompt), None)
+        folder = choose_model(args.weights, inputs.task, inputs.output_slug, fold=fold)
         model = load_model(folder)
         if inputs.interface == "grand-challenge":  # the model's own folder -> channel names
             inputs = find_inputs(
@@ -128,9 +141,9 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
     except (LookupError, FileNotFoundError, ValueError) as err:
         print(f"cannot start: {err}", file=sys.stderr)
         return 2
-    print(f"model {folder.name} on {model.device}", flush=True)
+    print(f"model {folder.relative_to(args.weights)} on {model.device}", flush=True)
     instances: list[dict[str, object]] = []
-    two_d = int(model.config["dims"]) == 2
+    writes_instances = bool(model.config.get("instances", int(model.config["dims"]) == 2))
     for case in inputs.cases:
         start = time.perf_counter()
         images = {name: sitk.ReadImage(str(path)) for name, path in case.channels.items()}
@@ -143,12 +156,12 @@ def run_learned(argv: Sequence[str] | None = None) -> int:
         labels, confidence = predict_with_confidence(model, x)
         if "targets" in case.prompt:  # a text prompt: only the structures asked for
             labels = answer_targets(labels, model.config["labels"], case.prompt["targets"])
-        if two_d:
+        if writes_instances:
             instances += label_instances(labels, confidence, image_id=case.key)
         else:
             write_label(labels, images[model.config["channels"][0]], case.output)
         print(f"{case.key}: done in {time.perf_counter() - start:.1f} s", flush=True)
-    if two_d:  # one COCO results list for the split (instance tasks: batch interface)
+    if writes_instances:  # one COCO results list for the split (instance tasks: batch interface)
         (out / INSTANCES_FILE).write_text(json.dumps(instances))
         print(f"{len(instances)} instances written to {INSTANCES_FILE}", flush=True)
     return 0

@@ -167,7 +167,7 @@ MODELS: dict[str, ModelSpec] = {
         name="monai-unet-2d",
         network="unet",
         dims=2,
-        tasks=("chestxdet-phantom",),
+        tasks=("chestxdet-phantom", "autopet-2d-phantom"),
         profiles={
             "quick": Profile(
                 patch=(256, 256),

@@ -103,14 +103,20 @@ def _has_weights(folder: Path) -> bool:
         return False
 
 
+def trained_folds(workspace: Workspace, model: str, task: str) -> dict[int, Path]:
+    """Fold -> trained folder of a model and task, for every fold with weights, in fold order."""
+    root = workspace.root / "baselines" / model / task
+    found = {
+        int(p.parent.name[4:]): p.parent
+        for p in root.glob("fold*/config.json")
+        if p.parent.name[4:].isdigit() and _has_weights(p.parent)
+    }
+    return dict(sorted(found.items()))
+
+
 def find_trained(workspace: Workspace, model: str, task: str) -> Path | None:
     """The trained folder of a model and task: fold 0 when trained, else the lowest fold."""
-    root = workspace.root / "baselines" / model / task
-    found = sorted(
-        (p.parent for p in root.glob("fold*/config.json") if _has_weights(p.parent)),
-        key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 1 << 30,
-    )
-    return found[0] if found else None
+    return next(iter(trained_folds(workspace, model, task).values()), None)
 
 
 def sample_patch(
@@ -383,6 +389,7 @@ def train_baseline(
         **settings,
         "network": spec.network,
         "dims": spec.dims,
+        "instances": task_spec.instances,
         "channels": channels,
         "normalisation": rules,
         "label_values": label_values,

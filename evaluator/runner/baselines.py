@@ -71,7 +71,7 @@ def baseline_tasks(registry: Registry | None = None) -> tuple[str, ...]:
     from evaluator.datasets.registry import load_registry
 
     reg = registry or load_registry()
-    return tuple(name for name, spec in reg.tasks.items() if spec.dims == 3)
+    return tuple(name for name, spec in reg.tasks.items() if not spec.instances)
 
 
 class BaselineSpec(BaseModel):
@@ -86,6 +86,8 @@ class BaselineSpec(BaseModel):
     description: str = ""
     #: What the baseline reads from ``/input/prompts.json`` (``text``, ``clicks``).
     prompts: tuple[str, ...] = ()
+    #: Task -> the labels the baseline predicts (the manifest's ``labels``); default: all.
+    labels: dict[str, tuple[int | str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -224,18 +226,26 @@ def stage_context(name: str, dest: Path, *, weights: dict[str, Path] | None = No
         spec = registry.task(task)
         family = spec.phantom_of or task.split("-")[0]
         slugs = GC_DEFAULTS.get(family, GrandChallengeSlugs({}, "segmentation"))
-        config = json.loads((folder / "config.json").read_text())
-        config["gc_inputs"] = {
+        gc_inputs = {
             slugs.inputs.get(ch, ch.lower()): ch for ch in (*spec.channels, *spec.optional_channels)
         }
-        config["gc_output"] = slugs.output
         target = dest / "weights" / task
-        target.mkdir(parents=True)
-        (target / "config.json").write_text(json.dumps(config, indent=1))
-        if (folder / "model.pt").is_file():  # a MONAI network
-            shutil.copyfile(folder / "model.pt", target / "model.pt")
-        if (folder / "model").is_dir():  # a packed nnU-Net results folder
-            shutil.copytree(folder / "model", target / "model", symlinks=True)
+        # the default model, then each trained fold's (fold runs: weights/<task>/fold<k>/)
+        folds = (
+            sorted(folder.parent.glob("fold*/model.pt")) if folder.name.startswith("fold") else []
+        )
+        for source, into in [
+            (folder, target),
+            *((m.parent, target / m.parent.name) for m in folds),
+        ]:
+            config = json.loads((source / "config.json").read_text())
+            config["gc_inputs"], config["gc_output"] = gc_inputs, slugs.output
+            into.mkdir(parents=True)
+            (into / "config.json").write_text(json.dumps(config, indent=1))
+            if (source / "model.pt").is_file():  # a MONAI network
+                shutil.copyfile(source / "model.pt", into / "model.pt")
+            if (source / "model").is_dir():  # a packed nnU-Net results folder
+                shutil.copytree(source / "model", into / "model", symlinks=True)
     for path in dest.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     dest.chmod(0o755)
@@ -405,6 +415,7 @@ def _build_one(
         overwrite=True,
         kind="baseline",
         prompts=spec.prompts,
+        labels={t: v for t, v in (spec.labels or {}).items() if t in tasks} or None,
     )
     return BaselineBuild(name, tag, path, True, tasks, size_mb=image_size_mb(tag))
 

@@ -48,7 +48,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evaluator.choices import Filesystem, Interface, PromptKind
-from evaluator.errors import SubmissionError
+from evaluator.errors import InvalidLabelError, SubmissionError
 from evaluator.runner.outputs import folder_bytes
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ __all__ = [
     "Resources",
     "RunStatus",
     "SandboxLimits",
+    "check_labels",
     "container_user",
     "describe_exit",
     "finished_run",
@@ -77,6 +78,7 @@ __all__ = [
     "gc_slugs",
     "invalid_fields",
     "load_manifest",
+    "manifest_labels",
     "manifest_path",
     "stage_batch_inputs",
     "stage_gc_inputs",
@@ -275,6 +277,11 @@ class Manifest(_Frozen):
     #: (the target names to segment) and/or ``clicks`` (an interactive entry, run once per click
     #: budget). Written as one name or a list.
     prompts: tuple[PromptKind, ...] = ()
+    #: Task -> the labels the entry predicts (names or values of the task's label map), for a
+    #: model trained on several datasets that predicts only some labels of a task; a task not
+    #: named here: every label. Labels left out are recorded as not predicted, never scored as
+    #: empty predictions (:func:`manifest_labels`).
+    labels: dict[str, tuple[int | str, ...]] | None = None
 
     @field_validator("prompts", mode="before")
     @classmethod
@@ -332,11 +339,62 @@ def load_manifest(entry: str | os.PathLike[str], *, submissions_dir: Path) -> Ma
         )
     try:
         raw = yaml.safe_load(path.read_text())
-        return Manifest(**raw)
+        manifest = Manifest(**raw)
     except (yaml.YAMLError, TypeError) as err:
         raise SubmissionError(f"{path}: not a mapping of manifest fields: {err}") from err
     except ValidationError as err:
         raise SubmissionError(f"{path}: {invalid_fields(err)}") from err
+    check_labels(manifest.labels, manifest.tasks, where=str(path))
+    return manifest
+
+
+def check_labels(
+    labels: Mapping[str, Sequence[int | str]] | None, tasks: Sequence[str], *, where: str
+) -> None:
+    """Check the tasks and labels of a manifest's ``labels`` against the registry.
+
+    Raises
+    ------
+    SubmissionError
+        A task that is not one of ``tasks`` or that the registry does not know, or a label
+        that is not one of its task's (named, with the labels known), prefixed by ``where``
+        (the manifest file).
+    """
+    from evaluator.datasets.labels import declared_labels
+    from evaluator.datasets.registry import load_registry
+
+    if not labels:
+        return
+    registry = load_registry()
+    for task, given in labels.items():
+        if task not in tasks or task not in registry.tasks:
+            raise SubmissionError(
+                f"{where}: labels: task '{task}' is not one of the entry's tasks "
+                f"({', '.join(t for t in tasks if t in registry.tasks)})"
+            )
+        try:
+            declared_labels(registry.tasks[task].labels, given, what=f"{where}: labels of '{task}'")
+        except InvalidLabelError as err:
+            raise SubmissionError(str(err)) from err
+
+
+def manifest_labels(manifest: Manifest, task: TaskSpec, *, where: str) -> tuple[int, ...] | None:
+    """The label values ``manifest`` declares for ``task``; None: every label (no declaration).
+
+    Raises
+    ------
+    SubmissionError
+        A declared label is not one of the task's (named with the manifest ``where``).
+    """
+    from evaluator.datasets.labels import declared_labels
+
+    given = (manifest.labels or {}).get(task.name)
+    if given is None:
+        return None
+    try:
+        return declared_labels(task.labels, given, what=f"{where}: labels of '{task.name}'")
+    except InvalidLabelError as err:
+        raise SubmissionError(str(err)) from err
 
 
 def gc_slugs(manifest: Manifest, task: TaskSpec) -> GrandChallengeSlugs:

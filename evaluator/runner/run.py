@@ -30,6 +30,7 @@ from evaluator.runner.contract import (
     container_user,
     gc_slugs,
     load_manifest,
+    manifest_labels,
 )
 from evaluator.runner.interactive import ClickProtocol
 from evaluator.runner.outputs import reap_scratch
@@ -183,6 +184,7 @@ def run_entry(
     clicks: ClickProtocol | None = None,
     shots: int | None = None,
     on_budget: Callable[[int, RunOutcome], None] | None = None,
+    fold: int | None = None,
 ) -> RunOutcome:
     """Run a submitted entry on a task's split, then score it into the results store.
 
@@ -231,6 +233,12 @@ def run_entry(
         was adapted on, recorded with the run; the leaderboards group entries by it.
     on_budget
         Interactive entries: called with each budget and its outcome when it is stored.
+    fold
+        A fold run: the entry's model of cross-validation fold ``fold`` (trained on that fold's
+        training cases) runs, on ``split`` (its own validation cases ``fold<k>``, or ``test``).
+        Every case's prompt says which (``{"fold": k}`` in ``/input/prompts.json``, written for
+        any entry), the run records it (``protocol``), and the leaderboard gives the mean ± SD
+        over the folds (:mod:`leaderboards.folds`).
 
     Returns
     -------
@@ -262,17 +270,26 @@ def run_entry(
             raise SubmissionError(
                 f"--shots {shots}: {err}; adapt the model on split 'shots{shots}'"
             ) from err
+    if fold is not None:  # the fold must exist: the split's own check and message
+        try:
+            _split_case_ids(spec, f"fold{fold}", workspace=workspace, data_root=data_root)
+        except SplitError as err:
+            raise SubmissionError(f"--fold {fold}: {err}") from err
     dataset = open_dataset(spec, workspace=workspace, data_root=data_root)
     case_ids = _split_case_ids(spec, split, workspace=workspace, data_root=data_root)
     cases = [dataset.case(cid) for cid in case_ids]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    name = f"{manifest.name}__{spec.name}__{split}__{stamp}"
+    model = "" if fold is None or split == f"fold{fold}" else f"__fold{fold}"
+    name = f"{manifest.name}__{spec.name}__{split}{model}__{stamp}"
     protocol: dict[str, Any] = {} if shots is None else {"shots": shots}
     prompts: dict[str, Prompt] | None = None
     if "text" in manifest.prompts:
         targets = text_targets(spec)
         prompts = {cid: {"targets": targets} for cid in case_ids}
         protocol["prompts"] = ["text"]
+    if fold is not None:
+        protocol["fold"] = fold
+        prompts = {cid: {**(prompts or {}).get(cid, {}), "fold": fold} for cid in case_ids}
     once = _Once(
         manifest=manifest,
         spec=spec,
@@ -447,6 +464,7 @@ def _evaluate(
         kind=manifest.kind,
         on_case=on_case,
         protocol=protocol,
+        labels=manifest_labels(manifest, task, where=f"entry {manifest.name}"),
     )
     db = Store.open(result.store_url)
     try:

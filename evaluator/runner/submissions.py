@@ -8,7 +8,7 @@ tasks must be known to the registry and the resources within the organiser's lim
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from evaluator.runner.contract import (
     Manifest,
     Resources,
     SandboxLimits,
+    check_labels,
     invalid_fields,
     manifest_path,
     write_manifest,
@@ -176,6 +177,7 @@ def submit_image(
     image_digest: str | None = None,
     kind: EntryKind = "entry",
     prompts: Sequence[str] = (),
+    labels: Mapping[str, Sequence[int | str]] | None = None,
 ) -> tuple[Manifest, Path]:
     """Check ``image`` exists, record its digest and write the entry's manifest.
 
@@ -206,6 +208,9 @@ def submit_image(
     prompts
         ``text`` and/or ``clicks``: what the entry reads from ``/input/prompts.json``
         (:mod:`evaluator.prompts.contract`).
+    labels
+        Task -> the labels the entry predicts (names or values); a task not named: every label.
+        Checked against the registry (:func:`evaluator.runner.contract.manifest_labels`).
 
     Returns
     -------
@@ -215,7 +220,8 @@ def submit_image(
     Raises
     ------
     SubmissionError
-        Unknown task, image not found, manifest exists, bad name or resources.
+        Unknown task, image not found, manifest exists, bad name or resources, a declared
+        label the task does not have.
     DockerUnavailableError
         No engine answers (and no ``image_digest`` was given).
     """
@@ -232,6 +238,7 @@ def submit_image(
     path = manifest_path(name, submissions_dir)
     if path.exists() and not overwrite:
         raise SubmissionError(f"entry {name} already exists ({path}); pass --overwrite to replace")
+    check_labels(labels, tasks, where=f"entry {name} ({path})")
     if image_digest is None:
         if backend is None:
             from evaluator.runner.docker_backend import DockerBackend
@@ -251,6 +258,7 @@ def submit_image(
             submitted=datetime.now(UTC).isoformat(timespec="seconds"),
             kind=kind,
             prompts=tuple(prompts),  # type: ignore[arg-type]  # checked by the model
+            labels={t: tuple(v) for t, v in labels.items()} if labels else None,
         )
     except ValidationError as err:
         raise SubmissionError(f"entry {name}: {invalid_fields(err)}") from err

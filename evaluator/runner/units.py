@@ -217,7 +217,7 @@ def plan_units(
             Unit(cid, (cid,), "gc", res.time_limit_s, cap, res.output_files + 4, cap, slug)
             for cid in case_ids
         ]
-    layout: Literal["batch", "instances"] = "instances" if task.dims == 2 else "batch"
+    layout: Literal["batch", "instances"] = "instances" if task.instances else "batch"
     size = len(case_ids) if shard_size is None or layout == "instances" else max(shard_size, 1)
     shards = [tuple(case_ids[i : i + size]) for i in range(0, len(case_ids), max(size, 1))]
     shards = shards or [()]
@@ -336,7 +336,7 @@ def start_outcome(
     limits = limits or SandboxLimits()
     limits.check(manifest.resources, entry=manifest.name)
     manifest = manifest.model_copy(update={"resources": limits.apply(manifest.resources)})
-    if manifest.interface == "grand-challenge" and task.dims == 2:
+    if manifest.interface == "grand-challenge" and task.instances:
         raise SubmissionError(
             f"entry {manifest.name}: the grand-challenge interface writes one image per case; "
             f"task '{task.name}' is an instance task: register the entry with --interface batch "

@@ -121,7 +121,7 @@ def write_degraded_predictions(
     for cid in resolve_split(spec, split, workspace=workspace, data_root=root, registry=reg):
         rng = np.random.default_rng([seed, zlib.crc32(cid.encode())])
         case = dataset.case(cid)
-        if spec.dims == 2:
+        if spec.instances:
             from pycocotools import mask as mask_utils
 
             for inst in case.read_instances():
@@ -148,6 +148,6 @@ def write_degraded_predictions(
         img = sitk.GetImageFromArray(pred)
         img.CopyInformation(ref_img)
         sitk.WriteImage(img, str(out_dir / f"{cid}.nii.gz"))
-    if spec.dims == 2:
+    if spec.instances:
         (out_dir / "predictions.json").write_text(json.dumps(coco))
     return out_dir

@@ -134,3 +134,81 @@ def test_test_split_board_shows_the_fold_table(workspace: Workspace) -> None:
     assert "Not summarised: b: no finished run on fold2, fold3, fold4." in page
     csv = pd.read_csv(board / "downloads" / "folds.csv")
     assert sorted(csv["fold"]) == ["fold0", "fold1", "fold2", "fold3", "fold4"]
+
+
+def test_fold_models_on_the_test_set_by_hand(workspace: Workspace) -> None:
+    """Each fold's model on the test cases (``run --folds all --split test``): per fold model
+    the mean over the two test cases, then mean ± SD over the five. By hand: Dice per model
+    (0.2 + 0.4)/2 = 0.3, 0.4, 0.5, 0.6, 0.7 -> mean 0.5, SD sqrt((0.04 + 0.01 + 0 + 0.01 +
+    0.04) / 4) = sqrt(0.025). 'b' has fold models 0 and 1 only: left out, its folds named."""
+    db = _store(workspace)
+    for k in range(5):
+        low = 0.2 + 0.1 * k
+        cases: Cases = {"t1": ([(1, low)], 1.0), "t2": ([(1, low + 0.2)], 3.0)}
+        _run(db, f"a-test-model{k}", "a", "test", cases, parameters={"protocol": {"fold": k}})
+        if k < 2:
+            _run(db, f"b-test-model{k}", "b", "test", cases, parameters={"protocol": {"fold": k}})
+    summary = fold_summary(db, "btcv")
+    assert summary is not None and summary.test_table is not None
+    row = summary.test_table.loc["a"]
+    assert row["dice_mean"] == pytest.approx(0.5)
+    assert row["dice_std"] == pytest.approx(math.sqrt(0.025))
+    assert row["hd95_mean"] == pytest.approx(2.0) and row["hd95_std"] == pytest.approx(0.0)
+    assert list(summary.test_table.index) == ["a"]
+    assert summary.test_left_out == {"b": "no finished run on fold2, fold3, fold4"}
+    # the plain test runs (no fold) are not fold models; the validation summary is unchanged
+    assert summary.table.loc["a", "dice_mean"] == pytest.approx(DICE_MEAN)
+
+
+def test_no_fold_model_runs_no_test_table(workspace: Workspace) -> None:
+    summary = fold_summary(_store(workspace), "btcv")
+    assert summary is not None and summary.test_table is None
+
+
+def test_slice_task_summarises_per_patient_by_hand(workspace: Workspace) -> None:
+    """A slice task (``autopet-2d``): each fold holds patient A (3 slices, Dice 0.2, 0.4, 0.6:
+    mean 0.4) and patient B (1 slice, Dice 1.0; 0.6 on fold4). Per fold over slices: 0.55 four
+    times and 0.45, mean 0.53, SD sqrt(4 * 0.02^2 + 0.08^2) / 2 = sqrt(0.002). Per patient:
+    (0.4 + 1.0) / 2 = 0.7 four times and 0.5, mean 0.66, SD sqrt(4 * 0.04^2 + 0.16^2) / 2 =
+    sqrt(0.008)."""
+    db = Store.open(f"sqlite:///{workspace.root / 'slices.sqlite'}")
+    try:
+        for k in range(5):
+            b = 0.6 if k == 4 else 1.0
+            slices = {f"A{k}_z0001": 0.2, f"A{k}_z0002": 0.4, f"A{k}_z0013": 0.6, f"B{k}_z0100": b}
+            run = db.create_run(
+                name=f"m-fold{k}", task="autopet-2d", split=f"fold{k}", entry="m",
+                parameters={"protocol": {"fold": k}},
+            )  # fmt: skip
+            for case, dice in slices.items():
+                rows = [ResultRow(1, "dice", dice), ResultRow(1, "iou", dice / (2 - dice))]
+                db.record_case(run.id, case, rows)  # the board's ranking needs IoU too
+            db.finish_run(run.id, status="finished")
+        summary = fold_summary(db, "autopet-2d")
+        assert summary is not None and summary.patient_table is not None
+        assert summary.table.loc["m", "dice_mean"] == pytest.approx(0.53)
+        assert summary.table.loc["m", "dice_std"] == pytest.approx(math.sqrt(0.002))
+        assert summary.patient_table.loc["m", "dice_mean"] == pytest.approx(0.66)
+        assert summary.patient_table.loc["m", "dice_std"] == pytest.approx(math.sqrt(0.008))
+        assert summary.per_patient is not None
+        assert summary.per_patient.loc[("m", "fold4", "B4"), "dice"] == pytest.approx(0.6)
+        assert summary.per_patient.loc[("m", "fold0", "A0"), "dice"] == pytest.approx(0.4)
+        assert summary.patient_test_table is None
+        index = publish_leaderboard(
+            "autopet-2d", "fold0", workspace=workspace, out=workspace.root / "site", store=db,
+            n_resamples=10,
+        )  # fmt: skip
+    finally:
+        db.close()
+    board = index.parent / "autopet-2d--fold0"
+    page = (board / "index.html").read_text()
+    patients = page[page.index('id="fold-patients"') :]
+    assert f"0.660 ± {math.sqrt(0.008):.3f}" in patients[: patients.index("</table>")]
+    csv = pd.read_csv(board / "downloads" / "patients.csv")
+    assert len(csv) == 10 and set(csv["patient"]) == {f"{p}{k}" for p in "AB" for k in range(5)}
+
+
+def test_a_board_of_volumes_has_no_patient_table(workspace: Workspace) -> None:
+    summary = fold_summary(_store(workspace), "btcv")
+    assert summary is not None
+    assert summary.per_patient is None and summary.patient_table is None

@@ -164,3 +164,26 @@ def test_the_train_command_prints_where_everything_went(autopet_ws: Workspace) -
     assert bad.exit_code == 2 and "'vnet' is not one of" in " ".join(bad.output.split())
     no_fold = CliRunner().invoke(app, [*args, "--fold", "7", "-w", str(autopet_ws.root)])
     assert no_fold.exit_code == 1 and "not 7" in no_fold.output
+
+
+@pytest.mark.slow
+def test_the_train_command_trains_one_model_per_fold(autopet_ws: Workspace) -> None:
+    from typer.testing import CliRunner
+
+    from evaluator.cli import app
+    from evaluator.learn.train import trained_folds
+
+    args = ["baselines", "train", "-m", "monai-unet", "-t", "autopet-phantom", "--iterations", "1"]
+    result = CliRunner().invoke(app, [*args, "--folds", "0,2", "-w", str(autopet_ws.root)])
+    assert result.exit_code == 0, result.output
+    folds = trained_folds(autopet_ws, "monai-unet", "autopet-phantom")
+    assert sorted(folds) == [0, 2]
+    split = json.loads((autopet_ws.splits / "autopet-phantom.json").read_text())
+    for k, folder in folds.items():  # each fold's model learned from that fold's training cases
+        assert json.loads((folder / "config.json").read_text())["train_cases"] == split[k]["train"]
+    both = CliRunner().invoke(
+        app, [*args, "--fold", "1", "--folds", "all", "-w", str(autopet_ws.root)]
+    )
+    assert both.exit_code != 0 and "not both" in both.output
+    wrong = CliRunner().invoke(app, [*args, "--folds", "0,9", "-w", str(autopet_ws.root)])
+    assert wrong.exit_code != 0 and "not [9]" in wrong.output

@@ -1,0 +1,299 @@
+"""A 2D task derived from a 3D one: its volumes cut into axial slices, as APEX does with AutoPET.
+
+APEX (Jaus et al., MICCAI 2024, section 3) trains and scores 2D models on AutoPET: each volume is
+sliced axially, CT and PET are stacked channel-wise as one 2D image with the third channel left
+empty, and patients without lesions are left out. A task with ``adapter: axial_slices`` and
+``derived_from: <3D task>`` in ``datasets.yaml`` is that view of any dataset of the source task
+(its data root, ``--data-root`` and split apply), with the choices of its ``slices:`` field
+(:class:`~evaluator.datasets.registry.SliceSpec`):
+
+* ``exclude_negative_patients`` (APEX: true): a patient whose reference is empty gives no slice;
+* ``slices: lesion`` keeps the slices with foreground plus ``negative_share`` of each patient's
+  other slices, drawn with ``seed`` and the patient id (so the draw of one patient does not
+  depend on the others); ``slices: all`` keeps every slice.
+
+A case is one slice, ``<patient>_z<index>`` (``index`` the axial voxel index, four digits), with
+metadata ``patient`` and ``slice`` besides the patient's own. Its channels are the source
+channels as 2D images (``CT``, ``PET``: the same values, HU and SUV, on the slice's grid) and the
+stack ``CTPET``: one 2D image of three float32 components (CT, PET, zeros), APEX's input. The
+label is the slice of the reference. Spacing and origin are the volume's in-plane ones (mm).
+
+Nothing is copied until asked: listing the cases reads each reference once and keeps the slice
+index in the cache folder (``root`` of the task: ``<workspace>/derived/<task>/<source key>/``,
+one per source folder and slice settings; rebuilt when a source label file changes); a
+patient's slice files are written there (as ``.mha``) the first time one of its cases is used
+(:meth:`AxialSliceAdapter.case`), atomically, so parallel readers never see half a patient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import SimpleITK as sitk
+
+from evaluator.datasets.base import Case, DatasetAdapter
+from evaluator.datasets.registry import SliceSpec, TaskSpec
+from evaluator.errors import DatasetNotFoundError, ImageReadError
+
+__all__ = ["STACK_CHANNEL", "AxialSliceAdapter", "choose_slices", "slice_id", "slice_patient"]
+
+#: The channel holding APEX's stacked input (CT, PET, an empty third component).
+STACK_CHANNEL = "CTPET"
+#: A slice case id: the patient, ``_z`` and the axial index (at least four digits).
+_SLICE_ID = re.compile(r"(.+)_z(\d{4,})")
+#: Version of the cache layout (part of the cache key).
+_CACHE_VERSION = 1
+
+
+def slice_id(patient: str, z: int) -> str:
+    """The case id of slice ``z`` of a patient.
+
+    Examples
+    --------
+    >>> slice_id("PETCT_0af7ffe12a_0", 57)
+    'PETCT_0af7ffe12a_0_z0057'
+    """
+    return f"{patient}_z{z:04d}"
+
+
+def slice_patient(case_id: str) -> str | None:
+    """The patient of a slice case id (:func:`slice_id`), or None when it names no slice.
+
+    Examples
+    --------
+    >>> slice_patient("PETCT_0af7ffe12a_0_z0057")
+    'PETCT_0af7ffe12a_0'
+    >>> slice_patient("PETCT_0af7ffe12a_0") is None
+    True
+    """
+    found = _SLICE_ID.fullmatch(case_id)
+    return found.group(1) if found else None
+
+
+def choose_slices(foreground: npt.ArrayLike, spec: SliceSpec, *, patient: str) -> list[int]:
+    """The axial indices kept of one patient, given which slices hold foreground.
+
+    Parameters
+    ----------
+    foreground
+        Boolean per axial slice (``z``): whether the reference has foreground there.
+    spec
+        The task's slice choices.
+    patient
+        The patient id (seeds that patient's draw of slices without foreground).
+
+    Examples
+    --------
+    >>> from evaluator.datasets.registry import SliceSpec
+    >>> fg = np.array([False, True, True, False, False, False])
+    >>> choose_slices(fg, SliceSpec(), patient="p")
+    [1, 2]
+    >>> len(choose_slices(fg, SliceSpec(negative_share=0.5), patient="p"))
+    4
+    >>> choose_slices(np.zeros(3, bool), SliceSpec(), patient="p")
+    []
+    >>> choose_slices(np.zeros(3, bool), SliceSpec(exclude_negative_patients=False,
+    ...                                            slices="all"), patient="p")
+    [0, 1, 2]
+    """
+    fg = np.asarray(foreground, dtype=bool)
+    if spec.exclude_negative_patients and not fg.any():
+        return []
+    if spec.slices == "all":
+        return list(range(fg.size))
+    negatives = np.flatnonzero(~fg)
+    n = round(spec.negative_share * negatives.size)
+    rng = np.random.default_rng([spec.seed, zlib.crc32(patient.encode())])
+    drawn = rng.choice(negatives, size=n, replace=False) if n else np.array([], dtype=int)
+    return sorted(int(z) for z in (*np.flatnonzero(fg), *drawn))
+
+
+def _slice(img: sitk.Image, z: int) -> sitk.Image:
+    """Axial slice ``z`` of a 3D image as a 2D image with the in-plane geometry."""
+    out = sitk.Extract(
+        img, [img.GetSize()[0], img.GetSize()[1], 0], [0, 0, z],
+        sitk.ExtractImageFilter.DIRECTIONCOLLAPSETOSUBMATRIX,
+    )  # fmt: skip
+    for key in out.GetMetaDataKeys():
+        out.EraseMetaData(key)
+    return out
+
+
+class AxialSliceAdapter:
+    """The cases of a derived 2D task (module docstring); ``root`` is the cache folder.
+
+    Parameters
+    ----------
+    task
+        The derived task (``adapter: axial_slices``).
+    root
+        The task's cache folder (``TaskSpec.data_root``); a subfolder per source and settings.
+    source
+        The adapter of the source task's dataset.
+    """
+
+    def __init__(self, task: TaskSpec, root: Path, *, source: DatasetAdapter) -> None:
+        self.task = task
+        self.source = source
+        self.spec = task.slices or SliceSpec()
+        key = json.dumps(
+            [_CACHE_VERSION, str(Path(source.root).absolute()), self.spec.model_dump()],
+            sort_keys=True,
+        )
+        self.root = Path(root) / hashlib.sha256(key.encode()).hexdigest()[:12]
+
+    # -- the index: which slices exist (reads each reference once, then cached) --------------
+
+    def _fingerprint(self) -> list[list[Any]]:
+        rows: list[list[Any]] = []
+        for case in self.source.cases():
+            label = Path(case.label) if case.label is not None else None
+            stat = label.stat() if label is not None and label.is_file() else None
+            rows.append(
+                [
+                    case.case_id,
+                    str(label),
+                    stat.st_size if stat else -1,
+                    stat.st_mtime_ns if stat else -1,
+                ]
+            )
+        return rows
+
+    @cached_property
+    def _index(self) -> dict[str, dict[str, Any]]:
+        """Case id -> ``{"patient", "slice"}``, from the cache when the source is unchanged."""
+        fingerprint = self._fingerprint()
+        path = self.root / "index.json"
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("fingerprint") == fingerprint:
+                return {str(k): dict(v) for k, v in cached["slices"].items()}
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
+        slices: dict[str, dict[str, Any]] = {}
+        for case in self.source.cases():
+            if case.label is None:
+                continue  # no reference: nothing to score a slice against
+            ref = sitk.GetArrayFromImage(case.read_label())
+            if ref.ndim != 3:
+                raise ImageReadError(
+                    f"case {case.case_id}: reference {case.label} is not a 3D image "
+                    f"({ref.ndim}D); task '{self.task.name}' slices 3D volumes"
+                )
+            foreground = ref.reshape(ref.shape[0], -1).any(axis=1)
+            for z in choose_slices(foreground, self.spec, patient=case.case_id):
+                slices[slice_id(case.case_id, z)] = {"patient": case.case_id, "slice": z}
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, json.dumps({"fingerprint": fingerprint, "slices": slices}))
+        return dict(sorted(slices.items()))
+
+    def case_ids(self) -> list[str]:
+        """Sorted slice ids (reads the references the first time, then the cached index)."""
+        return list(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    # -- cases: a patient's slice files are written when one of them is first used -----------
+
+    def _folder(self, patient: str) -> Path:
+        return self.root / "slices" / patient
+
+    def _case(self, case_id: str) -> Case:
+        entry = self._index[case_id]
+        patient, z = str(entry["patient"]), int(entry["slice"])
+        folder = self._folder(patient)
+        channels = {
+            ch: folder / f"z{z:04d}_{ch}.mha" for ch in (*self.task.channels, STACK_CHANNEL)
+        }
+        return Case(
+            case_id=case_id,
+            channels=channels,
+            label=folder / f"z{z:04d}_label.mha",
+            metadata={**dict(self.source.case(patient).metadata), "patient": patient, "slice": z},
+        )
+
+    def _materialise(self, patient: str) -> None:
+        """Write every kept slice of ``patient`` (once; atomically per patient)."""
+        folder = self._folder(patient)
+        if (folder / ".complete").is_file():
+            return
+        source = self.source.case(patient)
+        volumes = {ch: source.read_channel(ch) for ch in self.task.channels}
+        volumes["label"] = source.read_label()
+        ids = [cid for cid, e in self._index.items() if e["patient"] == patient]
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{patient}.", dir=folder.parent))
+        try:
+            for cid in ids:
+                z = int(self._index[cid]["slice"])
+                planes = {name: _slice(vol, z) for name, vol in volumes.items()}
+                for name, plane in planes.items():
+                    sitk.WriteImage(plane, str(tmp / f"z{z:04d}_{name}.mha"))
+                stack = [sitk.Cast(planes[ch], sitk.sitkFloat32) for ch in self.task.channels]
+                while len(stack) < 3:  # APEX: the third channel is left empty
+                    stack.append(sitk.Image(stack[0].GetSize(), sitk.sitkFloat32))
+                    stack[-1].CopyInformation(stack[0])
+                sitk.WriteImage(sitk.Compose(stack), str(tmp / f"z{z:04d}_{STACK_CHANNEL}.mha"))
+            (tmp / ".complete").write_text("")
+            for path in tmp.iterdir():
+                path.chmod(0o644)
+            tmp.chmod(0o755)
+            try:
+                os.rename(tmp, folder)
+            except OSError:  # another process wrote it first, or a stale partial folder
+                if not (folder / ".complete").is_file():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    os.rename(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def case(self, case_id: str) -> Case:
+        """One slice by id, its files written first when needed.
+
+        Raises
+        ------
+        DatasetNotFoundError
+            An unknown id.
+        """
+        if case_id not in self._index:
+            raise DatasetNotFoundError(
+                f"case '{case_id}' is not in task '{self.task.name}' (slices of "
+                f"{self.source.task.name} at {self.source.root}; {len(self._index)} slices)"
+            )
+        self._materialise(str(self._index[case_id]["patient"]))
+        return self._case(case_id)
+
+    def cases(self) -> Iterator[Case]:
+        """Every slice, sorted by id (writes every patient's slices)."""
+        for case_id in self._index:
+            yield self.case(case_id)
+
+    def patients(self) -> dict[str, list[str]]:
+        """Patient id -> the ids of its slices (no file is written)."""
+        out: dict[str, list[str]] = {}
+        for cid, entry in self._index.items():
+            out.setdefault(str(entry["patient"]), []).append(cid)
+        return out
+
+    def __repr__(self) -> str:
+        return f"AxialSliceAdapter(task={self.task.name!r}, source={self.source!r})"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
