@@ -241,7 +241,7 @@ def _fold_runs(
     bad = [k for k in chosen if k is None or not 0 <= k < known]
     if not chosen or bad:
         raise typer.BadParameter(
-            f"{path} has folds 0..{known - 1}, not {bad or folds}",
+            f"{path} has folds 0..{known - 1}, not {bad or repr(folds)}",
             param_hint="--fold" if fold is not None else "--folds",
         )
     return [(k, split or ("test" if k is None else f"fold{k}")) for k in chosen]
@@ -810,9 +810,13 @@ def evaluate_cmd(
             "an entry over its folds)",
             param_hint="--entry",
         )
-    for model_fold, run_split in runs:
+    preds = [Path(str(pred).replace("{fold}", str(k))) for k, _ in runs]
+    absent = [str(p) for p in preds if not p.exists()]
+    if len(runs) > 1 and absent:  # before any fold is scored
+        raise typer.BadParameter(f"no predictions at {', '.join(absent)}", param_hint="--pred")
+    for (model_fold, run_split), fold_pred in zip(runs, preds, strict=True):
         _evaluate_one(
-            task, run_split, Path(str(pred).replace("{fold}", str(model_fold))), ws, model_fold,
+            task, run_split, fold_pred, ws, model_fold,
             run_name=run_name if run_name is None or len(runs) == 1 else f"{run_name}-fold{model_fold}",
             out=out / f"fold{model_fold}" if out is not None and len(runs) > 1 else out,
             workers=workers, scheduler=scheduler, store=store, force=force, entry=entry,

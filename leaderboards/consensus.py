@@ -52,6 +52,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -175,12 +176,13 @@ class TaskRanks:
 
 
 def sharing_tasks(entries: Mapping[str, Iterable[str]]) -> tuple[list[str], list[str]]:
-    """The tasks of one split that can be ranked together, and those left out.
+    """The tasks of one split that are ranked together, and those left out.
 
-    A consensus compares the entries ranked on *every* task, so one task that shares no entry
-    with the others (a 2D task beside three 3D ones) would empty it. Tasks are left out, in
-    turn, while some task holds fewer than two of the entries found on at least two of the
-    remaining tasks; the rest (at least two tasks) are compared.
+    A consensus compares the entries ranked on *every* compared task, so one task that shares
+    little with the others (a 2D task beside three 3D ones) would empty it. The compared tasks
+    are the largest set of tasks whose boards have at least two entries in common; among sets
+    of that size, the one with the most common entries, then the first in name order. (Tasks
+    holding fewer than two entries found on any other task are left out first.)
 
     Parameters
     ----------
@@ -190,8 +192,8 @@ def sharing_tasks(entries: Mapping[str, Iterable[str]]) -> tuple[list[str], list
     Returns
     -------
     (list of str, list of str)
-        The tasks compared and the tasks left out, each sorted; ``([], all tasks)`` when fewer
-        than two tasks share two entries.
+        The tasks compared and the tasks left out, each sorted; ``([], all tasks)`` when no two
+        tasks have two entries in common.
 
     Examples
     --------
@@ -201,18 +203,27 @@ def sharing_tasks(entries: Mapping[str, Iterable[str]]) -> tuple[list[str], list
     ([], ['a', 'b'])
     """
     kept = {task: set(names) for task, names in entries.items()}
-    while True:
+    while True:  # cheap pruning: a task with < 2 entries seen elsewhere is in no answer
         seen: dict[str, int] = {}
         for names in kept.values():
             for name in names:
                 seen[name] = seen.get(name, 0) + 1
-        shared = {name for name, n in seen.items() if n >= 2}
-        poor = [t for t, names in kept.items() if len(names & shared) < 2]
-        if not poor or len(kept) < 2:
+        poor = [t for t, names in kept.items() if len({n for n in names if seen[n] >= 2}) < 2]
+        if not poor:
             break
         for task in poor:
             del kept[task]
-    compared = sorted(kept) if len(kept) >= 2 else []
+    tasks = sorted(kept)
+    compared: list[str] = []
+    for size in range(len(tasks), 1, -1):
+        best: tuple[int, tuple[str, ...]] | None = None
+        for group in combinations(tasks, size):
+            common = len(set.intersection(*(kept[t] for t in group)))
+            if common >= 2 and (best is None or common > best[0]):
+                best = (common, group)
+        if best is not None:
+            compared = list(best[1])
+            break
     return compared, sorted(set(entries) - set(compared))
 
 

@@ -470,10 +470,15 @@ def run_fold(run: RunInfo) -> int | None:
 
 
 def _leaderboard_runs(runs: list[RunInfo], fold: int | None = None) -> dict[str, RunInfo]:
+    """Each entry's latest ranked run: with ``fold``, only that fold model's runs; without,
+    no fold-model run outside its own fold (``--fold K --split test``: one of K models, shown
+    in the fold summary, never as the entry's result)."""
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
         ranked = run.status == "finished" and run.kind in RANKED_KINDS and _final_budget(run)
-        if ranked and (fold is None or run_fold(run) == fold):
+        k = run_fold(run)
+        own = k == fold if fold is not None else k is None or run.split == f"fold{k}"
+        if ranked and own:
             chosen[run.entry or run.name] = run
     return chosen
 
@@ -509,6 +514,9 @@ def load_leaderboard_data(
         (:func:`board_user_metrics`).
     fold
         Only the fold runs of this fold's model (``ccbench run --fold``; :func:`run_fold`).
+        Without it, a fold model's runs count only on its own fold's split: fold ``k``'s model
+        on the test cases is one of ``k`` models, summarised over the folds
+        (:mod:`leaderboards.folds`), never ranked as the entry's result.
 
     Returns
     -------
@@ -526,13 +534,18 @@ def load_leaderboard_data(
     reg = registry or load_registry()
     spec = reg.task(task)
     profile = reg.profile(spec)
-    runs, left_out = same_case_set(
-        _leaderboard_runs(store.list_runs(task=task, split=split, kind=RANKED_KINDS), fold)
-    )
+    stored = store.list_runs(task=task, split=split, kind=RANKED_KINDS)
+    runs, left_out = same_case_set(_leaderboard_runs(stored, fold))
     if not runs:
+        models = fold is None and any(run_fold(r) is not None for r in stored)
         raise StoreError(
             f"no finished run of task '{task}', split '{split}' in {store.url}: "
-            f"run `ccbench evaluate --task {task} --split {split}` or `ccbench run` first"
+            + (
+                "only fold models' runs (`--fold K`), which are summarised on the board of any "
+                f"fold of the task (`ccbench leaderboard --task {task} --split fold0`)"
+                if models
+                else f"run `ccbench evaluate --task {task} --split {split}` or `ccbench run` first"
+            )
         )
     run_ids = [r.id for r in runs.values()]
     entry_of = {r.id: e for e, r in runs.items()}

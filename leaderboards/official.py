@@ -258,14 +258,13 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _raw_matrix(data: LeaderboardData, metric: str) -> pd.DataFrame:
-    """Case x entry raw per-case values (mean over labels); missing: the metric's own worst."""
-    return score_matrix(
-        data.results,
-        metric,
-        entries=data.entries,
-        cases=data.cases,
-        worst=METRICS[metric].worst,
+    """Case x entry raw per-case values (mean over labels); missing, and labels an entry does
+    not predict: the metric's own worst."""
+    worst = METRICS[metric].worst
+    rows = count_not_predicted(
+        data.results[data.results["metric"] == metric], data.not_predicted, worst
     )
+    return score_matrix(rows, metric, entries=data.entries, cases=data.cases, worst=worst)
 
 
 def _secondary_matrix(data: LeaderboardData, metric: str, aggregate: str) -> pd.DataFrame:

@@ -1855,7 +1855,7 @@ def publish_cross_task(
         The page; None when no split name has two tasks sharing two entries (an older page is
         then removed and the index no longer links it).
     """
-    from evaluator.errors import StoreError
+    from evaluator.errors import DatasetNotFoundError, StoreError
 
     folder = Path(out) if out is not None else workspace.sites
     reg = registry or load_registry()
@@ -1873,7 +1873,7 @@ def publish_cross_task(
                 for task in tasks:
                     try:
                         data = load_leaderboard_data(task, split, store=db, registry=reg)
-                    except StoreError:  # published from another store: nothing to rank here
+                    except (StoreError, DatasetNotFoundError):  # another store or registry
                         skipped.append(f"{task} / {split}")
                         continue
                     loaded.setdefault(split, {})[task] = data

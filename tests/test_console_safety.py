@@ -103,6 +103,7 @@ def _submission(console: Console) -> None:
         tasks=["autopet", HOSTILE],
         resources=resources,
         prompts=("clicks", HOSTILE),
+        labels={HOSTILE: [HOSTILE, 2]},
     )
     print_submission(manifest, Path(f"/ws/entries/{HOSTILE}.yaml"), console=console)
 

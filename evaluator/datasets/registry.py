@@ -63,6 +63,9 @@ class SplitSpec(_Frozen):
     folds: int = Field(5, ge=2)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     stratify: tuple[str, ...] = ()
+    #: Metadata field naming the subject (AutoPET: ``patient``): cases with the same value, a
+    #: patient's studies, always land in the same part (test set or one fold).
+    group_by: str | None = None
 
 
 class SliceSpec(_Frozen):
@@ -437,8 +440,8 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> Registry:
     Examples
     --------
     >>> reg = load_registry()
-    >>> sorted(t for t in reg.tasks if not reg.tasks[t].is_phantom)[:4]
-    ['autopet', 'autopet-nnunet', 'btcv', 'chestxdet']
+    >>> sorted(t for t in reg.tasks if not reg.tasks[t].is_phantom)
+    ['autopet', 'autopet-2d', 'autopet-nnunet', 'btcv', 'chestxdet', 'hecktor']
     """
     file = find_registry_file(path)
     try:

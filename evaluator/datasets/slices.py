@@ -22,7 +22,8 @@ Nothing is copied until asked: listing the cases reads each reference once and k
 index in the cache folder (``root`` of the task: ``<workspace>/derived/<task>/<source key>/``,
 one per source folder and slice settings; rebuilt when a source label file changes); a
 patient's slice files are written there (as ``.mha``) the first time one of its cases is used
-(:meth:`AxialSliceAdapter.case`), atomically, so parallel readers never see half a patient.
+(:meth:`AxialSliceAdapter.case`), atomically, so parallel readers never see half a patient, and
+written again when one of the patient's source files (label, CT, PET) changes.
 """
 
 from __future__ import annotations
@@ -225,10 +226,25 @@ class AxialSliceAdapter:
             metadata={**dict(self.source.case(patient).metadata), "patient": patient, "slice": z},
         )
 
+    def _stamp(self, patient: str) -> str:
+        """What a patient's slice files were made from: its slice ids and source files (path,
+        size, modification time); a change to any of them makes the files be written again."""
+        source = self.source.case(patient)
+        files = [*(source.channels[ch] for ch in self.task.channels), source.label]
+        stats = []
+        for path in files:
+            stat = Path(path).stat() if path is not None and Path(path).is_file() else None
+            stats.append(
+                [str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1]
+            )
+        ids = [cid for cid, e in self._index.items() if e["patient"] == patient]
+        return json.dumps({"slices": ids, "files": stats}, sort_keys=True)
+
     def _materialise(self, patient: str) -> None:
-        """Write every kept slice of ``patient`` (once; atomically per patient)."""
+        """Write every kept slice of ``patient`` (once per stamp; atomically per patient)."""
         folder = self._folder(patient)
-        if (folder / ".complete").is_file():
+        stamp = self._stamp(patient)
+        if _read_text(folder / ".complete") == stamp:
             return
         source = self.source.case(patient)
         volumes = {ch: source.read_channel(ch) for ch in self.task.channels}
@@ -247,15 +263,17 @@ class AxialSliceAdapter:
                     stack.append(sitk.Image(stack[0].GetSize(), sitk.sitkFloat32))
                     stack[-1].CopyInformation(stack[0])
                 sitk.WriteImage(sitk.Compose(stack), str(tmp / f"z{z:04d}_{STACK_CHANNEL}.mha"))
-            (tmp / ".complete").write_text("")
+            (tmp / ".complete").write_text(stamp)
             for path in tmp.iterdir():
                 path.chmod(0o644)
             tmp.chmod(0o755)
             try:
                 os.rename(tmp, folder)
-            except OSError:  # another process wrote it first, or a stale partial folder
-                if not (folder / ".complete").is_file():
-                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:  # another process wrote it first, or stale (older source) files
+                if _read_text(folder / ".complete") != stamp:
+                    stale = Path(tempfile.mkdtemp(prefix=f".{patient}.stale.", dir=folder.parent))
+                    os.rename(folder, stale / "old")  # out of the way in one step
+                    shutil.rmtree(stale, ignore_errors=True)
                     os.rename(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -290,6 +308,14 @@ class AxialSliceAdapter:
 
     def __repr__(self) -> str:
         return f"AxialSliceAdapter(task={self.task.name!r}, source={self.source!r})"
+
+
+def _read_text(path: Path) -> str | None:
+    """The file's text, or None when it cannot be read."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _write_atomic(path: Path, text: str) -> None:

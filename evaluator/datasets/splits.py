@@ -79,6 +79,7 @@ __all__ = [
     "assign_split",
     "case_listing",
     "case_set_id",
+    "check_fold_cases",
     "draw_shots",
     "heldout_path",
     "make_split",
@@ -490,16 +491,30 @@ def make_split(
         test, val, source_split = _derived_parts(spec, adapter, workspace, registry)
         merged: list[str] = []
     else:
+        # a subject's cases are dealt as one: the group is named by its first case id, so a
+        # dataset of one case per subject is split exactly as without grouping
+        members: dict[str, list[str]] = defaultdict(list)
+        for c in cases:
+            subject = c.metadata.get(settings.group_by) if settings.group_by else None
+            members[str(subject) if subject not in (None, "") else f"\0{c.case_id}"].append(
+                c.case_id
+            )
+        first = {sorted(ids)[0]: sorted(ids) for ids in members.values()}
+        group_of = {cid: name for name, ids in first.items() for cid in ids}
         try:
             test, val, merged = assign_split(
-                keys,
+                {name: keys[name] for name in first},
                 folds=settings.folds,
                 test_fraction=settings.test_fraction,
                 seed=seed,
-                fixed_test=fixed_test,
+                fixed_test=None
+                if fixed_test is None
+                else sorted({group_of[c] for c in fixed_test}),
             )
         except SplitError as err:
             raise SplitError(f"task '{spec.name}' at {adapter.root}: {err}") from None
+        test = sorted(c for name in test for c in first[name])
+        val = [sorted(c for name in v for c in first[name]) for v in val]
     development = sorted(cid for v in val for cid in v)
     folds = [{"train": sorted(set(development) - set(v)), "val": v} for v in val]
     path = Path(out) if out is not None else spec.split_path(workspace)
@@ -756,6 +771,39 @@ def _shots_ids(spec: TaskSpec, path: Path, split_name: str, test: Sequence[str])
     return ids
 
 
+def check_fold_cases(
+    spec: TaskSpec,
+    fold: int,
+    case_ids: Sequence[str],
+    *,
+    split: str,
+    workspace: Workspace,
+    data_root: Path | None = None,
+) -> None:
+    """Refuse a fold run whose cases the fold's model was trained on.
+
+    Fold ``k``'s model (``--fold k``) is scored on its own validation cases (``fold<k>``) or on
+    cases none of its training cases (``test``); another fold's validation cases, or ``all``,
+    hold cases it learned from, and its scores there would flatter it.
+
+    Raises
+    ------
+    SplitError
+        When the split file lacks fold ``k`` or the cases overlap its training cases (the
+        message names how many and one of them).
+    """
+    resolve_split(spec, f"fold{fold}", workspace=workspace, data_root=data_root)  # exists
+    folds, _ = read_split(spec.split_path(workspace))
+    trained = set(map(str, folds[fold]["train"]))
+    seen = sorted(c for c in case_ids if c in trained)
+    if seen:
+        raise SplitError(
+            f"fold {fold}'s model was trained on {len(seen)} of the {len(case_ids)} cases of "
+            f"split '{split}' (e.g. {seen[0]}): score a fold's model on its own validation "
+            f"cases (split 'fold{fold}') or on held-out cases ('test')"
+        )
+
+
 def resolve_split(
     task: str | TaskSpec,
     split_name: str,
@@ -797,6 +845,8 @@ def resolve_split(
             f"task '{spec.name}': no split file {path}; run `ccbench data split --task {spec.name}`"
         )
     folds, test = read_split(path)
+    if spec.derived_from is not None:
+        _check_source_split(spec, path, workspace, registry)
     if shots_of(split_name) is not None:
         ids = _shots_ids(spec, path, split_name, test)
     elif split_name not in (names := split_names(len(folds), shots=read_shots(path))):
@@ -824,6 +874,28 @@ def resolve_split(
             f"run `ccbench data split --task {spec.name}` again"
         )
     return sorted(ids)
+
+
+def _check_source_split(
+    spec: TaskSpec, path: Path, workspace: Workspace, registry: Registry | None
+) -> None:
+    """Refuse a derived task's split made from another split of its source task than today's.
+
+    The derived split follows the source's split patient by patient; when the source's split is
+    made again, a patient may have moved from the test set to a training fold of the source
+    while the derived split still tests it.
+    """
+    recorded = _test_doc(path).get("source_split")
+    if not recorded:
+        return
+    source = resolve_task(str(spec.derived_from), registry)
+    current = split_id(source.split_path(workspace))
+    if current != recorded:
+        raise SplitError(
+            f"task '{spec.name}': its split {path} follows a split of '{source.name}' that is "
+            f"no longer in {source.split_path(workspace)} (made again since); run `ccbench data "
+            f"split --task {spec.name}` again"
+        )
 
 
 def case_listing(

@@ -263,7 +263,12 @@ def evaluate_run(
 
     from evaluator.choices import ResultFormat
     from evaluator.datasets.base import open_dataset
-    from evaluator.datasets.splits import case_set_id, resolve_split, split_id
+    from evaluator.datasets.splits import (
+        case_set_id,
+        check_fold_cases,
+        resolve_split,
+        split_id,
+    )
 
     reg = registry or load_registry()
     spec = reg.task(task)
@@ -289,6 +294,11 @@ def evaluate_run(
         case_ids = [c for c in case_ids if _has_reference(dataset.case(c))]
     if only_cases is not None:
         case_ids = [c for c in case_ids if c in set(only_cases)]
+    if protocol and protocol.get("fold") is not None:  # the fold exists, never saw these cases
+        check_fold_cases(
+            spec, int(protocol["fold"]), case_ids, split=split, workspace=workspace,
+            data_root=root,
+        )  # fmt: skip
     if run_name is not None:
         check_name(run_name, what="run name")
     name = run_name or safe_name(f"{task}-{split}-{pred_path.name}")

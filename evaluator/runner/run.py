@@ -270,13 +270,17 @@ def run_entry(
             raise SubmissionError(
                 f"--shots {shots}: {err}; adapt the model on split 'shots{shots}'"
             ) from err
-    if fold is not None:  # the fold must exist: the split's own check and message
-        try:
-            _split_case_ids(spec, f"fold{fold}", workspace=workspace, data_root=data_root)
-        except SplitError as err:
-            raise SubmissionError(f"--fold {fold}: {err}") from err
     dataset = open_dataset(spec, workspace=workspace, data_root=data_root)
     case_ids = _split_case_ids(spec, split, workspace=workspace, data_root=data_root)
+    if fold is not None:  # the fold exists and never saw these cases
+        from evaluator.datasets.splits import check_fold_cases
+
+        try:
+            check_fold_cases(
+                spec, fold, case_ids, split=split, workspace=workspace, data_root=data_root
+            )
+        except SplitError as err:
+            raise SubmissionError(f"--fold {fold}: {err}") from err
     cases = [dataset.case(cid) for cid in case_ids]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     model = "" if fold is None or split == f"fold{fold}" else f"__fold{fold}"

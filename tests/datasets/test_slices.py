@@ -97,6 +97,38 @@ def test_a_changed_reference_rebuilds_the_index(autopet_ws: Workspace) -> None:
     assert set(after) == {c for c in before if not c.startswith(f"{patient}_z")}
 
 
+def test_a_changed_source_file_rewrites_the_patients_slices(autopet_ws: Workspace) -> None:
+    adapter = _slices(autopet_ws)
+    first = adapter.case_ids()[0]
+    patient, z = adapter.case(first).metadata["patient"], adapter.case(first).metadata["slice"]
+    source = open_dataset("autopet-phantom", workspace=autopet_ws).case(patient)
+    label = sitk.GetArrayFromImage(source.read_label())
+    label[z, :4, :4] = 1  # more lesion on that slice: the same slices are kept
+    edited = sitk.GetImageFromArray(label)
+    edited.CopyInformation(source.read_label())
+    sitk.WriteImage(edited, str(source.label))
+    pet = source.read_channel("PET") * 2.0  # and the PET changes too
+    sitk.WriteImage(pet, str(source.channels["PET"]))
+    again = _slices(autopet_ws).case(first)
+    assert np.array_equal(sitk.GetArrayFromImage(again.read_label()), label[z])
+    expected = sitk.GetArrayFromImage(pet)[z]
+    assert np.array_equal(sitk.GetArrayFromImage(again.read_channel("PET")), expected)
+    stack = sitk.GetArrayFromImage(again.read_channel(STACK_CHANNEL))
+    assert np.array_equal(stack[..., 1], expected.astype(np.float32))
+
+
+def test_a_source_split_made_again_is_noticed(autopet_ws: Workspace) -> None:
+    make_split(TASK, workspace=autopet_ws)
+    assert resolve_split(TASK, "test", workspace=autopet_ws)
+    make_split("autopet-phantom", workspace=autopet_ws, seed=99, force=True)
+    with pytest.raises(
+        SplitError, match="no longer in .* run `ccbench data split --task autopet-2d"
+    ):
+        resolve_split(TASK, "test", workspace=autopet_ws)
+    make_split(TASK, workspace=autopet_ws, force=True)
+    assert resolve_split(TASK, "test", workspace=autopet_ws)
+
+
 def test_split_is_the_source_split_by_patient(autopet_ws: Workspace) -> None:
     src_folds, src_test = read_split(load_registry().task("autopet-phantom").split_path(autopet_ws))
     result = make_split(TASK, workspace=autopet_ws)

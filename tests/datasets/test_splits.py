@@ -54,6 +54,26 @@ def test_autopet_split_is_stratified_and_nnunet_compatible(
     assert result.merged == []
 
 
+def test_a_patients_studies_stay_in_one_part(ws: Workspace, tmp_path: Path) -> None:
+    """AutoPET's repeat studies (``<patient>_0``, ``<patient>_1``): grouped by the metadata's
+    ``patient`` (``split.group_by``), never one in the test set and one in a training fold."""
+    from evaluator.datasets.phantoms import write_phantoms
+
+    write_phantoms("autopet", workspace=ws, cases=24, size="small", seed=5)
+    result = make_split("autopet-phantom", workspace=ws, seed=1)
+    ids = resolve_split("autopet-phantom", "all", workspace=ws)
+    patients = Counter(c.rsplit("_", 1)[0] for c in ids)
+    assert max(patients.values()) >= 2  # the phantom has repeat studies
+    part = {c: "test" for c in result.test}
+    part.update({c: f"fold{k}" for k, f in enumerate(result.folds) for c in f["val"]})
+    assert sorted(part) == sorted(ids)
+    for patient in patients:
+        assert len({p for c, p in part.items() if c.rsplit("_", 1)[0] == patient}) == 1, patient
+    for f in result.folds:  # so a fold's model never trained on another study of its patients
+        trained = {c.rsplit("_", 1)[0] for c in f["train"]}
+        assert not trained & {c.rsplit("_", 1)[0] for c in f["val"] + result.test}
+
+
 def test_same_seed_same_bytes(ws: Workspace, make, tmp_path: Path) -> None:
     root = make.autopet(tmp_path / "a", _autopet_cases(23))
     a = make_split("autopet", workspace=ws, data_root=root, seed=7, out=tmp_path / "s1.json")

@@ -210,3 +210,40 @@ def test_evaluate_refuses_an_unknown_label(organs3: dict[str, Path]) -> None:
     assert result.exit_code != 0 and "appendix" in result.output
     result = CliRunner().invoke(app, [*args, "--labels", "btcv=spleen"])
     assert result.exit_code != 0 and "organs3" in result.output
+
+
+def test_the_official_tie_break_counts_an_undeclared_label_at_worst(tmp_path: Path) -> None:
+    """HECKTOR's official table breaks ties by the median HD95 over cases (mean over labels):
+    an entry that declares GTVp only must not get the HD95 of GTVp alone."""
+    import math
+
+    from evaluator.store import ResultRow, Store
+    from leaderboards.data import load_leaderboard_data
+    from leaderboards.official import official_score
+
+    with Store.open(f"sqlite:///{tmp_path / 'h.sqlite'}") as db:
+        for entry, labels in (("full", None), ("part", [1])):
+            params = {} if labels is None else {"labels": labels}
+            run = db.create_run(
+                name=entry, task="hecktor", split="test", entry=entry, parameters=params
+            )
+            for case in ("c1", "c2", "c3"):
+                rows = [ResultRow(1, "dice", 0.8), ResultRow(1, "hd95", 2.0)]
+                rows += [ResultRow(1, "agg_intersection", 8.0), ResultRow(1, "agg_volume", 20.0)]
+                if labels is None:  # GTVn: a worse HD95 than GTVp
+                    rows += [ResultRow(2, "dice", 0.6), ResultRow(2, "hd95", 6.0)]
+                    rows += [
+                        ResultRow(2, "agg_intersection", 6.0),
+                        ResultRow(2, "agg_volume", 20.0),
+                    ]
+                else:
+                    rows += [ResultRow(2, m, math.nan) for m in ("dice", "hd95")]
+                db.record_case(run.id, case, rows)
+            db.finish_run(run.id, status="finished")
+        data = load_leaderboard_data("hecktor", "test", store=db)
+    score = official_score(data, n_resamples=10)
+    assert score is not None
+    tie = next(c for c in score.columns if c.secondary)
+    assert "hd95" in tie.key
+    assert score.table.loc["full", tie.key] == pytest.approx(4.0)  # (2 + 6) / 2 per case
+    assert score.table.loc["part", tie.key] == math.inf  # GTVn not predicted: the worst HD95

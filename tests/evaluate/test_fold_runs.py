@@ -120,6 +120,15 @@ def test_fold_options_are_checked(slices_ws: Workspace, tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "folds 0..4, not [7]" in missing.output  # type: ignore[attr-defined]
     both = _invoke(autopet_ws, "--fold", "1", "--folds", "all", "--pred", str(tmp_path / "p"))
     assert both.exit_code != 0 and "not both" in both.output  # type: ignore[attr-defined]
+    # fold 2's model trained on fold 0's validation cases (and on part of 'all'): refused
+    _predict(autopet_ws, "fold0", tmp_path / "f0", perfect=True)
+    other = _invoke(autopet_ws, "--fold", "2", "--split", "fold0", "--pred", str(tmp_path / "f0"))
+    assert other.exit_code != 0  # type: ignore[attr-defined]
+    assert "fold 2's model was trained on" in " ".join(other.output.split())  # type: ignore[attr-defined]
+    absent = _invoke(
+        autopet_ws, "--folds", "all", "--pred", str(tmp_path / "nope{fold}"), "--entry", "e"
+    )
+    assert absent.exit_code != 0 and "nope0" in absent.output  # type: ignore[attr-defined]
     # a test-split run of fold 3's model
     one = _invoke(autopet_ws, "--fold", "3", "--split", "test", "--pred", str(tmp_path / "p"))
     assert one.exit_code == 0, one.output  # type: ignore[attr-defined]

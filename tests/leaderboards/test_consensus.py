@@ -191,12 +191,18 @@ def test_cross_task_consensus_needs_two_tasks_of_one_split() -> None:
     assert result.unstable_tasks == ["t1", "t2"] and result.stability == {}
 
 
-def test_tasks_sharing_too_few_entries_are_left_out_in_turn() -> None:
+def test_the_largest_set_of_tasks_with_two_common_entries_is_compared() -> None:
     # d shares only z; once d is out, z is on c alone, and c shares only y: out too
     compared, left = sharing_tasks({"a": "xy", "b": "xy", "c": "yz", "d": "zw"})
     assert (compared, left) == (["a", "b"], ["c", "d"])
     assert sharing_tasks({"a": "xyz", "b": "xyz", "c": "xyz"}) == (["a", "b", "c"], [])
     assert sharing_tasks({"a": "xy"}) == ([], ["a"])
+    # each task shares two entries with another, but only b is on all three: the pair with
+    # the most common entries (a and h: x, s, b) is compared, btcv is left out
+    boards = {"a": "xsbg", "h": "xsb", "btcv": "bg"}
+    assert sharing_tasks(boards) == (["a", "h"], ["btcv"])
+    # three tasks with two common entries beat two tasks with three
+    assert sharing_tasks({"a": "pqr", "b": "pqr", "c": "pq"}) == (["a", "b", "c"], [])
 
 
 # -- the page, from a real SQLite store -------------------------------------------------------

@@ -7,8 +7,10 @@ import math
 import pandas as pd
 import pytest
 
+from evaluator.errors import StoreError
 from evaluator.store import ResultRow, RunKind, Store
 from evaluator.workspace import Workspace
+from leaderboards.data import load_leaderboard_data, run_fold
 from leaderboards.folds import fold_summary, summarise_folds
 from leaderboards.site import publish_leaderboard
 
@@ -158,6 +160,27 @@ def test_fold_models_on_the_test_set_by_hand(workspace: Workspace) -> None:
     assert summary.test_left_out == {"b": "no finished run on fold2, fold3, fold4"}
     # the plain test runs (no fold) are not fold models; the validation summary is unchanged
     assert summary.table.loc["a", "dice_mean"] == pytest.approx(DICE_MEAN)
+    # the test board ranks the plain runs: a fold model (the last run) is never the entry's result
+    board = load_leaderboard_data("btcv", "test", store=db)
+    assert board.runs["a"].name == "a-test"
+    assert all(run_fold(r) is None for r in board.runs.values())
+
+
+def test_a_fold_model_is_not_ranked_on_another_folds_board(workspace: Workspace) -> None:
+    """Fold 2's model on fold 0's cases (it trained on them) is left out of fold 0's board and
+    of the summary; a board of only fold models' test runs says where they are summarised."""
+    db = Store.open(f"sqlite:///{workspace.root / 'other.sqlite'}")
+    for fold, cases in A_FOLDS.items():
+        _run(db, f"a-{fold}", "a", fold, cases, parameters={"protocol": {"fold": int(fold[-1])}})
+    _run(db, "a-fold0-by-2", "a", "fold0", {"0-1": ([(1, 1.0)], 0.0), "0-2": ([(1, 1.0)], 0.0)},
+         parameters={"protocol": {"fold": 2}})  # fmt: skip
+    assert load_leaderboard_data("btcv", "fold0", store=db).runs["a"].name == "a-fold0"
+    summary = fold_summary(db, "btcv")
+    assert summary is not None
+    assert summary.table.loc["a", "dice_mean"] == pytest.approx(DICE_MEAN)
+    _run(db, "a-test-model0", "a", "test", A_FOLDS["fold0"], parameters={"protocol": {"fold": 0}})
+    with pytest.raises(StoreError, match=r"only fold models' runs .* --split fold0"):
+        load_leaderboard_data("btcv", "test", store=db)
 
 
 def test_no_fold_model_runs_no_test_table(workspace: Workspace) -> None:
