@@ -122,7 +122,7 @@ def test_a_source_split_made_again_is_noticed(autopet_ws: Workspace) -> None:
     assert resolve_split(TASK, "test", workspace=autopet_ws)
     make_split("autopet-phantom", workspace=autopet_ws, seed=99, force=True)
     with pytest.raises(
-        SplitError, match="no longer in .* run `ccbench data split --task autopet-2d"
+        SplitError, match=r"no longer in .* run `ccbench data split --task autopet-2d"
     ):
         resolve_split(TASK, "test", workspace=autopet_ws)
     make_split(TASK, workspace=autopet_ws, force=True)
