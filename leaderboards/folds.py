@@ -9,8 +9,11 @@ every fold's leaderboard exactly as the fold's own board does
 missing cases at the metric's worst value, broken reference cases left out), takes each entry's
 mean over the fold's cases (NaN-aware, as the board's mean), and summarises the ``k`` per-fold
 means of every entry that has a run on *every* fold: their mean and their sample standard
-deviation (``n - 1`` in the denominator, numpy's ``std(ddof=1)``, R's ``sd``). Entries with
-runs on only some folds are listed with the folds they lack, not summarised.
+deviation (``n - 1`` in the denominator, numpy's ``std(ddof=1)``, R's ``sd``). A run-level
+score of the task's profile (COCO mask mAP, aggregated Dice: ``RUN_AGGREGATES``) enters as the
+run's own value over all labels, so ChestXDet's mAP gets its mean ± SD over folds as in APEX's
+Table 3.1. Entries with runs on only some folds are listed with the folds they lack, not
+summarised.
 
 On a slice task (``slices:`` in ``datasets.yaml``, :mod:`evaluator.datasets.slices`) each case
 is one axial slice of a patient. The per-fold mean over slices weighs a patient by its number of
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from evaluator.datasets.registry import Registry, load_registry
+from evaluator.datasets.registry import RUN_AGGREGATES, Registry, load_registry
 from evaluator.errors import StoreError
 
 if TYPE_CHECKING:
@@ -185,11 +188,14 @@ def fold_summary(
             continue  # only degradation-study runs, or no rankable metric, on this fold
     if not boards:
         return None
-    metrics = tuple(
+    first = next(iter(boards.values()))
+    metrics = tuple(m for m in first.metrics if all(m in b.metrics for b in boards.values()))
+    run_level = tuple(
         m
-        for m in next(iter(boards.values())).metrics
-        if all(m in b.metrics for b in boards.values())
+        for m in (first.profile.metrics if first.profile is not None else ())
+        if m in RUN_AGGREGATES and all(m in set(b.aggregates["metric"]) for b in boards.values())
     )
+    metrics = (*run_level, *metrics)
     per_fold = _per_fold_means(boards, metrics)
     table, left_out = summarise_folds(per_fold, folds)
     complete = per_fold.index.get_level_values("entry").isin(list(table.index))
@@ -230,11 +236,16 @@ def _summarise_tests(
 
 
 def _per_fold_means(boards: dict[str, LeaderboardData], metrics: tuple[str, ...]) -> pd.DataFrame:
-    """Index ``(entry, fold)``: each entry's mean over the fold board's cases, per metric."""
+    """Index ``(entry, fold)``: each entry's mean over the fold board's cases, per metric; a
+    run-level aggregate (COCO mAP, aggregated Dice) is the run's own value over all labels."""
+    from leaderboards.official import run_values
+
     records = []
     for fold, board in boards.items():
+        runs = {m: run_values(board, m)[0] for m in metrics if m in RUN_AGGREGATES}
         for entry in board.entries:
             means = {m: float(board.scores[m][entry].mean()) for m in metrics if m in board.scores}
+            means |= {m: float(values.get(entry, np.nan)) for m, values in runs.items()}
             records.append({"entry": entry, "fold": fold, **means})
     per_fold = pd.DataFrame.from_records(records, columns=["entry", "fold", *metrics])
     return per_fold.set_index(["entry", "fold"])
@@ -252,7 +263,7 @@ def _per_patient_means(
 
     parts = []
     for fold, board in boards.items():
-        for m in metrics:
+        for m in (m for m in metrics if m in board.scores):  # per-case metrics only
             frame = board.scores[m]
             patient = [slice_patient(str(c)) or str(c) for c in frame.index]
             long = frame.groupby(patient).mean().rename_axis("patient").reset_index()

@@ -235,3 +235,27 @@ def test_a_board_of_volumes_has_no_patient_table(workspace: Workspace) -> None:
     summary = fold_summary(_store(workspace), "btcv")
     assert summary is not None
     assert summary.per_patient is None and summary.patient_table is None
+
+
+def test_chestxdet_map_gets_its_mean_and_sd_over_folds(workspace: Workspace) -> None:
+    """APEX Table 3.1 reports ChestXDet's COCO mask mAP as mean ± SD over folds: the run-level
+    mAP of each fold run (0.30, 0.35, 0.40, 0.45, 0.50 -> mean 0.40, SD sqrt(0.00625)), not a
+    mean over images."""
+    db = Store.open(f"sqlite:///{workspace.root / 'cxr.sqlite'}")
+    try:
+        for k in range(5):
+            run = db.create_run(
+                name=f"m-fold{k}", task="chestxdet", split=f"fold{k}", entry="m", parameters={}
+            )
+            for case in ("a", "b"):
+                rows = [ResultRow(1, "dice", 0.5), ResultRow(1, "iou", 1 / 3)]
+                db.record_case(run.id, f"{case}{k}", rows)
+            coco = [ResultRow(0, "coco_ap", 0.30 + 0.05 * k), ResultRow(1, "coco_ap", 0.9)]
+            db.finish_run(run.id, status="finished", aggregates=coco)
+        summary = fold_summary(db, "chestxdet")
+    finally:
+        db.close()
+    assert summary is not None and summary.metrics[0] == "coco_ap"
+    assert summary.table.loc["m", "coco_ap_mean"] == pytest.approx(0.40)
+    assert summary.table.loc["m", "coco_ap_std"] == pytest.approx(math.sqrt(0.00625))
+    assert summary.table.loc["m", "dice_mean"] == pytest.approx(0.5)
