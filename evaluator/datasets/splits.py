@@ -234,7 +234,8 @@ def assign_split(
         Number of cross-validation folds (>= 2).
     test_fraction
         Share of cases held out, in ``[0, 1)``; the test set has ``floor`` or ``ceil`` of
-        ``test_fraction * n`` cases. Ignored when ``fixed_test`` is given.
+        ``test_fraction * n`` cases, fewer when that would leave fewer development cases than
+        folds. Ignored when ``fixed_test`` is given.
     seed
         Seed of every random choice.
     fixed_test
@@ -278,6 +279,8 @@ def assign_split(
             if math.floor((i + 1) * test_fraction + offset_u)
             > math.floor(i * test_fraction + offset_u)
         }
+        if len(keys) - len(test_set) < folds <= len(keys):  # a small set: every fold keeps one
+            test_set = set([cid for cid in ordered if cid in test_set][: len(keys) - folds])
     development = [cid for cid in ordered if cid not in test_set]
     if len(development) < folds:
         raise SplitError(
@@ -512,7 +515,12 @@ def make_split(
                 else sorted({group_of[c] for c in fixed_test}),
             )
         except SplitError as err:
-            raise SplitError(f"task '{spec.name}' at {adapter.root}: {err}") from None
+            unit = (
+                f" (counted by {settings.group_by}: its cases are one unit)"
+                if settings.group_by
+                else ""
+            )
+            raise SplitError(f"task '{spec.name}' at {adapter.root}: {err}{unit}") from None
         test = sorted(c for name in test for c in first[name])
         val = [sorted(c for name in v for c in first[name]) for v in val]
     development = sorted(cid for v in val for cid in v)

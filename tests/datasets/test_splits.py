@@ -184,6 +184,15 @@ def test_assign_split_invariants(groups: list[int], seed: int, fraction: float) 
     assert again == (test, val, _)
 
 
+def test_a_small_set_holds_out_fewer_so_every_fold_keeps_a_case() -> None:
+    keys = {f"c{i}": () for i in range(6)}
+    for seed in range(20):  # 20 % of 6 is 1 or 2; 2 would leave 4 cases for 5 folds
+        test, val, _ = assign_split(keys, folds=5, test_fraction=0.2, seed=seed)
+        assert len(test) <= 1 and all(val)
+    with pytest.raises(SplitError, match="only 4 development cases"):
+        assign_split({f"c{i}": () for i in range(4)}, folds=5, test_fraction=0.0, seed=0)
+
+
 def test_stratum_counts_are_proportional() -> None:
     keys = {f"c{i}": ("A" if i < 50 else "B",) for i in range(100)}
     test, _val, _ = assign_split(keys, folds=5, test_fraction=0.2, seed=0)
