@@ -205,12 +205,19 @@ def _fail_cleanly(func: F) -> F:
 
 
 def _fold_runs(
-    fold: int | None, folds: str | None, split: str | None, task: str, ws: Workspace
+    fold: int | None,
+    folds: str | None,
+    split: str | None,
+    task: str,
+    ws: Workspace,
+    data_root: Path | None = None,
 ) -> list[tuple[int | None, str]]:
     """``(fold, split)`` of each run asked for by ``--fold``/``--folds`` and ``--split``.
 
     Without either, one run on ``--split`` (default ``test``). A fold run without ``--split``
-    is on that fold's validation cases.
+    is on that fold's validation cases. Every fold run on another split is checked before any
+    runs: its model must not have trained on those cases
+    (:func:`evaluator.datasets.splits.check_fold_cases`).
     """
     from evaluator.datasets.registry import load_registry
     from evaluator.datasets.splits import read_split
@@ -244,7 +251,15 @@ def _fold_runs(
             f"{path} has folds 0..{known - 1}, not {bad or repr(folds)}",
             param_hint="--fold" if fold is not None else "--folds",
         )
-    return [(k, split or ("test" if k is None else f"fold{k}")) for k in chosen]
+    runs = [(k, split or ("test" if k is None else f"fold{k}")) for k in chosen]
+    from evaluator.datasets.splits import check_fold_cases, resolve_split
+
+    spec = load_registry().task(task)
+    for k, run_split in runs:
+        if k is not None and run_split != f"fold{k}":
+            ids = resolve_split(spec, run_split, workspace=ws, data_root=data_root)
+            check_fold_cases(spec, k, ids, split=run_split, workspace=ws, data_root=data_root)
+    return runs
 
 
 def _workspace(path: Path | None) -> Workspace:
@@ -798,7 +813,7 @@ def evaluate_cmd(
             param_hint="--labels",
         )
     ws = _workspace(workspace).ensure()
-    runs = _fold_runs(fold, folds, split, task, ws)
+    runs = _fold_runs(fold, folds, split, task, ws, data_root)
     if len(runs) > 1 and "{fold}" not in str(pred):
         raise typer.BadParameter(
             "with several folds, --pred names each fold's folder with {fold}, e.g. cv/fold{fold}/",
@@ -1419,7 +1434,7 @@ def run_cmd(
             mode=click_mode.value,
             seed=42 if click_seed is None else click_seed,
         )
-    for model_fold, run_split in _fold_runs(fold, folds, split, task, ws):
+    for model_fold, run_split in _fold_runs(fold, folds, split, task, ws, data_root):
         with run_progress(_progress(quiet)) as (containers, on_case):
             outcome = run_entry(
                 entry,

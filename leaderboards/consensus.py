@@ -181,8 +181,9 @@ def sharing_tasks(entries: Mapping[str, Iterable[str]]) -> tuple[list[str], list
     A consensus compares the entries ranked on *every* compared task, so one task that shares
     little with the others (a 2D task beside three 3D ones) would empty it. The compared tasks
     are the largest set of tasks whose boards have at least two entries in common; among sets
-    of that size, the one with the most common entries, then the first in name order. (Tasks
-    holding fewer than two entries found on any other task are left out first.)
+    of that size, the one with the most common entries, then the first in name order. Such a
+    set is the set of tasks holding some pair of entries, so the search tries every pair
+    (quadratic in the entries, linear in the tasks).
 
     Parameters
     ----------
@@ -202,28 +203,20 @@ def sharing_tasks(entries: Mapping[str, Iterable[str]]) -> tuple[list[str], list
     >>> sharing_tasks({"a": ["x", "y"], "b": ["x", "z"]})
     ([], ['a', 'b'])
     """
-    kept = {task: set(names) for task, names in entries.items()}
-    while True:  # cheap pruning: a task with < 2 entries seen elsewhere is in no answer
-        seen: dict[str, int] = {}
-        for names in kept.values():
-            for name in names:
-                seen[name] = seen.get(name, 0) + 1
-        poor = [t for t, names in kept.items() if len({n for n in names if seen[n] >= 2}) < 2]
-        if not poor:
-            break
-        for task in poor:
-            del kept[task]
-    tasks = sorted(kept)
-    compared: list[str] = []
-    for size in range(len(tasks), 1, -1):
-        best: tuple[int, tuple[str, ...]] | None = None
-        for group in combinations(tasks, size):
-            common = len(set.intersection(*(kept[t] for t in group)))
-            if common >= 2 and (best is None or common > best[0]):
-                best = (common, group)
-        if best is not None:
-            compared = list(best[1])
-            break
+    boards = {task: set(names) for task, names in entries.items()}
+    names = sorted(set().union(*boards.values())) if boards else []
+    best: tuple[int, int, list[str]] | None = None
+    # a set of tasks shares two entries iff it lies within the tasks holding some pair of
+    # entries; the largest such sets are those very sets, so trying every pair finds the answer
+    for pair in combinations(names, 2):
+        tasks = sorted(t for t, held in boards.items() if set(pair) <= held)
+        if len(tasks) < 2:
+            continue
+        common = len(set.intersection(*(boards[t] for t in tasks)))
+        key = (len(tasks), common)
+        if best is None or key > best[:2] or (key == best[:2] and tasks < best[2]):
+            best = (len(tasks), common, tasks)
+    compared = best[2] if best is not None else []
     return compared, sorted(set(entries) - set(compared))
 
 

@@ -63,6 +63,7 @@ __all__ = [
     "leaderboard_worst",
     "load_leaderboard_data",
     "not_predicted_labels",
+    "of_board",
     "ranked_metrics",
     "ranking_spec",
     "same_case_set",
@@ -469,16 +470,27 @@ def run_fold(run: RunInfo) -> int | None:
     return int(fold) if isinstance(fold, int) else None
 
 
+def of_board(run: RunInfo, fold: int | None = None) -> bool:
+    """Whether a run counts on its split's board: with ``fold``, only that fold model's runs;
+    without, no fold-model run outside its own fold (``--fold K --split test``: one of K models,
+    summarised over the folds, never ranked as the entry's result).
+
+    Examples
+    --------
+    >>> run = RunInfo(1, "r", "btcv", "test", "e", None, None, None, {"protocol": {"fold": 2}})
+    >>> of_board(run), of_board(run, fold=2), of_board(run, fold=1)
+    (False, True, False)
+    """
+    k = run_fold(run)
+    return k == fold if fold is not None else k is None or run.split == f"fold{k}"
+
+
 def _leaderboard_runs(runs: list[RunInfo], fold: int | None = None) -> dict[str, RunInfo]:
-    """Each entry's latest ranked run: with ``fold``, only that fold model's runs; without,
-    no fold-model run outside its own fold (``--fold K --split test``: one of K models, shown
-    in the fold summary, never as the entry's result)."""
+    """Each entry's latest ranked run of the board (:func:`of_board`)."""
     chosen: dict[str, RunInfo] = {}
     for run in runs:  # oldest first: later runs replace earlier ones of the same entry
         ranked = run.status == "finished" and run.kind in RANKED_KINDS and _final_budget(run)
-        k = run_fold(run)
-        own = k == fold if fold is not None else k is None or run.split == f"fold{k}"
-        if ranked and own:
+        if ranked and of_board(run, fold):
             chosen[run.entry or run.name] = run
     return chosen
 

@@ -50,7 +50,8 @@ class FoldSummary:
     folds : tuple of str
         The task's fold splits, ``("fold0", ..., "fold{k-1}")``.
     metrics : tuple of str
-        Metrics ranked on every fold's board.
+        The run-level scores of the task's profile every fold run has (COCO mAP, aggregated
+        Dice), then the metrics ranked on every fold's board.
     per_fold : pandas.DataFrame
         Index ``(entry, fold)``; one column per metric: the entry's mean over the fold's cases.
         Complete entries only.

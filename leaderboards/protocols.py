@@ -114,12 +114,15 @@ def _complete_series(runs: list[RunInfo]) -> dict[str, list[RunInfo]]:
 
 
 def _series_of(runs: list[RunInfo]) -> tuple[dict[str, list[RunInfo]], dict[str, str]]:
-    """:func:`_complete_series`, and entry -> why its latest series is not used."""
+    """:func:`_complete_series`, and entry -> why its latest series is not used (a fold
+    model's series outside its own fold is not the entry's, :func:`leaderboards.data.of_board`)."""
+    from leaderboards.data import of_board
+
     series: dict[tuple[str, str], dict[int, RunInfo]] = {}
     size: dict[tuple[str, str], int] = {}
     for run in runs:  # oldest first
         p = _protocol(run)
-        if "series" not in p or run.status != "finished":
+        if "series" not in p or run.status != "finished" or not of_board(run):
             continue
         key = (run.entry or run.name, str(p["series"]))
         series.setdefault(key, {})[int(p["budget"])] = run

@@ -196,7 +196,9 @@ class AutoPETNnunetAdapter(NnunetAdapter):
             k = int(match["k"])
             study = studies[k] if k < len(studies) else ""
         meta = _lookup(table, patient, study)
-        meta["patient"] = patient
+        # the patient of ``<patient>_<k>`` only when Metadata.csv knows it: another naming
+        # (``AutoPET_001``) must not make every case one patient (``split.group_by``)
+        meta["patient"] = patient if any(p == patient for p, _ in table) else case_id
         return meta
 
     def _table(self, path: Path) -> dict[tuple[str, str], dict[str, str]]:

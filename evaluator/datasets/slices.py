@@ -28,6 +28,7 @@ written again when one of the patient's source files (label, CT, PET) changes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -154,6 +155,7 @@ class AxialSliceAdapter:
             sort_keys=True,
         )
         self.root = Path(root) / hashlib.sha256(key.encode()).hexdigest()[:12]
+        self._checked: set[str] = set()  # patients whose files match their stamp
 
     # -- the index: which slices exist (reads each reference once, then cached) --------------
 
@@ -226,6 +228,14 @@ class AxialSliceAdapter:
             metadata={**dict(self.source.case(patient).metadata), "patient": patient, "slice": z},
         )
 
+    @cached_property
+    def _slices_of(self) -> dict[str, list[str]]:
+        """Patient -> the ids of its kept slices, in index order."""
+        out: dict[str, list[str]] = {}
+        for cid, entry in self._index.items():
+            out.setdefault(str(entry["patient"]), []).append(cid)
+        return out
+
     def _stamp(self, patient: str) -> str:
         """What a patient's slice files were made from: its slice ids and source files (path,
         size, modification time); a change to any of them makes the files be written again."""
@@ -237,23 +247,36 @@ class AxialSliceAdapter:
             stats.append(
                 [str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1]
             )
-        ids = [cid for cid, e in self._index.items() if e["patient"] == patient]
-        return json.dumps({"slices": ids, "files": stats}, sort_keys=True)
+        return json.dumps({"slices": self._slices_of[patient], "files": stats}, sort_keys=True)
 
     def _materialise(self, patient: str) -> None:
-        """Write every kept slice of ``patient`` (once per stamp; atomically per patient)."""
+        """Write every kept slice of ``patient``, once per stamp (checked once per adapter).
+
+        The check and the write hold the patient's lock file (``locks/<patient>.lock``, ``fcntl.flock``), so parallel
+        processes write a patient once and never move a folder another one is writing; the
+        new folder replaces a stale one by renames only.
+        """
+        if patient in self._checked:
+            return
         folder = self._folder(patient)
         stamp = self._stamp(patient)
-        if _read_text(folder / ".complete") == stamp:
-            return
+        if _read_text(folder / ".complete") != stamp:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            (self.root / "locks").mkdir(exist_ok=True)
+            with open(self.root / "locks" / f"{patient}.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+                if _read_text(folder / ".complete") != stamp:  # not written while we waited
+                    self._write_patient(patient, folder, stamp)
+        self._checked.add(patient)
+
+    def _write_patient(self, patient: str, folder: Path, stamp: str) -> None:
+        """Write the patient's slices into a new folder and put it in place of ``folder``."""
         source = self.source.case(patient)
         volumes = {ch: source.read_channel(ch) for ch in self.task.channels}
         volumes["label"] = source.read_label()
-        ids = [cid for cid, e in self._index.items() if e["patient"] == patient]
-        folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{patient}.", dir=folder.parent))
         try:
-            for cid in ids:
+            for cid in self._slices_of[patient]:
                 z = int(self._index[cid]["slice"])
                 planes = {name: _slice(vol, z) for name, vol in volumes.items()}
                 for name, plane in planes.items():
@@ -267,14 +290,11 @@ class AxialSliceAdapter:
             for path in tmp.iterdir():
                 path.chmod(0o644)
             tmp.chmod(0o755)
-            try:
-                os.rename(tmp, folder)
-            except OSError:  # another process wrote it first, or stale (older source) files
-                if _read_text(folder / ".complete") != stamp:
-                    stale = Path(tempfile.mkdtemp(prefix=f".{patient}.stale.", dir=folder.parent))
-                    os.rename(folder, stale / "old")  # out of the way in one step
-                    shutil.rmtree(stale, ignore_errors=True)
-                    os.rename(tmp, folder)
+            if folder.exists():  # stale files of an older source: out of the way in one step
+                stale = Path(tempfile.mkdtemp(prefix=f".{patient}.stale.", dir=folder.parent))
+                os.rename(folder, stale / "old")
+                shutil.rmtree(stale, ignore_errors=True)
+            os.rename(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -301,10 +321,7 @@ class AxialSliceAdapter:
 
     def patients(self) -> dict[str, list[str]]:
         """Patient id -> the ids of its slices (no file is written)."""
-        out: dict[str, list[str]] = {}
-        for cid, entry in self._index.items():
-            out.setdefault(str(entry["patient"]), []).append(cid)
-        return out
+        return {patient: list(ids) for patient, ids in self._slices_of.items()}
 
     def __repr__(self) -> str:
         return f"AxialSliceAdapter(task={self.task.name!r}, source={self.source!r})"

@@ -71,7 +71,7 @@ from evaluator.datasets.imageio import read_json
 from evaluator.datasets.labels import label_array
 from evaluator.datasets.registry import Registry, TaskSpec
 from evaluator.datasets.slices import AxialSliceAdapter
-from evaluator.errors import ImageReadError, SplitError
+from evaluator.errors import DatasetNotFoundError, ImageReadError, SplitError
 from evaluator.workspace import Workspace
 
 __all__ = [
@@ -171,6 +171,13 @@ def split_id(split_path: Path) -> str | None:
     test_path = heldout_path(split_path)
     digest.update(b"\0" + (test_path.read_bytes() if test_path.is_file() else b""))
     return "sha256:" + digest.hexdigest()[:16]
+
+
+def _parts_id(folds: Sequence[Mapping[str, Sequence[str]]], test: Sequence[str]) -> str:
+    """A hash of which cases are in which part (each fold's validation cases, the test set):
+    what a derived split follows; few-shot subsets and settings are not part of it."""
+    parts = {"folds": [sorted(map(str, f["val"])) for f in folds], "test": sorted(map(str, test))}
+    return "sha256:" + hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def case_set_id(case_ids: Sequence[str]) -> str:
@@ -279,7 +286,7 @@ def assign_split(
             if math.floor((i + 1) * test_fraction + offset_u)
             > math.floor(i * test_fraction + offset_u)
         }
-        if len(keys) - len(test_set) < folds <= len(keys):  # a small set: every fold keeps one
+        if len(keys) - len(test_set) < folds < len(keys):  # a small set: every fold keeps one
             test_set = set([cid for cid in ordered if cid in test_set][: len(keys) - folds])
     development = [cid for cid in ordered if cid not in test_set]
     if len(development) < folds:
@@ -504,6 +511,14 @@ def make_split(
             )
         first = {sorted(ids)[0]: sorted(ids) for ids in members.values()}
         group_of = {cid: name for name, ids in first.items() for cid in ids}
+        for ids in first.values():  # an official test set is not moved to keep a group together
+            held = [c for c in ids if c in set(fixed_test or ())]
+            if held and len(held) < len(ids):
+                raise SplitError(
+                    f"task '{spec.name}': the official test set holds {held[0]} but not "
+                    f"{next(c for c in ids if c not in held)}, of the same {settings.group_by}; "
+                    f"split.group_by cannot keep them together"
+                )
         try:
             test, val, merged = assign_split(
                 {name: keys[name] for name in first},
@@ -534,6 +549,7 @@ def make_split(
         "folds": settings.folds,
         "test_fraction": settings.test_fraction,
         "stratify": list(stratify),
+        **({"group_by": settings.group_by} if settings.group_by else {}),
         **source_split,
         "test": test,
     }
@@ -615,7 +631,7 @@ def _derived_parts(
     return (
         slices_of(test),
         parts,
-        {"derived_from": source.name, "source_split": split_id(path) or ""},
+        {"derived_from": source.name, "source_parts": _parts_id(folds, test)},
     )
 
 
@@ -787,6 +803,7 @@ def check_fold_cases(
     split: str,
     workspace: Workspace,
     data_root: Path | None = None,
+    registry: Registry | None = None,
 ) -> None:
     """Refuse a fold run whose cases the fold's model was trained on.
 
@@ -800,7 +817,7 @@ def check_fold_cases(
         When the split file lacks fold ``k`` or the cases overlap its training cases (the
         message names how many and one of them).
     """
-    resolve_split(spec, f"fold{fold}", workspace=workspace, data_root=data_root)  # exists
+    resolve_split(spec, f"fold{fold}", workspace=workspace, data_root=data_root, registry=registry)
     folds, _ = read_split(spec.split_path(workspace))
     trained = set(map(str, folds[fold]["train"]))
     seen = sorted(c for c in case_ids if c in trained)
@@ -855,6 +872,8 @@ def resolve_split(
     folds, test = read_split(path)
     if spec.derived_from is not None:
         _check_source_split(spec, path, workspace, registry)
+    elif spec.split.group_by and "group_by" not in _test_doc(path):
+        _check_groups(spec, adapter, path, folds, test)
     if shots_of(split_name) is not None:
         ids = _shots_ids(spec, path, split_name, test)
     elif split_name not in (names := split_names(len(folds), shots=read_shots(path))):
@@ -884,20 +903,54 @@ def resolve_split(
     return sorted(ids)
 
 
+def _check_groups(
+    spec: TaskSpec,
+    adapter: DatasetAdapter,
+    path: Path,
+    folds: Sequence[Mapping[str, Sequence[str]]],
+    test: Sequence[str],
+) -> None:
+    """Refuse a split file made before its task grouped cases (``split.group_by``) when it puts
+    one subject's cases (a patient's studies) in two parts: a fold would train on a patient it
+    validates or tests."""
+    field = str(spec.split.group_by)
+    part = {str(c): "test" for c in test}
+    part.update({str(c): f"fold{k}" for k, f in enumerate(folds) for c in f["val"]})
+    seen: dict[str, tuple[str, str]] = {}
+    for cid in sorted(part):
+        try:
+            subject = adapter.case(cid).metadata.get(field)
+        except DatasetNotFoundError:
+            continue  # named by resolve_split's own check
+        if subject in (None, ""):
+            continue
+        first = seen.setdefault(str(subject), (cid, part[cid]))
+        if first[1] != part[cid]:
+            raise SplitError(
+                f"task '{spec.name}': split file {path} puts cases of {field} {subject} in "
+                f"{first[1]} ({first[0]}) and {part[cid]} ({cid}), so a fold trains on cases "
+                f"of a {field} it scores (made before ccbench kept them together); run `ccbench "
+                f"data split --task {spec.name} --force`"
+            )
+
+
 def _check_source_split(
     spec: TaskSpec, path: Path, workspace: Workspace, registry: Registry | None
 ) -> None:
-    """Refuse a derived task's split made from another split of its source task than today's.
+    """Refuse a derived task's split made from other parts of its source task than today's.
 
     The derived split follows the source's split patient by patient; when the source's split is
-    made again, a patient may have moved from the test set to a training fold of the source
-    while the derived split still tests it.
+    made again with other parts, a patient may have moved from the test set to a training fold
+    of the source while the derived split still tests it. Only the parts count (each fold's
+    validation cases and the test set): a source split made again with the same parts, or with
+    few-shot subsets added, is fine.
     """
-    recorded = _test_doc(path).get("source_split")
+    recorded = _test_doc(path).get("source_parts")
     if not recorded:
         return
     source = resolve_task(str(spec.derived_from), registry)
-    current = split_id(source.split_path(workspace))
+    source_path = source.split_path(workspace)
+    current = _parts_id(*read_split(source_path)) if source_path.is_file() else None
     if current != recorded:
         raise SplitError(
             f"task '{spec.name}': its split {path} follows a split of '{source.name}' that is "

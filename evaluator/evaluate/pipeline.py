@@ -297,7 +297,7 @@ def evaluate_run(
     if protocol and protocol.get("fold") is not None:  # the fold exists, never saw these cases
         check_fold_cases(
             spec, int(protocol["fold"]), case_ids, split=split, workspace=workspace,
-            data_root=root,
+            data_root=root, registry=reg,
         )  # fmt: skip
     if run_name is not None:
         check_name(run_name, what="run name")

@@ -118,8 +118,15 @@ def test_a_changed_source_file_rewrites_the_patients_slices(autopet_ws: Workspac
 
 
 def test_a_source_split_made_again_is_noticed(autopet_ws: Workspace) -> None:
-    make_split(TASK, workspace=autopet_ws)
-    assert resolve_split(TASK, "test", workspace=autopet_ws)
+    seed = json.loads((autopet_ws.splits / "autopet-phantom.test.json").read_text())["seed"]
+    derived = make_split(TASK, workspace=autopet_ws)
+    test = resolve_split(TASK, "test", workspace=autopet_ws)
+    # the same parts again, with few-shot subsets added: the derived split still holds
+    make_split("autopet-phantom", workspace=autopet_ws, seed=seed, shots=[1], force=True)
+    assert resolve_split(TASK, "test", workspace=autopet_ws) == test
+    again = make_split(TASK, workspace=autopet_ws, used_by=lambda _: ["a run"])  # no change
+    assert again.test_path.read_text() == derived.test_path.read_text()
+    # other parts: refused until the derived split is made again
     make_split("autopet-phantom", workspace=autopet_ws, seed=99, force=True)
     with pytest.raises(
         SplitError, match=r"no longer in .* run `ccbench data split --task autopet-2d"
@@ -142,7 +149,7 @@ def test_split_is_the_source_split_by_patient(autopet_ws: Workspace) -> None:
     every = sorted([*result.test, *(c for f in result.folds for c in f["val"])])
     assert every == adapter.case_ids()
     doc = json.loads(result.test_path.read_text())
-    assert doc["derived_from"] == "autopet-phantom" and doc["source_split"].startswith("sha256:")
+    assert doc["derived_from"] == "autopet-phantom" and doc["source_parts"].startswith("sha256:")
     assert resolve_split(TASK, "fold1", workspace=autopet_ws) == sorted(result.folds[1]["val"])
 
 
@@ -162,3 +169,27 @@ def test_choose_slices_draws_the_negative_share_per_patient() -> None:
     assert kept != choose_slices(fg, spec, patient="b")  # per patient
     assert kept != choose_slices(fg, SliceSpec(negative_share=0.1, seed=4), patient="a")
     assert choose_slices(fg, SliceSpec(slices="all"), patient="a") == list(range(100))
+
+
+def _read_pet_slice(root: str, case_id: str) -> float:
+    case = open_dataset(TASK, workspace=Workspace(Path(root))).case(case_id)
+    return float(sitk.GetArrayFromImage(case.read_channel("PET")).sum())
+
+
+def test_parallel_readers_rewrite_a_stale_patient_once(autopet_ws: Workspace) -> None:
+    """Four processes ask for a slice whose source changed at the same time: each gets the new
+    slice, none fails on another's half-moved folder."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    adapter = _slices(autopet_ws)
+    first = adapter.case_ids()[0]
+    patient, z = adapter.case(first).metadata["patient"], adapter.case(first).metadata["slice"]
+    source = open_dataset("autopet-phantom", workspace=autopet_ws).case(patient)
+    pet = source.read_channel("PET") + 1.0
+    sitk.WriteImage(pet, str(source.channels["PET"]))
+    expected = float(sitk.GetArrayFromImage(pet)[z].sum())
+    with ProcessPoolExecutor(4) as pool:
+        sums = list(pool.map(_read_pet_slice, [str(autopet_ws.root)] * 8, [first] * 8))
+    assert sums == pytest.approx([expected] * 8)
+    left = [p.name for p in (adapter.root / "slices").iterdir() if p.name.startswith(".")]
+    assert left == []  # no temporary or stale folder left behind

@@ -74,6 +74,32 @@ def test_a_patients_studies_stay_in_one_part(ws: Workspace, tmp_path: Path) -> N
         assert not trained & {c.rsplit("_", 1)[0] for c in f["val"] + result.test}
 
 
+def test_a_split_made_before_grouping_that_separates_a_patient_is_refused(
+    ws: Workspace,
+) -> None:
+    from evaluator.datasets.phantoms import write_phantoms
+
+    write_phantoms("autopet", workspace=ws, cases=24, size="small", seed=5)
+    result = make_split("autopet-phantom", workspace=ws, seed=1)
+    doc = json.loads(result.test_path.read_text())
+    assert doc["group_by"] == "patient"
+    assert resolve_split("autopet-phantom", "test", workspace=ws) == result.test
+    # an older file: no group_by, and one study of a two-study patient moved to the test set
+    patients = Counter(c.rsplit("_", 1)[0] for f in result.folds for c in f["val"])
+    twice = next(p for p, n in patients.items() if n >= 2)
+    moved = f"{twice}_0"
+    folds = [
+        {"train": [c for c in f["train"] if c != moved], "val": [c for c in f["val"] if c != moved]}
+        for f in result.folds
+    ]
+    del doc["group_by"]
+    doc["test"] = sorted([*doc["test"], moved])
+    result.path.write_text(json.dumps(folds))
+    result.test_path.write_text(json.dumps(doc))
+    with pytest.raises(SplitError, match=f"cases of patient {twice} in .*--force"):
+        resolve_split("autopet-phantom", "fold0", workspace=ws)
+
+
 def test_same_seed_same_bytes(ws: Workspace, make, tmp_path: Path) -> None:
     root = make.autopet(tmp_path / "a", _autopet_cases(23))
     a = make_split("autopet", workspace=ws, data_root=root, seed=7, out=tmp_path / "s1.json")

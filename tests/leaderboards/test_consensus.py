@@ -205,6 +205,26 @@ def test_the_largest_set_of_tasks_with_two_common_entries_is_compared() -> None:
     assert sharing_tasks({"a": "pqr", "b": "pqr", "c": "pq"}) == (["a", "b", "c"], [])
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_the_choice_of_tasks_equals_a_search_over_every_subset(seed: int) -> None:
+    from itertools import combinations
+
+    rng = np.random.default_rng(seed)
+    boards = {
+        f"t{i}": {f"e{j}" for j in range(6) if rng.random() < 0.5}
+        for i in range(int(rng.integers(2, 7)))
+    }
+    best: tuple[int, int, list[str]] | None = None
+    for size in range(len(boards), 1, -1):
+        for group in combinations(sorted(boards), size):
+            common = len(set.intersection(*(boards[t] for t in group)))
+            key = (size, common)
+            if common >= 2 and (best is None or key > best[:2]):
+                best = (size, common, list(group))
+    expected = best[2] if best is not None else []
+    assert sharing_tasks(boards)[0] == expected
+
+
 # -- the page, from a real SQLite store -------------------------------------------------------
 
 TASKS = ("autopet-phantom", "autopet-nnunet-phantom")

@@ -51,6 +51,16 @@ def test_only_complete_series_count_and_the_latest_wins() -> None:
     assert [r.name for r in _complete_series(runs)["a"]] == ["s3__clicks00", "s3__clicks01"]  # type: ignore[arg-type]
 
 
+def test_a_fold_models_series_on_the_test_set_is_not_the_entrys() -> None:
+    runs = [_run(i, "a", "s1", k, 1) for i, k in enumerate(range(2))]
+    later = [_run(10 + k, "a", "s2", k, 1) for k in range(2)]  # fold 1's model, later
+    for run in later:
+        run.parameters["protocol"]["fold"] = 1
+        run.split = "test"
+    chosen = _complete_series([*runs, *later])  # type: ignore[arg-type]
+    assert [r.name for r in chosen["a"]] == ["s1__clicks00", "s1__clicks01"]
+
+
 def test_entries_are_grouped_by_their_few_shot_subset() -> None:
     scores = pd.DataFrame({"one": [0.2, 0.4], "five": [0.6, 0.8], "full": [0.9, 1.0]})
     data = SimpleNamespace(
