@@ -220,13 +220,14 @@ def _fold_runs(
     (:func:`evaluator.datasets.splits.check_fold_cases`).
     """
     from evaluator.datasets.registry import load_registry
-    from evaluator.datasets.splits import read_split
+    from evaluator.datasets.splits import check_fold_cases, read_split, resolve_split
 
     if fold is not None and folds is not None:
         raise typer.BadParameter("give --fold K or --folds, not both", param_hint="--folds")
     if fold is None and folds is None:
         return [(None, split or "test")]
-    path = load_registry().task(task).split_path(ws)
+    spec = load_registry().task(task)
+    path = spec.split_path(ws)
     if not path.is_file():
         raise typer.BadParameter(
             f"no split file {path}; run `ccbench data split --task {task}`",
@@ -252,13 +253,10 @@ def _fold_runs(
             param_hint="--fold" if fold is not None else "--folds",
         )
     runs = [(k, split or ("test" if k is None else f"fold{k}")) for k in chosen]
-    from evaluator.datasets.splits import check_fold_cases, resolve_split
-
-    spec = load_registry().task(task)
     for k, run_split in runs:
         if k is not None and run_split != f"fold{k}":
             ids = resolve_split(spec, run_split, workspace=ws, data_root=data_root)
-            check_fold_cases(spec, k, ids, split=run_split, workspace=ws, data_root=data_root)
+            check_fold_cases(spec, k, ids, split=run_split, workspace=ws)
     return runs
 
 

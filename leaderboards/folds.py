@@ -173,7 +173,8 @@ def fold_summary(
     from leaderboards.data import RANKED_KINDS, load_leaderboard_data, run_fold
 
     reg = registry or load_registry()
-    folds = fold_names(reg.task(task).split.folds)
+    spec = reg.task(task)
+    folds = fold_names(spec.split.folds)
     finished = store.list_runs(task=task, status="finished", kind=RANKED_KINDS)
     stored = {r.split for r in finished}
     boards: dict[str, LeaderboardData] = {}
@@ -204,7 +205,7 @@ def fold_summary(
     summary = FoldSummary(
         task, folds, metrics, per_fold[complete], table, left_out, test_table, test_left_out
     )
-    if reg.task(task).slices is None:
+    if spec.slices is None:
         return summary
     patients = _per_patient_means(boards, metrics)
     test_patients = _per_patient_means(tests, metrics)

@@ -160,19 +160,8 @@ class AxialSliceAdapter:
     # -- the index: which slices exist (reads each reference once, then cached) --------------
 
     def _fingerprint(self) -> list[list[Any]]:
-        rows: list[list[Any]] = []
-        for case in self.source.cases():
-            label = Path(case.label) if case.label is not None else None
-            stat = label.stat() if label is not None and label.is_file() else None
-            rows.append(
-                [
-                    case.case_id,
-                    str(label),
-                    stat.st_size if stat else -1,
-                    stat.st_mtime_ns if stat else -1,
-                ]
-            )
-        return rows
+        """Each source case's id and its label file's :func:`_file_state`."""
+        return [[case.case_id, *_file_state(case.label)] for case in self.source.cases()]
 
     @cached_property
     def _index(self) -> dict[str, dict[str, Any]]:
@@ -198,9 +187,10 @@ class AxialSliceAdapter:
             foreground = ref.reshape(ref.shape[0], -1).any(axis=1)
             for z in choose_slices(foreground, self.spec, patient=case.case_id):
                 slices[slice_id(case.case_id, z)] = {"patient": case.case_id, "slice": z}
+        slices = dict(sorted(slices.items()))  # by id, here and when read from the cache
         self.root.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, json.dumps({"fingerprint": fingerprint, "slices": slices}))
-        return dict(sorted(slices.items()))
+        return slices
 
     def case_ids(self) -> list[str]:
         """Sorted slice ids (reads the references the first time, then the cached index)."""
@@ -241,20 +231,15 @@ class AxialSliceAdapter:
         size, modification time); a change to any of them makes the files be written again."""
         source = self.source.case(patient)
         files = [*(source.channels[ch] for ch in self.task.channels), source.label]
-        stats = []
-        for path in files:
-            stat = Path(path).stat() if path is not None and Path(path).is_file() else None
-            stats.append(
-                [str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1]
-            )
+        stats = [_file_state(path) for path in files]
         return json.dumps({"slices": self._slices_of[patient], "files": stats}, sort_keys=True)
 
     def _materialise(self, patient: str) -> None:
         """Write every kept slice of ``patient``, once per stamp (checked once per adapter).
 
-        The check and the write hold the patient's lock file (``locks/<patient>.lock``, ``fcntl.flock``), so parallel
-        processes write a patient once and never move a folder another one is writing; the
-        new folder replaces a stale one by renames only.
+        The check and the write hold the patient's lock file (``locks/<patient>.lock``,
+        ``fcntl.flock``), so parallel processes write a patient once and never move a folder
+        another one is writing; the new folder replaces a stale one by renames only.
         """
         if patient in self._checked:
             return
@@ -325,6 +310,12 @@ class AxialSliceAdapter:
 
     def __repr__(self) -> str:
         return f"AxialSliceAdapter(task={self.task.name!r}, source={self.source!r})"
+
+
+def _file_state(path: str | os.PathLike[str] | None) -> list[Any]:
+    """``[path, size, modification time (ns)]`` of a file; ``-1`` for both when it is absent."""
+    stat = Path(path).stat() if path is not None and Path(path).is_file() else None
+    return [str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1]
 
 
 def _read_text(path: Path) -> str | None:

@@ -511,8 +511,9 @@ def make_split(
             )
         first = {sorted(ids)[0]: sorted(ids) for ids in members.values()}
         group_of = {cid: name for name, ids in first.items() for cid in ids}
+        official = set(fixed_test or ())
         for ids in first.values():  # an official test set is not moved to keep a group together
-            held = [c for c in ids if c in set(fixed_test or ())]
+            held = [c for c in ids if c in official]
             if held and len(held) < len(ids):
                 raise SplitError(
                     f"task '{spec.name}': the official test set holds {held[0]} but not "
@@ -796,14 +797,7 @@ def _shots_ids(spec: TaskSpec, path: Path, split_name: str, test: Sequence[str])
 
 
 def check_fold_cases(
-    spec: TaskSpec,
-    fold: int,
-    case_ids: Sequence[str],
-    *,
-    split: str,
-    workspace: Workspace,
-    data_root: Path | None = None,
-    registry: Registry | None = None,
+    spec: TaskSpec, fold: int, case_ids: Sequence[str], *, split: str, workspace: Workspace
 ) -> None:
     """Refuse a fold run whose cases the fold's model was trained on.
 
@@ -817,8 +811,14 @@ def check_fold_cases(
         When the split file lacks fold ``k`` or the cases overlap its training cases (the
         message names how many and one of them).
     """
-    resolve_split(spec, f"fold{fold}", workspace=workspace, data_root=data_root, registry=registry)
-    folds, _ = read_split(spec.split_path(workspace))
+    path = spec.split_path(workspace)
+    if not path.is_file():
+        raise SplitError(
+            f"task '{spec.name}': no split file {path}; run `ccbench data split --task {spec.name}`"
+        )
+    folds, _ = read_split(path)
+    if not 0 <= fold < len(folds):
+        raise SplitError(f"task '{spec.name}': {path} has folds 0..{len(folds) - 1}, not {fold}")
     trained = set(map(str, folds[fold]["train"]))
     seen = sorted(c for c in case_ids if c in trained)
     if seen:

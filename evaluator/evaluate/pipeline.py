@@ -295,10 +295,7 @@ def evaluate_run(
     if only_cases is not None:
         case_ids = [c for c in case_ids if c in set(only_cases)]
     if protocol and protocol.get("fold") is not None:  # the fold exists, never saw these cases
-        check_fold_cases(
-            spec, int(protocol["fold"]), case_ids, split=split, workspace=workspace,
-            data_root=root, registry=reg,
-        )  # fmt: skip
+        check_fold_cases(spec, int(protocol["fold"]), case_ids, split=split, workspace=workspace)
     if run_name is not None:
         check_name(run_name, what="run name")
     name = run_name or safe_name(f"{task}-{split}-{pred_path.name}")

@@ -276,9 +276,7 @@ def run_entry(
         from evaluator.datasets.splits import check_fold_cases
 
         try:
-            check_fold_cases(
-                spec, fold, case_ids, split=split, workspace=workspace, data_root=data_root
-            )
+            check_fold_cases(spec, fold, case_ids, split=split, workspace=workspace)
         except SplitError as err:
             raise SubmissionError(f"--fold {fold}: {err}") from err
     cases = [dataset.case(cid) for cid in case_ids]
