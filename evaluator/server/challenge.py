@@ -67,15 +67,15 @@ class _Frozen(BaseModel):
 class Limits(_Frozen):
     """Submissions a team may make in a phase: per UTC day and in total (None: no limit)."""
 
-    per_day: int | None = Field(None, ge=0)
-    total: int | None = Field(None, ge=0)
+    per_day: int | None = Field(default=None, ge=0)
+    total: int | None = Field(default=None, ge=0)
 
 
 class UploadLimits(_Frozen):
     """Largest upload (the ``docker save`` archive as sent) and largest loaded image, MB."""
 
-    max_archive_mb: int = Field(4096, ge=1)
-    max_image_mb: int = Field(12288, ge=1)
+    max_archive_mb: int = Field(default=4096, ge=1)
+    max_image_mb: int = Field(default=12288, ge=1)
 
 
 class PhaseSpec(_Frozen):
