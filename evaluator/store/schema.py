@@ -20,16 +20,22 @@ __all__ = [
     "RunKind",
     "aggregates_table",
     "artifacts_table",
+    "audit_table",
     "case_errors_table",
     "cases_table",
+    "challenges_table",
     "components_table",
     "entries_table",
+    "jobs_table",
     "metadata",
     "prompts_table",
     "results_table",
     "run_claims_table",
     "run_logs_table",
     "runs_table",
+    "submissions_table",
+    "teams_table",
+    "tokens_table",
 ]
 
 #: What a run is: a submitted entry's scores, a degradation study's scores, the scores of a
@@ -195,4 +201,94 @@ PER_RUN_TABLES = (
     cases_table,
     aggregates_table,
     run_logs_table,
+)
+
+# -- ``ccbench serve``: challenges, teams, tokens, submissions, the job queue, the audit log ----
+
+#: A challenge (``ccbench challenge init``): its definition file as read, JSON
+#: (:class:`evaluator.server.challenge.ChallengeSpec`), and whether it takes submissions.
+challenges_table = sa.Table(
+    "challenges",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+teams_table = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("challenge_id", sa.Integer, sa.ForeignKey("challenges.id"), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("challenge_id", "name", name="uq_teams_challenge_name"),
+)
+
+#: Bearer tokens, stored as SHA-256 digests only (:mod:`evaluator.server.auth`); ``team_id`` is
+#: NULL for an organiser's token.
+tokens_table = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("challenge_id", sa.Integer, sa.ForeignKey("challenges.id"), nullable=False),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id")),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime),
+)
+
+#: A team's upload to a phase: the archive's digest and size, the image it loaded to, the run
+#: it became; ``day`` (UTC, ``YYYY-MM-DD``) is what the per-day limit counts.
+submissions_table = sa.Table(
+    "submissions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("challenge_id", sa.Integer, sa.ForeignKey("challenges.id"), nullable=False),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), nullable=False),
+    sa.Column("phase", sa.String(64), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("archive_sha256", sa.String(64)),
+    sa.Column("archive_bytes", sa.BigInteger),
+    sa.Column("image_digest", sa.String(200)),
+    sa.Column("entry", sa.String(200)),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id")),
+    sa.Column("error_class", sa.String(50)),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+)
+
+#: The job queue: one row per submission to run; ``state`` queued -> running -> done/failed.
+#: A worker claims a job in one UPDATE (``WHERE state = 'queued'``) and keeps ``heartbeat_at``
+#: fresh; a running job whose heartbeat is stale is queued again, so a restarted server loses
+#: none.
+jobs_table = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "submission_id", sa.Integer, sa.ForeignKey("submissions.id"), nullable=False, unique=True
+    ),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("heartbeat_at", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+#: What organisers did (``ccbench challenge ...`` and the organiser's API calls), in order.
+audit_table = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("challenge_id", sa.Integer, sa.ForeignKey("challenges.id")),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
 )
