@@ -1251,6 +1251,11 @@ class Store:
 
     # ---- plumbing -------------------------------------------------------------------------
 
+    def transaction(self) -> _Guard:
+        """A connection in one transaction, database errors raised as StoreError: for modules
+        that keep their own tables in the store (:mod:`evaluator.server.state`)."""
+        return _Guard(self, begin=True)
+
     def _connect(self) -> _Guard:
         return _Guard(self, begin=False)
 

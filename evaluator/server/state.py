@@ -1,0 +1,378 @@
+"""What ``ccbench serve`` keeps in the store: challenges, teams, tokens, submissions, jobs, audit.
+
+Every rule that must hold under concurrency is one statement or one locked transaction, never a
+read in Python followed by a write:
+
+* **Submission limits** (:meth:`ServerState.create_submission`): the team's row is locked
+  (``SELECT ... FOR UPDATE``: PostgreSQL serialises two uploads of one team on it; SQLite has one
+  writer at a time) and the new row is inserted by ``INSERT ... SELECT ... WHERE`` the counts of
+  the team's submissions to the phase, today and in total, are under the limits. Two concurrent
+  uploads cannot both take the last place.
+* **Job claims** (:meth:`ServerState.claim_job`): ``UPDATE jobs SET state = 'running' ... WHERE
+  id = ? AND`` (it is queued, or running with a heartbeat older than ``stale_after_s``): of two
+  workers, one changes the row and the other sees no row changed. A job whose worker died (the
+  server was restarted mid-run) is claimed again once its heartbeat is stale, so no job is lost.
+
+Times are stored as naive UTC (the store's convention).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from evaluator.server.auth import Role, hash_token, new_token
+from evaluator.server.challenge import ChallengeError, ChallengeSpec
+from evaluator.store.schema import (
+    audit_table,
+    challenges_table,
+    jobs_table,
+    submissions_table,
+    teams_table,
+    tokens_table,
+)
+from evaluator.workspace import check_name
+
+if TYPE_CHECKING:
+    from evaluator.store import Store
+
+__all__ = ["Job", "LimitReached", "Principal", "ServerState", "Submission"]
+
+
+class LimitReached(ChallengeError):
+    """A team's submission over a phase's limit (per day or in total)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request is: an organiser of a challenge, or a team of it."""
+
+    role: Role
+    challenge_id: int
+    challenge: str
+    team_id: int | None = None
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: int
+    challenge_id: int
+    team_id: int
+    phase: str
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    submission_id: int
+    state: str
+    attempts: int
+    worker: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _new_id(result: sa.CursorResult[object]) -> int:
+    """The primary key of the row an INSERT made."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT made no row")
+    return int(key[0])
+
+
+class ServerState:
+    """The server's tables in a results store (:class:`evaluator.store.Store`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- challenges, teams, tokens (the organiser's commands) --------------------------------
+
+    def create_challenge(self, spec: ChallengeSpec, *, actor: str, update: bool = False) -> int:
+        """Record a challenge definition; with ``update``, replace an existing one's.
+
+        Raises
+        ------
+        ChallengeError
+            A challenge of that name exists and ``update`` is False.
+        """
+        now = _now()
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                sa.select(challenges_table.c.id).where(challenges_table.c.name == spec.name)
+            ).first()
+            text = spec.model_dump_json()
+            if row is not None and not update:
+                raise ChallengeError(
+                    f"challenge '{spec.name}' exists; `ccbench challenge init --update` replaces "
+                    "its definition"
+                )
+            if row is None:
+                cid = _new_id(
+                    conn.execute(
+                        challenges_table.insert().values(
+                            name=spec.name, spec=text, open=False, created_at=now
+                        )
+                    )
+                )
+            else:
+                cid = int(row.id)
+                conn.execute(
+                    challenges_table.update().where(challenges_table.c.id == cid).values(spec=text)
+                )
+            self._audit(conn, cid, actor, "init" if row is None else "update", {"spec": text})
+        return cid
+
+    def challenge(self, name: str) -> tuple[int, ChallengeSpec, bool]:
+        """``(id, definition, open)`` of a challenge.
+
+        Raises
+        ------
+        ChallengeError
+            No such challenge.
+        """
+        with self.store.transaction() as conn:
+            row = conn.execute(
+                sa.select(challenges_table).where(challenges_table.c.name == name)
+            ).first()
+        if row is None:
+            raise ChallengeError(f"no challenge '{name}' in {self.store.shown_url}")
+        return int(row.id), ChallengeSpec.model_validate_json(row.spec), bool(row.open)
+
+    def set_open(self, name: str, is_open: bool, *, actor: str) -> None:
+        """Open a challenge to submissions, or close it (phases' dates still apply)."""
+        cid, _, _ = self.challenge(name)
+        with self.store.transaction() as conn:
+            conn.execute(
+                challenges_table.update().where(challenges_table.c.id == cid).values(open=is_open)
+            )
+            self._audit(conn, cid, actor, "open" if is_open else "close", {})
+
+    def add_team(self, challenge: str, team: str, *, actor: str) -> int:
+        """Add a team (a name that can be a path segment: letters, digits, ``_.-``)."""
+        check_name(team, what="team name", max_length=64)
+        cid, _, _ = self.challenge(challenge)
+        with self.store.transaction() as conn:
+            exists = conn.execute(
+                sa.select(teams_table.c.id).where(
+                    teams_table.c.challenge_id == cid, teams_table.c.name == team
+                )
+            ).first()
+            if exists is not None:
+                raise ChallengeError(f"challenge '{challenge}' has a team '{team}' already")
+            tid = _new_id(
+                conn.execute(
+                    teams_table.insert().values(challenge_id=cid, name=team, created_at=_now())
+                )
+            )
+            self._audit(conn, cid, actor, "add-team", {"team": team})
+        return tid
+
+    def issue_token(self, challenge: str, *, role: Role, team: str | None, actor: str) -> str:
+        """A new token (returned once; only its digest is stored) for the organiser or a team."""
+        cid, _, _ = self.challenge(challenge)
+        if (role == "team") != (team is not None):
+            raise ChallengeError("a team token names its team; an organiser token names none")
+        token = new_token(role)
+        with self.store.transaction() as conn:
+            tid = None
+            if team is not None:
+                row = conn.execute(
+                    sa.select(teams_table.c.id).where(
+                        teams_table.c.challenge_id == cid, teams_table.c.name == team
+                    )
+                ).first()
+                if row is None:
+                    raise ChallengeError(f"challenge '{challenge}' has no team '{team}'")
+                tid = int(row.id)
+            conn.execute(
+                tokens_table.insert().values(
+                    challenge_id=cid, team_id=tid, role=role, token_hash=hash_token(token),
+                    created_at=_now(),
+                )
+            )  # fmt: skip
+            self._audit(conn, cid, actor, "token", {"role": role, "team": team})
+        return token
+
+    def authenticate(self, token: str) -> Principal | None:
+        """Who holds ``token``; None for an unknown or revoked one."""
+        query = (
+            sa.select(
+                tokens_table.c.role,
+                tokens_table.c.challenge_id,
+                tokens_table.c.team_id,
+                challenges_table.c.name.label("challenge"),
+                teams_table.c.name.label("team"),
+            )
+            .join(challenges_table, challenges_table.c.id == tokens_table.c.challenge_id)
+            .outerjoin(teams_table, teams_table.c.id == tokens_table.c.team_id)
+            .where(tokens_table.c.token_hash == hash_token(token))
+            .where(tokens_table.c.revoked_at.is_(None))
+        )
+        with self.store.transaction() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return Principal(row.role, int(row.challenge_id), row.challenge, row.team_id, row.team)
+
+    # -- submissions (limits hold under concurrency) ----------------------------------------
+
+    def create_submission(self, who: Principal, phase: str, *, now: datetime | None = None) -> int:
+        """Record a team's submission to a phase and queue its job, within the phase's limits.
+
+        Raises
+        ------
+        ChallengeError
+            The challenge is closed, the phase unknown or not open at ``now``, or ``who`` is
+            not a team.
+        LimitReached
+            The team has used the phase's submissions for today (UTC) or in total.
+        """
+        if who.team_id is None:
+            raise ChallengeError("only a team submits")
+        at = now or datetime.now(UTC)
+        _, spec, is_open = self.challenge(who.challenge)
+        spec_phase = spec.phase(phase)
+        if not is_open:
+            raise ChallengeError(f"challenge '{who.challenge}' is closed")
+        if not spec_phase.is_open(at):
+            raise ChallengeError(
+                f"phase '{phase}' takes submissions from {spec_phase.start} to {spec_phase.end}"
+            )
+        day = at.astimezone(UTC).strftime("%Y-%m-%d")
+        stamp = at.astimezone(UTC).replace(tzinfo=None)
+        s = submissions_table
+        mine = sa.and_(s.c.team_id == who.team_id, s.c.phase == phase)
+        counted = s.c.status != "rejected"
+        today = sa.select(sa.func.count()).where(mine, counted, s.c.day == day).scalar_subquery()
+        total = sa.select(sa.func.count()).where(mine, counted).scalar_subquery()
+        conditions: list[sa.ColumnElement[bool]] = []
+        if spec_phase.limits.per_day is not None:
+            conditions.append(today < spec_phase.limits.per_day)
+        if spec_phase.limits.total is not None:
+            conditions.append(total < spec_phase.limits.total)
+        values = sa.select(
+            sa.literal(who.challenge_id), sa.literal(who.team_id), sa.literal(phase),
+            sa.literal(day), sa.literal("queued"), sa.literal(stamp),
+        ).where(*conditions)  # fmt: skip
+        with self.store.transaction() as conn:
+            conn.execute(  # serialise one team's uploads (PostgreSQL; SQLite has one writer)
+                sa.select(teams_table.c.id).where(teams_table.c.id == who.team_id).with_for_update()
+            )
+            inserted = conn.execute(
+                s.insert().from_select(
+                    ["challenge_id", "team_id", "phase", "day", "status", "created_at"], values
+                )
+            )
+            if inserted.rowcount != 1:
+                limits = spec_phase.limits
+                raise LimitReached(
+                    f"team '{who.team}' has used its submissions to phase '{phase}' "
+                    f"(per day: {limits.per_day}, in total: {limits.total})"
+                )
+            sid = int(
+                conn.execute(
+                    sa.select(sa.func.max(s.c.id)).where(mine, s.c.created_at == stamp)
+                ).scalar_one()
+            )
+            conn.execute(
+                jobs_table.insert().values(
+                    submission_id=sid, state="queued", attempts=0, created_at=_now()
+                )
+            )
+        return sid
+
+    def submissions(self, who: Principal) -> list[Submission]:
+        """The submissions ``who`` may see: a team its own, an organiser every one."""
+        query = sa.select(submissions_table).where(
+            submissions_table.c.challenge_id == who.challenge_id
+        )
+        if who.role != "organiser":
+            query = query.where(submissions_table.c.team_id == who.team_id)
+        with self.store.transaction() as conn:
+            rows = conn.execute(query.order_by(submissions_table.c.id)).all()
+        return [
+            Submission(r.id, r.challenge_id, r.team_id, r.phase, r.status, r.created_at)
+            for r in rows
+        ]
+
+    # -- the job queue ----------------------------------------------------------------------
+
+    def claim_job(self, worker: str, *, stale_after_s: float = 120.0) -> Job | None:
+        """Claim the oldest queued job, or a running one whose heartbeat is stale; None if none."""
+        j = jobs_table
+        stale = _now() - timedelta(seconds=stale_after_s)
+        claimable = sa.or_(
+            j.c.state == "queued", sa.and_(j.c.state == "running", j.c.heartbeat_at < stale)
+        )
+        with self.store.transaction() as conn:
+            for row in conn.execute(sa.select(j.c.id).where(claimable).order_by(j.c.id)).all():
+                changed = conn.execute(
+                    j.update()
+                    .where(j.c.id == row.id, claimable)
+                    .values(
+                        state="running", worker=worker, heartbeat_at=_now(),
+                        attempts=j.c.attempts + 1,
+                    )
+                )  # fmt: skip
+                if changed.rowcount == 1:
+                    got = conn.execute(sa.select(j).where(j.c.id == row.id)).one()
+                    return Job(got.id, got.submission_id, got.state, got.attempts, got.worker)
+        return None
+
+    def heartbeat(self, job_id: int, worker: str) -> bool:
+        """Keep a claimed job alive; False when another worker has taken it over."""
+        with self.store.transaction() as conn:
+            changed = conn.execute(
+                jobs_table.update()
+                .where(jobs_table.c.id == job_id, jobs_table.c.worker == worker)
+                .where(jobs_table.c.state == "running")
+                .values(heartbeat_at=_now())
+            )
+        return changed.rowcount == 1
+
+    def finish_job(self, job_id: int, worker: str, *, state: str) -> bool:
+        """Mark a claimed job ``done`` or ``failed``; False when it is no longer this worker's."""
+        if state not in ("done", "failed"):
+            raise ValueError(f"a job finishes as done or failed, not {state!r}")
+        with self.store.transaction() as conn:
+            changed = conn.execute(
+                jobs_table.update()
+                .where(jobs_table.c.id == job_id, jobs_table.c.worker == worker)
+                .where(jobs_table.c.state == "running")
+                .values(state=state, heartbeat_at=_now())
+            )
+        return changed.rowcount == 1
+
+    # -- the audit log ----------------------------------------------------------------------
+
+    def audit_log(self, challenge: str) -> list[tuple[datetime, str, str, dict[str, object]]]:
+        """``(at, actor, action, detail)`` of every organiser action on a challenge, in order."""
+        cid, _, _ = self.challenge(challenge)
+        with self.store.transaction() as conn:
+            rows = conn.execute(
+                sa.select(audit_table)
+                .where(audit_table.c.challenge_id == cid)
+                .order_by(audit_table.c.id)
+            ).all()
+        return [(r.at, r.actor, r.action, json.loads(r.detail)) for r in rows]
+
+    @staticmethod
+    def _audit(
+        conn: sa.Connection, challenge_id: int, actor: str, action: str, detail: dict[str, object]
+    ) -> None:
+        conn.execute(
+            audit_table.insert().values(
+                challenge_id=challenge_id, actor=actor, action=action,
+                detail=json.dumps(detail, sort_keys=True), at=_now(),
+            )
+        )  # fmt: skip

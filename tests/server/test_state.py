@@ -1,0 +1,128 @@
+"""The server's tables in a real SQLite store: tokens, limits under concurrent uploads, the
+job queue surviving a dead worker, the audit log."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from evaluator.server.challenge import ChallengeError, ChallengeSpec
+from evaluator.server.state import LimitReached, ServerState
+from evaluator.store import Store
+
+NOW = datetime(2026, 12, 10, 12, 0, tzinfo=UTC)
+SPEC = {
+    "name": "demo",
+    "phases": [
+        {
+            "name": "final", "task": "autopet-phantom", "split": "test",
+            "start": "2026-12-01T00:00:00Z", "end": "2027-01-01T00:00:00Z",
+            "limits": {"per_day": 2, "total": 3},
+        }
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'server.sqlite'}"
+
+
+@pytest.fixture
+def state(url: str) -> ServerState:
+    s = ServerState(Store.open(url))
+    s.create_challenge(ChallengeSpec.model_validate(SPEC), actor="org")
+    s.set_open("demo", True, actor="org")
+    for team in ("alpha", "beta"):
+        s.add_team("demo", team, actor="org")
+    return s
+
+
+def test_tokens_name_their_holder_and_forged_ones_nobody(state: ServerState) -> None:
+    alpha = state.issue_token("demo", role="team", team="alpha", actor="org")
+    org = state.issue_token("demo", role="organiser", team=None, actor="org")
+    who = state.authenticate(alpha)
+    assert who is not None and (who.role, who.team) == ("team", "alpha")
+    boss = state.authenticate(org)
+    assert boss is not None and boss.role == "organiser" and boss.team is None
+    for forged in ("", alpha[:-1], alpha + "x", "ccb_org_" + alpha[9:], org.upper()):
+        assert state.authenticate(forged) is None
+    with pytest.raises(ChallengeError, match="no team 'gamma'"):
+        state.issue_token("demo", role="team", team="gamma", actor="org")
+    with pytest.raises(ChallengeError, match="has a team 'alpha' already"):
+        state.add_team("demo", "alpha", actor="org")
+    actions = [a for _, _, a, _ in state.audit_log("demo")]
+    assert actions == ["init", "open", "add-team", "add-team", "token", "token"]
+    stored = state.store.engine.connect().exec_driver_sql("SELECT token_hash FROM tokens").all()
+    assert alpha not in str(stored) and org not in str(stored)  # digests only
+
+
+def test_limits_per_day_and_in_total(state: ServerState) -> None:
+    alpha = state.authenticate(state.issue_token("demo", role="team", team="alpha", actor="o"))
+    assert alpha is not None
+    state.create_submission(alpha, "final", now=NOW)
+    state.create_submission(alpha, "final", now=NOW)
+    with pytest.raises(LimitReached, match="per day: 2"):
+        state.create_submission(alpha, "final", now=NOW)
+    state.create_submission(alpha, "final", now=NOW + timedelta(days=1))
+    with pytest.raises(LimitReached, match="in total: 3"):
+        state.create_submission(alpha, "final", now=NOW + timedelta(days=2))
+    beta = state.authenticate(state.issue_token("demo", role="team", team="beta", actor="o"))
+    assert beta is not None
+    state.create_submission(beta, "final", now=NOW)  # limits are per team
+    assert len(state.submissions(alpha)) == 3 and len(state.submissions(beta)) == 1
+    with pytest.raises(ChallengeError, match="takes submissions from"):
+        state.create_submission(beta, "final", now=datetime(2027, 1, 1, tzinfo=UTC))
+    state.set_open("demo", False, actor="org")
+    with pytest.raises(ChallengeError, match="closed"):
+        state.create_submission(beta, "final", now=NOW)
+
+
+def _submit(url: str, token: str) -> str:
+    state = ServerState(Store.open(url))
+    who = state.authenticate(token)
+    assert who is not None
+    try:
+        state.create_submission(who, "final", now=NOW)
+        return "ok"
+    except LimitReached:
+        return "limit"
+
+
+def test_concurrent_uploads_cannot_exceed_the_limit(state: ServerState, url: str) -> None:
+    token = state.issue_token("demo", role="team", team="alpha", actor="org")
+    with ProcessPoolExecutor(6) as pool:
+        got = list(pool.map(_submit, [url] * 12, [token] * 12))
+    assert got.count("ok") == 2 and got.count("limit") == 10
+    who = state.authenticate(token)
+    assert who is not None and len(state.submissions(who)) == 2
+
+
+def _claim(url: str, worker: str) -> int | None:
+    job = ServerState(Store.open(url)).claim_job(worker)
+    return None if job is None else job.id
+
+
+def test_each_job_is_claimed_once_and_a_dead_workers_job_again(
+    state: ServerState, url: str
+) -> None:
+    alpha = state.authenticate(state.issue_token("demo", role="team", team="alpha", actor="o"))
+    beta = state.authenticate(state.issue_token("demo", role="team", team="beta", actor="o"))
+    assert alpha is not None and beta is not None
+    for who in (alpha, alpha, beta):
+        state.create_submission(who, "final", now=NOW)
+    with ProcessPoolExecutor(4) as pool:
+        claimed = list(pool.map(_claim, [url] * 8, [f"w{i}" for i in range(8)]))
+    jobs = [c for c in claimed if c is not None]
+    assert sorted(jobs) == [1, 2, 3]  # each job once, the other workers none
+    # the worker of job 1 dies: its heartbeat goes stale and another worker takes the job over
+    assert state.claim_job("late") is None
+    again = state.claim_job("late", stale_after_s=-1)
+    assert again is not None and again.attempts == 2 and again.worker == "late"
+    first = claimed.index(again.id)
+    assert not state.finish_job(again.id, f"w{first}", state="done")  # no longer its job
+    assert state.finish_job(again.id, "late", state="done")
+    assert not state.heartbeat(again.id, "late")  # finished
