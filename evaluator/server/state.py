@@ -291,6 +291,15 @@ class ServerState:
             )
         return sid
 
+    def record_archive(self, submission_id: int, *, sha256: str, size: int) -> None:
+        """The uploaded archive's SHA-256 and size (bytes) of a submission."""
+        with self.store.transaction() as conn:
+            conn.execute(
+                submissions_table.update()
+                .where(submissions_table.c.id == submission_id)
+                .values(archive_sha256=sha256, archive_bytes=size)
+            )
+
     def submissions(self, who: Principal) -> list[Submission]:
         """The submissions ``who`` may see: a team its own, an organiser every one."""
         query = sa.select(submissions_table).where(

@@ -1,0 +1,138 @@
+"""The HTTP API on a real uvicorn server on loopback, a real SQLite store, real uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from evaluator.server.challenge import ChallengeSpec
+from evaluator.server.state import ServerState
+from evaluator.store import Store
+
+uvicorn = pytest.importorskip("uvicorn")
+
+SPEC = {
+    "name": "demo",
+    "upload": {"max_archive_mb": 1},
+    "phases": [
+        {
+            "name": "final", "task": "autopet-phantom", "split": "test",
+            "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
+            "limits": {"per_day": 2},
+        }
+    ],
+}  # fmt: skip
+
+
+class Server:
+    def __init__(self, tmp_path: Path) -> None:
+        from evaluator.server.app import create_app
+
+        self.state = ServerState(Store.open(f"sqlite:///{tmp_path / 'server.sqlite'}"))
+        self.state.create_challenge(ChallengeSpec.model_validate(SPEC), actor="org")
+        self.state.set_open("demo", True, actor="org")
+        self.tokens = {}
+        for team in ("alpha", "beta"):
+            self.state.add_team("demo", team, actor="org")
+            self.tokens[team] = self.state.issue_token("demo", role="team", team=team, actor="o")
+        self.tokens["org"] = self.state.issue_token("demo", role="organiser", team=None, actor="o")
+        self.uploads = tmp_path / "uploads"
+        app = create_app(self.state, "demo", self.uploads)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        for _ in range(100):
+            if self.server.started:
+                break
+            time.sleep(0.05)
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def submit(self, who: str | None, data: bytes, phase: str = "final") -> requests.Response:
+        headers = self.auth(who) if who else {}
+        files = {"file": ("algo.tar.gz", data, "application/gzip")}
+        return requests.post(
+            f"{self.url}/api/submissions", headers=headers, data={"phase": phase}, files=files,
+            timeout=30,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path)
+    yield s
+    s.stop()
+
+
+def test_a_team_uploads_and_sees_only_its_own(server: Server) -> None:
+    archive = b"not really a docker archive" * 100
+    got = server.submit("alpha", archive)
+    assert got.status_code == 201, got.text
+    body = got.json()
+    assert body["archive_sha256"] == hashlib.sha256(archive).hexdigest()
+    assert (server.uploads / f"{body['id']}.tar").read_bytes() == archive
+    assert [p.name for p in server.uploads.iterdir()] == [f"{body['id']}.tar"]  # no partials
+    mine = requests.get(f"{server.url}/api/submissions", headers=server.auth("alpha"), timeout=9)
+    assert [s["id"] for s in mine.json()] == [body["id"]]
+    theirs = requests.get(
+        f"{server.url}/api/submissions/{body['id']}", headers=server.auth("beta"), timeout=9
+    )
+    assert theirs.status_code == 404  # not even its existence
+    assert (
+        requests.get(f"{server.url}/api/submissions", headers=server.auth("beta"), timeout=9).json()
+        == []
+    )
+    every = requests.get(f"{server.url}/api/submissions", headers=server.auth("org"), timeout=9)
+    assert [s["id"] for s in every.json()] == [body["id"]]
+    for name, value in {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"}.items():
+        assert got.headers[name] == value
+
+
+def test_unauthenticated_forged_and_wrong_role_requests(server: Server) -> None:
+    assert server.submit(None, b"x").status_code == 401
+    forged = {"Authorization": "Bearer " + server.tokens["alpha"][:-2] + "xx"}
+    assert (
+        requests.get(f"{server.url}/api/submissions", headers=forged, timeout=9).status_code == 401
+    )
+    assert requests.get(f"{server.url}/api/submissions", timeout=9).status_code == 401
+    assert server.submit("org", b"x").status_code == 403  # organisers do not submit
+    assert server.submit("alpha", b"x", phase="../etc").status_code == 409
+    public = requests.get(f"{server.url}/api/challenge", timeout=9)
+    assert public.status_code == 200 and public.json()["phases"][0]["name"] == "final"
+    assert "/api/submissions" in requests.get(f"{server.url}/openapi.json", timeout=9).text
+
+
+def test_size_and_submission_limits(server: Server) -> None:
+    big = server.submit("alpha", b"0" * (1024 * 1024 + 1))
+    assert big.status_code == 413 and not any(server.uploads.iterdir())
+    assert server.submit("alpha", b"a").status_code == 201
+    assert server.submit("alpha", b"b").status_code == 201
+    third = server.submit("alpha", b"c")
+    assert third.status_code == 429 and "per day: 2" in third.json()["detail"]
+    assert len(list(server.uploads.iterdir())) == 2
+
+
+def test_failed_authentications_are_rate_limited(server: Server) -> None:
+    bad = {"Authorization": "Bearer nope"}
+    codes = [
+        requests.get(f"{server.url}/api/submissions", headers=bad, timeout=9).status_code
+        for _ in range(12)
+    ]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
