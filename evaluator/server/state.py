@@ -40,7 +40,14 @@ from evaluator.workspace import check_name
 if TYPE_CHECKING:
     from evaluator.store import Store
 
-__all__ = ["Job", "LimitReached", "Principal", "ServerState", "Submission"]
+__all__ = [
+    "Job",
+    "LimitReached",
+    "Principal",
+    "ServerState",
+    "Submission",
+    "SubmissionRecord",
+]
 
 
 class LimitReached(ChallengeError):
@@ -66,6 +73,23 @@ class Submission:
     phase: str
     status: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    """Everything the store holds of one submission (what the job runner and organiser see)."""
+
+    id: int
+    challenge: str
+    team: str
+    phase: str
+    status: str
+    entry: str | None
+    run_id: int | None
+    image_digest: str | None
+    archive_sha256: str | None
+    error_class: str | None
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -298,6 +322,48 @@ class ServerState:
                 submissions_table.update()
                 .where(submissions_table.c.id == submission_id)
                 .values(archive_sha256=sha256, archive_bytes=size)
+            )
+
+    def submission(self, submission_id: int) -> SubmissionRecord:
+        """One submission, whoever made it (for the job runner and the organiser).
+
+        Raises
+        ------
+        ChallengeError
+            No such submission.
+        """
+        s = submissions_table
+        query = (
+            sa.select(
+                s, challenges_table.c.name.label("challenge"), teams_table.c.name.label("team")
+            )
+            .join(challenges_table, challenges_table.c.id == s.c.challenge_id)
+            .join(teams_table, teams_table.c.id == s.c.team_id)
+            .where(s.c.id == submission_id)
+        )
+        with self.store.transaction() as conn:
+            r = conn.execute(query).first()
+        if r is None:
+            raise ChallengeError(f"no submission {submission_id}")
+        return SubmissionRecord(
+            r.id, r.challenge, r.team, r.phase, r.status, r.entry, r.run_id, r.image_digest,
+            r.archive_sha256, r.error_class, r.error,
+        )  # fmt: skip
+
+    def set_submission(self, submission_id: int, **values: object) -> None:
+        """Update a submission's status, entry, run, image digest or error; a final status
+        (``finished``, ``failed``) also stamps ``finished_at``."""
+        allowed = {"status", "entry", "run_id", "image_digest", "error_class", "error"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"not submission fields: {sorted(unknown)}")
+        if values.get("status") in ("finished", "failed"):
+            values["finished_at"] = _now()
+        with self.store.transaction() as conn:
+            conn.execute(
+                submissions_table.update()
+                .where(submissions_table.c.id == submission_id)
+                .values(**values)
             )
 
     def submissions(self, who: Principal) -> list[Submission]:

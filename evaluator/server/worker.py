@@ -1,0 +1,148 @@
+"""The job runner of ``ccbench serve``: each queued submission loaded, registered, run, scored.
+
+A worker claims a job (:meth:`evaluator.server.state.ServerState.claim_job`), keeps its
+heartbeat fresh from a second thread while the job runs, and finishes it. A job is one
+submission: its archive (``<uploads>/<id>.tar``) is loaded into the local engine with the
+checks of ``ccbench submit --image-file`` (:func:`evaluator.runner.submissions.load_image_archive`),
+the loaded image is checked against the challenge's image size limit, registered as the entry
+``<team>.s<id>`` for the phase's task, and run sandboxed on the phase's split
+(:func:`evaluator.runner.run.run_entry`) with the challenge's interface and resources. Whatever
+fails is recorded on the submission as its error class and message; the organiser sees the
+message, a team the class (a message can carry test data on a hidden phase).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evaluator.errors import CCBenchError
+
+if TYPE_CHECKING:
+    from evaluator.server.state import Job, ServerState
+    from evaluator.workspace import Workspace
+
+__all__ = ["Worker", "run_submission"]
+
+
+def run_submission(
+    state: ServerState, submission_id: int, *, workspace: Workspace, uploads: Path
+) -> None:
+    """Load, register and run one submission; its status and run go to the store."""
+    from evaluator.runner.contract import Resources
+    from evaluator.runner.docker_backend import DockerBackend
+    from evaluator.runner.run import run_entry
+    from evaluator.runner.submissions import load_image_archive, submit_image
+
+    sub = state.submission(submission_id)
+    _, spec, _ = state.challenge(sub.challenge)
+    phase = spec.phase(sub.phase)
+    state.set_submission(submission_id, status="running")
+    try:
+        backend = DockerBackend()
+        found = load_image_archive(
+            uploads / f"{submission_id}.tar",
+            backend=backend,
+            max_bytes=spec.upload.max_archive_mb * 1024 * 1024,
+        )
+        size_mb = int(backend.client.images.get(found.image_id).attrs.get("Size", 0)) / 2**20
+        if size_mb > spec.upload.max_image_mb:
+            raise CCBenchError(
+                f"the image is {size_mb:.0f} MB, over the limit of {spec.upload.max_image_mb} MB"
+            )
+        entry = f"{sub.team}.s{submission_id}"
+        manifest, _ = submit_image(
+            found.image_id,
+            name=entry,
+            tasks=[phase.task],
+            submissions_dir=workspace.submissions,
+            team=sub.team,
+            interface=spec.interface,
+            resources=Resources.model_validate(spec.resources) if spec.resources else None,
+            backend=backend,
+            overwrite=True,
+        )
+        outcome = run_entry(
+            entry, task=phase.task, split=phase.split, workspace=workspace, backend="docker",
+            submissions_dir=workspace.submissions,
+        )  # fmt: skip
+        run = state.store.find_run(outcome.name)
+        state.set_submission(
+            submission_id, status="finished", entry=entry, image_digest=manifest.image_digest,
+            run_id=None if run is None else run.id,
+        )  # fmt: skip
+    except CCBenchError as err:
+        state.set_submission(
+            submission_id, status="failed", error_class=type(err).__name__, error=str(err)
+        )
+
+
+@dataclass
+class Worker:
+    """A thread that runs queued submissions until stopped.
+
+    Attributes
+    ----------
+    name
+        Recorded on each job it claims (``host:pid:n``).
+    poll_s, heartbeat_s, stale_after_s
+        How often it looks for work, refreshes a running job's heartbeat, and after how long
+        without a heartbeat another worker may take a job over.
+    """
+
+    state: ServerState
+    workspace: Workspace
+    uploads: Path
+    name: str
+    poll_s: float = 2.0
+    heartbeat_s: float = 15.0
+    stale_after_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def run_once(self) -> Job | None:
+        """Claim and run one job; None when the queue is empty."""
+        job = self.state.claim_job(self.name, stale_after_s=self.stale_after_s)
+        if job is None:
+            return None
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_s):
+                if not self.state.heartbeat(job.id, self.name):
+                    return
+
+        beating = threading.Thread(target=beat, daemon=True)
+        beating.start()
+        try:
+            run_submission(
+                self.state, job.submission_id, workspace=self.workspace, uploads=self.uploads
+            )
+            self.state.finish_job(job.id, self.name, state="done")
+        except Exception:  # recorded on the job; the worker goes on with the next one
+            self.state.finish_job(job.id, self.name, state="failed")
+            raise
+        finally:
+            done.set()
+            beating.join()
+        return job
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.run_once()
+            except Exception:
+                job = None
+            if job is None:
+                self._stop.wait(self.poll_s)
