@@ -2018,3 +2018,169 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --------------------------------------------------------------------------------------------
+# serve, challenge
+# --------------------------------------------------------------------------------------------
+
+challenge_app = typer.Typer(
+    help="A self-hosted challenge: definition, teams, tokens, phases (for `ccbench serve`).",
+    no_args_is_help=True,
+)
+app.add_typer(challenge_app, name="challenge")
+StoreUrlOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Results store URL [default: $CCBENCH_STORE or the workspace]."),
+]
+
+
+def _server_state(store: str | None, workspace: Path | None) -> Any:
+    from evaluator.server.state import ServerState
+    from evaluator.store import Store
+
+    return ServerState(Store.open(store, workspace=_workspace(workspace).ensure()))
+
+
+def _actor() -> str:
+    """Who runs an organiser command, for the audit log: ``cli:<user>@<host>``."""
+    import getpass
+    import socket
+
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
+
+
+@challenge_app.command("init")
+@_fail_cleanly
+def challenge_init(
+    file: Annotated[Path, typer.Argument(help="The challenge definition (YAML).")],
+    update: Annotated[
+        bool, typer.Option("--update", help="Replace an existing definition.")
+    ] = False,
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Record a challenge from its definition file (phases, limits, what the public sees).
+
+    Examples:
+
+        ccbench challenge init challenge.yaml
+    """
+    from evaluator.server.challenge import load_challenge
+
+    spec = load_challenge(file)
+    _server_state(store, workspace).create_challenge(spec, actor=_actor(), update=update)
+    console.print(f"challenge [bold]{markup_safe(spec.name)}[/]: {len(spec.phases)} phase(s)")
+
+
+@challenge_app.command("add-team")
+@_fail_cleanly
+def challenge_add_team(
+    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    team: Annotated[str, typer.Argument(help="Team name (letters, digits, _.-).")],
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Add a team to a challenge (then give it a token with `ccbench challenge token`)."""
+    _server_state(store, workspace).add_team(challenge, team, actor=_actor())
+    console.print(f"team [bold]{markup_safe(team)}[/] added")
+
+
+@challenge_app.command("token")
+@_fail_cleanly
+def challenge_token(
+    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    team: Annotated[str | None, typer.Option("--team", help="The team's token.")] = None,
+    organiser: Annotated[
+        bool, typer.Option("--organiser", help="An organiser's token instead.")
+    ] = False,
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Issue a token; it is printed once and only its SHA-256 digest is stored."""
+    if organiser == (team is not None):
+        raise typer.BadParameter("give --team NAME or --organiser", param_hint="--team")
+    token = _server_state(store, workspace).issue_token(
+        challenge, role="organiser" if organiser else "team", team=team, actor=_actor()
+    )
+    typer.echo(token)
+
+
+def _set_open(challenge: str, is_open: bool, store: str | None, workspace: Path | None) -> None:
+    _server_state(store, workspace).set_open(challenge, is_open, actor=_actor())
+    console.print(f"challenge {markup_safe(challenge)} {'open' if is_open else 'closed'}")
+
+
+@challenge_app.command("open")
+@_fail_cleanly
+def challenge_open(
+    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Take submissions (within each phase's dates)."""
+    _set_open(challenge, True, store, workspace)
+
+
+@challenge_app.command("close")
+@_fail_cleanly
+def challenge_close(
+    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Take no more submissions (queued ones still run)."""
+    _set_open(challenge, False, store, workspace)
+
+
+@challenge_app.command("rerun")
+@_fail_cleanly
+def challenge_rerun(
+    submission: Annotated[int, typer.Argument(help="Submission id.")],
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Queue a submission again (after fixing the data or the sandbox limits)."""
+    _server_state(store, workspace).requeue(submission, actor=_actor())
+    console.print(f"submission {submission} queued again")
+
+
+@app.command("serve")
+@_fail_cleanly
+def serve(
+    challenge: Annotated[str, typer.Option("--challenge", "-c", help="Challenge name.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=0, help="Job runners in this process.")] = 1,
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Serve a challenge: the HTTP API and pages, and the job queue's runners.
+
+    Examples:
+
+        ccbench serve --challenge autopet-demo --port 8000
+    """
+    import os
+    import socket
+
+    import uvicorn
+
+    from evaluator.server.app import create_app
+    from evaluator.server.worker import Worker
+
+    ws = _workspace(workspace).ensure()
+    state = _server_state(store, workspace)
+    state.challenge(challenge)  # exists
+    uploads = ws.root / "server" / challenge / "uploads"
+    runners = [
+        Worker(state, ws, uploads, name=f"{socket.gethostname()}:{os.getpid()}:{k}")
+        for k in range(workers)
+    ]
+    for runner in runners:
+        runner.start()
+    try:
+        uvicorn.run(create_app(state, challenge, uploads), host=host, port=port)
+    finally:
+        for runner in runners:
+            runner.stop(timeout=5)

@@ -380,6 +380,25 @@ class ServerState:
             for r in rows
         ]
 
+    def requeue(self, submission_id: int, *, actor: str) -> None:
+        """Run a submission again (``ccbench challenge rerun``): its job back in the queue."""
+        sub = self.submission(submission_id)
+        with self.store.transaction() as conn:
+            conn.execute(
+                jobs_table.update()
+                .where(jobs_table.c.submission_id == submission_id)
+                .values(state="queued", worker=None)
+            )
+            conn.execute(
+                submissions_table.update()
+                .where(submissions_table.c.id == submission_id)
+                .values(status="queued", error_class=None, error=None, finished_at=None)
+            )
+            cid = conn.execute(
+                sa.select(challenges_table.c.id).where(challenges_table.c.name == sub.challenge)
+            ).scalar_one()
+            self._audit(conn, int(cid), actor, "rerun", {"submission": submission_id})
+
     # -- the job queue ----------------------------------------------------------------------
 
     def claim_job(self, worker: str, *, stale_after_s: float = 120.0) -> Job | None:

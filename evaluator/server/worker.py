@@ -142,7 +142,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 job = self.run_once()
-            except Exception:
+            except Exception:  # one job's crash (recorded on it) must not stop the queue
                 job = None
             if job is None:
                 self._stop.wait(self.poll_s)
