@@ -2172,7 +2172,16 @@ def serve(
     ws = _workspace(workspace).ensure()
     state = _server_state(store, workspace)
     state.challenge(challenge)  # exists
-    uploads = ws.root / "server" / challenge / "uploads"
+    folder = ws.root / "server" / challenge
+    uploads = folder / "uploads"
+    secret_file = folder / "secret"
+    if not secret_file.is_file():  # signs the pages' sessions; the owner alone reads it
+        import secrets
+
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
     runners = [
         Worker(state, ws, uploads, name=f"{socket.gethostname()}:{os.getpid()}:{k}")
         for k in range(workers)
@@ -2180,7 +2189,8 @@ def serve(
     for runner in runners:
         runner.start()
     try:
-        uvicorn.run(create_app(state, challenge, uploads), host=host, port=port)
+        app_ = create_app(state, challenge, uploads, secret=secret_file.read_bytes())
+        uvicorn.run(app_, host=host, port=port, proxy_headers=True)
     finally:
         for runner in runners:
             runner.stop(timeout=5)

@@ -82,8 +82,12 @@ def _submission_json(sub: Any) -> dict[str, Any]:
     }
 
 
-def create_app(state: ServerState, challenge: str, uploads: Path) -> FastAPI:
-    """The application serving ``challenge`` from ``state``; uploads go under ``uploads``."""
+def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: bytes) -> FastAPI:
+    """The application serving ``challenge`` from ``state``; uploads go under ``uploads``.
+
+    ``secret`` signs the pages' session cookies and their CSRF tokens (``ccbench serve`` keeps
+    one per challenge in the workspace, readable by its owner only).
+    """
     app = FastAPI(title=f"ccbench challenge {challenge}", docs_url=None, redoc_url=None)
     limiter = _FailureLimiter(AUTH_FAILURES_PER_MINUTE)
     uploads.mkdir(parents=True, exist_ok=True)
@@ -141,9 +145,8 @@ def create_app(state: ServerState, challenge: str, uploads: Path) -> FastAPI:
             ],
         }  # fmt: skip
 
-    @app.post("/api/submissions", status_code=201)
-    async def submit(who: Who, phase: Annotated[str, Form()], file: UploadFile) -> dict[str, Any]:
-        team = need(who, "team")
+    async def receive(team: Principal, phase: str, file: UploadFile) -> dict[str, Any]:
+        """Stream an upload to disk (size limit, SHA-256), then record the submission."""
         _, spec, _ = state.challenge(challenge)
         spec.phase(phase)  # 409 naming the phases
         limit = spec.upload.max_archive_mb * 1024 * 1024
@@ -167,6 +170,10 @@ def create_app(state: ServerState, challenge: str, uploads: Path) -> FastAPI:
         (sub,) = [s for s in state.submissions(team) if s.id == sid]
         return {**_submission_json(sub), "archive_sha256": digest.hexdigest(), "bytes": size}
 
+    @app.post("/api/submissions", status_code=201)
+    async def submit(who: Who, phase: Annotated[str, Form()], file: UploadFile) -> dict[str, Any]:
+        return await receive(need(who, "team"), phase, file)
+
     @app.get("/api/submissions")
     def list_submissions(who: Who) -> list[dict[str, Any]]:
         holder = need(who, "team", "organiser")
@@ -180,7 +187,185 @@ def create_app(state: ServerState, challenge: str, uploads: Path) -> FastAPI:
                 return _submission_json(sub)
         raise HTTPException(404, "no such submission")
 
+    _pages(app, state, challenge, secret, limiter, receive)
     return app
+
+
+SESSION_COOKIE = "ccbench_session"
+#: How long a page session lasts, seconds.
+SESSION_MAX_AGE_S = 12 * 3600
+
+
+def _pages(
+    app: FastAPI,
+    state: ServerState,
+    challenge: str,
+    secret: bytes,
+    limiter: _FailureLimiter,
+    receive: Any,
+) -> None:
+    """The HTML pages: the public leaderboard, sign-in, a team's submissions and upload form.
+
+    A team signs in with its token; the session cookie (HttpOnly, SameSite=Strict) holds the
+    token's digest signed with ``secret``, never the token. Every form carries a CSRF token, an
+    HMAC of the session under ``secret``, checked on POST (403 otherwise).
+    """
+    import hmac
+
+    import jinja2
+    from fastapi.responses import HTMLResponse, RedirectResponse
+    from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+    from evaluator.server.auth import hash_token
+
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("evaluator.server", "templates"),
+                jinja2.PackageLoader("leaderboards", "templates"),
+            ]
+        ),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    signer = URLSafeTimedSerializer(secret, salt="ccbench-session")
+
+    def csrf_of(digest: str) -> str:
+        return hmac.new(secret, b"csrf:" + digest.encode(), hashlib.sha256).hexdigest()
+
+    def session(request: Request) -> tuple[Principal, str] | None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        try:
+            digest = str(signer.loads(cookie, max_age=SESSION_MAX_AGE_S))
+        except BadSignature:
+            return None
+        who = state.holder(digest)
+        if who is None or who.challenge != challenge or who.role != "team":
+            return None
+        return who, digest
+
+    def page(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
+        _, spec, _ = state.challenge(challenge)
+        held = session(request)
+        html = env.get_template(name).render(
+            title=spec.title or spec.name, challenge=spec.name,
+            who=held[0].team if held else None, root="/", generated="", version="",
+            **context,
+        )  # fmt: skip
+        return HTMLResponse(html, status_code=status)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        _, _, is_open = state.challenge(challenge)
+        return page(
+            "server-index.html", request, phases=leaderboard_rows(state, challenge),
+            open_text="Taking submissions." if is_open else "Not taking submissions.",
+        )  # fmt: skip
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request) -> HTMLResponse:
+        return page("server-login.html", request, error="")
+
+    @app.post("/login", response_model=None)
+    def login(request: Request, token: Annotated[str, Form()]) -> Any:
+        client = request.client.host if request.client else "?"
+        if limiter.blocked(client):
+            return page("server-login.html", request, 429, error="Too many attempts; wait.")
+        who = state.authenticate(token)
+        if who is None or who.challenge != challenge or who.role != "team":
+            limiter.failed(client)
+            return page("server-login.html", request, 401, error="Unknown team token.")
+        response = RedirectResponse("/team", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE, signer.dumps(hash_token(token)), max_age=SESSION_MAX_AGE_S,
+            httponly=True, samesite="strict", secure=request.url.scheme == "https",
+        )  # fmt: skip
+        return response
+
+    @app.get("/team", response_model=None)
+    def team_page(request: Request, message: str = "") -> Any:
+        held = session(request)
+        if held is None:
+            return RedirectResponse("/login", status_code=303)
+        who, digest = held
+        _, spec, _ = state.challenge(challenge)
+        rows = [
+            {
+                "id": s.id, "phase": s.phase, "status": s.status,
+                "error": state.submission(s.id).error_class,
+                "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+            for s in state.submissions(who)
+        ]  # fmt: skip
+        return page(
+            "server-team.html", request, csrf=csrf_of(digest), submissions=rows,
+            phases=[p.name for p in spec.phases], message=message[:200],
+        )  # fmt: skip
+
+    @app.post("/team/submit", response_model=None)
+    async def team_submit(
+        request: Request,
+        csrf: Annotated[str, Form()],
+        phase: Annotated[str, Form()],
+        file: UploadFile,
+    ) -> Any:
+        held = session(request)
+        if held is None:
+            raise HTTPException(401, "sign in first")
+        who, digest = held
+        if not hmac.compare_digest(csrf, csrf_of(digest)):
+            raise HTTPException(403, "the form's CSRF token does not match the session")
+        try:
+            sub = await receive(who, phase, file)
+            message = f"submission {sub['id']} received"
+        except (ChallengeError, HTTPException) as err:
+            message = str(getattr(err, "detail", err))
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/team?message={quote(message)}", status_code=303)
+
+
+def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]:
+    """Per phase, its finished submissions' run-level means, best first (what the public sees:
+    on a hidden phase only its ``public_metrics``)."""
+    from evaluator.datasets.registry import load_registry
+    from evaluator.metrics.registry import METRICS
+
+    _, spec, _ = state.challenge(challenge)
+    registry = load_registry()
+    out = []
+    for phase in spec.phases:
+        profile = registry.profile(registry.task(phase.task))
+        metrics = list(phase.public_metrics or profile.metrics)
+        scored = state.scored_submissions(challenge, phase.name)
+        frame = (
+            state.store.aggregates_frame(run_ids=[run for _, _, run in scored]) if scored else None
+        )
+        raw: list[tuple[int, str, list[float | None]]] = []
+        for sid, team, run in scored:
+            values: dict[str, float] = {}
+            if frame is not None:
+                mine = frame[(frame["run_id"] == run) & (frame["label"] == 0)]
+                values = dict(zip(mine["metric"], mine["value"].astype(float), strict=True))
+            raw.append((sid, team, [values.get(m) for m in metrics]))
+        if metrics:
+            sign = -1.0 if METRICS[metrics[0]].higher_is_better else 1.0
+            raw.sort(key=lambda r: (r[2][0] is None, sign * (r[2][0] or 0.0)))
+        rows = [
+            {"id": sid, "team": team, "values": ["–" if v is None else f"{v:.3f}" for v in vals]}
+            for sid, team, vals in raw
+        ]
+        out.append(
+            {
+                "name": phase.name, "task": phase.task, "split": phase.split,
+                "start": phase.start.isoformat(), "end": phase.end.isoformat(),
+                "limits": phase.limits.model_dump(), "hidden": phase.hidden,
+                "metrics": metrics, "rows": rows,
+            }
+        )  # fmt: skip
+    return out
 
 
 def _temporary(folder: Path) -> tuple[int, str]:

@@ -229,6 +229,10 @@ class ServerState:
 
     def authenticate(self, token: str) -> Principal | None:
         """Who holds ``token``; None for an unknown or revoked one."""
+        return self.holder(hash_token(token))
+
+    def holder(self, token_hash: str) -> Principal | None:
+        """Who holds the token of this digest (a signed session cookie carries the digest)."""
         query = (
             sa.select(
                 tokens_table.c.role,
@@ -239,7 +243,7 @@ class ServerState:
             )
             .join(challenges_table, challenges_table.c.id == tokens_table.c.challenge_id)
             .outerjoin(teams_table, teams_table.c.id == tokens_table.c.team_id)
-            .where(tokens_table.c.token_hash == hash_token(token))
+            .where(tokens_table.c.token_hash == token_hash)
             .where(tokens_table.c.revoked_at.is_(None))
         )
         with self.store.transaction() as conn:
@@ -365,6 +369,20 @@ class ServerState:
                 .where(submissions_table.c.id == submission_id)
                 .values(**values)
             )
+
+    def scored_submissions(self, challenge: str, phase: str) -> list[tuple[int, str, int]]:
+        """``(submission id, team, run id)`` of a phase's finished submissions, in order."""
+        cid, _, _ = self.challenge(challenge)
+        s = submissions_table
+        query = (
+            sa.select(s.c.id, teams_table.c.name, s.c.run_id)
+            .join(teams_table, teams_table.c.id == s.c.team_id)
+            .where(s.c.challenge_id == cid, s.c.phase == phase, s.c.status == "finished")
+            .where(s.c.run_id.is_not(None))
+            .order_by(s.c.id)
+        )
+        with self.store.transaction() as conn:
+            return [(int(r[0]), str(r[1]), int(r[2])) for r in conn.execute(query).all()]
 
     def submissions(self, who: Principal) -> list[Submission]:
         """The submissions ``who`` may see: a team its own, an organiser every one."""

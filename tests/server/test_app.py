@@ -44,7 +44,7 @@ class Server:
             self.tokens[team] = self.state.issue_token("demo", role="team", team=team, actor="o")
         self.tokens["org"] = self.state.issue_token("demo", role="organiser", team=None, actor="o")
         self.uploads = tmp_path / "uploads"
-        app = create_app(self.state, "demo", self.uploads)
+        app = create_app(self.state, "demo", self.uploads, secret=b"k" * 32)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -136,3 +136,48 @@ def test_failed_authentications_are_rate_limited(server: Server) -> None:
         for _ in range(12)
     ]
     assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+
+
+def test_the_pages_sign_in_and_the_form_needs_its_csrf_token(server: Server) -> None:
+    import re
+
+    public = requests.get(server.url, timeout=9)
+    assert public.status_code == 200 and 'id="phase-final"' in public.text
+    assert "Content-Security-Policy" in public.headers
+    web = requests.Session()
+    bad = web.post(f"{server.url}/login", data={"token": "nope"}, timeout=9)
+    assert bad.status_code == 401 and "ccbench_session" not in web.cookies
+    org = web.post(f"{server.url}/login", data={"token": server.tokens["org"]}, timeout=9)
+    assert org.status_code == 401  # the pages are for teams
+    ok = web.post(
+        f"{server.url}/login", data={"token": server.tokens["alpha"]}, timeout=9,
+        allow_redirects=False,
+    )  # fmt: skip
+    assert ok.status_code == 303
+    cookie = ok.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert server.tokens["alpha"] not in cookie  # a signed digest, never the token
+    team = web.get(f"{server.url}/team", timeout=9)
+    assert team.status_code == 200 and 'id="upload"' in team.text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', team.text)
+    assert csrf is not None
+    files = {"file": ("algo.tar.gz", b"abc", "application/gzip")}
+    forged = web.post(
+        f"{server.url}/team/submit", data={"csrf": "0" * 64, "phase": "final"}, files=files,
+        timeout=9,
+    )  # fmt: skip
+    assert forged.status_code == 403
+    done = web.post(
+        f"{server.url}/team/submit", data={"csrf": csrf.group(1), "phase": "final"},
+        files=files, timeout=9,
+    )  # fmt: skip
+    assert done.status_code == 200 and "received" in done.text
+    assert "<td>1</td>" in done.text  # the list shows the new submission
+    # another client with the cookie of no session, or a tampered one, is sent to sign in
+    stranger = requests.get(f"{server.url}/team", timeout=9, allow_redirects=False)
+    assert stranger.status_code == 303 and stranger.headers["location"] == "/login"
+    tampered = requests.get(
+        f"{server.url}/team", cookies={"ccbench_session": web.cookies["ccbench_session"] + "x"},
+        timeout=9, allow_redirects=False,
+    )  # fmt: skip
+    assert tampered.status_code == 303
