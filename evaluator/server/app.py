@@ -340,21 +340,13 @@ def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]
         profile = registry.profile(registry.task(phase.task))
         metrics = list(phase.public_metrics or profile.metrics)
         scored = state.scored_submissions(challenge, phase.name)
-        frame = (
-            state.store.aggregates_frame(run_ids=[run for _, _, run in scored]) if scored else None
-        )
-        raw: list[tuple[int, str, list[float | None]]] = []
-        for sid, team, run in scored:
-            values: dict[str, float] = {}
-            if frame is not None:
-                mine = frame[(frame["run_id"] == run) & (frame["label"] == 0)]
-                values = dict(zip(mine["metric"], mine["value"].astype(float), strict=True))
-            raw.append((sid, team, [values.get(m) for m in metrics]))
+        means = _run_means(state, [run for _, _, run in scored], metrics)
+        raw = [(sid, team, [means.get((run, m)) for m in metrics]) for sid, team, run in scored]
         if metrics:
             sign = -1.0 if METRICS[metrics[0]].higher_is_better else 1.0
             raw.sort(key=lambda r: (r[2][0] is None, sign * (r[2][0] or 0.0)))
         rows = [
-            {"id": sid, "team": team, "values": ["–" if v is None else f"{v:.3f}" for v in vals]}
+            {"id": sid, "team": team, "cells": ["–" if v is None else f"{v:.3f}" for v in vals]}
             for sid, team, vals in raw
         ]
         out.append(
@@ -366,6 +358,23 @@ def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]
             }
         )  # fmt: skip
     return out
+
+
+def _run_means(
+    state: ServerState, run_ids: list[int], metrics: list[str]
+) -> dict[tuple[int, str], float]:
+    """``(run, metric)`` -> the mean over cases of each case's mean over labels (NaN skipped,
+    as ``ccbench evaluate``'s summary; a rejected case holds the metric's worst value)."""
+    if not run_ids:
+        return {}
+    frame = state.store.results_frame(run_ids=run_ids)
+    frame = frame[frame["metric"].isin(metrics)]
+    per_case = frame.groupby(["run_id", "metric", "case_id"])["value"].mean()
+    return {
+        (int(run), str(metric)): float(value)
+        for (run, metric), value in per_case.groupby(level=["run_id", "metric"]).mean().items()
+        if value == value  # not NaN
+    }
 
 
 def _temporary(folder: Path) -> tuple[int, str]:

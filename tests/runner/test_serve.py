@@ -1,0 +1,139 @@
+"""``ccbench serve`` end to end: real uvicorn on loopback, real uploads of a ``docker save``
+archive, the job runner loading it and running it sandboxed, the leaderboard by role."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from evaluator.workspace import Workspace
+
+uvicorn = pytest.importorskip("uvicorn")
+
+pytestmark = pytest.mark.slow
+
+SPEC = {
+    "name": "demo",
+    "phases": [
+        {
+            "name": "final", "task": "autopet-phantom", "split": "test",
+            "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
+            "limits": {"per_day": 2}, "hidden": True, "public_metrics": ["dice"],
+        }
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def archive(test_images: dict[str, str], docker_backend: Any, tmp_path_factory: Any) -> Path:
+    """The threshold baseline's image as a ``docker save`` archive."""
+    path = tmp_path_factory.mktemp("archive") / "algo.tar"
+    image = docker_backend.client.images.get(test_images["baseline"])
+    with path.open("wb") as out:
+        for chunk in image.save(named=False):
+            out.write(chunk)
+    return path
+
+
+class Server:
+    def __init__(self, root: Path) -> None:
+        from evaluator.datasets.phantoms import write_phantoms
+        from evaluator.datasets.splits import make_split
+        from evaluator.server.app import create_app
+        from evaluator.server.challenge import ChallengeSpec
+        from evaluator.server.state import ServerState
+        from evaluator.server.worker import Worker
+        from evaluator.store import Store
+
+        self.ws = Workspace(root / "ws").ensure()
+        write_phantoms("autopet", workspace=self.ws, cases=10, size="small", seed=2)
+        make_split("autopet-phantom", workspace=self.ws, seed=0)
+        self.state = ServerState(Store.open(workspace=self.ws))
+        self.state.create_challenge(ChallengeSpec.model_validate(SPEC), actor="org")
+        self.state.set_open("demo", True, actor="org")
+        self.tokens = {}
+        for team in ("alpha", "beta"):
+            self.state.add_team("demo", team, actor="org")
+            self.tokens[team] = self.state.issue_token("demo", role="team", team=team, actor="o")
+        self.tokens["org"] = self.state.issue_token("demo", role="organiser", team=None, actor="o")
+        uploads = self.ws.root / "server" / "demo" / "uploads"
+        app = create_app(self.state, "demo", uploads, secret=b"k" * 32)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.worker = Worker(self.state, self.ws, uploads, name="test-worker", poll_s=0.5)
+        self.worker.start()
+        while not self.server.started:
+            time.sleep(0.05)
+
+    def get(self, path: str, who: str | None = None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
+        return requests.get(f"{self.url}{path}", headers=headers, timeout=30)
+
+    def stop(self) -> None:
+        self.worker.stop(timeout=60)
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path)
+    yield s
+    s.stop()
+
+
+def test_uploads_run_sandboxed_and_reach_the_board(server: Server, archive: Path) -> None:
+    ids = {}
+    for team in ("alpha", "beta"):
+        with archive.open("rb") as fh:
+            got = requests.post(
+                f"{server.url}/api/submissions",
+                headers={"Authorization": f"Bearer {server.tokens[team]}"},
+                data={"phase": "final"}, files={"file": ("algo.tar", fh)}, timeout=300,
+            )  # fmt: skip
+        assert got.status_code == 201, got.text
+        ids[team] = got.json()["id"]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        states = [s["status"] for s in server.get("/api/submissions", "org").json()]
+        if all(s in ("finished", "failed") for s in states):
+            break
+        time.sleep(2)
+    for team, sid in ids.items():
+        record = server.state.submission(sid)
+        assert record.status == "finished", (record.error_class, record.error)
+        assert record.entry == f"{team}.s{sid}" and record.run_id is not None
+    # each team sees its own submission only; the organiser both
+    assert [s["id"] for s in server.get("/api/submissions", "alpha").json()] == [ids["alpha"]]
+    assert server.get(f"/api/submissions/{ids['beta']}", "alpha").status_code == 404
+    assert len(server.get("/api/submissions", "org").json()) == 2
+    # the public board: both teams, the hidden phase's public metric only
+    board = server.get("/").text
+    assert "alpha" in board and "beta" in board
+    section = board[board.index('id="phase-final"') :]
+    assert "<th>dice</th>" in section and "<th>iou</th>" not in section
+    # the numbers are the runs' own: the mean over cases of each case's mean Dice over labels
+    import re
+
+    from evaluator.store import Store
+
+    with Store.open(workspace=server.ws) as db:
+        for team, sid in ids.items():
+            rows = db.results_frame(run_ids=[server.state.submission(sid).run_id])
+            dice = rows[rows["metric"] == "dice"].groupby("case_id")["value"].mean().mean()
+            row = re.search(rf"<td class=\"text\">{team}</td>.*?</tr>", section)
+            assert row is not None and f"<td>{dice:.3f}</td>" in row.group(0), row
