@@ -2152,6 +2152,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(min=0, help="Job runners in this process.")] = 1,
+    stale_after: Annotated[
+        float,
+        typer.Option(
+            "--stale-after",
+            min=1,
+            help="Seconds without a heartbeat after which a running job (its server died) is "
+            "run again.",
+        ),
+    ] = 120.0,
     store: StoreUrlOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -2183,7 +2192,14 @@ def serve(
         with os.fdopen(fd, "wb") as out:
             out.write(secrets.token_bytes(32))
     runners = [
-        Worker(state, ws, uploads, name=f"{socket.gethostname()}:{os.getpid()}:{k}")
+        Worker(
+            state,
+            ws,
+            uploads,
+            name=f"{socket.gethostname()}:{os.getpid()}:{k}",
+            stale_after_s=stale_after,
+            heartbeat_s=min(15.0, stale_after / 4),
+        )
         for k in range(workers)
     ]
     for runner in runners:

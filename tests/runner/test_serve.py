@@ -137,3 +137,86 @@ def test_uploads_run_sandboxed_and_reach_the_board(server: Server, archive: Path
             dice = rows[rows["metric"] == "dice"].groupby("case_id")["value"].mean().mean()
             row = re.search(rf"<td class=\"text\">{team}</td>.*?</tr>", section)
             assert row is not None and f"<td>{dice:.3f}</td>" in row.group(0), row
+
+
+def _serve(ws: Workspace, port: int) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    cli = "from evaluator.cli import main; main()"
+    args = ["serve", "-c", "demo", "--port", str(port), "--stale-after", "3", "-w", str(ws.root)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", cli, *args], cwd=Path(__file__).parents[2],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "CCBENCH_STORE": ""},
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/api/challenge", timeout=1)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(proc.stderr.read().decode() if proc.stderr else "no server")
+
+
+def test_a_server_killed_mid_run_loses_no_job(
+    tmp_path: Path, archive: Path, docker_backend: Any
+) -> None:
+    import os
+    import signal
+
+    from evaluator.datasets.phantoms import write_phantoms
+    from evaluator.datasets.splits import make_split
+    from evaluator.server.challenge import ChallengeSpec
+    from evaluator.server.state import ServerState
+    from evaluator.store import Store
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    write_phantoms("autopet", workspace=ws, cases=10, size="small", seed=2)
+    make_split("autopet-phantom", workspace=ws, seed=0)
+    state = ServerState(Store.open(workspace=ws))
+    state.create_challenge(ChallengeSpec.model_validate(SPEC), actor="org")
+    state.set_open("demo", True, actor="org")
+    state.add_team("demo", "alpha", actor="org")
+    token = state.issue_token("demo", role="team", team="alpha", actor="org")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    first = _serve(ws, port)
+    try:
+        with archive.open("rb") as fh:
+            got = requests.post(
+                f"http://127.0.0.1:{port}/api/submissions",
+                headers={"Authorization": f"Bearer {token}"},
+                data={"phase": "final"}, files={"file": ("algo.tar", fh)}, timeout=300,
+            )  # fmt: skip
+        assert got.status_code == 201, got.text
+        sid = got.json()["id"]
+        deadline = time.monotonic() + 120
+        while state.submission(sid).status != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert state.submission(sid).status == "running"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the server dies mid-run, job and all
+        first.wait()
+    second = _serve(ws, port)
+    try:
+        deadline = time.monotonic() + 300
+        while state.submission(sid).status == "running" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        record = state.submission(sid)
+        assert record.status == "finished", (record.error_class, record.error)
+        job = state.claim_job("probe")  # nothing left to claim: the job was done
+        assert job is None
+        with state.store.engine.connect() as conn:
+            attempts = conn.exec_driver_sql("SELECT attempts, state FROM jobs").all()
+        assert [tuple(a) for a in attempts] == [(2, "done")]  # claimed again after the kill
+        from evaluator.runner.docker_backend import labelled_containers
+
+        left = labelled_containers(docker_backend.client, "ccbench.entry")
+        assert not [c for c in left if c.labels.get("ccbench.entry") == f"alpha.s{sid}"]
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
