@@ -96,7 +96,22 @@ def server(tmp_path: Path) -> Iterator[Server]:
     s.stop()
 
 
-def test_uploads_run_sandboxed_and_reach_the_board(server: Server, archive: Path) -> None:
+def _upload_in_the_browser(driver: Any, server: Server, token: str, archive: Path) -> str:
+    """Sign in and upload through the team page's form in headless Chromium; the message."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(f"{server.url}/login")
+    driver.find_element(By.NAME, "token").send_keys(token)
+    driver.find_element(By.CSS_SELECTOR, "form button").click()
+    assert driver.current_url.endswith("/team")
+    driver.find_element(By.NAME, "file").send_keys(str(archive))
+    driver.find_element(By.CSS_SELECTOR, "#upload button").click()
+    return str(driver.find_element(By.ID, "message").text)
+
+
+def test_uploads_run_sandboxed_and_reach_the_board(
+    server: Server, archive: Path, driver: Any
+) -> None:
     ids = {}
     for team in ("alpha", "beta"):
         with archive.open("rb") as fh:
@@ -107,20 +122,26 @@ def test_uploads_run_sandboxed_and_reach_the_board(server: Server, archive: Path
             )  # fmt: skip
         assert got.status_code == 201, got.text
         ids[team] = got.json()["id"]
+    message = _upload_in_the_browser(driver, server, server.tokens["alpha"], archive)
+    assert message.startswith("submission ") and message.endswith(" received"), message
+    ids["alpha-form"] = int(message.split()[1])
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         states = [s["status"] for s in server.get("/api/submissions", "org").json()]
         if all(s in ("finished", "failed") for s in states):
             break
         time.sleep(2)
-    for team, sid in ids.items():
+    for key, sid in ids.items():
         record = server.state.submission(sid)
         assert record.status == "finished", (record.error_class, record.error)
-        assert record.entry == f"{team}.s{sid}" and record.run_id is not None
-    # each team sees its own submission only; the organiser both
-    assert [s["id"] for s in server.get("/api/submissions", "alpha").json()] == [ids["alpha"]]
+        assert record.entry == f"{key.split('-')[0]}.s{sid}" and record.run_id is not None
+    # each team sees its own submissions only; the organiser every one
+    mine = [s["id"] for s in server.get("/api/submissions", "alpha").json()]
+    assert mine == [ids["alpha"], ids["alpha-form"]]
     assert server.get(f"/api/submissions/{ids['beta']}", "alpha").status_code == 404
-    assert len(server.get("/api/submissions", "org").json()) == 2
+    assert len(server.get("/api/submissions", "org").json()) == 3
+    driver.refresh()  # the team page lists both, finished
+    assert driver.page_source.count(">finished</td>") == 2
     # the public board: both teams, the hidden phase's public metric only
     board = server.get("/").text
     assert "alpha" in board and "beta" in board
@@ -132,7 +153,7 @@ def test_uploads_run_sandboxed_and_reach_the_board(server: Server, archive: Path
     from evaluator.store import Store
 
     with Store.open(workspace=server.ws) as db:
-        for team, sid in ids.items():
+        for team, sid in ((k, v) for k, v in ids.items() if "-" not in k):
             rows = db.results_frame(run_ids=[server.state.submission(sid).run_id])
             dice = rows[rows["metric"] == "dice"].groupby("case_id")["value"].mean().mean()
             row = re.search(rf"<td class=\"text\">{team}</td>.*?</tr>", section)
