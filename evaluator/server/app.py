@@ -16,7 +16,10 @@ Endpoints (the OpenAPI description is served at ``/openapi.json``):
   only; streamed to disk with the size limit and hashed while it arrives; 201 with the
   submission, 413 over the size limit, 429 over the phase's submission limit;
 * ``GET /api/submissions``: a team's own submissions (the organiser: all);
-* ``GET /api/submissions/{id}``: one of them.
+* ``GET /api/submissions/{id}``: one of them;
+* ``GET /api/submissions/{id}/logs``: its container logs (the organiser; its team only on a
+  phase that is not hidden);
+* ``GET /api/submissions/{id}/cases``: its per-case results (the organiser only).
 """
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time
@@ -186,6 +189,44 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
             if sub.id == sid:
                 return _submission_json(sub)
         raise HTTPException(404, "no such submission")
+
+    def visible(holder: Principal, sid: int) -> Any:
+        """The submission record when ``holder`` may see it (404 otherwise, existence hidden)."""
+        if not any(s.id == sid for s in state.submissions(holder)):
+            raise HTTPException(404, "no such submission")
+        return state.submission(sid)
+
+    @app.get("/api/submissions/{sid}/logs")
+    def submission_logs(sid: int, who: Who) -> dict[str, Any]:
+        """The container logs of a submission's run: the organiser always; its team only on a
+        phase that is not hidden (logs can carry test data)."""
+        holder = need(who, "team", "organiser")
+        record = visible(holder, sid)
+        _, spec, _ = state.challenge(challenge)
+        if holder.role == "team" and spec.phase(record.phase).hidden:
+            raise HTTPException(403, f"phase '{record.phase}' is hidden: no logs for teams")
+        lines = [] if record.run_id is None else state.store.logs(record.run_id)
+        return {"id": sid, "lines": [{"case": c, "stream": st, "message": m} for c, st, m in lines]}
+
+    @app.get("/api/submissions/{sid}/cases")
+    def submission_cases(sid: int, who: Who) -> dict[str, Any]:
+        """Per-case results of a submission's run: the organiser only."""
+        holder = need(who, "organiser")
+        record = visible(holder, sid)
+        if record.run_id is None:
+            return {"id": sid, "results": []}
+        frame = state.store.results_frame(run_ids=[record.run_id])
+        rows = frame[["case_id", "label", "metric", "value"]].to_dict("records")
+        for row in rows:  # JSON has no NaN or infinity: null (undefined) and "inf" / "-inf"
+            value = float(row["value"])
+            row["value"] = (
+                None
+                if value != value
+                else value
+                if abs(value) != float("inf")
+                else ("inf" if value > 0 else "-inf")
+            )
+        return {"id": sid, "error": record.error, "results": rows}
 
     _pages(app, state, challenge, secret, limiter, receive)
     return app

@@ -99,14 +99,17 @@ def server(tmp_path: Path) -> Iterator[Server]:
 def _upload_in_the_browser(driver: Any, server: Server, token: str, archive: Path) -> str:
     """Sign in and upload through the team page's form in headless Chromium; the message."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
 
+    wait = WebDriverWait(driver, 120)
     driver.get(f"{server.url}/login")
     driver.find_element(By.NAME, "token").send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "form button").click()
-    assert driver.current_url.endswith("/team")
-    driver.find_element(By.NAME, "file").send_keys(str(archive))
+    wait.until(ready.url_matches(r"/team$"))
+    wait.until(ready.presence_of_element_located((By.NAME, "file"))).send_keys(str(archive))
     driver.find_element(By.CSS_SELECTOR, "#upload button").click()
-    return str(driver.find_element(By.ID, "message").text)
+    return str(wait.until(ready.presence_of_element_located((By.ID, "message"))).text)
 
 
 def test_uploads_run_sandboxed_and_reach_the_board(
@@ -140,6 +143,18 @@ def test_uploads_run_sandboxed_and_reach_the_board(
     assert mine == [ids["alpha"], ids["alpha-form"]]
     assert server.get(f"/api/submissions/{ids['beta']}", "alpha").status_code == 404
     assert len(server.get("/api/submissions", "org").json()) == 3
+    # logs: the hidden phase shows a team none, not even its own; the organiser every run's
+    assert server.get(f"/api/submissions/{ids['alpha']}/logs", "alpha").status_code == 403
+    assert server.get(f"/api/submissions/{ids['beta']}/logs", "alpha").status_code == 404
+    logs = server.get(f"/api/submissions/{ids['alpha']}/logs", "org")
+    assert logs.status_code == 200 and logs.json()["lines"]
+    # per-case results: the organiser only
+    assert server.get(f"/api/submissions/{ids['alpha']}/cases", "alpha").status_code == 403
+    assert server.get(f"/api/submissions/{ids['alpha']}/cases").status_code == 401
+    cases = server.get(f"/api/submissions/{ids['alpha']}/cases", "org").json()["results"]
+    assert {r["metric"] for r in cases} >= {"dice", "hd95"} and len(
+        {r["case_id"] for r in cases}
+    ) >= 1
     driver.refresh()  # the team page lists both, finished
     assert driver.page_source.count(">finished</td>") == 2
     # the public board: both teams, the hidden phase's public metric only
