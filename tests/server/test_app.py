@@ -181,3 +181,14 @@ def test_the_pages_sign_in_and_the_form_needs_its_csrf_token(server: Server) -> 
         timeout=9, allow_redirects=False,
     )  # fmt: skip
     assert tampered.status_code == 303
+
+
+def test_concurrent_uploads_over_http_cannot_exceed_the_limit(server: Server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(
+            pool.map(lambda i: server.submit("beta", b"x" * 1000 * i).status_code, range(1, 9))
+        )
+    assert sorted(codes) == [201, 201] + [429] * 6
+    assert len(list(server.uploads.iterdir())) == 2  # the refused archives are not kept
