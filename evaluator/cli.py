@@ -2145,6 +2145,22 @@ def challenge_rerun(
     console.print(f"submission {submission} queued again")
 
 
+@challenge_app.command("export")
+@_fail_cleanly
+def challenge_export(
+    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write.")],
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write a challenge's definition, teams, submissions and audit log as JSON (no tokens)."""
+    import json
+
+    data = _server_state(store, workspace).export(challenge)
+    out.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    console.print(f"exported {challenge}: {out}")
+
+
 @app.command("serve")
 @_fail_cleanly
 def serve(

@@ -465,6 +465,31 @@ class ServerState:
             )
         return changed.rowcount == 1
 
+    def export(self, challenge: str) -> dict[str, object]:
+        """Everything of a challenge but its tokens: definition, teams, submissions (with their
+        runs and errors) and the audit log, as JSON-ready data (``ccbench challenge export``)."""
+        cid, spec, is_open = self.challenge(challenge)
+        with self.store.transaction() as conn:
+            teams = conn.execute(
+                sa.select(teams_table.c.id, teams_table.c.name).where(
+                    teams_table.c.challenge_id == cid
+                )
+            ).all()
+            subs = conn.execute(
+                sa.select(submissions_table.c.id).where(submissions_table.c.challenge_id == cid)
+            ).all()
+        records = [self.submission(int(r.id)) for r in subs]
+        return {
+            "challenge": json.loads(spec.model_dump_json()),
+            "open": is_open,
+            "teams": sorted(str(t.name) for t in teams),
+            "submissions": [vars(r) for r in records],
+            "audit": [
+                {"at": at.isoformat() + "Z", "actor": actor, "action": action, "detail": detail}
+                for at, actor, action, detail in self.audit_log(challenge)
+            ],
+        }
+
     # -- the audit log ----------------------------------------------------------------------
 
     def audit_log(self, challenge: str) -> list[tuple[datetime, str, str, dict[str, object]]]:

@@ -126,3 +126,16 @@ def test_each_job_is_claimed_once_and_a_dead_workers_job_again(
     assert not state.finish_job(again.id, f"w{first}", state="done")  # no longer its job
     assert state.finish_job(again.id, "late", state="done")
     assert not state.heartbeat(again.id, "late")  # finished
+
+
+def test_export_has_everything_but_the_tokens(state: ServerState) -> None:
+    token = state.issue_token("demo", role="team", team="alpha", actor="org")
+    who = state.authenticate(token)
+    assert who is not None
+    state.create_submission(who, "final", now=NOW)
+    data = state.export("demo")
+    assert data["teams"] == ["alpha", "beta"] and data["open"] is True
+    subs = data["submissions"]
+    assert isinstance(subs, list) and [s["team"] for s in subs] == ["alpha"]
+    assert [a["action"] for a in data["audit"]][-1] == "token"  # type: ignore[index]
+    assert token not in str(data)
