@@ -14,7 +14,9 @@ Endpoints (the OpenAPI description is served at ``/openapi.json``):
 * ``GET /api/challenge``: the challenge's phases, dates and limits (public);
 * ``POST /api/submissions``: multipart ``phase`` + ``file`` (a ``docker save`` archive), a team
   only; streamed to disk with the size limit and hashed while it arrives; 201 with the
-  submission, 413 over the size limit, 429 over the phase's submission limit;
+  submission, 413 over the size limit, 429 over the phase's submission limit. With an
+  ``Idempotency-Key`` header a retried upload (after a dropped connection) answers the first
+  one's submission instead of counting again;
 * ``GET /api/submissions``: a team's own submissions (the organiser: all);
 * ``GET /api/submissions/{id}``: one of them;
 * ``GET /api/submissions/{id}/logs``: its container logs (the organiser; its team only on a
@@ -26,6 +28,7 @@ Endpoints (the OpenAPI description is served at ``/openapi.json``):
 
 import hashlib
 import os
+import re
 import threading
 import time
 from collections import defaultdict, deque
@@ -35,6 +38,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse
 
+from evaluator.errors import StoreError
 from evaluator.server.challenge import ChallengeError
 from evaluator.server.state import LimitReached, Principal, ServerState
 
@@ -54,6 +58,8 @@ SECURITY_HEADERS = {
 #: Failed authentications allowed per client address per minute before 429.
 AUTH_FAILURES_PER_MINUTE = 10
 _CHUNK = 1 << 20
+#: An ``Idempotency-Key`` header: a retried upload with the same key is the same submission.
+_KEY = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 class _FailureLimiter:
@@ -148,10 +154,17 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
             ],
         }  # fmt: skip
 
-    async def receive(team: Principal, phase: str, file: UploadFile) -> dict[str, Any]:
-        """Stream an upload to disk (size limit, SHA-256), then record the submission."""
+    async def receive(
+        team: Principal, phase: str, file: UploadFile, key: str | None = None
+    ) -> dict[str, Any]:
+        """Stream an upload to disk (size limit, SHA-256), then record the submission; an upload
+        retried with the same ``Idempotency-Key`` answers the first one's submission."""
         _, spec, _ = state.challenge(challenge)
         spec.phase(phase)  # 409 naming the phases
+        if key is not None and not _KEY.fullmatch(key):
+            raise HTTPException(400, "Idempotency-Key: 1 to 100 of A-Z a-z 0-9 _ . -")
+        if key is not None and (earlier := state.submission_by_key(team, key)) is not None:
+            return replay(team, earlier)
         limit = spec.upload.max_archive_mb * 1024 * 1024
         fd, partial = _temporary(uploads)
         digest, size = hashlib.sha256(), 0
@@ -165,7 +178,13 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
                         )
                     digest.update(chunk)
                     out.write(chunk)
-            sid = state.create_submission(team, phase)
+            try:
+                sid = state.create_submission(team, phase, key=key)
+            except StoreError:  # the same key's twin won the race: answer its submission
+                earlier = state.submission_by_key(team, key) if key is not None else None
+                if earlier is None:
+                    raise
+                return replay(team, earlier)
             os.replace(partial, uploads / f"{sid}.tar")
         finally:
             Path(partial).unlink(missing_ok=True)
@@ -173,9 +192,17 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
         (sub,) = [s for s in state.submissions(team) if s.id == sid]
         return {**_submission_json(sub), "archive_sha256": digest.hexdigest(), "bytes": size}
 
+    def replay(team: Principal, sid: int) -> dict[str, Any]:
+        (sub,) = [s for s in state.submissions(team) if s.id == sid]
+        record = state.submission(sid)
+        return {**_submission_json(sub), "archive_sha256": record.archive_sha256, "replayed": True}
+
     @app.post("/api/submissions", status_code=201)
-    async def submit(who: Who, phase: Annotated[str, Form()], file: UploadFile) -> dict[str, Any]:
-        return await receive(need(who, "team"), phase, file)
+    async def submit(
+        request: Request, who: Who, phase: Annotated[str, Form()], file: UploadFile
+    ) -> dict[str, Any]:
+        key = request.headers.get("idempotency-key")
+        return await receive(need(who, "team"), phase, file, key)
 
     @app.get("/api/submissions")
     def list_submissions(who: Who) -> list[dict[str, Any]]:

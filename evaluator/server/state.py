@@ -254,7 +254,20 @@ class ServerState:
 
     # -- submissions (limits hold under concurrency) ----------------------------------------
 
-    def create_submission(self, who: Principal, phase: str, *, now: datetime | None = None) -> int:
+    def submission_by_key(self, who: Principal, key: str) -> int | None:
+        """The team's submission made with this ``Idempotency-Key``, if any."""
+        with self.store.transaction() as conn:
+            found = conn.execute(
+                sa.select(submissions_table.c.id).where(
+                    submissions_table.c.team_id == who.team_id,
+                    submissions_table.c.client_key == key,
+                )
+            ).first()
+        return None if found is None else int(found.id)
+
+    def create_submission(
+        self, who: Principal, phase: str, *, now: datetime | None = None, key: str | None = None
+    ) -> int:
         """Record a team's submission to a phase and queue its job, within the phase's limits.
 
         Raises
@@ -291,6 +304,7 @@ class ServerState:
         values = sa.select(
             sa.literal(who.challenge_id), sa.literal(who.team_id), sa.literal(phase),
             sa.literal(day), sa.literal("queued"), sa.literal(stamp),
+            sa.literal(key, sa.String(100)),
         ).where(*conditions)  # fmt: skip
         with self.store.transaction() as conn:
             conn.execute(  # serialise one team's uploads (PostgreSQL; SQLite has one writer)
@@ -298,7 +312,16 @@ class ServerState:
             )
             inserted = conn.execute(
                 s.insert().from_select(
-                    ["challenge_id", "team_id", "phase", "day", "status", "created_at"], values
+                    [
+                        "challenge_id",
+                        "team_id",
+                        "phase",
+                        "day",
+                        "status",
+                        "created_at",
+                        "client_key",
+                    ],
+                    values,
                 )
             )
             if inserted.rowcount != 1:

@@ -242,7 +242,8 @@ tokens_table = sa.Table(
 )
 
 #: A team's upload to a phase: the archive's digest and size, the image it loaded to, the run
-#: it became; ``day`` (UTC, ``YYYY-MM-DD``) is what the per-day limit counts.
+#: it became; ``day`` (UTC, ``YYYY-MM-DD``) is what the per-day limit counts; ``client_key``
+#: the client's ``Idempotency-Key`` (a retried upload is the same submission).
 submissions_table = sa.Table(
     "submissions",
     metadata,
@@ -261,6 +262,8 @@ submissions_table = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime),
+    sa.Column("client_key", sa.String(100)),
+    sa.UniqueConstraint("team_id", "client_key", name="uq_submissions_team_client_key"),
 )
 
 #: The job queue: one row per submission to run; ``state`` queued -> running -> done/failed.

@@ -192,3 +192,32 @@ def test_concurrent_uploads_over_http_cannot_exceed_the_limit(server: Server) ->
         )
     assert sorted(codes) == [201, 201] + [429] * 6
     assert len(list(server.uploads.iterdir())) == 2  # the refused archives are not kept
+
+
+def test_a_retried_upload_with_its_idempotency_key_is_the_same_submission(server: Server) -> None:
+    files = {"file": ("algo.tar.gz", b"archive", "application/gzip")}
+    headers = {**server.auth("alpha"), "Idempotency-Key": "upload-7f3a"}
+    first = requests.post(
+        f"{server.url}/api/submissions", headers=headers, data={"phase": "final"}, files=files,
+        timeout=9,
+    )  # fmt: skip
+    again = requests.post(
+        f"{server.url}/api/submissions", headers=headers, data={"phase": "final"}, files=files,
+        timeout=9,
+    )  # fmt: skip
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"] and again.json()["replayed"] is True
+    assert len(list(server.uploads.iterdir())) == 1  # counted once, stored once
+    assert server.submit("alpha", b"other").status_code == 201  # the limit's second place is free
+    beta = {**server.auth("beta"), "Idempotency-Key": "upload-7f3a"}  # keys are per team
+    other = requests.post(
+        f"{server.url}/api/submissions", headers=beta, data={"phase": "final"}, files=files,
+        timeout=9,
+    )  # fmt: skip
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    bad = {**server.auth("beta"), "Idempotency-Key": "../x"}
+    refused = requests.post(
+        f"{server.url}/api/submissions", headers=bad, data={"phase": "final"}, files=files,
+        timeout=9,
+    )  # fmt: skip
+    assert refused.status_code == 400

@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("error", sa.Text),
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("finished_at", sa.DateTime),
+        sa.Column("client_key", sa.String(100)),
+        sa.UniqueConstraint("team_id", "client_key", name="uq_submissions_team_client_key"),
     )
     op.create_table(
         "jobs",
