@@ -311,3 +311,31 @@ def test_wave1_store_upgraded_on_postgres(postgres_url: str, tmp_path: Path) -> 
         after = sorted(conn.execute(sa.text("SELECT * FROM results")).fetchall())
     assert after == before
     assert _schema_diff(target) == []
+
+
+def test_server_limits_and_job_claims_hold_on_postgres(postgres_url: str) -> None:
+    """``ccbench serve`` on PostgreSQL: 12 uploads from 6 processes against a limit of 2 per
+    day (the team row's ``FOR UPDATE`` serialises them), and 8 workers claiming 3 jobs."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from evaluator.server.challenge import ChallengeSpec
+    from evaluator.server.state import ServerState
+    from tests.server.test_state import NOW, SPEC, _claim, _submit
+
+    state = ServerState(Store.open(postgres_url))
+    state.create_challenge(ChallengeSpec.model_validate(SPEC), actor="org")
+    state.set_open("demo", True, actor="org")
+    for team in ("alpha", "beta"):
+        state.add_team("demo", team, actor="org")
+    alpha = state.issue_token("demo", role="team", team="alpha", actor="org")
+    with ProcessPoolExecutor(6) as pool:
+        got = list(pool.map(_submit, [postgres_url] * 12, [alpha] * 12))
+    assert got.count("ok") == 2 and got.count("limit") == 10
+    beta = state.authenticate(state.issue_token("demo", role="team", team="beta", actor="org"))
+    assert beta is not None
+    state.create_submission(beta, "final", now=NOW)
+    with ProcessPoolExecutor(4) as pool:
+        claimed = [
+            c for c in pool.map(_claim, [postgres_url] * 8, [f"w{i}" for i in range(8)]) if c
+        ]
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 3

@@ -311,30 +311,23 @@ class ServerState:
                 sa.select(teams_table.c.id).where(teams_table.c.id == who.team_id).with_for_update()
             )
             inserted = conn.execute(
-                s.insert().from_select(
+                s.insert()
+                .from_select(
                     [
-                        "challenge_id",
-                        "team_id",
-                        "phase",
-                        "day",
-                        "status",
-                        "created_at",
+                        "challenge_id", "team_id", "phase", "day", "status", "created_at",
                         "client_key",
                     ],
                     values,
                 )
-            )
-            if inserted.rowcount != 1:
+                .returning(s.c.id)
+            ).first()  # fmt: skip
+            if inserted is None:  # the WHERE held back the row: over a limit
                 limits = spec_phase.limits
                 raise LimitReached(
                     f"team '{who.team}' has used its submissions to phase '{phase}' "
                     f"(per day: {limits.per_day}, in total: {limits.total})"
                 )
-            sid = int(
-                conn.execute(
-                    sa.select(sa.func.max(s.c.id)).where(mine, s.c.created_at == stamp)
-                ).scalar_one()
-            )
+            sid = int(inserted.id)
             conn.execute(
                 jobs_table.insert().values(
                     submission_id=sid, state="queued", attempts=0, created_at=_now()
