@@ -8,6 +8,7 @@ returns False when any step failed.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -580,6 +581,106 @@ def _apex(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
     )
 
 
+#: The demo's self-hosted challenge: a team uploads this entry's image through the HTTP API.
+SERVE_ENTRY = "threshold"
+SERVE_SPEC = {
+    "name": "demo-challenge",
+    "title": "ccbench demo challenge (AutoPET phantom)",
+    "phases": [
+        {
+            "name": "final", "task": DEMO_MODEL_TASK, "split": HELD_OUT_SPLIT,
+            "start": "2026-01-01T00:00:00Z", "end": "2100-01-01T00:00:00Z",
+            "limits": {"per_day": 5}, "hidden": True, "public_metrics": ["dice", "cc_dice"],
+        }
+    ],
+}  # fmt: skip
+
+
+def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str:
+    """``ccbench serve`` on loopback: a challenge, a team token, an upload of the threshold
+    baseline's ``docker save`` archive through the HTTP API, the job runner running it
+    sandboxed on the hidden split, and the public board read back."""
+    import socket
+    import threading
+
+    import requests
+    import uvicorn
+
+    from evaluator.runner.contract import load_manifest
+    from evaluator.runner.docker_backend import DockerBackend
+    from evaluator.server.app import create_app
+    from evaluator.server.challenge import ChallengeSpec
+    from evaluator.server.state import ServerState
+    from evaluator.server.worker import Worker
+    from evaluator.store import Store
+
+    if _backend(None) != "docker":
+        return "skipped: no Docker engine (the server runs every upload sandboxed)"
+    spec = ChallengeSpec.model_validate(SERVE_SPEC)
+    state = ServerState(Store.open(ws.store_url))
+    state.create_challenge(spec, actor="demo", update=True)
+    state.set_open(spec.name, True, actor="demo")
+    team = f"lab-{int(time.time())}"  # a fresh team each run: the demo's limits never bite
+    state.add_team(spec.name, team, actor="demo")
+    token = state.issue_token(spec.name, role="team", team=team, actor="demo")
+    folder = ws.root / "server" / spec.name
+    archive = folder / "upload.tar"
+    folder.mkdir(parents=True, exist_ok=True)
+    image = DockerBackend().client.images.get(
+        load_manifest(SERVE_ENTRY, submissions_dir=ws.submissions).image
+    )
+    with progress.status(f"docker save {SERVE_ENTRY}"), archive.open("wb") as out:
+        for chunk in image.save(named=False):
+            out.write(chunk)
+    app = create_app(state, spec.name, folder / "uploads", secret=os.urandom(32))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    worker = Worker(state, ws, folder / "uploads", name="demo-worker", poll_s=0.5)
+    worker.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        with progress.status("uploading and running the submission"), archive.open("rb") as fh:
+            answer = requests.post(
+                f"{url}/api/submissions", headers={"Authorization": f"Bearer {token}"},
+                data={"phase": "final"}, files={"file": ("algo.tar", fh)}, timeout=600,
+            )  # fmt: skip
+            answer.raise_for_status()
+            sid = int(answer.json()["id"])
+            deadline = time.monotonic() + 900
+            while state.submission(sid).status not in ("finished", "failed"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"submission {sid} did not finish in 900 s")
+                time.sleep(1)
+        record = state.submission(sid)
+        if record.status != "finished":
+            raise RuntimeError(f"submission {sid}: {record.error_class}: {record.error}")
+        board = requests.get(url, timeout=30).text
+        hidden = requests.get(
+            f"{url}/api/submissions/{sid}/logs", headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ).status_code  # fmt: skip
+    finally:
+        worker.stop(timeout=60)
+        server.should_exit = True
+        thread.join(timeout=10)
+        archive.unlink(missing_ok=True)
+    if team not in board:
+        raise RuntimeError("the public board does not list the submission")
+    size = answer.json()["bytes"] / 2**20
+    return (
+        f"`ccbench serve` on {url}: team {team} uploaded the {SERVE_ENTRY} image ({size:.0f} MB) "
+        f"through `POST /api/submissions`; run sandboxed on the hidden {HELD_OUT_SPLIT} split "
+        f"(run {record.run_id}), on the public board with Dice and CC-Dice only; its logs "
+        f"refused to the team on the hidden phase (HTTP {hidden})"
+    )
+
+
 #: The entry the demo runs again on a Dask cluster of two local workers.
 CLUSTER_ENTRY = "threshold"
 
@@ -777,6 +878,7 @@ def demo_steps() -> list[DemoStep]:
             "Prompted entries: clicks per budget, text targets (`ccbench run --clicks`)", _prompted
         ),
         DemoStep("APEX's 2D slices: a model per fold (`ccbench run --folds all`)", _apex),
+        DemoStep("A self-hosted challenge: upload, queue, board (`ccbench serve`)", _serve),
         DemoStep("Degradation studies and your own metric (`ccbench simulate`)", _simulate),
         DemoStep(
             "Leaderboards: rankings, what each metric sees, disagreement explorer, static site",
