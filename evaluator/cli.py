@@ -2213,6 +2213,7 @@ def serve(
             ws,
             uploads,
             name=f"{socket.gethostname()}:{os.getpid()}:{k}",
+            challenge=challenge,
             stale_after_s=stale_after,
             heartbeat_s=min(15.0, stale_after / 4),
         )

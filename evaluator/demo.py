@@ -639,7 +639,9 @@ def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    worker = Worker(state, ws, folder / "uploads", name="demo-worker", poll_s=0.5)
+    worker = Worker(
+        state, ws, folder / "uploads", name="demo-worker", poll_s=0.5, challenge=spec.name
+    )
     worker.start()
     url = f"http://127.0.0.1:{port}"
     try:

@@ -72,9 +72,13 @@ class _FailureLimiter:
 
     def blocked(self, client: str) -> bool:
         with self._lock:
-            window = self._seen[client]
+            window = self._seen.get(client)
+            if window is None:
+                return False
             while window and window[0] < time.monotonic() - 60:
                 window.popleft()
+            if not window:
+                del self._seen[client]  # no memory kept for addresses that stopped failing
             return len(window) >= self.per_minute
 
     def failed(self, client: str) -> None:
@@ -87,6 +91,7 @@ def _submission_json(sub: Any) -> dict[str, Any]:
         "id": sub.id,
         "phase": sub.phase,
         "status": sub.status,
+        "error_class": sub.error_class,
         "created_at": sub.created_at.isoformat() + "Z",
     }
 
@@ -120,14 +125,14 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
         if header is None:
             return None
         client = request.client.host if request.client else "?"
-        if limiter.blocked(client):
-            raise HTTPException(429, "too many failed authentications; wait a minute")
         scheme, _, token = header.partition(" ")
         who = state.authenticate(token.strip()) if scheme.lower() == "bearer" else None
-        if who is None or who.challenge != challenge:
-            limiter.failed(client)
-            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-        return who
+        if who is not None and who.challenge == challenge:
+            return who  # a valid token always passes: failures elsewhere lock nobody out
+        if limiter.blocked(client):
+            raise HTTPException(429, "too many failed authentications; wait a minute")
+        limiter.failed(client)
+        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
 
     Who = Annotated[Principal | None, Depends(principal)]
 
@@ -339,10 +344,10 @@ def _pages(
     @app.post("/login", response_model=None)
     def login(request: Request, token: Annotated[str, Form()]) -> Any:
         client = request.client.host if request.client else "?"
-        if limiter.blocked(client):
-            return page("server-login.html", request, 429, error="Too many attempts; wait.")
         who = state.authenticate(token)
         if who is None or who.challenge != challenge or who.role != "team":
+            if limiter.blocked(client):
+                return page("server-login.html", request, 429, error="Too many attempts; wait.")
             limiter.failed(client)
             return page("server-login.html", request, 401, error="Unknown team token.")
         response = RedirectResponse("/team", status_code=303)

@@ -73,6 +73,7 @@ class Submission:
     phase: str
     status: str
     created_at: datetime
+    error_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,10 @@ class Job:
     state: str
     attempts: int
     worker: str | None
+
+
+#: Tries of a job before it is given up (a job whose run kills the server each time).
+MAX_ATTEMPTS = 3
 
 
 def _now() -> datetime:
@@ -410,7 +415,9 @@ class ServerState:
         with self.store.transaction() as conn:
             rows = conn.execute(query.order_by(submissions_table.c.id)).all()
         return [
-            Submission(r.id, r.challenge_id, r.team_id, r.phase, r.status, r.created_at)
+            Submission(
+                r.id, r.challenge_id, r.team_id, r.phase, r.status, r.created_at, r.error_class
+            )
             for r in rows
         ]
 
@@ -418,11 +425,16 @@ class ServerState:
         """Run a submission again (``ccbench challenge rerun``): its job back in the queue."""
         sub = self.submission(submission_id)
         with self.store.transaction() as conn:
-            conn.execute(
+            changed = conn.execute(
                 jobs_table.update()
                 .where(jobs_table.c.submission_id == submission_id)
-                .values(state="queued", worker=None)
+                .where(jobs_table.c.state.in_(("done", "failed")))
+                .values(state="queued", worker=None, attempts=0)
             )
+            if changed.rowcount != 1:
+                raise ChallengeError(
+                    f"submission {submission_id} is queued or running; rerun it once it is done"
+                )
             conn.execute(
                 submissions_table.update()
                 .where(submissions_table.c.id == submission_id)
@@ -435,15 +447,47 @@ class ServerState:
 
     # -- the job queue ----------------------------------------------------------------------
 
-    def claim_job(self, worker: str, *, stale_after_s: float = 120.0) -> Job | None:
-        """Claim the oldest queued job, or a running one whose heartbeat is stale; None if none."""
+    def claim_job(
+        self,
+        worker: str,
+        *,
+        stale_after_s: float = 120.0,
+        challenge: str | None = None,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> Job | None:
+        """Claim the oldest queued job, or a running one whose heartbeat is stale; None if none.
+
+        ``challenge``: only that challenge's jobs (a server runs its own challenge's uploads).
+        A stale job that has had ``max_attempts`` tries (it kills whatever runs it) is failed
+        instead, its submission marked ``failed`` (error class ``TooManyAttempts``).
+        """
         j = jobs_table
         stale = _now() - timedelta(seconds=stale_after_s)
         claimable = sa.or_(
             j.c.state == "queued", sa.and_(j.c.state == "running", j.c.heartbeat_at < stale)
         )
+        query = sa.select(j.c.id, j.c.attempts, j.c.submission_id).where(claimable)
+        if challenge is not None:
+            cid, _, _ = self.challenge(challenge)
+            query = query.join(submissions_table, submissions_table.c.id == j.c.submission_id)
+            query = query.where(submissions_table.c.challenge_id == cid)
         with self.store.transaction() as conn:
-            for row in conn.execute(sa.select(j.c.id).where(claimable).order_by(j.c.id)).all():
+            for row in conn.execute(query.order_by(j.c.id)).all():
+                if row.attempts >= max_attempts:
+                    gave_up = conn.execute(
+                        j.update().where(j.c.id == row.id, claimable).values(state="failed")
+                    )
+                    if gave_up.rowcount == 1:
+                        conn.execute(
+                            submissions_table.update()
+                            .where(submissions_table.c.id == row.submission_id)
+                            .values(
+                                status="failed", error_class="TooManyAttempts",
+                                error=f"the job was started {row.attempts} times and never "
+                                "finished", finished_at=_now(),
+                            )
+                        )  # fmt: skip
+                    continue
                 changed = conn.execute(
                     j.update()
                     .where(j.c.id == row.id, claimable)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evaluator.errors import CCBenchError
+from evaluator.errors import CCBenchError, StoreError
 
 if TYPE_CHECKING:
     from evaluator.server.state import Job, ServerState
@@ -77,6 +77,12 @@ def run_submission(
         state.set_submission(
             submission_id, status="failed", error_class=type(err).__name__, error=str(err)
         )
+    except Exception as err:  # a bug or the engine: recorded, never a submission left running
+        state.set_submission(
+            submission_id, status="failed", error_class="InternalError",
+            error=f"{type(err).__name__}: {err}",
+        )  # fmt: skip
+        raise
 
 
 @dataclass
@@ -96,6 +102,7 @@ class Worker:
     workspace: Workspace
     uploads: Path
     name: str
+    challenge: str | None = None
     poll_s: float = 2.0
     heartbeat_s: float = 15.0
     stale_after_s: float = 120.0
@@ -113,15 +120,20 @@ class Worker:
 
     def run_once(self) -> Job | None:
         """Claim and run one job; None when the queue is empty."""
-        job = self.state.claim_job(self.name, stale_after_s=self.stale_after_s)
+        job = self.state.claim_job(
+            self.name, stale_after_s=self.stale_after_s, challenge=self.challenge
+        )
         if job is None:
             return None
         done = threading.Event()
 
         def beat() -> None:
             while not done.wait(self.heartbeat_s):
-                if not self.state.heartbeat(job.id, self.name):
-                    return
+                try:
+                    if not self.state.heartbeat(job.id, self.name):
+                        return
+                except StoreError:  # a busy store: the next beat tries again
+                    continue
 
         beating = threading.Thread(target=beat, daemon=True)
         beating.start()

@@ -74,7 +74,9 @@ class Server:
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        self.worker = Worker(self.state, self.ws, uploads, name="test-worker", poll_s=0.5)
+        self.worker = Worker(
+            self.state, self.ws, uploads, name="test-worker", poll_s=0.5, challenge="demo"
+        )
         self.worker.start()
         while not self.server.started:
             time.sleep(0.05)

@@ -139,3 +139,27 @@ def test_export_has_everything_but_the_tokens(state: ServerState) -> None:
     assert isinstance(subs, list) and [s["team"] for s in subs] == ["alpha"]
     assert [a["action"] for a in data["audit"]][-1] == "token"  # type: ignore[index]
     assert token not in str(data)
+
+
+def test_a_server_claims_its_own_challenges_jobs_and_gives_up_a_killer_job(
+    state: ServerState,
+) -> None:
+    other = dict(SPEC, name="other")
+    state.create_challenge(ChallengeSpec.model_validate(other), actor="org")
+    state.set_open("other", True, actor="org")
+    state.add_team("other", "gamma", actor="org")
+    gamma = state.authenticate(state.issue_token("other", role="team", team="gamma", actor="o"))
+    assert gamma is not None
+    sid = state.create_submission(gamma, "final", now=NOW)
+    assert state.claim_job("w", challenge="demo") is None  # not demo's job
+    for attempt in range(1, 4):  # the job's run kills its worker each time
+        job = state.claim_job(f"w{attempt}", challenge="other", stale_after_s=-1)
+        assert job is not None and job.attempts == attempt
+        with pytest.raises(ChallengeError, match="queued or running"):
+            state.requeue(sid, actor="org")  # never while a worker may hold it
+    assert state.claim_job("w4", challenge="other", stale_after_s=-1) is None
+    record = state.submission(sid)
+    assert (record.status, record.error_class) == ("failed", "TooManyAttempts")
+    state.requeue(sid, actor="org")  # once given up, the organiser may run it again
+    again = state.claim_job("w5", challenge="other")
+    assert again is not None and again.attempts == 1
