@@ -48,7 +48,7 @@ __all__ = ["SECURITY_HEADERS", "create_app"]
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -265,6 +265,11 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
 
 
 SESSION_COOKIE = "ccbench_session"
+#: What the team page may say after an upload (codes, never text from the request).
+_MESSAGES = {
+    "limit": "Not accepted: the phase's submission limit is reached.",
+    "upload": "Not accepted: the phase is closed, unknown, or the archive too large.",
+}
 #: How long a page session lasts, seconds.
 SESSION_MAX_AGE_S = 12 * 3600
 
@@ -341,8 +346,27 @@ def _pages(
     def login_form(request: Request) -> HTMLResponse:
         return page("server-login.html", request, error="")
 
+    def same_origin(request: Request) -> None:
+        """Refuse a form posted from another site (login CSRF): the browser's ``Origin`` (or
+        ``Sec-Fetch-Site``) must be this server."""
+        origin = request.headers.get("origin")
+        site = request.headers.get("sec-fetch-site")
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        # browsers that send Sec-Fetch-Site say it; older ones send Origin ("null" is opaque)
+        same = site in ("same-origin", "none") if site is not None else origin in (None, own)
+        if not same:
+            raise HTTPException(403, "a form of this site only")
+
+    @app.post("/logout", response_model=None)
+    def logout(request: Request) -> Any:
+        same_origin(request)
+        response = RedirectResponse("/", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
     @app.post("/login", response_model=None)
     def login(request: Request, token: Annotated[str, Form()]) -> Any:
+        same_origin(request)
         client = request.client.host if request.client else "?"
         who = state.authenticate(token)
         if who is None or who.challenge != challenge or who.role != "team":
@@ -358,7 +382,7 @@ def _pages(
         return response
 
     @app.get("/team", response_model=None)
-    def team_page(request: Request, message: str = "") -> Any:
+    def team_page(request: Request, received: int | None = None, refused: str = "") -> Any:
         held = session(request)
         if held is None:
             return RedirectResponse("/login", status_code=303)
@@ -374,7 +398,8 @@ def _pages(
         ]  # fmt: skip
         return page(
             "server-team.html", request, csrf=csrf_of(digest), submissions=rows,
-            phases=[p.name for p in spec.phases], message=message[:200],
+            phases=[p.name for p in spec.phases], message=_MESSAGES.get(refused, "")
+            if received is None else f"submission {received} received",
         )  # fmt: skip
 
     @app.post("/team/submit", response_model=None)
@@ -384,6 +409,7 @@ def _pages(
         phase: Annotated[str, Form()],
         file: UploadFile,
     ) -> Any:
+        same_origin(request)
         held = session(request)
         if held is None:
             raise HTTPException(401, "sign in first")
@@ -392,17 +418,17 @@ def _pages(
             raise HTTPException(403, "the form's CSRF token does not match the session")
         try:
             sub = await receive(who, phase, file)
-            message = f"submission {sub['id']} received"
-        except (ChallengeError, HTTPException) as err:
-            message = str(getattr(err, "detail", err))
-        from urllib.parse import quote
-
-        return RedirectResponse(f"/team?message={quote(message)}", status_code=303)
+            target = f"/team?received={int(sub['id'])}"
+        except LimitReached:
+            target = "/team?refused=limit"
+        except (ChallengeError, HTTPException):
+            target = "/team?refused=upload"
+        return RedirectResponse(target, status_code=303)
 
 
 def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]:
-    """Per phase, its finished submissions' run-level means, best first (what the public sees:
-    on a hidden phase only its ``public_metrics``)."""
+    """Per phase, each team's best finished submission (its run's means over cases), best
+    first: what the public sees (on a hidden phase only its ``public_metrics``)."""
     from evaluator.datasets.registry import load_registry
     from evaluator.metrics.registry import METRICS
 
@@ -417,10 +443,13 @@ def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]
         raw = [(sid, team, [means.get((run, m)) for m in metrics]) for sid, team, run in scored]
         if metrics:
             sign = -1.0 if METRICS[metrics[0]].higher_is_better else 1.0
-            raw.sort(key=lambda r: (r[2][0] is None, sign * (r[2][0] or 0.0)))
+            raw.sort(key=lambda r: (r[2][0] is None, sign * (r[2][0] or 0.0), r[0]))
+        best: dict[str, list[float | None]] = {}
+        for _, team, vals in raw:  # best first: each team's best submission, no ids (they
+            best.setdefault(team, vals)  # would tell how often and when each team submitted)
         rows = [
-            {"id": sid, "team": team, "cells": ["–" if v is None else f"{v:.3f}" for v in vals]}
-            for sid, team, vals in raw
+            {"team": team, "cells": ["–" if v is None else f"{v:.3f}" for v in vals]}
+            for team, vals in best.items()
         ]
         out.append(
             {

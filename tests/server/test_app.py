@@ -224,3 +224,30 @@ def test_a_retried_upload_with_its_idempotency_key_is_the_same_submission(server
         timeout=9,
     )  # fmt: skip
     assert refused.status_code == 400
+
+
+def test_forms_posted_from_another_site_are_refused_and_nothing_is_reflected(
+    server: Server,
+) -> None:
+    evil = {"Origin": "https://evil.example"}
+    login = requests.post(
+        f"{server.url}/login", data={"token": server.tokens["alpha"]}, headers=evil, timeout=9,
+        allow_redirects=False,
+    )  # fmt: skip
+    assert login.status_code == 403 and "set-cookie" not in login.headers  # no login CSRF
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    assert (
+        requests.post(
+            f"{server.url}/login", data={"token": "x"}, headers=cross, timeout=9
+        ).status_code
+        == 403
+    )
+    web = requests.Session()
+    web.post(f"{server.url}/login", data={"token": server.tokens["alpha"]}, timeout=9)
+    page = web.get(f"{server.url}/team?message=Email+your+token+to+x&refused=nope", timeout=9)
+    assert "Email your token" not in page.text  # messages are codes, never request text
+    out = web.post(f"{server.url}/logout", timeout=9, allow_redirects=False)
+    assert out.status_code == 303 and "ccbench_session=" in out.headers["set-cookie"]
+    assert "Max-Age=0" in out.headers["set-cookie"]  # the browser drops the session
+    after = web.get(f"{server.url}/team", timeout=9, allow_redirects=False)
+    assert after.status_code == 303
