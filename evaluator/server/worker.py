@@ -24,7 +24,49 @@ if TYPE_CHECKING:
     from evaluator.server.state import Job, ServerState
     from evaluator.workspace import Workspace
 
-__all__ = ["Worker", "run_submission"]
+__all__ = ["Worker", "run_submission", "untagged_copy"]
+
+
+def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
+    """Copy a ``docker save`` archive without its tags (``RepoTags``, ``repositories``, the OCI
+    index's image names), uncompressed, at most ``max_bytes``: a team's archive never moves a
+    tag of the host (another team's, the organiser's), and a resubmission under the same tag
+    loads like any other.
+
+    Raises
+    ------
+    CCBenchError
+        The archive is not a tar file, or unpacks to more than ``max_bytes``.
+    """
+    import io
+    import json
+    import tarfile
+
+    written = 0
+    try:
+        with tarfile.open(source, "r:*") as tin, tarfile.open(target, "w") as tout:
+            for member in tin:
+                data = tin.extractfile(member) if member.isfile() else None
+                if member.name in ("repositories", "./repositories"):
+                    continue
+                if member.name in ("manifest.json", "index.json") and data is not None:
+                    doc = json.loads(data.read(1 << 20))
+                    for item in doc if isinstance(doc, list) else doc.get("manifests", []):
+                        if isinstance(item, dict):
+                            item.pop("RepoTags", None)
+                            item.get("annotations", {}).pop("io.containerd.image.name", None)
+                            item.get("annotations", {}).pop(
+                                "org.opencontainers.image.ref.name", None
+                            )
+                    raw = json.dumps(doc).encode()
+                    member.size = len(raw)
+                    data = io.BytesIO(raw)
+                written += member.size
+                if written > max_bytes:
+                    raise CCBenchError(f"the archive unpacks to more than {max_bytes >> 20} MB")
+                tout.addfile(member, data)
+    except (tarfile.TarError, OSError, ValueError) as err:
+        raise CCBenchError(f"the upload is not a readable docker save archive: {err}") from err
 
 
 def run_submission(
@@ -42,11 +84,15 @@ def run_submission(
     state.set_submission(submission_id, status="running")
     try:
         backend = DockerBackend()
-        found = load_image_archive(
-            uploads / f"{submission_id}.tar",
-            backend=backend,
-            max_bytes=spec.upload.max_archive_mb * 1024 * 1024,
-        )
+        plain = uploads / f".{submission_id}.untagged.tar"
+        try:
+            untagged_copy(
+                uploads / f"{submission_id}.tar", plain,
+                max_bytes=spec.upload.max_image_mb * 1024 * 1024,
+            )  # fmt: skip
+            found = load_image_archive(plain, backend=backend, max_bytes=plain.stat().st_size)
+        finally:
+            plain.unlink(missing_ok=True)
         size_mb = int(backend.client.images.get(found.image_id).attrs.get("Size", 0)) / 2**20
         if size_mb > spec.upload.max_image_mb:
             raise CCBenchError(

@@ -37,7 +37,7 @@ def archive(test_images: dict[str, str], docker_backend: Any, tmp_path_factory: 
     path = tmp_path_factory.mktemp("archive") / "algo.tar"
     image = docker_backend.client.images.get(test_images["baseline"])
     with path.open("wb") as out:
-        for chunk in image.save(named=False):
+        for chunk in image.save(named=True):  # with its tag, as `docker save name:tag`
             out.write(chunk)
     return path
 
