@@ -113,6 +113,14 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
             response.headers.setdefault(name, value)
         return response
 
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, err: StoreError) -> JSONResponse:
+        headers = dict(SECURITY_HEADERS) | {"Retry-After": "30"}
+        return JSONResponse(
+            {"detail": "the server's store is busy; try again shortly"}, status_code=503,
+            headers=headers,
+        )  # fmt: skip
+
     @app.exception_handler(ChallengeError)
     async def challenge_error(request: Request, err: ChallengeError) -> JSONResponse:
         status = 429 if isinstance(err, LimitReached) else 409
@@ -162,7 +170,16 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
     async def receive(
         team: Principal, phase: str, file: UploadFile, key: str | None = None
     ) -> dict[str, Any]:
-        """Stream an upload to disk (size limit, SHA-256), then record the submission; an upload
+        """:func:`receive_now` in a worker thread: store and disk calls never block the event
+        loop (every other client would wait while SQLite is busy)."""
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(receive_now, team, phase, file.file, key)
+
+    def receive_now(
+        team: Principal, phase: str, stream: Any, key: str | None = None
+    ) -> dict[str, Any]:
+        """Copy an upload to disk (size limit, SHA-256), then record the submission; an upload
         retried with the same ``Idempotency-Key`` answers the first one's submission."""
         _, spec, _ = state.challenge(challenge)
         spec.phase(phase)  # 409 naming the phases
@@ -175,7 +192,7 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
         digest, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := await file.read(_CHUNK):
+                while chunk := stream.read(_CHUNK):
                     size += len(chunk)
                     if size > limit:
                         raise HTTPException(

@@ -251,3 +251,25 @@ def test_forms_posted_from_another_site_are_refused_and_nothing_is_reflected(
     assert "Max-Age=0" in out.headers["set-cookie"]  # the browser drops the session
     after = web.get(f"{server.url}/team", timeout=9, allow_redirects=False)
     assert after.status_code == 303
+
+
+def test_a_busy_store_stalls_the_upload_not_every_other_client(
+    server: Server, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(str(tmp_path / "server.sqlite"), timeout=1)
+    db.execute("BEGIN IMMEDIATE")  # another writer holds the store
+    result: dict[str, int] = {}
+    upload = threading.Thread(
+        target=lambda: result.update(code=server.submit("alpha", b"x").status_code)
+    )
+    upload.start()
+    time.sleep(0.5)  # the upload now waits for the store
+    start = time.monotonic()
+    public = requests.get(f"{server.url}/api/challenge", timeout=20)
+    assert public.status_code == 200 and time.monotonic() - start < 5
+    db.rollback()
+    db.close()
+    upload.join(timeout=60)
+    assert result["code"] == 201
