@@ -2106,6 +2106,24 @@ def challenge_token(
     typer.echo(token)
 
 
+@challenge_app.command("revoke")
+@_fail_cleanly
+def challenge_revoke(
+    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    team: Annotated[str | None, typer.Option("--team", help="Revoke this team's tokens.")] = None,
+    organiser: Annotated[
+        bool, typer.Option("--organiser", help="Revoke the organiser's tokens instead.")
+    ] = False,
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Revoke every token of a team (a leaked token): its sessions end at once."""
+    if organiser == (team is not None):
+        raise typer.BadParameter("give --team NAME or --organiser", param_hint="--team")
+    done = _server_state(store, workspace).revoke(challenge, team=team, actor=_actor())
+    console.print(f"{done} token(s) revoked")
+
+
 def _set_open(challenge: str, is_open: bool, store: str | None, workspace: Path | None) -> None:
     _server_state(store, workspace).set_open(challenge, is_open, actor=_actor())
     console.print(f"challenge {markup_safe(challenge)} {'open' if is_open else 'closed'}")

@@ -232,6 +232,28 @@ class ServerState:
             self._audit(conn, cid, actor, "token", {"role": role, "team": team})
         return token
 
+    def revoke(self, challenge: str, *, team: str | None, actor: str) -> int:
+        """Revoke every live token of a team (or, with ``team=None``, of the organiser); their
+        sessions end with them. Returns how many were revoked."""
+        cid, _, _ = self.challenge(challenge)
+        t = tokens_table
+        with self.store.transaction() as conn:
+            which = sa.and_(t.c.challenge_id == cid, t.c.revoked_at.is_(None))
+            if team is None:
+                which = sa.and_(which, t.c.team_id.is_(None))
+            else:
+                row = conn.execute(
+                    sa.select(teams_table.c.id).where(
+                        teams_table.c.challenge_id == cid, teams_table.c.name == team
+                    )
+                ).first()
+                if row is None:
+                    raise ChallengeError(f"challenge '{challenge}' has no team '{team}'")
+                which = sa.and_(which, t.c.team_id == row.id)
+            done = conn.execute(t.update().where(which).values(revoked_at=_now())).rowcount
+            self._audit(conn, cid, actor, "revoke", {"team": team, "tokens": done})
+        return int(done)
+
     def authenticate(self, token: str) -> Principal | None:
         """Who holds ``token``; None for an unknown or revoked one."""
         return self.holder(hash_token(token))

@@ -163,3 +163,15 @@ def test_a_server_claims_its_own_challenges_jobs_and_gives_up_a_killer_job(
     state.requeue(sid, actor="org")  # once given up, the organiser may run it again
     again = state.claim_job("w5", challenge="other")
     assert again is not None and again.attempts == 1
+
+
+def test_a_revoked_token_authenticates_nobody(state: ServerState) -> None:
+    first = state.issue_token("demo", role="team", team="alpha", actor="org")
+    second = state.issue_token("demo", role="team", team="alpha", actor="org")
+    beta = state.issue_token("demo", role="team", team="beta", actor="org")
+    assert state.revoke("demo", team="alpha", actor="org") == 2
+    assert state.authenticate(first) is None and state.authenticate(second) is None
+    assert state.authenticate(beta) is not None  # other teams keep theirs
+    fresh = state.issue_token("demo", role="team", team="alpha", actor="org")
+    assert state.authenticate(fresh) is not None
+    assert state.audit_log("demo")[-2][2] == "revoke"
