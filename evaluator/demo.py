@@ -7,6 +7,7 @@ returns False when any step failed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -600,16 +601,14 @@ def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str
     """``ccbench serve`` on loopback: a challenge, a team token, an upload of the threshold
     baseline's ``docker save`` archive through the HTTP API, the job runner running it
     sandboxed on the hidden split, and the public board read back."""
-    import socket
-    import threading
 
     import requests
-    import uvicorn
 
     from evaluator.runner.contract import load_manifest
     from evaluator.runner.docker_backend import DockerBackend
     from evaluator.server.app import create_app
     from evaluator.server.challenge import ChallengeSpec
+    from evaluator.server.loopback import on_loopback
     from evaluator.server.state import ServerState
     from evaluator.server.worker import Worker
     from evaluator.store import Store
@@ -633,20 +632,14 @@ def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str
         for chunk in image.save(named=False):
             out.write(chunk)
     app = create_app(state, spec.name, folder / "uploads", secret=os.urandom(32))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     worker = Worker(
         state, ws, folder / "uploads", name="demo-worker", poll_s=0.5, challenge=spec.name
     )
-    worker.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while not server.started:
-            time.sleep(0.05)
+    with contextlib.ExitStack() as stack:
+        stack.callback(archive.unlink, missing_ok=True)
+        worker.start()
+        stack.callback(worker.stop, timeout=60)
+        url = stack.enter_context(on_loopback(app))
         with progress.status("uploading and running the submission"), archive.open("rb") as fh:
             answer = requests.post(
                 f"{url}/api/submissions", headers={"Authorization": f"Bearer {token}"},
@@ -667,11 +660,6 @@ def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str
             f"{url}/api/submissions/{sid}/logs", headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         ).status_code  # fmt: skip
-    finally:
-        worker.stop(timeout=60)
-        server.should_exit = True
-        thread.join(timeout=10)
-        archive.unlink(missing_ok=True)
     if team not in board:
         raise RuntimeError("the public board does not list the submission")
     size = answer.json()["bytes"] / 2**20

@@ -4,7 +4,6 @@ archive, the job runner loading it and running it sandboxed, the leaderboard by 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +47,7 @@ class Server:
         from evaluator.datasets.splits import make_split
         from evaluator.server.app import create_app
         from evaluator.server.challenge import ChallengeSpec
+        from evaluator.server.loopback import on_loopback
         from evaluator.server.state import ServerState
         from evaluator.server.worker import Worker
         from evaluator.store import Store
@@ -65,21 +65,12 @@ class Server:
         self.tokens["org"] = self.state.issue_token("demo", role="organiser", team=None, actor="o")
         uploads = self.ws.root / "server" / "demo" / "uploads"
         app = create_app(self.state, "demo", uploads, secret=b"k" * 32)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
+        self._serving = on_loopback(app)
+        self.url = self._serving.__enter__()
         self.worker = Worker(
             self.state, self.ws, uploads, name="test-worker", poll_s=0.5, challenge="demo"
         )
         self.worker.start()
-        while not self.server.started:
-            time.sleep(0.05)
 
     def get(self, path: str, who: str | None = None) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
@@ -87,8 +78,7 @@ class Server:
 
     def stop(self) -> None:
         self.worker.stop(timeout=60)
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self._serving.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 import requests
 
 from evaluator.server.challenge import ChallengeSpec
+from evaluator.server.loopback import on_loopback
 from evaluator.server.state import ServerState
 from evaluator.store import Store
 
@@ -45,18 +45,8 @@ class Server:
         self.tokens["org"] = self.state.issue_token("demo", role="organiser", team=None, actor="o")
         self.uploads = tmp_path / "uploads"
         app = create_app(self.state, "demo", self.uploads, secret=b"k" * 32)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(100):
-            if self.server.started:
-                break
-            time.sleep(0.05)
+        self._serving = on_loopback(app)
+        self.url = self._serving.__enter__()
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -70,8 +60,7 @@ class Server:
         )  # fmt: skip
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self._serving.__exit__(None, None, None)
 
 
 @pytest.fixture
