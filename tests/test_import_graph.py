@@ -270,7 +270,7 @@ def test_the_checker_finds_a_cycle_closed_by_a_deferred_import(
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluator.cli",),
     ("evaluator.demo",),
-    ("evaluator.console", "leaderboards"),
+    ("evaluator.console", "evaluator.server", "leaderboards"),
     ("evaluator.runner", "evaluator.simulate"),
     ("evaluator.learn", "evaluator.prompts"),
     ("evaluator.evaluate",),
