@@ -26,6 +26,7 @@ Endpoints (the OpenAPI description is served at ``/openapi.json``):
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time
 
+import base64
 import hashlib
 import os
 import re
@@ -111,6 +112,8 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.url.scheme == "https":  # behind the TLS proxy: browsers keep to HTTPS
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
     @app.exception_handler(StoreError)
@@ -349,7 +352,15 @@ def _pages(
             who=held[0].team if held else None, root="/", generated="", version="",
             **context,
         )  # fmt: skip
-        return HTMLResponse(html, status_code=status)
+        # the pages' own inline script (table sorting) runs, no other: its hash in the CSP
+        hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(code.encode()).digest()).decode() + "'"
+            for code in re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+        )
+        policy = SECURITY_HEADERS["Content-Security-Policy"] + f"; script-src 'self' {hashes}"
+        return HTMLResponse(
+            html, status_code=status, headers={"Content-Security-Policy": policy.strip()}
+        )
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:

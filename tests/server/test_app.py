@@ -262,3 +262,16 @@ def test_a_busy_store_stalls_the_upload_not_every_other_client(
     db.close()
     upload.join(timeout=60)
     assert result["code"] == 201
+
+
+def test_the_pages_inline_script_is_allowed_by_its_hash_and_no_other(server: Server) -> None:
+    import base64
+    import re
+
+    page = requests.get(server.url, timeout=9)
+    (code,) = re.findall(r"<script>(.*?)</script>", page.text, flags=re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+    policy = page.headers["Content-Security-Policy"]
+    assert f"script-src 'self' 'sha256-{digest}'" in policy
+    assert "unsafe-inline" not in policy.split("script-src", 1)[1]  # no other inline script
+    assert "Strict-Transport-Security" not in page.headers  # plain HTTP on loopback
