@@ -1018,13 +1018,91 @@ def _resources(what: str, *, gpus: str, filesystem: FilesystemChoice, **limits: 
         raise SubmissionError(f"{what}: {invalid_fields(err)}") from err
 
 
+def _submit_to_server(
+    server: str,
+    token: str | None,
+    *,
+    image_file: Path | None,
+    phase: str | None,
+    wait: bool,
+    allow_http: bool,
+    others: list[object],
+) -> None:
+    """``ccbench submit --server``: upload an archive to a challenge, and maybe wait for it."""
+    from evaluator.server.client import submit_to_server, wait_for_submission
+
+    if image_file is None or phase is None:
+        raise typer.BadParameter("--server needs --image-file and --phase")
+    if others:
+        raise typer.BadParameter(
+            "--server uploads --image-file to a phase: no IMAGE, --name, --task or "
+            "--nnunet-results (the server names the entry)"
+        )
+    if not token:
+        raise typer.BadParameter("give the team's token: --token, or $CCBENCH_TOKEN")
+    answer = submit_to_server(
+        server, token, image_file, phase, allow_http=allow_http,
+        say=lambda text: err_console.print(text, highlight=False, markup=False),
+    )  # fmt: skip
+    sid = int(answer["id"])
+    again = " (the same upload, sent again)" if answer.get("replayed") else ""
+    console.print(
+        f"submission {sid} to phase {answer['phase']}: {answer['status']}{again}; archive "
+        f"sha256 {answer.get('archive_sha256')}",
+        highlight=False, markup=False,
+    )  # fmt: skip
+    if wait:
+        with _progress(False).status(f"waiting for submission {sid}"):
+            final = wait_for_submission(server, token, sid, allow_http=allow_http)
+        error = f" ({final['error_class']})" if final.get("error_class") else ""
+        console.print(f"submission {sid}: {final['status']}{error}", highlight=False, markup=False)
+        if final["status"] != "finished":
+            raise typer.Exit(1)
+
+
 @app.command("submit")
 @_fail_cleanly
 def submit_cmd(
-    name: Annotated[str, typer.Option("--name", "-n", help="Entry name.")],
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Entry name.", show_default=False)
+    ] = None,
     task: Annotated[
-        list[str], typer.Option("--task", "-t", help="Task the entry is for (repeatable).")
-    ],
+        list[str] | None,
+        typer.Option(
+            "--task", "-t", help="Task the entry is for (repeatable).", show_default=False
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="Upload --image-file to a challenge served by `ccbench serve` (https://host) "
+            "instead of registering a local entry.",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CCBENCH_TOKEN",
+            help="The team's token for --server (or $CCBENCH_TOKEN, kept out of the shell's "
+            "history).",
+            show_default=False,
+        ),
+    ] = None,
+    phase: Annotated[
+        str | None, typer.Option(help="The challenge's phase, for --server.", show_default=False)
+    ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="With --server: wait until the submission has run."),
+    ] = False,
+    allow_http: Annotated[
+        bool,
+        typer.Option(
+            "--allow-http", help="With --server: plain http to a host other than loopback."
+        ),
+    ] = False,
     image: Annotated[
         str | None,
         typer.Argument(help="Image tag or id in the local Docker engine (or use --image-file)."),
@@ -1111,7 +1189,8 @@ def submit_cmd(
     workspace: WorkspaceOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Register a container image (or a trained nnU-Net model) as an entry.
+    """Register a container image (or a trained nnU-Net model) as an entry, or upload an image
+    archive to a challenge (--server).
 
     An image must exist in the local engine (or come as an archive); its digest is recorded. A
     nnU-Net results folder is checked against each task (channels, labels), packed with the
@@ -1124,12 +1203,22 @@ def submit_cmd(
         ccbench submit --image-file algorithm.tar.gz --name mine --task autopet-phantom --interface grand-challenge
 
         ccbench submit --nnunet-results nnUNet_results/Dataset221_AutoPETII/nnUNetTrainer__nnUNetPlans__3d_fullres --name my-nnunet --task autopet --folds 0,1,2,3,4
+
+        ccbench submit --server https://challenge.example.org --token $TEAM_TOKEN --image-file algo.tar.gz --phase final --wait
     """
     import shlex
 
     from evaluator.console import print_submission
     from evaluator.runner.submissions import load_image_archive, submit_image
 
+    if server is not None:
+        _submit_to_server(
+            server, token, image_file=image_file, phase=phase, wait=wait, allow_http=allow_http,
+            others=[x for x in (image, nnunet_results, name, task) if x],
+        )  # fmt: skip
+        return
+    if name is None or not task:
+        raise typer.BadParameter("give --name and --task (or --server to upload to a challenge)")
     given = [x for x in (image, image_file, nnunet_results) if x is not None]
     if len(given) != 1:
         raise typer.BadParameter("give an IMAGE, --image-file or --nnunet-results (one of them)")

@@ -608,6 +608,7 @@ def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str
     from evaluator.runner.docker_backend import DockerBackend
     from evaluator.server.app import create_app
     from evaluator.server.challenge import ChallengeSpec
+    from evaluator.server.client import submit_to_server, wait_for_submission
     from evaluator.server.loopback import on_loopback
     from evaluator.server.state import ServerState
     from evaluator.server.worker import Worker
@@ -640,18 +641,10 @@ def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str
         worker.start()
         stack.callback(worker.stop, timeout=60)
         url = stack.enter_context(on_loopback(app))
-        with progress.status("uploading and running the submission"), archive.open("rb") as fh:
-            answer = requests.post(
-                f"{url}/api/submissions", headers={"Authorization": f"Bearer {token}"},
-                data={"phase": "final"}, files={"file": ("algo.tar", fh)}, timeout=600,
-            )  # fmt: skip
-            answer.raise_for_status()
-            sid = int(answer.json()["id"])
-            deadline = time.monotonic() + 900
-            while state.submission(sid).status not in ("finished", "failed"):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"submission {sid} did not finish in 900 s")
-                time.sleep(1)
+        with progress.status("uploading and running the submission"):
+            answer = submit_to_server(url, token, archive, "final")  # ccbench submit --server
+            sid = int(answer["id"])
+            wait_for_submission(url, token, sid, poll_s=1.0, timeout_s=900)
         record = state.submission(sid)
         if record.status != "finished":
             raise RuntimeError(f"submission {sid}: {record.error_class}: {record.error}")
@@ -662,10 +655,10 @@ def _serve(ws: Workspace, seed: int, console: Console, progress: Console) -> str
         ).status_code  # fmt: skip
     if team not in board:
         raise RuntimeError("the public board does not list the submission")
-    size = answer.json()["bytes"] / 2**20
+    size = answer["bytes"] / 2**20
     return (
         f"`ccbench serve` on {url}: team {team} uploaded the {SERVE_ENTRY} image ({size:.0f} MB) "
-        f"through `POST /api/submissions`; run sandboxed on the hidden {HELD_OUT_SPLIT} split "
+        f"with `ccbench submit --server` (`POST /api/submissions`); run sandboxed on the hidden {HELD_OUT_SPLIT} split "
         f"(run {record.run_id}), on the public board with Dice and CC-Dice only; its logs "
         f"refused to the team on the hidden phase (HTTP {hidden})"
     )

@@ -27,21 +27,25 @@ Endpoints (the OpenAPI description is served at ``/openapi.json``):
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
+import shutil
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from evaluator.errors import StoreError
 from evaluator.server.challenge import ChallengeError
-from evaluator.server.state import LimitReached, Principal, ServerState
+from evaluator.server.state import LimitReached, Principal, ServerState, Submission
+from evaluator.server.upload import Received, receive_archive
 
 __all__ = ["SECURITY_HEADERS", "create_app"]
 
@@ -58,7 +62,31 @@ SECURITY_HEADERS = {
 }
 #: Failed authentications allowed per client address per minute before 429.
 AUTH_FAILURES_PER_MINUTE = 10
-_CHUNK = 1 << 20
+#: Uploads one team may have in flight, and the server in all.
+UPLOADS_PER_TEAM = 2
+UPLOADS_AT_ONCE = 8
+#: Free disk an upload leaves to the rest of the host, bytes (besides twice the archive limit).
+DISK_RESERVE_BYTES = 1 << 30
+_KEY_REUSED = "this Idempotency-Key was used for another upload (another phase or archive)"
+#: The upload's body in the OpenAPI description (the endpoint reads it itself, streamed).
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["phase", "file"],
+                "properties": {
+                    "phase": {"type": "string", "description": "The phase (before the file)."},
+                    "file": {
+                        "type": "string", "format": "binary",
+                        "description": "A `docker save` archive (.tar or .tar.gz).",
+                    },
+                },
+            }
+        }
+    },
+}  # fmt: skip
 #: An ``Idempotency-Key`` header: a retried upload with the same key is the same submission.
 _KEY = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
@@ -87,14 +115,42 @@ class _FailureLimiter:
             self._seen[client].append(time.monotonic())
 
 
-def _submission_json(sub: Any) -> dict[str, Any]:
+def _submission_json(sub: Submission) -> dict[str, Any]:
     return {
         "id": sub.id,
         "phase": sub.phase,
         "status": sub.status,
         "error_class": sub.error_class,
         "created_at": sub.created_at.isoformat() + "Z",
+        "archive_sha256": sub.archive_sha256,
     }
+
+
+class _UploadSlots:
+    """Uploads in flight, per team and in all: one over either is refused (429) before its
+    body is read (a team cannot hold the server's connections or disk with parallel uploads)."""
+
+    def __init__(self, per_team: int, at_once: int) -> None:
+        self.per_team, self.at_once = per_team, at_once
+        self._held: dict[int | None, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def take(self, team_id: int | None) -> Iterator[None]:
+        with self._lock:
+            if self._held[team_id] >= self.per_team or sum(self._held.values()) >= self.at_once:
+                raise HTTPException(
+                    429, "too many uploads in flight; try again shortly",
+                    headers={"Retry-After": "10"},
+                )  # fmt: skip
+            self._held[team_id] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[team_id] -= 1
+                if not self._held[team_id]:
+                    del self._held[team_id]
 
 
 def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: bytes) -> FastAPI:
@@ -161,6 +217,7 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
             "name": spec.name,
             "title": spec.title,
             "open": is_open,
+            "upload": spec.upload.model_dump(),
             "phases": [
                 {
                     "name": p.name, "task": p.task, "start": p.start.isoformat(),
@@ -170,64 +227,82 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
             ],
         }  # fmt: skip
 
+    slots = _UploadSlots(UPLOADS_PER_TEAM, UPLOADS_AT_ONCE)
+
     async def receive(
-        team: Principal, phase: str, file: UploadFile, key: str | None = None
+        request: Request,
+        team: Principal,
+        key: str | None,
+        check_form: Callable[[dict[str, str]], None] | None = None,
     ) -> dict[str, Any]:
-        """:func:`receive_now` in a worker thread: store and disk calls never block the event
-        loop (every other client would wait while SQLite is busy)."""
+        """Receive an upload: every check that needs no body first (the key, the team's
+        uploads in flight, free disk), the fields before the file (``check_form``, the phase,
+        the limits), then the file streamed to disk under the size limit and hashed, then the
+        submission recorded with it (the limits checked again, atomically). Store and disk
+        calls run in worker threads: they never block the event loop."""
         from starlette.concurrency import run_in_threadpool
 
-        return await run_in_threadpool(receive_now, team, phase, file.file, key)
-
-    def receive_now(
-        team: Principal, phase: str, stream: Any, key: str | None = None
-    ) -> dict[str, Any]:
-        """Copy an upload to disk (size limit, SHA-256), then record the submission; an upload
-        retried with the same ``Idempotency-Key`` answers the first one's submission."""
-        _, spec, _ = state.challenge(challenge)
-        spec.phase(phase)  # 409 naming the phases
         if key is not None and not _KEY.fullmatch(key):
             raise HTTPException(400, "Idempotency-Key: 1 to 100 of A-Z a-z 0-9 _ . -")
-        if key is not None and (earlier := state.submission_by_key(team, key)) is not None:
-            return replay(team, earlier)
+        _, spec, _ = await run_in_threadpool(state.challenge, challenge)
         limit = spec.upload.max_archive_mb * 1024 * 1024
-        fd, partial = _temporary(uploads)
-        digest, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(_CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise HTTPException(
-                            413, f"the archive is over {spec.upload.max_archive_mb} MB"
-                        )
-                    digest.update(chunk)
-                    out.write(chunk)
+        with slots.take(team.team_id):
+            if shutil.disk_usage(uploads).free < 2 * limit + DISK_RESERVE_BYTES:
+                raise HTTPException(507, "the server is short of disk space; try again later")
+            earlier = (
+                None if key is None else await run_in_threadpool(state.submission_by_key, team, key)
+            )
+
+            async def before_file(fields: dict[str, str]) -> None:
+                if check_form is not None:
+                    check_form(fields)
+                phase = fields.get("phase")
+                if not phase:
+                    raise HTTPException(400, "the field 'phase' must come before the file")
+                if earlier is not None:
+                    if earlier.phase != phase:
+                        raise HTTPException(422, _KEY_REUSED)
+                    return
+                await run_in_threadpool(state.may_submit, team, phase)
+
+            got = await receive_archive(
+                request, folder=uploads, max_bytes=limit, before_file=before_file
+            )
             try:
-                sid = state.create_submission(team, phase, key=key)
-            except StoreError:  # the same key's twin won the race: answer its submission
+                return await run_in_threadpool(record, team, got, key, earlier)
+            finally:
+                got.path.unlink(missing_ok=True)
+
+    def record(
+        team: Principal, got: Received, key: str | None, earlier: Submission | None
+    ) -> dict[str, Any]:
+        """Record the received upload as a submission (its archive moved to ``<id>.tar``
+        before the job can be claimed), or answer the first upload made with ``key``."""
+        if earlier is None:
+            try:
+                sid = state.create_submission(
+                    team, got.fields["phase"], key=key, archive=(got.sha256, got.size),
+                    before_commit=lambda sid: os.replace(got.path, uploads / f"{sid}.tar"),
+                )  # fmt: skip
+            except (StoreError, LimitReached):  # the same key's twin may have won the race
                 earlier = state.submission_by_key(team, key) if key is not None else None
                 if earlier is None:
                     raise
-                return replay(team, earlier)
-            os.replace(partial, uploads / f"{sid}.tar")
-        finally:
-            Path(partial).unlink(missing_ok=True)
-        state.record_archive(sid, sha256=digest.hexdigest(), size=size)
-        (sub,) = [s for s in state.submissions(team) if s.id == sid]
-        return {**_submission_json(sub), "archive_sha256": digest.hexdigest(), "bytes": size}
+            else:
+                return {**_submission_json(state.submission(sid)), "bytes": got.size}
+        if earlier.archive_sha256 != got.sha256:
+            raise HTTPException(422, _KEY_REUSED)
+        return {**_submission_json(earlier), "bytes": earlier.archive_bytes, "replayed": True}
 
-    def replay(team: Principal, sid: int) -> dict[str, Any]:
-        (sub,) = [s for s in state.submissions(team) if s.id == sid]
-        record = state.submission(sid)
-        return {**_submission_json(sub), "archive_sha256": record.archive_sha256, "replayed": True}
-
-    @app.post("/api/submissions", status_code=201)
-    async def submit(
-        request: Request, who: Who, phase: Annotated[str, Form()], file: UploadFile
-    ) -> dict[str, Any]:
-        key = request.headers.get("idempotency-key")
-        return await receive(need(who, "team"), phase, file, key)
+    @app.post(
+        "/api/submissions",
+        status_code=201,
+        openapi_extra={"requestBody": _UPLOAD_BODY},
+    )
+    async def submit(request: Request, who: Who) -> dict[str, Any]:
+        """Upload a ``docker save`` archive (``multipart/form-data``: the field ``phase``, then
+        the file ``file``) to a phase; a team only."""
+        return await receive(request, need(who, "team"), request.headers.get("idempotency-key"))
 
     @app.get("/api/submissions")
     def list_submissions(who: Who) -> list[dict[str, Any]]:
@@ -236,17 +311,14 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
 
     @app.get("/api/submissions/{sid}")
     def one_submission(sid: int, who: Who) -> dict[str, Any]:
-        holder = need(who, "team", "organiser")
+        return _submission_json(visible(need(who, "team", "organiser"), sid))
+
+    def visible(holder: Principal, sid: int) -> Submission:
+        """The submission when ``holder`` may see it (404 otherwise, existence hidden)."""
         for sub in state.submissions(holder):
             if sub.id == sid:
-                return _submission_json(sub)
+                return sub
         raise HTTPException(404, "no such submission")
-
-    def visible(holder: Principal, sid: int) -> Any:
-        """The submission record when ``holder`` may see it (404 otherwise, existence hidden)."""
-        if not any(s.id == sid for s in state.submissions(holder)):
-            raise HTTPException(404, "no such submission")
-        return state.submission(sid)
 
     @app.get("/api/submissions/{sid}/logs")
     def submission_logs(sid: int, who: Who) -> dict[str, Any]:
@@ -328,8 +400,9 @@ def _pages(
     )
     signer = URLSafeTimedSerializer(secret, salt="ccbench-session")
 
-    def csrf_of(digest: str) -> str:
-        return hmac.new(secret, b"csrf:" + digest.encode(), hashlib.sha256).hexdigest()
+    def csrf_of(cookie: str) -> str:
+        """The CSRF token of a session: new at each sign-in, void when the session ends."""
+        return hmac.new(secret, b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
 
     def session(request: Request) -> tuple[Principal, str] | None:
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -342,7 +415,7 @@ def _pages(
         who = state.holder(digest)
         if who is None or who.challenge != challenge or who.role != "team":
             return None
-        return who, digest
+        return who, cookie
 
     def page(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
         _, spec, _ = state.challenge(challenge)
@@ -414,42 +487,46 @@ def _pages(
         held = session(request)
         if held is None:
             return RedirectResponse("/login", status_code=303)
-        who, digest = held
+        who, cookie = held
         _, spec, _ = state.challenge(challenge)
         rows = [
             {
                 "id": s.id, "phase": s.phase, "status": s.status,
-                "error": state.submission(s.id).error_class,
+                "error": s.error_class,
                 "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             }
             for s in state.submissions(who)
         ]  # fmt: skip
         return page(
-            "server-team.html", request, csrf=csrf_of(digest), submissions=rows,
+            "server-team.html", request, csrf=csrf_of(cookie), submissions=rows,
             phases=[p.name for p in spec.phases], message=_MESSAGES.get(refused, "")
             if received is None else f"submission {received} received",
         )  # fmt: skip
 
     @app.post("/team/submit", response_model=None)
-    async def team_submit(
-        request: Request,
-        csrf: Annotated[str, Form()],
-        phase: Annotated[str, Form()],
-        file: UploadFile,
-    ) -> Any:
+    async def team_submit(request: Request) -> Any:
+        """The upload form (fields ``csrf``, ``phase``, then ``file``): the session and the
+        form's origin checked before the body is read, its CSRF token before the file."""
         same_origin(request)
         held = session(request)
         if held is None:
             raise HTTPException(401, "sign in first")
-        who, digest = held
-        if not hmac.compare_digest(csrf, csrf_of(digest)):
-            raise HTTPException(403, "the form's CSRF token does not match the session")
+        who, cookie = held
+
+        def check_form(fields: dict[str, str]) -> None:
+            if not hmac.compare_digest(fields.get("csrf", ""), csrf_of(cookie)):
+                raise HTTPException(403, "the form's CSRF token does not match the session")
+
         try:
-            sub = await receive(who, phase, file)
+            sub = await receive(request, who, None, check_form)
             target = f"/team?received={int(sub['id'])}"
         except LimitReached:
             target = "/team?refused=limit"
-        except (ChallengeError, HTTPException):
+        except HTTPException as err:
+            if err.status_code in (401, 403):
+                raise
+            target = "/team?refused=upload"
+        except ChallengeError:
             target = "/team?refused=upload"
         return RedirectResponse(target, status_code=303)
 
@@ -505,9 +582,3 @@ def _run_means(
         for (run, metric), value in per_case.groupby(level=["run_id", "metric"]).mean().items()
         if value == value  # not NaN
     }
-
-
-def _temporary(folder: Path) -> tuple[int, str]:
-    import tempfile
-
-    return tempfile.mkstemp(prefix=".upload-", dir=folder)

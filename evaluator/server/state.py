@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from evaluator.server.auth import Role, hash_token, new_token
-from evaluator.server.challenge import ChallengeError, ChallengeSpec
+from evaluator.server.challenge import ChallengeError, ChallengeSpec, PhaseSpec
 from evaluator.store.schema import (
     audit_table,
     challenges_table,
@@ -38,6 +38,8 @@ from evaluator.store.schema import (
 from evaluator.workspace import check_name
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from evaluator.store import Store
 
 __all__ = [
@@ -46,7 +48,6 @@ __all__ = [
     "Principal",
     "ServerState",
     "Submission",
-    "SubmissionRecord",
 ]
 
 
@@ -67,30 +68,22 @@ class Principal:
 
 @dataclass(frozen=True)
 class Submission:
-    id: int
-    challenge_id: int
-    team_id: int
-    phase: str
-    status: str
-    created_at: datetime
-    error_class: str | None = None
-
-
-@dataclass(frozen=True)
-class SubmissionRecord:
-    """Everything the store holds of one submission (what the job runner and organiser see)."""
+    """Everything the store holds of one submission (a team sees its own; the organiser and
+    the job runner every one)."""
 
     id: int
     challenge: str
     team: str
     phase: str
     status: str
-    entry: str | None
-    run_id: int | None
-    image_digest: str | None
-    archive_sha256: str | None
-    error_class: str | None
-    error: str | None
+    created_at: datetime
+    entry: str | None = None
+    run_id: int | None = None
+    image_digest: str | None = None
+    archive_sha256: str | None = None
+    archive_bytes: int | None = None
+    error_class: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +95,11 @@ class Job:
     worker: str | None
 
 
+#: Statuses of a submission: ``queued``, ``running``, ``finished`` (scored), ``failed`` (the
+#: submission's fault: its archive, image or containers) and ``error`` (the server's: no Docker
+#: engine, the store, the data; the organiser reruns it). An ``error`` is not counted against
+#: the team's limits.
+UNCOUNTED = ("error",)
 #: Tries of a job before it is given up (a job whose run kills the server each time).
 MAX_ATTEMPTS = 3
 
@@ -281,33 +279,20 @@ class ServerState:
 
     # -- submissions (limits hold under concurrency) ----------------------------------------
 
-    def submission_by_key(self, who: Principal, key: str) -> int | None:
+    def submission_by_key(self, who: Principal, key: str) -> Submission | None:
         """The team's submission made with this ``Idempotency-Key``, if any."""
-        with self.store.transaction() as conn:
-            found = conn.execute(
-                sa.select(submissions_table.c.id).where(
-                    submissions_table.c.team_id == who.team_id,
-                    submissions_table.c.client_key == key,
-                )
-            ).first()
-        return None if found is None else int(found.id)
+        s = submissions_table
+        found = self._submissions(s.c.team_id == who.team_id, s.c.client_key == key)
+        return found[0] if found else None
 
-    def create_submission(
-        self, who: Principal, phase: str, *, now: datetime | None = None, key: str | None = None
-    ) -> int:
-        """Record a team's submission to a phase and queue its job, within the phase's limits.
-
-        Raises
-        ------
-        ChallengeError
-            The challenge is closed, the phase unknown or not open at ``now``, or ``who`` is
-            not a team.
-        LimitReached
-            The team has used the phase's submissions for today (UTC) or in total.
-        """
+    def _limits_hold(
+        self, who: Principal, phase: str, at: datetime | None
+    ) -> tuple[PhaseSpec, str, list[sa.ColumnElement[bool]]]:
+        """The phase (checked open), the UTC day of ``at`` and the SQL conditions under which
+        ``who`` may submit once more to it (fewer than its limits counted)."""
         if who.team_id is None:
             raise ChallengeError("only a team submits")
-        at = now or datetime.now(UTC)
+        at = at or datetime.now(UTC)
         _, spec, is_open = self.challenge(who.challenge)
         spec_phase = spec.phase(phase)
         if not is_open:
@@ -317,10 +302,9 @@ class ServerState:
                 f"phase '{phase}' takes submissions from {spec_phase.start} to {spec_phase.end}"
             )
         day = at.astimezone(UTC).strftime("%Y-%m-%d")
-        stamp = at.astimezone(UTC).replace(tzinfo=None)
         s = submissions_table
         mine = sa.and_(s.c.team_id == who.team_id, s.c.phase == phase)
-        counted = s.c.status != "rejected"
+        counted = s.c.status.not_in(UNCOUNTED)
         today = sa.select(sa.func.count()).where(mine, counted, s.c.day == day).scalar_subquery()
         total = sa.select(sa.func.count()).where(mine, counted).scalar_subquery()
         conditions: list[sa.ColumnElement[bool]] = []
@@ -328,10 +312,64 @@ class ServerState:
             conditions.append(today < spec_phase.limits.per_day)
         if spec_phase.limits.total is not None:
             conditions.append(total < spec_phase.limits.total)
+        return spec_phase, day, conditions
+
+    def _limit_reached(self, who: Principal, spec_phase: PhaseSpec) -> LimitReached:
+        limits = spec_phase.limits
+        return LimitReached(
+            f"team '{who.team}' has used its submissions to phase '{spec_phase.name}' "
+            f"(per day: {limits.per_day}, in total: {limits.total})"
+        )
+
+    def may_submit(self, who: Principal, phase: str, *, now: datetime | None = None) -> None:
+        """Check, without recording anything, that ``who`` may submit to ``phase`` now: what
+        the server asks before it reads an upload's body (:meth:`create_submission` checks
+        again, atomically).
+
+        Raises
+        ------
+        ChallengeError, LimitReached
+            As :meth:`create_submission`.
+        """
+        spec_phase, _, conditions = self._limits_hold(who, phase, now)
+        with self.store.transaction() as conn:
+            if conn.execute(sa.select(sa.literal(1)).where(*conditions)).first() is None:
+                raise self._limit_reached(who, spec_phase)
+
+    def create_submission(
+        self,
+        who: Principal,
+        phase: str,
+        *,
+        now: datetime | None = None,
+        key: str | None = None,
+        archive: tuple[str, int] | None = None,
+        before_commit: Callable[[int], None] | None = None,
+    ) -> int:
+        """Record a team's submission to a phase and queue its job, within the phase's limits.
+
+        ``archive`` is the upload's ``(SHA-256, bytes)``; ``before_commit(id)`` runs inside the
+        transaction, before anyone can see the submission (the upload moved to its place), and
+        an exception from it records nothing: a job is never queued without its archive.
+
+        Raises
+        ------
+        ChallengeError
+            The challenge is closed, the phase unknown or not open at ``now``, or ``who`` is
+            not a team.
+        LimitReached
+            The team has used the phase's submissions for today (UTC) or in total.
+        """
+        at = now or datetime.now(UTC)
+        spec_phase, day, conditions = self._limits_hold(who, phase, at)
+        stamp = at.astimezone(UTC).replace(tzinfo=None)
+        sha256, size = archive if archive is not None else (None, None)
+        s = submissions_table
         values = sa.select(
             sa.literal(who.challenge_id), sa.literal(who.team_id), sa.literal(phase),
             sa.literal(day), sa.literal("queued"), sa.literal(stamp),
-            sa.literal(key, sa.String(100)),
+            sa.literal(key, sa.String(100)), sa.literal(sha256, sa.String(64)),
+            sa.literal(size, sa.BigInteger()),
         ).where(*conditions)  # fmt: skip
         with self.store.transaction() as conn:
             conn.execute(  # serialise one team's uploads (PostgreSQL; SQLite has one writer)
@@ -342,19 +380,17 @@ class ServerState:
                 .from_select(
                     [
                         "challenge_id", "team_id", "phase", "day", "status", "created_at",
-                        "client_key",
+                        "client_key", "archive_sha256", "archive_bytes",
                     ],
                     values,
                 )
                 .returning(s.c.id)
             ).first()  # fmt: skip
             if inserted is None:  # the WHERE held back the row: over a limit
-                limits = spec_phase.limits
-                raise LimitReached(
-                    f"team '{who.team}' has used its submissions to phase '{phase}' "
-                    f"(per day: {limits.per_day}, in total: {limits.total})"
-                )
+                raise self._limit_reached(who, spec_phase)
             sid = int(inserted.id)
+            if before_commit is not None:
+                before_commit(sid)
             conn.execute(
                 jobs_table.insert().values(
                     submission_id=sid, state="queued", attempts=0, created_at=_now()
@@ -362,23 +398,7 @@ class ServerState:
             )
         return sid
 
-    def record_archive(self, submission_id: int, *, sha256: str, size: int) -> None:
-        """The uploaded archive's SHA-256 and size (bytes) of a submission."""
-        with self.store.transaction() as conn:
-            conn.execute(
-                submissions_table.update()
-                .where(submissions_table.c.id == submission_id)
-                .values(archive_sha256=sha256, archive_bytes=size)
-            )
-
-    def submission(self, submission_id: int) -> SubmissionRecord:
-        """One submission, whoever made it (for the job runner and the organiser).
-
-        Raises
-        ------
-        ChallengeError
-            No such submission.
-        """
+    def _submissions(self, *where: sa.ColumnElement[bool]) -> list[Submission]:
         s = submissions_table
         query = (
             sa.select(
@@ -386,16 +406,31 @@ class ServerState:
             )
             .join(challenges_table, challenges_table.c.id == s.c.challenge_id)
             .join(teams_table, teams_table.c.id == s.c.team_id)
-            .where(s.c.id == submission_id)
+            .where(*where)
+            .order_by(s.c.id)
         )
         with self.store.transaction() as conn:
-            r = conn.execute(query).first()
-        if r is None:
+            rows = conn.execute(query).all()
+        return [
+            Submission(
+                r.id, r.challenge, r.team, r.phase, r.status, r.created_at, r.entry, r.run_id,
+                r.image_digest, r.archive_sha256, r.archive_bytes, r.error_class, r.error,
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def submission(self, submission_id: int) -> Submission:
+        """One submission, whoever made it (for the job runner and the organiser).
+
+        Raises
+        ------
+        ChallengeError
+            No such submission.
+        """
+        found = self._submissions(submissions_table.c.id == submission_id)
+        if not found:
             raise ChallengeError(f"no submission {submission_id}")
-        return SubmissionRecord(
-            r.id, r.challenge, r.team, r.phase, r.status, r.entry, r.run_id, r.image_digest,
-            r.archive_sha256, r.error_class, r.error,
-        )  # fmt: skip
+        return found[0]
 
     def set_submission(self, submission_id: int, **values: object) -> None:
         """Update a submission's status, entry, run, image digest or error; a final status
@@ -429,19 +464,10 @@ class ServerState:
 
     def submissions(self, who: Principal) -> list[Submission]:
         """The submissions ``who`` may see: a team its own, an organiser every one."""
-        query = sa.select(submissions_table).where(
-            submissions_table.c.challenge_id == who.challenge_id
-        )
-        if who.role != "organiser":
-            query = query.where(submissions_table.c.team_id == who.team_id)
-        with self.store.transaction() as conn:
-            rows = conn.execute(query.order_by(submissions_table.c.id)).all()
-        return [
-            Submission(
-                r.id, r.challenge_id, r.team_id, r.phase, r.status, r.created_at, r.error_class
-            )
-            for r in rows
-        ]
+        s = submissions_table
+        if who.role == "organiser":
+            return self._submissions(s.c.challenge_id == who.challenge_id)
+        return self._submissions(s.c.challenge_id == who.challenge_id, s.c.team_id == who.team_id)
 
     def requeue(self, submission_id: int, *, actor: str) -> None:
         """Run a submission again (``ccbench challenge rerun``): its job back in the queue."""

@@ -18,13 +18,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evaluator.errors import CCBenchError, StoreError
+from evaluator.errors import (
+    CCBenchError,
+    DatasetNotFoundError,
+    DockerUnavailableError,
+    ExecutorError,
+    RegistryError,
+    SplitError,
+    StoreError,
+)
 
 if TYPE_CHECKING:
     from evaluator.server.state import Job, ServerState
     from evaluator.workspace import Workspace
 
-__all__ = ["Worker", "run_submission", "untagged_copy"]
+__all__ = ["SERVER_FAULTS", "Worker", "run_submission", "untagged_copy"]
+
+#: Where a job tags the image it loaded while it runs (``<repository>:c<challenge>-s<id>``).
+HOLD_REPOSITORY = "ccbench-server"
+#: Errors that are the server's, not the submission's: the submission ends as ``error``, not
+#: counted against the team's limits (:data:`evaluator.server.state.UNCOUNTED`). A crash of
+#: ccbench itself (``InternalError``) is counted (a submission could provoke one at will);
+#: the organiser can rerun it.
+SERVER_FAULTS = (
+    DockerUnavailableError, StoreError, DatasetNotFoundError, SplitError, RegistryError,
+    ExecutorError,
+)  # fmt: skip
 
 
 def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
@@ -51,13 +70,19 @@ def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
                     continue
                 if member.name in ("manifest.json", "index.json") and data is not None:
                     doc = json.loads(data.read(1 << 20))
-                    for item in doc if isinstance(doc, list) else doc.get("manifests", []):
-                        if isinstance(item, dict):
-                            item.pop("RepoTags", None)
-                            item.get("annotations", {}).pop("io.containerd.image.name", None)
-                            item.get("annotations", {}).pop(
-                                "org.opencontainers.image.ref.name", None
-                            )
+                    items = doc if isinstance(doc, list) else None
+                    if isinstance(doc, dict) and isinstance(doc.get("manifests"), list):
+                        items = doc["manifests"]
+                    if items is None:
+                        raise ValueError(f"{member.name} is neither a list nor an OCI index")
+                    for item in items:
+                        if not isinstance(item, dict):
+                            continue
+                        item.pop("RepoTags", None)
+                        notes = item.get("annotations")
+                        if isinstance(notes, dict):
+                            notes.pop("io.containerd.image.name", None)
+                            notes.pop("org.opencontainers.image.ref.name", None)
                     raw = json.dumps(doc).encode()
                     member.size = len(raw)
                     data = io.BytesIO(raw)
@@ -65,7 +90,7 @@ def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
                 if written > max_bytes:
                     raise CCBenchError(f"the archive unpacks to more than {max_bytes >> 20} MB")
                 tout.addfile(member, data)
-    except (tarfile.TarError, OSError, ValueError) as err:
+    except (tarfile.TarError, OSError, ValueError, RecursionError) as err:
         raise CCBenchError(f"the upload is not a readable docker save archive: {err}") from err
 
 
@@ -79,9 +104,10 @@ def run_submission(
     from evaluator.runner.submissions import load_image_archive, submit_image
 
     sub = state.submission(submission_id)
-    _, spec, _ = state.challenge(sub.challenge)
+    cid, spec, _ = state.challenge(sub.challenge)
     phase = spec.phase(sub.phase)
     state.set_submission(submission_id, status="running")
+    held = None  # the loaded image's tag while this job holds it
     try:
         backend = DockerBackend()
         plain = uploads / f".{submission_id}.untagged.tar"
@@ -93,7 +119,10 @@ def run_submission(
             found = load_image_archive(plain, backend=backend, max_bytes=plain.stat().st_size)
         finally:
             plain.unlink(missing_ok=True)
-        size_mb = int(backend.client.images.get(found.image_id).attrs.get("Size", 0)) / 2**20
+        loaded = backend.client.images.get(found.image_id)
+        held = f"{HOLD_REPOSITORY}:c{cid}-s{submission_id}"
+        loaded.tag(HOLD_REPOSITORY, f"c{cid}-s{submission_id}")
+        size_mb = int(loaded.attrs.get("Size", 0)) / 2**20
         if size_mb > spec.upload.max_image_mb:
             raise CCBenchError(
                 f"the image is {size_mb:.0f} MB, over the limit of {spec.upload.max_image_mb} MB"
@@ -119,6 +148,10 @@ def run_submission(
             submission_id, status="finished", entry=entry, image_digest=manifest.image_digest,
             run_id=None if run is None else run.id,
         )  # fmt: skip
+    except SERVER_FAULTS as err:  # not the submission's fault: not counted, the organiser reruns
+        state.set_submission(
+            submission_id, status="error", error_class=type(err).__name__, error=str(err)
+        )
     except CCBenchError as err:
         state.set_submission(
             submission_id, status="failed", error_class=type(err).__name__, error=str(err)
@@ -129,6 +162,23 @@ def run_submission(
             error=f"{type(err).__name__}: {err}",
         )  # fmt: skip
         raise
+    finally:
+        if held is not None:
+            _release(held)
+
+
+def _release(tag: str) -> None:
+    """Remove a job's hold on its image: the image goes with the last job holding it (the
+    host's disk is not filled with every upload's layers; a rerun loads the archive again)."""
+    import contextlib
+
+    import docker.errors
+
+    from evaluator.runner.docker_backend import DockerBackend
+
+    # gone already, or in use by another job's container: kept
+    with contextlib.suppress(docker.errors.DockerException, CCBenchError):
+        DockerBackend().client.images.remove(tag)
 
 
 @dataclass

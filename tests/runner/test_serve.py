@@ -76,6 +76,11 @@ class Server:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
         return requests.get(f"{self.url}{path}", headers=headers, timeout=30)
 
+    def worker_backend(self) -> Any:
+        from evaluator.runner.docker_backend import DockerBackend
+
+        return DockerBackend().client
+
     def stop(self) -> None:
         self.worker.stop(timeout=60)
         self._serving.__exit__(None, None, None)
@@ -105,25 +110,28 @@ def _upload_in_the_browser(driver: Any, server: Server, token: str, archive: Pat
 
 
 def test_uploads_run_sandboxed_and_reach_the_board(
-    server: Server, archive: Path, driver: Any
+    server: Server, archive: Path, driver: Any, test_images: dict[str, str]
 ) -> None:
-    ids = {}
-    for team in ("alpha", "beta"):
-        with archive.open("rb") as fh:
-            got = requests.post(
-                f"{server.url}/api/submissions",
-                headers={"Authorization": f"Bearer {server.tokens[team]}"},
-                data={"phase": "final"}, files={"file": ("algo.tar", fh)}, timeout=300,
-            )  # fmt: skip
-        assert got.status_code == 201, got.text
-        ids[team] = got.json()["id"]
+    from evaluator.server.client import submit_to_server
+
+    ids = {
+        "alpha": int(submit_to_server(server.url, server.tokens["alpha"], archive, "final")["id"])
+    }
+    with archive.open("rb") as fh:  # the other team with a plain multipart POST
+        got = requests.post(
+            f"{server.url}/api/submissions",
+            headers={"Authorization": f"Bearer {server.tokens['beta']}"},
+            data={"phase": "final"}, files={"file": ("algo.tar", fh)}, timeout=300,
+        )  # fmt: skip
+    assert got.status_code == 201, got.text
+    ids["beta"] = got.json()["id"]
     message = _upload_in_the_browser(driver, server, server.tokens["alpha"], archive)
     assert message.startswith("submission ") and message.endswith(" received"), message
     ids["alpha-form"] = int(message.split()[1])
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         states = [s["status"] for s in server.get("/api/submissions", "org").json()]
-        if all(s in ("finished", "failed") for s in states):
+        if all(s in ("finished", "failed", "error") for s in states):
             break
         time.sleep(2)
     for key, sid in ids.items():
@@ -147,6 +155,12 @@ def test_uploads_run_sandboxed_and_reach_the_board(
     assert {r["metric"] for r in cases} >= {"dice", "hd95"} and len(
         {r["case_id"] for r in cases}
     ) >= 1
+    # each job released its hold on the loaded image; the host's own tag untouched
+    from evaluator.server.worker import HOLD_REPOSITORY
+
+    docker = server.worker_backend()
+    assert not docker.images.list(name=HOLD_REPOSITORY)
+    assert docker.images.get(test_images["baseline"])
     driver.refresh()  # the team page lists both, finished
     assert driver.page_source.count(">finished</td>") == 2
     # the public board: both teams, the hidden phase's public metric only

@@ -5,69 +5,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-from evaluator.server.challenge import ChallengeSpec
-from evaluator.server.loopback import on_loopback
-from evaluator.server.state import ServerState
-from evaluator.store import Store
-
-uvicorn = pytest.importorskip("uvicorn")
-
-SPEC = {
-    "name": "demo",
-    "upload": {"max_archive_mb": 1},
-    "phases": [
-        {
-            "name": "final", "task": "autopet-phantom", "split": "test",
-            "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
-            "limits": {"per_day": 2},
-        }
-    ],
-}  # fmt: skip
-
-
-class Server:
-    def __init__(self, tmp_path: Path) -> None:
-        from evaluator.server.app import create_app
-
-        self.state = ServerState(Store.open(f"sqlite:///{tmp_path / 'server.sqlite'}"))
-        self.state.create_challenge(ChallengeSpec.model_validate(SPEC), actor="org")
-        self.state.set_open("demo", True, actor="org")
-        self.tokens = {}
-        for team in ("alpha", "beta"):
-            self.state.add_team("demo", team, actor="org")
-            self.tokens[team] = self.state.issue_token("demo", role="team", team=team, actor="o")
-        self.tokens["org"] = self.state.issue_token("demo", role="organiser", team=None, actor="o")
-        self.uploads = tmp_path / "uploads"
-        app = create_app(self.state, "demo", self.uploads, secret=b"k" * 32)
-        self._serving = on_loopback(app)
-        self.url = self._serving.__enter__()
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-    def submit(self, who: str | None, data: bytes, phase: str = "final") -> requests.Response:
-        headers = self.auth(who) if who else {}
-        files = {"file": ("algo.tar.gz", data, "application/gzip")}
-        return requests.post(
-            f"{self.url}/api/submissions", headers=headers, data={"phase": phase}, files=files,
-            timeout=30,
-        )  # fmt: skip
-
-    def stop(self) -> None:
-        self._serving.__exit__(None, None, None)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path)
-    yield s
-    s.stop()
+from tests.server.loopback_server import FILE_HEAD, PHASE_FIELD, Server, raw_upload, status_of
 
 
 def test_a_team_uploads_and_sees_only_its_own(server: Server) -> None:
@@ -275,3 +217,80 @@ def test_the_pages_inline_script_is_allowed_by_its_hash_and_no_other(server: Ser
     assert f"script-src 'self' 'sha256-{digest}'" in policy
     assert "unsafe-inline" not in policy.split("script-src", 1)[1]  # no other inline script
     assert "Strict-Transport-Security" not in page.headers  # plain HTTP on loopback
+
+
+def test_refusals_come_before_the_body_is_read(server: Server) -> None:
+    huge = 50 * 1024**3  # 50 GB announced, never sent: a server reading first would hang
+    with raw_upload(server.url, {}, b"", length=huge) as conn:
+        assert status_of(conn) == 401  # no token: answered at once
+    with raw_upload(server.url, server.auth("alpha"), b"", length=huge) as conn:
+        assert status_of(conn) == 413  # over the size limit by its Content-Length
+    # within the Content-Length limit, the phase checked when the file begins
+    assert server.submit("alpha", b"a").status_code == 201
+    assert server.submit("alpha", b"b").status_code == 201
+    with raw_upload(
+        server.url, server.auth("alpha"), PHASE_FIELD + FILE_HEAD + b"x" * 100, length=1 << 20
+    ) as conn:
+        assert status_of(conn) == 429  # the day's limit is used: the file is not waited for
+    with raw_upload(
+        server.url, server.auth("beta"), PHASE_FIELD.replace(b"final", b"dev") + FILE_HEAD,
+        length=1 << 20,
+    ) as conn:  # fmt: skip
+        assert status_of(conn) == 409
+    assert sorted(p.name for p in server.uploads.iterdir()) == ["1.tar", "2.tar"]  # no partials
+
+
+def test_a_team_holds_two_uploads_in_flight_at_most(server: Server) -> None:
+    started = PHASE_FIELD + FILE_HEAD + b"x" * 1000
+    stalled = [
+        raw_upload(server.url, server.auth("alpha"), started, length=500_000) for _ in range(2)
+    ]
+    deadline = time.monotonic() + 10
+    while len(list(server.uploads.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # both are being received
+    third = server.submit("alpha", b"c")
+    assert third.status_code == 429 and "in flight" in third.json()["detail"]
+    assert server.submit("beta", b"d").status_code == 201  # another team is not held up
+    for conn in stalled:
+        conn.close()  # dropped mid-upload: their partial files go
+    deadline = time.monotonic() + 10
+    while len(list(server.uploads.iterdir())) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p.name for p in server.uploads.iterdir()] == ["1.tar"]
+    assert server.submit("alpha", b"e").status_code == 201  # its places are free again
+
+
+def test_malformed_uploads_are_400_or_415_and_leave_nothing(server: Server) -> None:
+    def post(body: bytes, content_type: str = "multipart/form-data; boundary=XyZ") -> int:
+        return requests.post(
+            f"{server.url}/api/submissions", data=body, timeout=9,
+            headers={**server.auth("alpha"), "Content-Type": content_type},
+        ).status_code  # fmt: skip
+
+    end = b"\r\n--XyZ--\r\n"
+    assert post(b"phase=final", "application/x-www-form-urlencoded") == 415
+    assert post(FILE_HEAD + b"data" + end) == 400  # the file before its phase
+    assert post(PHASE_FIELD + end) == 400  # no file
+    second = FILE_HEAD.replace(b'"a.tar"', b'"b.tar"')
+    assert post(PHASE_FIELD + FILE_HEAD + b"one\r\n" + second + b"two" + end) == 400
+    assert post(PHASE_FIELD.replace(b"final", b"f" * 10_000) + FILE_HEAD + b"x" + end) == 400
+    assert post(b"garbage without boundaries") == 400
+    assert post(PHASE_FIELD + FILE_HEAD + b"ok" + end) == 201  # the same framing, well formed
+    assert [p.name for p in server.uploads.iterdir()] == ["1.tar"]
+    assert (server.uploads / "1.tar").read_bytes() == b"ok"
+
+
+def test_an_idempotency_key_names_one_upload_only(server: Server) -> None:
+    def upload(data: bytes, key: str) -> requests.Response:
+        return requests.post(
+            f"{server.url}/api/submissions", data={"phase": "final"}, timeout=9,
+            headers={**server.auth("alpha"), "Idempotency-Key": key},
+            files={"file": ("a.tar", data, "application/x-tar")},
+        )  # fmt: skip
+
+    assert upload(b"first", "k-1").status_code == 201
+    other = upload(b"second", "k-1")  # the same key, another archive: refused, not replayed
+    assert other.status_code == 422 and "another upload" in other.json()["detail"]
+    again = upload(b"first", "k-1")
+    assert again.status_code == 201 and again.json()["replayed"] is True
+    assert len(list(server.uploads.iterdir())) == 1

@@ -175,3 +175,42 @@ def test_a_revoked_token_authenticates_nobody(state: ServerState) -> None:
     fresh = state.issue_token("demo", role="team", team="alpha", actor="org")
     assert state.authenticate(fresh) is not None
     assert state.audit_log("demo")[-2][2] == "revoke"
+
+
+def test_server_faults_are_not_counted_and_the_precheck_agrees(state: ServerState) -> None:
+    alpha = state.authenticate(state.issue_token("demo", role="team", team="alpha", actor="o"))
+    assert alpha is not None
+    first = state.create_submission(alpha, "final", now=NOW)
+    state.set_submission(first, status="error", error_class="DockerUnavailableError")
+    state.may_submit(alpha, "final", now=NOW)  # the server's fault gave the place back
+    state.create_submission(alpha, "final", now=NOW)
+    second = state.create_submission(alpha, "final", now=NOW)
+    state.set_submission(second, status="failed", error_class="SubmissionError")
+    with pytest.raises(LimitReached):  # the submission's own failure is counted
+        state.may_submit(alpha, "final", now=NOW)
+    with pytest.raises(LimitReached):
+        state.create_submission(alpha, "final", now=NOW)
+    with pytest.raises(ChallengeError, match="takes submissions from"):
+        state.may_submit(alpha, "final", now=NOW + timedelta(days=60))
+
+
+def test_a_submission_is_recorded_with_its_archive_or_not_at_all(state: ServerState) -> None:
+    alpha = state.authenticate(state.issue_token("demo", role="team", team="alpha", actor="o"))
+    assert alpha is not None
+
+    def fail(sid: int) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        state.create_submission(alpha, "final", now=NOW, archive=("ab" * 32, 5), before_commit=fail)
+    assert state.submissions(alpha) == []  # no submission ...
+    assert state.claim_job("w", stale_after_s=60) is None  # ... and no job without its archive
+    moved: list[int] = []
+    sid = state.create_submission(
+        alpha, "final", now=NOW, archive=("cd" * 32, 7), key="k1", before_commit=moved.append
+    )
+    assert moved == [sid]
+    sub = state.submission(sid)
+    assert (sub.archive_sha256, sub.archive_bytes, sub.team) == ("cd" * 32, 7, "alpha")
+    found = state.submission_by_key(alpha, "k1")
+    assert found is not None and found.id == sid
