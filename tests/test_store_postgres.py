@@ -322,7 +322,16 @@ def test_server_limits_and_job_claims_hold_on_postgres(postgres_url: str) -> Non
     from evaluator.server.state import ServerState
     from tests.server.test_state import NOW, SPEC, _claim, _submit
 
+    database = sa.make_url(postgres_url).database
+    with sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(  # a database whose default the server's rules would not hold under
+            sa.text(
+                f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'serializable'"
+            )
+        )
     state = ServerState(Store.open(postgres_url))
+    with state.store.transaction() as conn:  # the store pins its own
+        assert conn.execute(sa.text("SHOW transaction_isolation")).scalar() == "read committed"
     state.create_challenge(ChallengeSpec.model_validate(SPEC), actor="org")
     state.set_open("demo", True, actor="org")
     for team in ("alpha", "beta"):

@@ -381,6 +381,10 @@ class Store:
             parsed = sa.make_url(resolved)
             if parsed.get_backend_name() == "sqlite" and "timeout" not in parsed.query:
                 options["connect_args"] = {"timeout": _BUSY_TIMEOUT_S}
+            if parsed.get_backend_name() == "postgresql":
+                # the server's rules (limits, job claims) rest on row locks and conditional
+                # UPDATEs re-checked under READ COMMITTED: pinned, whatever the server's default
+                options["isolation_level"] = "READ COMMITTED"
             database = parsed.database if parsed.get_backend_name() == "sqlite" else None
             # a SQLite file on disk (not ":memory:", not a "file:" URI): its absolute path
             on_disk = (
