@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SERVER_FAULTS", "Worker", "run_submission", "untagged_copy"]
 
-#: Where a job tags the image it loaded while it runs (``<repository>:c<challenge>-s<id>``).
+#: Where a job tags the image it loaded while it runs (``<repository>:<challenge>-s<id>-<random>``).
 HOLD_REPOSITORY = "ccbench-server"
 #: Errors that are the server's, not the submission's: the submission ends as ``error``, not
 #: counted against the team's limits (:data:`evaluator.server.state.UNCOUNTED`). A crash of
@@ -98,13 +98,15 @@ def run_submission(
     state: ServerState, submission_id: int, *, workspace: Workspace, uploads: Path
 ) -> None:
     """Load, register and run one submission; its status and run go to the store."""
+    import secrets
+
     from evaluator.runner.contract import Resources
     from evaluator.runner.docker_backend import DockerBackend
     from evaluator.runner.run import run_entry
     from evaluator.runner.submissions import load_image_archive, submit_image
 
     sub = state.submission(submission_id)
-    cid, spec, _ = state.challenge(sub.challenge)
+    _, spec, _ = state.challenge(sub.challenge)
     phase = spec.phase(sub.phase)
     state.set_submission(submission_id, status="running")
     held = None  # the loaded image's tag while this job holds it
@@ -120,8 +122,9 @@ def run_submission(
         finally:
             plain.unlink(missing_ok=True)
         loaded = backend.client.images.get(found.image_id)
-        held = f"{HOLD_REPOSITORY}:c{cid}-s{submission_id}"
-        loaded.tag(HOLD_REPOSITORY, f"c{cid}-s{submission_id}")
+        hold = f"{sub.challenge}-s{submission_id}-{secrets.token_hex(4)}"  # unique per job
+        loaded.tag(HOLD_REPOSITORY, hold)
+        held = f"{HOLD_REPOSITORY}:{hold}"
         size_mb = int(loaded.attrs.get("Size", 0)) / 2**20
         if size_mb > spec.upload.max_image_mb:
             raise CCBenchError(
