@@ -2122,6 +2122,7 @@ StoreUrlOpt = Annotated[
     str | None,
     typer.Option("--store", help="Results store URL [default: $CCBENCH_STORE or the workspace]."),
 ]
+ChallengeArg = Annotated[str, typer.Argument(help="Challenge name.")]
 
 
 def _server_state(store: str | None, workspace: Path | None) -> Any:
@@ -2165,7 +2166,7 @@ def challenge_init(
 @challenge_app.command("add-team")
 @_fail_cleanly
 def challenge_add_team(
-    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    challenge: ChallengeArg,
     team: Annotated[str, typer.Argument(help="Team name (letters, digits, _.-).")],
     store: StoreUrlOpt = None,
     workspace: WorkspaceOpt = None,
@@ -2178,7 +2179,7 @@ def challenge_add_team(
 @challenge_app.command("token")
 @_fail_cleanly
 def challenge_token(
-    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    challenge: ChallengeArg,
     team: Annotated[str | None, typer.Option("--team", help="The team's token.")] = None,
     organiser: Annotated[
         bool, typer.Option("--organiser", help="An organiser's token instead.")
@@ -2198,7 +2199,7 @@ def challenge_token(
 @challenge_app.command("revoke")
 @_fail_cleanly
 def challenge_revoke(
-    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    challenge: ChallengeArg,
     team: Annotated[str | None, typer.Option("--team", help="Revoke this team's tokens.")] = None,
     organiser: Annotated[
         bool, typer.Option("--organiser", help="Revoke the organiser's tokens instead.")
@@ -2221,7 +2222,7 @@ def _set_open(challenge: str, is_open: bool, store: str | None, workspace: Path 
 @challenge_app.command("open")
 @_fail_cleanly
 def challenge_open(
-    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    challenge: ChallengeArg,
     store: StoreUrlOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -2232,7 +2233,7 @@ def challenge_open(
 @challenge_app.command("close")
 @_fail_cleanly
 def challenge_close(
-    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    challenge: ChallengeArg,
     store: StoreUrlOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -2255,7 +2256,7 @@ def challenge_rerun(
 @challenge_app.command("export")
 @_fail_cleanly
 def challenge_export(
-    challenge: Annotated[str, typer.Argument(help="Challenge name.")],
+    challenge: ChallengeArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write.")],
     store: StoreUrlOpt = None,
     workspace: WorkspaceOpt = None,

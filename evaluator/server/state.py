@@ -116,6 +116,18 @@ def _new_id(result: sa.CursorResult[object]) -> int:
     return int(key[0])
 
 
+def _team_id(conn: sa.Connection, cid: int, challenge: str, team: str) -> int:
+    """The id of a challenge's team (:class:`ChallengeError` naming both when there is none)."""
+    row = conn.execute(
+        sa.select(teams_table.c.id).where(
+            teams_table.c.challenge_id == cid, teams_table.c.name == team
+        )
+    ).first()
+    if row is None:
+        raise ChallengeError(f"challenge '{challenge}' has no team '{team}'")
+    return int(row.id)
+
+
 class ServerState:
     """The server's tables in a results store (:class:`evaluator.store.Store`)."""
 
@@ -211,16 +223,7 @@ class ServerState:
             raise ChallengeError("a team token names its team; an organiser token names none")
         token = new_token(role)
         with self.store.transaction() as conn:
-            tid = None
-            if team is not None:
-                row = conn.execute(
-                    sa.select(teams_table.c.id).where(
-                        teams_table.c.challenge_id == cid, teams_table.c.name == team
-                    )
-                ).first()
-                if row is None:
-                    raise ChallengeError(f"challenge '{challenge}' has no team '{team}'")
-                tid = int(row.id)
+            tid = None if team is None else _team_id(conn, cid, challenge, team)
             conn.execute(
                 tokens_table.insert().values(
                     challenge_id=cid, team_id=tid, role=role, token_hash=hash_token(token),
@@ -240,14 +243,7 @@ class ServerState:
             if team is None:
                 which = sa.and_(which, t.c.team_id.is_(None))
             else:
-                row = conn.execute(
-                    sa.select(teams_table.c.id).where(
-                        teams_table.c.challenge_id == cid, teams_table.c.name == team
-                    )
-                ).first()
-                if row is None:
-                    raise ChallengeError(f"challenge '{challenge}' has no team '{team}'")
-                which = sa.and_(which, t.c.team_id == row.id)
+                which = sa.and_(which, t.c.team_id == _team_id(conn, cid, challenge, team))
             done = conn.execute(t.update().where(which).values(revoked_at=_now())).rowcount
             self._audit(conn, cid, actor, "revoke", {"team": team, "tokens": done})
         return int(done)

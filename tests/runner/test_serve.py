@@ -229,14 +229,9 @@ def test_a_server_killed_mid_run_loses_no_job(
         port = sock.getsockname()[1]
     first = _serve(ws, port)
     try:
-        with archive.open("rb") as fh:
-            got = requests.post(
-                f"http://127.0.0.1:{port}/api/submissions",
-                headers={"Authorization": f"Bearer {token}"},
-                data={"phase": "final"}, files={"file": ("algo.tar", fh)}, timeout=300,
-            )  # fmt: skip
-        assert got.status_code == 201, got.text
-        sid = got.json()["id"]
+        from evaluator.server.client import submit_to_server
+
+        sid = submit_to_server(f"http://127.0.0.1:{port}", token, archive, "final")["id"]
         deadline = time.monotonic() + 120
         while state.submission(sid).status != "running" and time.monotonic() < deadline:
             time.sleep(0.1)
