@@ -94,8 +94,8 @@ _KEY = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 class _FailureLimiter:
     """Counts failed authentications per client address in a sliding minute."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
+    def __init__(self, per_minute: int, max_clients: int = 10_000) -> None:
+        self.per_minute, self.max_clients = per_minute, max_clients  # bounded memory
         self._seen: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
@@ -112,7 +112,13 @@ class _FailureLimiter:
 
     def failed(self, client: str) -> None:
         with self._lock:
-            self._seen[client].append(time.monotonic())
+            now = time.monotonic()
+            if client not in self._seen and len(self._seen) >= self.max_clients:
+                for stale in [c for c, w in self._seen.items() if not w or w[-1] < now - 60]:
+                    del self._seen[stale]  # addresses that stopped failing go first
+                if len(self._seen) >= self.max_clients:  # then the longest quiet one
+                    del self._seen[min(self._seen, key=lambda c: self._seen[c][-1])]
+            self._seen[client].append(now)
 
 
 def _submission_json(sub: Submission) -> dict[str, Any]:
@@ -153,11 +159,19 @@ class _UploadSlots:
                     del self._held[team_id]
 
 
-def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: bytes) -> FastAPI:
+def create_app(
+    state: ServerState,
+    challenge: str,
+    uploads: Path,
+    *,
+    secret: bytes,
+    upload_idle_s: float = 60.0,
+) -> FastAPI:
     """The application serving ``challenge`` from ``state``; uploads go under ``uploads``.
 
     ``secret`` signs the pages' session cookies and their CSRF tokens (``ccbench serve`` keeps
-    one per challenge in the workspace, readable by its owner only).
+    one per challenge in the workspace, readable by its owner only). An upload silent for
+    ``upload_idle_s`` seconds is cut off (408).
     """
     app = FastAPI(title=f"ccbench challenge {challenge}", docs_url=None, redoc_url=None)
     limiter = _FailureLimiter(AUTH_FAILURES_PER_MINUTE)
@@ -266,8 +280,9 @@ def create_app(state: ServerState, challenge: str, uploads: Path, *, secret: byt
                 await run_in_threadpool(state.may_submit, team, phase)
 
             got = await receive_archive(
-                request, folder=uploads, max_bytes=limit, before_file=before_file
-            )
+                request, folder=uploads, max_bytes=limit, before_file=before_file,
+                idle_s=upload_idle_s,
+            )  # fmt: skip
             try:
                 return await run_in_threadpool(record, team, got, key, earlier)
             finally:

@@ -16,7 +16,7 @@ Form fields must come before the file (browsers send a form's fields in their or
 import hashlib
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,33 @@ FRAMING_BYTES = 64 * 1024
 #: Form fields before the file, and bytes per field.
 MAX_FIELDS = 8
 MAX_FIELD_BYTES = 4096
+
+
+#: Seconds an upload may take before its average rate is held to ``min_rate``.
+RATE_GRACE_S = 120.0
+
+
+async def _paced(
+    stream: AsyncIterator[bytes], *, idle_s: float, min_rate: float
+) -> AsyncIterator[bytes]:
+    """``stream``'s chunks, cut off (408) after ``idle_s`` without one or when slower than
+    ``min_rate`` bytes/s on average after :data:`RATE_GRACE_S` seconds."""
+    import asyncio
+    import time
+
+    start, total = time.monotonic(), 0
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(stream), idle_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as err:
+            raise HTTPException(408, f"the upload stalled for {idle_s:.0f} s") from err
+        total += len(chunk)
+        elapsed = time.monotonic() - start
+        if elapsed > RATE_GRACE_S and total < min_rate * elapsed:
+            raise HTTPException(408, f"the upload is slower than {min_rate / 1024:.0f} kB/s")
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -111,6 +138,8 @@ async def receive_archive(
     max_bytes: int,
     before_file: Callable[[dict[str, str]], Awaitable[None]],
     file_field: str = "file",
+    idle_s: float = 60.0,
+    min_rate: float = 16 * 1024,
 ) -> Received:
     """Read a ``multipart/form-data`` upload into a temporary file in ``folder``.
 
@@ -128,12 +157,15 @@ async def receive_archive(
         upload before its file is read.
     file_field
         The file part's name.
+    idle_s, min_rate
+        A client silent for ``idle_s`` seconds, or slower than ``min_rate`` bytes/s on average
+        after :data:`RATE_GRACE_S`, is cut off (408): a trickled upload cannot hold a place.
 
     Raises
     ------
     HTTPException
         415 not multipart, 400 malformed (no file, a second file, a field after the file or
-        too long), 413 too large; whatever ``before_file`` raises.
+        too long), 413 too large, 408 too slow; whatever ``before_file`` raises.
     """
     from python_multipart.exceptions import FormParserError
     from python_multipart.multipart import MultipartParser, parse_options_header
@@ -161,7 +193,7 @@ async def receive_archive(
     try:
         out = os.fdopen(fd, "wb")
         try:
-            async for chunk in request.stream():
+            async for chunk in _paced(request.stream(), idle_s=idle_s, min_rate=min_rate):
                 parser.write(chunk)
                 if parts.file_started:
                     parts.file_started = False

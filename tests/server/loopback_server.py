@@ -26,7 +26,7 @@ SPEC = {
 
 
 class Server:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, **options: float) -> None:
         from evaluator.server.app import create_app
 
         self.state = ServerState(Store.open(f"sqlite:///{tmp_path / 'server.sqlite'}"))
@@ -38,7 +38,7 @@ class Server:
             self.tokens[team] = self.state.issue_token("demo", role="team", team=team, actor="o")
         self.tokens["org"] = self.state.issue_token("demo", role="organiser", team=None, actor="o")
         self.uploads = tmp_path / "uploads"
-        app = create_app(self.state, "demo", self.uploads, secret=b"k" * 32)
+        app = create_app(self.state, "demo", self.uploads, secret=b"k" * 32, **options)
         self._serving = on_loopback(app)
         self.url = self._serving.__enter__()
 

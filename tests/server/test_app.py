@@ -294,3 +294,29 @@ def test_an_idempotency_key_names_one_upload_only(server: Server) -> None:
     again = upload(b"first", "k-1")
     assert again.status_code == 201 and again.json()["replayed"] is True
     assert len(list(server.uploads.iterdir())) == 1
+
+
+def test_a_stalled_upload_is_cut_off_and_frees_its_place(tmp_path: Path) -> None:
+    slow = Server(tmp_path, upload_idle_s=1.0)
+    try:
+        started = PHASE_FIELD + FILE_HEAD + b"x" * 1000
+        with raw_upload(slow.url, slow.auth("alpha"), started, length=500_000) as conn:
+            begun = time.monotonic()
+            assert status_of(conn) == 408  # silent for a second: cut off, not waited for
+            assert time.monotonic() - begun < 5
+        assert not list(slow.uploads.iterdir())  # its partial file went with it
+        assert slow.submit("alpha", b"a").status_code == 201  # the place is free
+    finally:
+        slow.stop()
+
+
+def test_the_failure_counts_stay_bounded_in_memory() -> None:
+    from evaluator.server.app import _FailureLimiter
+
+    limiter = _FailureLimiter(per_minute=2, max_clients=100)
+    for i in range(1000):  # failures from a thousand (spoofed) addresses
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter._seen) == 100
+    limiter.failed("attacker")
+    limiter.failed("attacker")
+    assert limiter.blocked("attacker") and not limiter.blocked("10.0.0.1")
