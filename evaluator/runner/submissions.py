@@ -8,7 +8,7 @@ tasks must be known to the registry and the resources within the organiser's lim
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +28,19 @@ from evaluator.runner.contract import (
 )
 
 if TYPE_CHECKING:
+    import tarfile
+
     from evaluator.runner.docker_backend import DockerBackend
 
-__all__ = ["DEFAULT_MAX_ARCHIVE_BYTES", "ArchiveImage", "load_image_archive", "submit_image"]
+__all__ = [
+    "DEFAULT_MAX_ARCHIVE_BYTES",
+    "METADATA_FILES",
+    "ArchiveImage",
+    "archive_members",
+    "load_image_archive",
+    "read_archive",
+    "submit_image",
+]
 
 #: Largest image archive ``ccbench submit --image-file`` loads (grand-challenge takes 10 GB).
 DEFAULT_MAX_ARCHIVE_BYTES = 10 * 2**30
@@ -49,6 +59,58 @@ class ArchiveImage:
 
     image_id: str
     tags: tuple[str, ...]
+
+
+#: An archive's metadata files (what ``docker load`` reads names and tags from).
+METADATA_FILES = ("manifest.json", "index.json", "repositories", "oci-layout")
+
+
+def archive_members(
+    tar: tarfile.TarFile, path: Path, *, max_unpacked: int, max_members: int = _MAX_MEMBERS
+) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """Each member of an image archive with its name, streamed (no index of members kept).
+
+    A member's name must be canonical, as the engine will read it: relative, no ``..``, no
+    ``//`` or ``/./`` (a leading ``./`` and a root ``.`` entry are allowed); no two members
+    may share a name, and the metadata files (:data:`METADATA_FILES`) must be regular files
+    of at most 1 MiB. Otherwise a second ``x/../manifest.json`` could carry tags that a check
+    of ``manifest.json`` never saw.
+
+    Raises
+    ------
+    SubmissionError
+        A name that is not canonical or comes twice, a metadata file that is a link or too
+        large, more than ``max_members`` members or ``max_unpacked`` bytes (each member's
+        header counted).
+    """
+    import posixpath
+    import tarfile
+
+    seen: set[str] = set()
+    unpacked = count = 0
+    while (member := tar.next()) is not None:
+        tar.members = []  # type: ignore[attr-defined]  # keep no index of entries
+        count += 1
+        unpacked += member.size + tarfile.BLOCKSIZE
+        if unpacked > max_unpacked or count > max_members:
+            raise SubmissionError(
+                f"image archive {path}: more than {max_unpacked} bytes or {max_members} "
+                "entries unpacked"
+            )
+        raw = member.name.removeprefix("./")
+        if raw in ("", ".") and member.isdir():
+            continue
+        name = posixpath.normpath(raw) if raw else ""
+        if not raw or name != raw.rstrip("/") or name == ".." or name.startswith(("/", "../")):
+            raise SubmissionError(
+                f"image archive {path}: the entry {member.name!r} is not a plain name"
+            )
+        if name in seen:
+            raise SubmissionError(f"image archive {path}: the entry {name!r} comes twice")
+        seen.add(name)
+        if name in METADATA_FILES and (not member.isfile() or member.size > 1 << 20):
+            raise SubmissionError(f"image archive {path}: {name} is not a file of at most 1 MiB")
+        yield member, name
 
 
 def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> ArchiveImage:
@@ -76,21 +138,10 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
             f"{max_bytes / 2**30:.2f} GiB accepted"
         )
     manifests = []
-    unpacked = members = 0
     try:
         with tarfile.open(path, mode="r:*") as tar:
-            while (member := tar.next()) is not None:
-                tar.members = []  # type: ignore[attr-defined]  # keep no index of entries
-                members += 1
-                unpacked += member.size
-                if unpacked > 4 * max_bytes or members > _MAX_MEMBERS:
-                    raise SubmissionError(
-                        f"image archive {path}: more than {4 * max_bytes} bytes or "
-                        f"{_MAX_MEMBERS} entries unpacked"
-                    )
-                if member.name in ("manifest.json", "./manifest.json"):
-                    if not member.isfile() or member.size > 1 << 20:
-                        raise SubmissionError(f"image archive {path}: manifest.json is not a file")
+            for member, name in archive_members(tar, path, max_unpacked=4 * max_bytes):
+                if name == "manifest.json":
                     handle = tar.extractfile(member)
                     manifests.append(json.loads(handle.read(1 << 20)) if handle else None)
     except (tarfile.TarError, OSError, EOFError, ValueError, RecursionError) as err:

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SERVER_FAULTS", "Worker", "run_submission", "untagged_copy"]
 
+#: Most members an uploaded archive may hold (an image has a few per layer; a tar of millions
+#: of empty files would cost the server memory and disk long before anything else refused it).
+MAX_MEMBERS = 20_000
 #: Where a job tags the image it loaded while it runs (``<repository>:<challenge>-s<id>-<random>``).
 HOLD_REPOSITORY = "ccbench-server"
 #: Errors that are the server's, not the submission's: the submission ends as ``error``, not
@@ -52,46 +55,57 @@ def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
     tag of the host (another team's, the organiser's), and a resubmission under the same tag
     loads like any other.
 
+    Every member is checked as :func:`evaluator.runner.submissions.archive_members` does
+    (canonical names, once each, metadata files regular, at most :data:`MAX_MEMBERS` members)
+    and written under its canonical name, so the engine reads exactly the files cleaned here.
+
     Raises
     ------
     CCBenchError
-        The archive is not a tar file, or unpacks to more than ``max_bytes``.
+        The archive is not a tar file, breaks those rules, or unpacks to more than
+        ``max_bytes``.
     """
     import io
     import json
     import tarfile
 
-    written = 0
+    from evaluator.runner.submissions import archive_members
+
     try:
         with tarfile.open(source, "r:*") as tin, tarfile.open(target, "w") as tout:
-            for member in tin:
-                data = tin.extractfile(member) if member.isfile() else None
-                if member.name in ("repositories", "./repositories"):
+            for member, name in archive_members(
+                tin, source, max_unpacked=max_bytes, max_members=MAX_MEMBERS
+            ):
+                if name == "repositories":
                     continue
-                if member.name in ("manifest.json", "index.json") and data is not None:
-                    doc = json.loads(data.read(1 << 20))
-                    items = doc if isinstance(doc, list) else None
-                    if isinstance(doc, dict) and isinstance(doc.get("manifests"), list):
-                        items = doc["manifests"]
-                    if items is None:
-                        raise ValueError(f"{member.name} is neither a list nor an OCI index")
-                    for item in items:
-                        if not isinstance(item, dict):
-                            continue
-                        item.pop("RepoTags", None)
-                        notes = item.get("annotations")
-                        if isinstance(notes, dict):
-                            notes.pop("io.containerd.image.name", None)
-                            notes.pop("org.opencontainers.image.ref.name", None)
-                    raw = json.dumps(doc).encode()
-                    member.size = len(raw)
-                    data = io.BytesIO(raw)
-                written += member.size
-                if written > max_bytes:
-                    raise CCBenchError(f"the archive unpacks to more than {max_bytes >> 20} MB")
+                data = tin.extractfile(member) if member.isfile() else None
+                if name in ("manifest.json", "index.json") and data is not None:
+                    raw = json.dumps(_without_names(json.loads(data.read(1 << 20)), name))
+                    data = io.BytesIO(raw.encode())
+                    member.size = len(raw.encode())
+                member.name = name
                 tout.addfile(member, data)
-    except (tarfile.TarError, OSError, ValueError, RecursionError) as err:
+                tout.members = []  # type: ignore[attr-defined]  # keep no index of entries
+    except (tarfile.TarError, OSError, ValueError, RecursionError, EOFError) as err:
         raise CCBenchError(f"the upload is not a readable docker save archive: {err}") from err
+
+
+def _without_names(doc: object, name: str) -> object:
+    """``manifest.json`` or ``index.json`` without the image names and tags it gives."""
+    items = doc if isinstance(doc, list) else None
+    if isinstance(doc, dict) and isinstance(doc.get("manifests"), list):
+        items = doc["manifests"]
+    if items is None:
+        raise ValueError(f"{name} is neither a list nor an OCI index")
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        item.pop("RepoTags", None)
+        notes = item.get("annotations")
+        if isinstance(notes, dict):
+            notes.pop("io.containerd.image.name", None)
+            notes.pop("org.opencontainers.image.ref.name", None)
+    return doc
 
 
 def run_submission(

@@ -230,8 +230,12 @@ def test_an_archive_needs_exactly_one_real_manifest(tmp_path: Path) -> None:
     assert read_archive(archive({"manifest.json": one, ".manifest.json": none})).tags == (
         "victim:latest",
     )
-    with pytest.raises(SubmissionError, match=r"one manifest\.json, found 2"):
+    with pytest.raises(SubmissionError, match=r"'manifest\.json' comes twice"):
         read_archive(archive({"manifest.json": one, "./manifest.json": none}))
+    for trick in ("x/../manifest.json", ".//manifest.json", "/manifest.json", "a/./manifest.json"):
+        # what the engine would read as manifest.json (or outside the archive): never unchecked
+        with pytest.raises(SubmissionError, match="is not a plain name"):
+            read_archive(archive({"manifest.json": none, trick: one}))
     bad = json.dumps([{"Config": "c" * 64 + ".json", "RepoTags": ["Up/Per:x"]}]).encode()
     with pytest.raises(SubmissionError, match="not a valid image tag"):
         read_archive(archive({"manifest.json": bad}))
