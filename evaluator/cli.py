@@ -2161,6 +2161,13 @@ def challenge_init(
     spec = load_challenge(file)
     _server_state(store, workspace).create_challenge(spec, actor=_actor(), update=update)
     console.print(f"challenge [bold]{markup_safe(spec.name)}[/]: {len(spec.phases)} phase(s)")
+    for phase in spec.phases:
+        if phase.hidden and not phase.public_metrics:
+            err_console.print(
+                f"[yellow]phase {markup_safe(phase.name)} is hidden and names no "
+                "public_metrics: the public board shows the means of every metric of its task"
+                "[/]"
+            )
 
 
 @challenge_app.command("add-team")

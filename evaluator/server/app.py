@@ -179,9 +179,15 @@ def create_app(
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception:  # a bug: a plain 500 with the headers (no traceback to the client)
+            response = JSONResponse({"detail": "internal error"}, status_code=500)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.method == "POST" and response.status_code >= 400:
+            # a refused upload: close rather than read (and throw away) the rest of its body
+            response.headers["Connection"] = "close"
         if request.url.scheme == "https":  # behind the TLS proxy: browsers keep to HTTPS
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

@@ -107,15 +107,21 @@ class ChallengeSpec(_Frozen):
     name: str = Field(pattern=_NAME)
     title: str = ""
     interface: Literal["batch", "grand-challenge"] = "batch"
-    resources: dict[str, int] = Field(default_factory=dict)
+    resources: dict[str, int | float | str] = Field(default_factory=dict)
     upload: UploadLimits = UploadLimits()
     phases: tuple[PhaseSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unique_phases(self) -> ChallengeSpec:
+        from evaluator.runner.contract import Resources, invalid_fields
+
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"phase names repeat: {names}")
+        try:  # checked here, not when a team's submission runs (and is charged for it)
+            Resources.model_validate(self.resources)
+        except ValidationError as err:
+            raise ValueError(f"resources: {invalid_fields(err)}") from None
         return self
 
     def phase(self, name: str) -> PhaseSpec:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MultipartFile", "submit_to_server", "wait_for_submission"]
 
-#: Answers worth sending the upload again for.
+#: Answers worth sending the upload again for (429 only with ``Retry-After``: uploads in
+#: flight; the phase's limit comes without it).
 RETRIED_STATUS = (429, 502, 503, 504)
 #: Statuses after which a submission changes no more (until the organiser reruns it).
 FINAL_STATUS = ("finished", "failed", "error")
@@ -157,6 +158,8 @@ def submit_to_server(
         info.raise_for_status()
         challenge = info.json()
         mine = requests.get(f"{base}/api/submissions", headers=auth, timeout=30)
+    except requests.ConnectionError as err:
+        raise SubmissionError(f"{base}: cannot connect (is the server running?)") from err
     except (requests.RequestException, ValueError) as err:
         raise SubmissionError(f"{base}: not a ccbench server that answers: {err}") from err
     if mine.status_code != 200:
@@ -185,7 +188,10 @@ def submit_to_server(
         else:
             if answer.status_code in (200, 201):
                 return dict(answer.json())
-            if answer.status_code not in RETRIED_STATUS or attempt == retries:
+            busy = answer.status_code in RETRIED_STATUS and (
+                answer.status_code != 429 or "Retry-After" in answer.headers
+            )  # a 429 without Retry-After is the phase's limit: sending again changes nothing
+            if not busy or attempt == retries:
                 raise SubmissionError(
                     f"{base}: the upload was refused (HTTP {answer.status_code}): {_detail(answer)}"
                 )

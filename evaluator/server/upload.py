@@ -78,6 +78,7 @@ class _Parts:
         self.in_file = False
         self.file_seen = False
         self.file_started = False  # set when the file part's headers end: check, then write
+        self.ended = False  # the closing boundary was read
         self.pending: list[bytes] = []
         self._header_name = b""
         self._header_value = b""
@@ -123,6 +124,9 @@ class _Parts:
         self._data += data[start:end]
         if len(self._data) > MAX_FIELD_BYTES:
             raise HTTPException(400, f"the form field '{self._name}' is too long")
+
+    def on_end(self) -> None:
+        self.ended = True
 
     def on_part_end(self) -> None:
         if self.in_file:
@@ -183,7 +187,7 @@ async def receive_archive(
         name: getattr(parts, name)
         for name in (
             "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-            "on_headers_finished", "on_part_data", "on_part_end",
+            "on_headers_finished", "on_part_data", "on_part_end", "on_end",
         )
     }  # fmt: skip
     parser = MultipartParser(options[b"boundary"], callbacks)
@@ -207,6 +211,8 @@ async def receive_archive(
                     digest.update(data)
                     await run_in_threadpool(out.write, data)
             parser.finalize()
+            if not parts.ended:
+                raise HTTPException(400, "the body ended before its closing boundary")
         except ClientDisconnect as err:
             raise HTTPException(400, "the upload was interrupted; send it again") from err
         except FormParserError as err:

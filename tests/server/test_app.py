@@ -320,3 +320,39 @@ def test_the_failure_counts_stay_bounded_in_memory() -> None:
     limiter.failed("attacker")
     limiter.failed("attacker")
     assert limiter.blocked("attacker") and not limiter.blocked("10.0.0.1")
+
+
+def test_a_refused_upload_closes_its_connection_and_a_truncated_one_is_400(
+    server: Server,
+) -> None:
+    with raw_upload(server.url, {}, b"", length=10**12) as conn:
+        answer = b""
+        while chunk := conn.recv(65536):  # the server closes: no body is waited for
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401") and b"connection: close" in answer.lower()
+    body = PHASE_FIELD + FILE_HEAD + b"cut short, no closing boundary"
+    cut = requests.post(
+        f"{server.url}/api/submissions", data=body, timeout=9,
+        headers={**server.auth("alpha"), "Content-Type": "multipart/form-data; boundary=XyZ"},
+    )  # fmt: skip
+    assert cut.status_code == 400 and "closing boundary" in cut.json()["detail"]
+    assert not list(server.uploads.iterdir())
+
+
+def test_an_internal_error_is_a_plain_500_with_the_security_headers(tmp_path: Path) -> None:
+    from evaluator.server.app import SECURITY_HEADERS, create_app
+    from evaluator.server.loopback import on_loopback
+
+    spare = Server(tmp_path / "a")
+    spare.stop()
+    app = create_app(spare.state, "demo", tmp_path / "uploads", secret=b"k" * 32)
+
+    def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    app.add_api_route("/boom", boom)
+    with on_loopback(app) as url:
+        got = requests.get(f"{url}/boom", timeout=9)
+    assert got.status_code == 500 and "secret detail" not in got.text
+    for name, value in SECURITY_HEADERS.items():
+        assert got.headers[name] == value

@@ -60,6 +60,11 @@ def test_a_challenge_file_is_read_with_its_phases(tmp_path: Path) -> None:
         (("name: final", "name: sanity"), "phase names repeat"),
         (("limits: {per_day: 2", "limits: {per_day: -1"), "greater than or equal to 0"),
         (("title: AutoPET (demo)", "title: x\nsecret: 1"), "secret"),
+        (
+            ("title: AutoPET (demo)", "title: x\nresources: {memory_mb: 1, bogus: 3}"),
+            "resources: .*memory_mb.*bogus",
+        ),
+        (("title: AutoPET (demo)", "title: x\nresources: {time_limit_s: -5}"), "time_limit_s"),
     ],
 )
 def test_every_error_names_the_file_and_the_problem(
@@ -75,3 +80,10 @@ def test_every_error_names_the_file_and_the_problem(
 def test_a_file_that_is_not_yaml_is_named(tmp_path: Path) -> None:
     with pytest.raises(ChallengeError, match="cannot be read"):
         load_challenge(_write(tmp_path, "phases: [unclosed"))
+
+
+def test_good_resources_are_kept(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "title: AutoPET (demo)", "title: x\nresources: {memory_mb: 8192, cpus: 1.5}"
+    )
+    assert load_challenge(_write(tmp_path, text)).resources == {"memory_mb": 8192, "cpus": 1.5}

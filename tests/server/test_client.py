@@ -33,8 +33,12 @@ def test_the_client_streams_an_archive_and_names_every_refusal(
     with pytest.raises(SubmissionError, match="over the server's 1 MB"):
         submit_to_server(server.url, server.tokens["alpha"], big, "final")
     submit_to_server(server.url, server.tokens["alpha"], archive, "final")
+    said: list[str] = []
     with pytest.raises(SubmissionError, match=r"HTTP 429\): .*per day: 2"):
-        submit_to_server(server.url, server.tokens["alpha"], archive, "final")
+        submit_to_server(server.url, server.tokens["alpha"], archive, "final", say=said.append)
+    assert not [line for line in said if "busy" in line]  # the limit is not tried again
+    with pytest.raises(SubmissionError, match="cannot connect"):
+        submit_to_server("http://127.0.0.1:9", "t", archive, "final")
     with pytest.raises(SubmissionError, match="plain http would send the token"):
         submit_to_server("http://example.org", "t", archive, "final")
     assert len(list(server.uploads.iterdir())) == 2
