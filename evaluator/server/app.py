@@ -132,6 +132,20 @@ def _submission_json(sub: Submission) -> dict[str, Any]:
     }
 
 
+def sweep_partials(uploads: Path, *, older_than_s: float = 600.0) -> list[Path]:
+    """Delete what a killed server left in ``uploads``: partial uploads (``.upload-*``) and
+    untagged copies (``.*.untagged.tar``) untouched for ``older_than_s`` seconds (a live upload
+    writes at least every minute, or is cut off). Returns what was deleted."""
+    cutoff = time.time() - older_than_s
+    gone = []
+    for path in [*uploads.glob(".upload-*"), *uploads.glob(".*.untagged.tar")]:
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                gone.append(path)
+    return gone
+
+
 class _UploadSlots:
     """Uploads in flight, per team and in all: one over either is refused (429) before its
     body is read (a team cannot hold the server's connections or disk with parallel uploads)."""
@@ -176,6 +190,7 @@ def create_app(
     app = FastAPI(title=f"ccbench challenge {challenge}", docs_url=None, redoc_url=None)
     limiter = _FailureLimiter(AUTH_FAILURES_PER_MINUTE)
     uploads.mkdir(parents=True, exist_ok=True)
+    sweep_partials(uploads)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Any:

@@ -126,6 +126,10 @@ def run_submission(
     held = None  # the loaded image's tag while this job holds it
     try:
         backend = DockerBackend()
+        for image in backend.client.images.list(name=HOLD_REPOSITORY):  # a killed try's holds
+            for tag in image.tags:
+                if tag.startswith(f"{HOLD_REPOSITORY}:{sub.challenge}-s{submission_id}-"):
+                    _release(tag)
         plain = uploads / f".{submission_id}.untagged.tar"
         try:
             untagged_copy(

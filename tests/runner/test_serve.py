@@ -255,6 +255,10 @@ def test_a_server_killed_mid_run_loses_no_job(
 
         left = labelled_containers(docker_backend.client, "ccbench.entry")
         assert not [c for c in left if c.labels.get("ccbench.entry") == f"alpha.s{sid}"]
+        from evaluator.server.worker import HOLD_REPOSITORY
+
+        holds = [t for i in docker_backend.client.images.list(name=HOLD_REPOSITORY) for t in i.tags]
+        assert not [t for t in holds if t.startswith(f"{HOLD_REPOSITORY}:demo-s{sid}-")]
     finally:
         os.killpg(second.pid, signal.SIGTERM)
         second.wait(timeout=30)

@@ -356,3 +356,18 @@ def test_an_internal_error_is_a_plain_500_with_the_security_headers(tmp_path: Pa
     assert got.status_code == 500 and "secret detail" not in got.text
     for name, value in SECURITY_HEADERS.items():
         assert got.headers[name] == value
+
+
+def test_a_killed_servers_partial_files_are_swept(tmp_path: Path) -> None:
+    import os
+
+    from evaluator.server.app import sweep_partials
+
+    old = [tmp_path / ".upload-abc", tmp_path / ".7.untagged.tar"]
+    fresh, kept = tmp_path / ".upload-live", tmp_path / "7.tar"
+    for path in [*old, fresh, kept]:
+        path.write_bytes(b"x")
+    for path in [*old, kept]:
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    assert sorted(sweep_partials(tmp_path)) == sorted(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".upload-live", "7.tar"]
