@@ -42,6 +42,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from evaluator import __version__
 from evaluator.errors import StoreError
 from evaluator.server.challenge import ChallengeError
 from evaluator.server.state import LimitReached, Principal, ServerState, Submission
@@ -397,6 +398,7 @@ SESSION_COOKIE = "ccbench_session"
 _MESSAGES = {
     "limit": "Not accepted: the phase's submission limit is reached.",
     "upload": "Not accepted: the phase is closed, unknown, or the archive too large.",
+    "busy": "Not accepted now: the server is busy with other uploads; try again shortly.",
 }
 #: How long a page session lasts, seconds.
 SESSION_MAX_AGE_S = 12 * 3600
@@ -413,7 +415,8 @@ def _pages(
     """The HTML pages: the public leaderboard, sign-in, a team's submissions and upload form.
 
     A team signs in with its token; the session cookie (HttpOnly, SameSite=Strict) holds the
-    token's digest signed with ``secret``, never the token. Every form carries a CSRF token, an
+    token's digest and a nonce (each sign-in its own session), signed with ``secret``, never
+    the token. Every form carries a CSRF token, an
     HMAC of the session under ``secret``, checked on POST (403 otherwise).
     """
     import hmac
@@ -445,8 +448,11 @@ def _pages(
         if not cookie:
             return None
         try:
-            digest = str(signer.loads(cookie, max_age=SESSION_MAX_AGE_S))
+            held = signer.loads(cookie, max_age=SESSION_MAX_AGE_S)
         except BadSignature:
+            return None
+        digest = held.get("token") if isinstance(held, dict) else None
+        if not isinstance(digest, str):
             return None
         who = state.holder(digest)
         if who is None or who.challenge != challenge or who.role != "team":
@@ -458,7 +464,7 @@ def _pages(
         held = session(request)
         html = env.get_template(name).render(
             title=spec.title or spec.name, challenge=spec.name,
-            who=held[0].team if held else None, root="/", generated="", version="",
+            who=held[0].team if held else None, root="/", generated="", version=__version__,
             **context,
         )  # fmt: skip
         # the pages' own inline script (table sorting) runs, no other: its hash in the CSP
@@ -471,7 +477,7 @@ def _pages(
             html, status_code=status, headers={"Content-Security-Policy": policy.strip()}
         )
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def index(request: Request) -> HTMLResponse:
         _, _, is_open = state.challenge(challenge)
         return page(
@@ -513,7 +519,7 @@ def _pages(
             return page("server-login.html", request, 401, error="Unknown team token.")
         response = RedirectResponse("/team", status_code=303)
         response.set_cookie(
-            SESSION_COOKIE, signer.dumps(hash_token(token)), max_age=SESSION_MAX_AGE_S,
+            SESSION_COOKIE, signer.dumps({"token": hash_token(token), "nonce": os.urandom(8).hex()}), max_age=SESSION_MAX_AGE_S,
             httponly=True, samesite="strict", secure=request.url.scheme == "https",
         )  # fmt: skip
         return response
@@ -561,7 +567,8 @@ def _pages(
         except HTTPException as err:
             if err.status_code in (401, 403):
                 raise
-            target = "/team?refused=upload"
+            busy = err.status_code in (429, 507)  # uploads in flight, or disk: try later
+            target = "/team?refused=busy" if busy else "/team?refused=upload"
         except ChallengeError:
             target = "/team?refused=upload"
         return RedirectResponse(target, status_code=303)
@@ -597,10 +604,19 @@ def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]
                 "name": phase.name, "task": phase.task, "split": phase.split,
                 "start": phase.start.isoformat(), "end": phase.end.isoformat(),
                 "limits": phase.limits.model_dump(), "hidden": phase.hidden,
+                "limits_text": _limits_text(phase.limits.per_day, phase.limits.total),
                 "metrics": metrics, "rows": rows,
             }
         )  # fmt: skip
     return out
+
+
+def _limits_text(per_day: int | None, total: int | None) -> str:
+    parts = [
+        f"{per_day} per day" if per_day is not None else "",
+        f"{total} in total" if total is not None else "",
+    ]
+    return ", ".join(p for p in parts if p) or "none"
 
 
 def _run_means(

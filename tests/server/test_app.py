@@ -77,6 +77,10 @@ def test_the_pages_sign_in_and_the_form_needs_its_csrf_token(server: Server) -> 
 
     public = requests.get(server.url, timeout=9)
     assert public.status_code == 200 and 'id="phase-final"' in public.text
+    assert "limits: 2 per day." in public.text  # words, not a dict
+    links = re.findall(r'href="(/[^"]*)"', public.text)  # the site's own
+    assert links and all(requests.get(server.url + x, timeout=9).ok for x in set(links))
+    assert requests.head(server.url, timeout=9).status_code == 200  # uptime checks
     assert "Content-Security-Policy" in public.headers
     web = requests.Session()
     bad = web.post(f"{server.url}/login", data={"token": "nope"}, timeout=9)
@@ -115,6 +119,17 @@ def test_the_pages_sign_in_and_the_form_needs_its_csrf_token(server: Server) -> 
         timeout=9, allow_redirects=False,
     )  # fmt: skip
     assert tampered.status_code == 303
+    # a second sign-in (the same token, the same second) is its own session and CSRF token
+    other = requests.Session()
+    other.post(f"{server.url}/login", data={"token": server.tokens["alpha"]}, timeout=9)
+    assert other.cookies["ccbench_session"] != web.cookies["ccbench_session"]
+    second = re.search(r'name="csrf" value="([0-9a-f]+)"', other.get(f"{server.url}/team").text)
+    assert second is not None and second.group(1) != csrf.group(1)
+    crossed = other.post(
+        f"{server.url}/team/submit", data={"csrf": csrf.group(1), "phase": "final"},
+        files=files, timeout=9,
+    )  # fmt: skip
+    assert crossed.status_code == 403  # one session's token does not pass for another
 
 
 def test_concurrent_uploads_over_http_cannot_exceed_the_limit(server: Server) -> None:
