@@ -1055,7 +1055,11 @@ def _submit_to_server(
         with _progress(False).status(f"waiting for submission {sid}"):
             final = wait_for_submission(server, token, sid, allow_http=allow_http)
         error = f" ({final['error_class']})" if final.get("error_class") else ""
-        console.print(f"submission {sid}: {final['status']}{error}", highlight=False, markup=False)
+        scores = ", ".join(f"{m} {v}" for m, v in (final.get("scores") or {}).items())
+        console.print(
+            f"submission {sid}: {final['status']}{error}" + (f"; {scores}" if scores else ""),
+            highlight=False, markup=False,
+        )  # fmt: skip
         if final["status"] != "finished":
             raise typer.Exit(1)
 

@@ -343,12 +343,14 @@ def create_app(
 
     @app.get("/api/submissions")
     def list_submissions(who: Who) -> list[dict[str, Any]]:
+        """A team's own submissions (the organiser: every one), each with its run's scores."""
         holder = need(who, "team", "organiser")
-        return [_submission_json(s) for s in state.submissions(holder)]
+        return described(state, challenge, holder, state.submissions(holder))
 
     @app.get("/api/submissions/{sid}")
     def one_submission(sid: int, who: Who) -> dict[str, Any]:
-        return _submission_json(visible(need(who, "team", "organiser"), sid))
+        holder = need(who, "team", "organiser")
+        return described(state, challenge, holder, [visible(holder, sid)])[0]
 
     def visible(holder: Principal, sid: int) -> Submission:
         """The submission when ``holder`` may see it (404 otherwise, existence hidden)."""
@@ -371,23 +373,23 @@ def create_app(
 
     @app.get("/api/submissions/{sid}/cases")
     def submission_cases(sid: int, who: Who) -> dict[str, Any]:
-        """Per-case results of a submission's run: the organiser only."""
-        holder = need(who, "organiser")
+        """Per-case results of a submission's run: the organiser always; its team only on a
+        phase that is not hidden (per-case values would reveal the hidden test set)."""
+        holder = need(who, "team", "organiser")
         record = visible(holder, sid)
+        _, spec, _ = state.challenge(challenge)
+        if holder.role == "team" and spec.phase(record.phase).hidden:
+            raise HTTPException(403, f"phase '{record.phase}' is hidden: aggregates only")
+        answer: dict[str, Any] = {"id": sid, "results": []}
+        if holder.role == "organiser":
+            answer["error"] = record.error
         if record.run_id is None:
-            return {"id": sid, "results": []}
+            return answer
         frame = state.store.results_frame(run_ids=[record.run_id])
         rows = frame[["case_id", "label", "metric", "value"]].to_dict("records")
-        for row in rows:  # JSON has no NaN or infinity: null (undefined) and "inf" / "-inf"
-            value = float(row["value"])
-            row["value"] = (
-                None
-                if value != value
-                else value
-                if abs(value) != float("inf")
-                else ("inf" if value > 0 else "-inf")
-            )
-        return {"id": sid, "error": record.error, "results": rows}
+        for row in rows:
+            row["value"] = _json_number(float(row["value"]))
+        return {**answer, "results": rows}
 
     _pages(app, state, challenge, secret, limiter, receive)
     return app
@@ -477,7 +479,9 @@ def _pages(
             html, status_code=status, headers={"Content-Security-Policy": policy.strip()}
         )
 
-    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    @app.api_route(
+        "/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
     def index(request: Request) -> HTMLResponse:
         _, _, is_open = state.challenge(challenge)
         return page(
@@ -533,11 +537,14 @@ def _pages(
         _, spec, _ = state.challenge(challenge)
         rows = [
             {
-                "id": s.id, "phase": s.phase, "status": s.status,
-                "error": s.error_class,
-                "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "id": d["id"], "phase": d["phase"], "status": d["status"],
+                "error": d["error_class"], "created": d["created_at"][:19].replace("T", " "),
+                "scores": ", ".join(
+                    f"{m} {v:.3f}" if isinstance(v, float) else f"{m} {v}"
+                    for m, v in d.get("scores", {}).items()
+                ),
             }
-            for s in state.submissions(who)
+            for d in described(state, challenge, who, state.submissions(who))
         ]  # fmt: skip
         return page(
             "server-team.html", request, csrf=csrf_of(cookie), submissions=rows,
@@ -608,6 +615,46 @@ def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]
                 "metrics": metrics, "rows": rows,
             }
         )  # fmt: skip
+    return out
+
+
+def _json_number(value: float) -> float | str | None:
+    """JSON has no NaN or infinity: null (undefined) and ``"inf"`` / ``"-inf"``."""
+    if value != value:
+        return None
+    if abs(value) == float("inf"):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def described(
+    state: ServerState, challenge: str, holder: Principal, subs: list[Submission]
+) -> list[dict[str, Any]]:
+    """Submissions as ``holder`` sees them: each finished one with its run's ``scores`` (the
+    mean over cases, as on the board; a team on a hidden phase gets the phase's public metrics
+    only, when it names some); for the organiser also the team and the error message."""
+    from evaluator.datasets.registry import load_registry
+
+    _, spec, _ = state.challenge(challenge)
+    registry = load_registry()
+    shown: dict[str, list[str]] = {}
+    for phase in spec.phases:
+        shown[phase.name] = list(registry.profile(registry.task(phase.task)).metrics)
+        if holder.role == "team" and phase.hidden and phase.public_metrics:
+            shown[phase.name] = list(phase.public_metrics)
+    runs = [s.run_id for s in subs if s.run_id is not None and s.status == "finished"]
+    means = _run_means(state, runs, sorted({m for ms in shown.values() for m in ms}))
+    out = []
+    for sub in subs:
+        item = _submission_json(sub)
+        if sub.run_id in runs:
+            item["scores"] = {
+                m: _json_number(means.get((int(sub.run_id), m), float("nan")))
+                for m in shown.get(sub.phase, [])
+            }
+        if holder.role == "organiser":
+            item |= {"team": sub.team, "error": sub.error}
+        out.append(item)
     return out
 
 

@@ -148,7 +148,15 @@ def test_uploads_run_sandboxed_and_reach_the_board(
     assert server.get(f"/api/submissions/{ids['beta']}/logs", "alpha").status_code == 404
     logs = server.get(f"/api/submissions/{ids['alpha']}/logs", "org")
     assert logs.status_code == 200 and logs.json()["lines"]
-    # per-case results: the organiser only
+    # scores: a team its own run's means of the hidden phase's public metrics; the organiser
+    # every metric, the team and the error message
+    (own,) = [s for s in server.get("/api/submissions", "alpha").json() if s["id"] == ids["alpha"]]
+    assert set(own["scores"]) == {"dice"} and "error" not in own and "team" not in own
+    every = {s["id"]: s for s in server.get("/api/submissions", "org").json()}
+    assert {"dice", "hd95", "cc_dice"} <= set(every[ids["alpha"]]["scores"])
+    assert every[ids["beta"]]["team"] == "beta" and every[ids["beta"]]["error"] is None
+    assert every[ids["alpha"]]["scores"]["dice"] == own["scores"]["dice"]
+    # per-case results: the organiser only (on a hidden phase)
     assert server.get(f"/api/submissions/{ids['alpha']}/cases", "alpha").status_code == 403
     assert server.get(f"/api/submissions/{ids['alpha']}/cases").status_code == 401
     cases = server.get(f"/api/submissions/{ids['alpha']}/cases", "org").json()["results"]
@@ -180,6 +188,7 @@ def test_uploads_run_sandboxed_and_reach_the_board(
             dice = rows[rows["metric"] == "dice"].groupby("case_id")["value"].mean().mean()
             row = re.search(rf"<td class=\"text\">{team}</td>.*?</tr>", section)
             assert row is not None and f"<td>{dice:.3f}</td>" in row.group(0), row
+            assert every[sid]["scores"]["dice"] == pytest.approx(dice)
 
 
 def _serve(ws: Workspace, port: int) -> Any:

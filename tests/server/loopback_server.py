@@ -20,7 +20,11 @@ SPEC = {
             "name": "final", "task": "autopet-phantom", "split": "test",
             "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
             "limits": {"per_day": 2},
-        }
+        },
+        {
+            "name": "sanity", "task": "autopet-phantom", "split": "test", "hidden": False,
+            "start": "2026-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z",
+        },
     ],
 }  # fmt: skip
 

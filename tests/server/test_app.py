@@ -386,3 +386,22 @@ def test_a_killed_servers_partial_files_are_swept(tmp_path: Path) -> None:
         os.utime(path, (time.time() - 3600, time.time() - 3600))
     assert sorted(sweep_partials(tmp_path)) == sorted(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".upload-live", "7.tar"]
+
+
+def test_a_team_reads_its_per_case_results_on_a_phase_that_is_not_hidden(server: Server) -> None:
+    public = server.submit("alpha", b"a", phase="sanity").json()["id"]
+    hidden = server.submit("alpha", b"b").json()["id"]
+
+    def cases(sid: int, who: str) -> requests.Response:
+        return requests.get(
+            f"{server.url}/api/submissions/{sid}/cases", headers=server.auth(who), timeout=9
+        )
+
+    mine = cases(public, "alpha")
+    assert mine.status_code == 200 and mine.json() == {"id": public, "results": []}
+    assert cases(hidden, "alpha").status_code == 403  # the hidden test set: aggregates only
+    assert cases(public, "beta").status_code == 404  # another team's: not even its existence
+    boss = cases(hidden, "org")
+    assert boss.status_code == 200 and "error" in boss.json()
+    listed = requests.get(f"{server.url}/api/submissions", headers=server.auth("org"), timeout=9)
+    assert {s["team"] for s in listed.json()} == {"alpha"}

@@ -24,7 +24,7 @@ def test_the_client_streams_an_archive_and_names_every_refusal(
     assert got["status"] == "queued" and got["bytes"] == archive.stat().st_size
     assert got["archive_sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert (server.uploads / f"{got['id']}.tar").read_bytes() == archive.read_bytes()
-    with pytest.raises(SubmissionError, match="no phase 'dev'; phases: final"):
+    with pytest.raises(SubmissionError, match="no phase 'dev'; phases: final, sanity"):
         submit_to_server(server.url, server.tokens["alpha"], archive, "dev")
     with pytest.raises(SubmissionError, match="token was refused"):
         submit_to_server(server.url, "ccb_team_forged", archive, "final")
