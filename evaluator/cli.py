@@ -1208,7 +1208,7 @@ def submit_cmd(
 
         ccbench submit --nnunet-results nnUNet_results/Dataset221_AutoPETII/nnUNetTrainer__nnUNetPlans__3d_fullres --name my-nnunet --task autopet --folds 0,1,2,3,4
 
-        ccbench submit --server https://challenge.example.org --token $TEAM_TOKEN --image-file algo.tar.gz --phase final --wait
+        CCBENCH_TOKEN=... ccbench submit --server https://challenge.example.org --image-file algo.tar.gz --phase final --wait
     """
     import shlex
 
@@ -2255,13 +2255,47 @@ def challenge_close(
 @challenge_app.command("rerun")
 @_fail_cleanly
 def challenge_rerun(
+    challenge: ChallengeArg,
     submission: Annotated[int, typer.Argument(help="Submission id.")],
     store: StoreUrlOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Queue a submission again (after fixing the data or the sandbox limits)."""
-    _server_state(store, workspace).requeue(submission, actor=_actor())
+    """Queue a submission again (after fixing the data or the sandbox limits).
+
+    Examples:
+
+        ccbench challenge rerun autopet-2027 17
+    """
+    _server_state(store, workspace).requeue(submission, actor=_actor(), challenge=challenge)
     console.print(f"submission {submission} queued again")
+
+
+@challenge_app.command("submissions")
+@_fail_cleanly
+def challenge_submissions(
+    challenge: ChallengeArg,
+    team: Annotated[str | None, typer.Option(help="Only this team's.", show_default=False)] = None,
+    store: StoreUrlOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """List a challenge's submissions: team, phase, status, and why one failed (the message
+    teams never see)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from evaluator.server.state import Principal
+
+    state = _server_state(store, workspace)
+    cid, _, _ = state.challenge(challenge)
+    table = Table("id", "team", "phase", "status", "submitted (UTC)", "error")
+    for sub in state.submissions(Principal("organiser", cid, challenge)):
+        if team is None or sub.team == team:
+            error = f"{sub.error_class}: {sub.error}" if sub.error_class else ""
+            table.add_row(
+                str(sub.id), Text(sub.team), Text(sub.phase), sub.status,
+                sub.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(error[:500]),
+            )  # fmt: skip
+    console.print(table)
 
 
 @challenge_app.command("export")
@@ -2287,6 +2321,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(min=0, help="Job runners in this process.")] = 1,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="Addresses of the reverse proxies whose X-Forwarded-For/-Proto headers are "
+            "trusted (comma-separated) [default: 127.0.0.1, or $FORWARDED_ALLOW_IPS].",
+            show_default=False,
+        ),
+    ] = None,
     stale_after: Annotated[
         float,
         typer.Option(
@@ -2342,7 +2385,10 @@ def serve(
         runner.start()
     try:
         app_ = create_app(state, challenge, uploads, secret=secret_file.read_bytes())
-        uvicorn.run(app_, host=host, port=port, proxy_headers=True)
+        uvicorn.run(
+            app_, host=host, port=port, proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips,
+        )  # fmt: skip
     finally:
         for runner in runners:
             runner.stop(timeout=5)

@@ -465,9 +465,17 @@ class ServerState:
             return self._submissions(s.c.challenge_id == who.challenge_id)
         return self._submissions(s.c.challenge_id == who.challenge_id, s.c.team_id == who.team_id)
 
-    def requeue(self, submission_id: int, *, actor: str) -> None:
-        """Run a submission again (``ccbench challenge rerun``): its job back in the queue."""
+    def requeue(self, submission_id: int, *, actor: str, challenge: str | None = None) -> None:
+        """Run a submission again (``ccbench challenge rerun``): its job back in the queue.
+
+        Raises
+        ------
+        ChallengeError
+            No such submission (of ``challenge``, when given), or it is queued or running.
+        """
         sub = self.submission(submission_id)
+        if challenge is not None and sub.challenge != challenge:
+            raise ChallengeError(f"challenge '{challenge}' has no submission {submission_id}")
         with self.store.transaction() as conn:
             changed = conn.execute(
                 jobs_table.update()

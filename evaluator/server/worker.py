@@ -26,6 +26,7 @@ from evaluator.errors import (
     RegistryError,
     SplitError,
     StoreError,
+    SubmissionError,
 )
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
 
     Raises
     ------
-    CCBenchError
+    SubmissionError
         The archive is not a tar file, breaks those rules, or unpacks to more than
         ``max_bytes``.
     """
@@ -87,7 +88,7 @@ def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
                 tout.addfile(member, data)
                 tout.members = []  # type: ignore[attr-defined]  # keep no index of entries
     except (tarfile.TarError, OSError, ValueError, RecursionError, EOFError) as err:
-        raise CCBenchError(f"the upload is not a readable docker save archive: {err}") from err
+        raise SubmissionError(f"the upload is not a readable docker save archive: {err}") from err
 
 
 def _without_names(doc: object, name: str) -> object:
@@ -145,7 +146,7 @@ def run_submission(
         held = f"{HOLD_REPOSITORY}:{hold}"
         size_mb = int(loaded.attrs.get("Size", 0)) / 2**20
         if size_mb > spec.upload.max_image_mb:
-            raise CCBenchError(
+            raise SubmissionError(
                 f"the image is {size_mb:.0f} MB, over the limit of {spec.upload.max_image_mb} MB"
             )
         entry = f"{sub.team}.s{submission_id}"
