@@ -35,7 +35,7 @@ from evaluator.choices import (
     ToyStudyName,
 )
 from evaluator.errors import CCBenchError
-from evaluator.textsafe import markup_safe
+from evaluator.textsafe import markup_safe, printable
 from evaluator.workspace import Workspace, resolve_workspace
 
 if TYPE_CHECKING:
@@ -1046,20 +1046,18 @@ def _submit_to_server(
     )  # fmt: skip
     sid = int(answer["id"])
     again = " (the same upload, sent again)" if answer.get("replayed") else ""
-    console.print(
+    said = (
         f"submission {sid} to phase {answer['phase']}: {answer['status']}{again}; archive "
-        f"sha256 {answer.get('archive_sha256')}",
-        highlight=False, markup=False,
-    )  # fmt: skip
+        f"sha256 {answer.get('archive_sha256')}"
+    )
+    console.print(printable(said, oneline=True), highlight=False, markup=False)
     if wait:
         with _progress(False).status(f"waiting for submission {sid}"):
             final = wait_for_submission(server, token, sid, allow_http=allow_http)
         error = f" ({final['error_class']})" if final.get("error_class") else ""
         scores = ", ".join(f"{m} {v}" for m, v in (final.get("scores") or {}).items())
-        console.print(
-            f"submission {sid}: {final['status']}{error}" + (f"; {scores}" if scores else ""),
-            highlight=False, markup=False,
-        )  # fmt: skip
+        said = f"submission {sid}: {final['status']}{error}" + (f"; {scores}" if scores else "")
+        console.print(printable(said, oneline=True), highlight=False, markup=False)
         if final["status"] != "finished":
             raise typer.Exit(1)
 
@@ -2165,13 +2163,8 @@ def challenge_init(
     spec = load_challenge(file)
     _server_state(store, workspace).create_challenge(spec, actor=_actor(), update=update)
     console.print(f"challenge [bold]{markup_safe(spec.name)}[/]: {len(spec.phases)} phase(s)")
-    for phase in spec.phases:
-        if phase.hidden and not phase.public_metrics:
-            err_console.print(
-                f"[yellow]phase {markup_safe(phase.name)} is hidden and names no "
-                "public_metrics: the public board shows the means of every metric of its task"
-                "[/]"
-            )
+    for warning in spec.warnings():
+        err_console.print(f"[yellow]{markup_safe(warning)}[/]")
 
 
 @challenge_app.command("add-team")
@@ -2291,9 +2284,9 @@ def challenge_submissions(
     for sub in state.submissions(Principal("organiser", cid, challenge)):
         if team is None or sub.team == team:
             error = f"{sub.error_class}: {sub.error}" if sub.error_class else ""
-            table.add_row(
-                str(sub.id), Text(sub.team), Text(sub.phase), sub.status,
-                sub.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(error[:500]),
+            table.add_row(  # error messages can quote a container: no escape sequences
+                str(sub.id), Text(printable(sub.team)), Text(printable(sub.phase)), sub.status,
+                sub.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(printable(error, limit=500)),
             )  # fmt: skip
     console.print(table)
 

@@ -7,12 +7,13 @@ tasks must be known to the registry and the resources within the organiser's lim
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evaluator.errors import SubmissionError
 from evaluator.runner.contract import (
@@ -38,6 +39,7 @@ __all__ = [
     "ArchiveImage",
     "archive_members",
     "load_image_archive",
+    "open_archive",
     "read_archive",
     "submit_image",
 ]
@@ -61,8 +63,46 @@ class ArchiveImage:
     tags: tuple[str, ...]
 
 
+#: Largest extended header (a pax record set, a GNU long name) an archive member may have.
+MAX_HEADER_BYTES = 64 * 1024
 #: An archive's metadata files (what ``docker load`` reads names and tags from).
 METADATA_FILES = ("manifest.json", "index.json", "repositories", "oci-layout")
+
+
+def open_archive(path: Path) -> tarfile.TarFile:
+    """Open an image archive (``.tar``, ``.tar.gz``, ...) for :func:`archive_members`.
+
+    Extended headers (pax records, GNU long names) over :data:`MAX_HEADER_BYTES` are refused
+    before they are read: Python would hold one whole in memory, and a few kB of gzip can
+    declare gigabytes.
+    """
+    import tarfile
+
+    return tarfile.open(path, mode="r:*", tarinfo=_bounded_tarinfo())
+
+
+@functools.cache
+def _bounded_tarinfo() -> type[tarfile.TarInfo]:
+    import tarfile
+
+    def bounded(method: Any) -> Any:
+        def read(self: tarfile.TarInfo, tar: tarfile.TarFile) -> Any:
+            if self.size > MAX_HEADER_BYTES:
+                raise tarfile.SubsequentHeaderError(  # type: ignore[attr-defined]
+                    f"an extended header of {self.size} bytes (at most {MAX_HEADER_BYTES})"
+                )
+            return method(self, tar)
+
+        return read
+
+    return type(
+        "BoundedTarInfo",
+        (tarfile.TarInfo,),
+        {
+            "_proc_pax": bounded(tarfile.TarInfo._proc_pax),  # type: ignore[attr-defined]
+            "_proc_gnulong": bounded(tarfile.TarInfo._proc_gnulong),  # type: ignore[attr-defined]
+        },
+    )
 
 
 def archive_members(
@@ -70,46 +110,72 @@ def archive_members(
 ) -> Iterator[tuple[tarfile.TarInfo, str]]:
     """Each member of an image archive with its name, streamed (no index of members kept).
 
-    A member's name must be canonical, as the engine will read it: relative, no ``..``, no
-    ``//`` or ``/./`` (a leading ``./`` and a root ``.`` entry are allowed); no two members
-    may share a name, and the metadata files (:data:`METADATA_FILES`) must be regular files
-    of at most 1 MiB. Otherwise a second ``x/../manifest.json`` could carry tags that a check
-    of ``manifest.json`` never saw.
+    Only what ``docker load`` reads the same way as Python's ``tarfile`` passes:
+
+    * names canonical: relative, no ``..``, no ``//`` or ``/./`` (a leading ``./`` and a root
+      ``.`` entry are allowed), each once, never under a member that is not a directory (a
+      symlinked folder would let a later member write through it);
+    * regular files, directories, symbolic links that stay inside the archive and hard links
+      to an earlier file only; no sparse files and no ``GNU.sparse.*`` pax records (Python and
+      Go disagree on their names and sizes);
+    * the metadata files (:data:`METADATA_FILES`) regular files of at most 1 MiB.
+
+    Otherwise a second ``x/../manifest.json``, or one behind a link, could carry tags that a
+    check of ``manifest.json`` never saw. Open the archive with :func:`open_archive`.
 
     Raises
     ------
     SubmissionError
-        A name that is not canonical or comes twice, a metadata file that is a link or too
-        large, more than ``max_members`` members or ``max_unpacked`` bytes (each member's
-        header counted).
+        A member that breaks those rules, more than ``max_members`` members or
+        ``max_unpacked`` bytes (each member's header counted).
     """
     import posixpath
     import tarfile
 
     seen: set[str] = set()
+    files: set[str] = set()  # regular files: what a hard link may name
+    not_dirs: set[str] = set()  # what no other member may lie under
     unpacked = count = 0
+
+    def refuse(why: str) -> SubmissionError:
+        return SubmissionError(f"image archive {path}: {why}")
+
     while (member := tar.next()) is not None:
         tar.members = []  # type: ignore[attr-defined]  # keep no index of entries
         count += 1
         unpacked += member.size + tarfile.BLOCKSIZE
         if unpacked > max_unpacked or count > max_members:
-            raise SubmissionError(
-                f"image archive {path}: more than {max_unpacked} bytes or {max_members} "
-                "entries unpacked"
-            )
+            raise refuse(f"more than {max_unpacked} bytes or {max_members} entries unpacked")
+        if member.issparse() or any(k.startswith("GNU.sparse") for k in member.pax_headers):
+            raise refuse(f"the entry {member.name!r} is a sparse file")
+        if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+            raise refuse(f"the entry {member.name!r} is not a file, folder or link")
+        if any(ord(c) < 32 or ord(c) == 127 for c in member.name + member.linkname):
+            raise refuse(f"the entry {member.name!r} has a control character in its name")
         raw = member.name.removeprefix("./")
         if raw in ("", ".") and member.isdir():
             continue
         name = posixpath.normpath(raw) if raw else ""
         if not raw or name != raw.rstrip("/") or name == ".." or name.startswith(("/", "../")):
-            raise SubmissionError(
-                f"image archive {path}: the entry {member.name!r} is not a plain name"
-            )
+            raise refuse(f"the entry {member.name!r} is not a plain name")
         if name in seen:
-            raise SubmissionError(f"image archive {path}: the entry {name!r} comes twice")
+            raise refuse(f"the entry {name!r} comes twice")
+        parts = name.split("/")
+        if any("/".join(parts[:k]) in not_dirs for k in range(1, len(parts))):
+            raise refuse(f"the entry {name!r} lies under a link or a file")
+        if member.issym():
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
+                raise refuse(f"the link {name!r} points outside the archive")
+        if member.islnk() and posixpath.normpath(member.linkname.removeprefix("./")) not in files:
+            raise refuse(f"the hard link {name!r} names no earlier file")
         seen.add(name)
-        if name in METADATA_FILES and (not member.isfile() or member.size > 1 << 20):
-            raise SubmissionError(f"image archive {path}: {name} is not a file of at most 1 MiB")
+        if not member.isdir():
+            not_dirs.add(name)
+        if member.isreg():
+            files.add(name)
+        if name in METADATA_FILES and (not member.isreg() or member.size > 1 << 20):
+            raise refuse(f"{name} is not a file of at most 1 MiB")
         yield member, name
 
 
@@ -139,7 +205,7 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
         )
     manifests = []
     try:
-        with tarfile.open(path, mode="r:*") as tar:
+        with open_archive(path) as tar:
             for member, name in archive_members(tar, path, max_unpacked=4 * max_bytes):
                 if name == "manifest.json":
                     handle = tar.extractfile(member)

@@ -21,7 +21,8 @@ Endpoints (the OpenAPI description is served at ``/openapi.json``):
 * ``GET /api/submissions/{id}``: one of them;
 * ``GET /api/submissions/{id}/logs``: its container logs (the organiser; its team only on a
   phase that is not hidden);
-* ``GET /api/submissions/{id}/cases``: its per-case results (the organiser only).
+* ``GET /api/submissions/{id}/cases``: its per-case results (the organiser; its team only on a
+  phase that is not hidden).
 """
 
 # no `from __future__ import annotations`: FastAPI reads the endpoints' annotations at run time
@@ -489,7 +490,9 @@ def _pages(
             open_text="Taking submissions." if is_open else "Not taking submissions.",
         )  # fmt: skip
 
-    @app.get("/login", response_class=HTMLResponse)
+    @app.api_route(
+        "/login", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False
+    )
     def login_form(request: Request) -> HTMLResponse:
         return page("server-login.html", request, error="")
 

@@ -113,16 +113,40 @@ class ChallengeSpec(_Frozen):
 
     @model_validator(mode="after")
     def _unique_phases(self) -> ChallengeSpec:
-        from evaluator.runner.contract import Resources, invalid_fields
+        from evaluator.errors import SubmissionError
+        from evaluator.runner.contract import Resources, SandboxLimits, invalid_fields
 
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"phase names repeat: {names}")
         try:  # checked here, not when a team's submission runs (and is charged for it)
-            Resources.model_validate(self.resources)
+            SandboxLimits().check(Resources.model_validate(self.resources), entry=self.name)
         except ValidationError as err:
             raise ValueError(f"resources: {invalid_fields(err)}") from None
+        except SubmissionError as err:
+            raise ValueError(f"resources: {err}") from None
         return self
+
+    def warnings(self) -> list[str]:
+        """What an organiser may not mean: a hidden phase that names no public metrics, and a
+        phase that is not hidden on the same task as a hidden one whose split may hold the
+        hidden cases (its teams would read their per-case results and logs)."""
+        out = []
+        for phase in self.phases:
+            if phase.hidden and not phase.public_metrics:
+                out.append(
+                    f"phase {phase.name} is hidden and names no public_metrics: the public "
+                    "board shows the means of every metric of its task"
+                )
+            for other in self.phases:
+                same = other.split == phase.split or phase.split == "all"
+                if not phase.hidden and other.hidden and other.task == phase.task and same:
+                    out.append(
+                        f"phase {phase.name} is not hidden but its split '{phase.split}' holds "
+                        f"the cases of hidden phase {other.name}: its teams would read their "
+                        "per-case results and logs on them"
+                    )
+        return out
 
     def phase(self, name: str) -> PhaseSpec:
         """The phase called ``name``.

@@ -34,6 +34,8 @@ MAX_FIELD_BYTES = 4096
 
 #: Seconds an upload may take before its average rate is held to ``min_rate``.
 RATE_GRACE_S = 120.0
+#: Seconds an upload may take at all.
+MAX_UPLOAD_S = 2 * 3600.0
 
 
 async def _paced(
@@ -56,6 +58,8 @@ async def _paced(
         elapsed = time.monotonic() - start
         if elapsed > RATE_GRACE_S and total < min_rate * elapsed:
             raise HTTPException(408, f"the upload is slower than {min_rate / 1024:.0f} kB/s")
+        if elapsed > MAX_UPLOAD_S:
+            raise HTTPException(408, f"the upload took over {MAX_UPLOAD_S / 3600:.0f} h")
         yield chunk
 
 
@@ -143,7 +147,7 @@ async def receive_archive(
     before_file: Callable[[dict[str, str]], Awaitable[None]],
     file_field: str = "file",
     idle_s: float = 60.0,
-    min_rate: float = 16 * 1024,
+    min_rate: float = 256 * 1024,
 ) -> Received:
     """Read a ``multipart/form-data`` upload into a temporary file in ``folder``.
 
@@ -163,7 +167,8 @@ async def receive_archive(
         The file part's name.
     idle_s, min_rate
         A client silent for ``idle_s`` seconds, or slower than ``min_rate`` bytes/s on average
-        after :data:`RATE_GRACE_S`, is cut off (408): a trickled upload cannot hold a place.
+        after :data:`RATE_GRACE_S`, or still sending after :data:`MAX_UPLOAD_S`, is cut off
+        (408): a trickled upload cannot hold a place for long.
 
     Raises
     ------

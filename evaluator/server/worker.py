@@ -68,24 +68,34 @@ def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
     """
     import io
     import json
+    import posixpath
     import tarfile
 
-    from evaluator.runner.submissions import archive_members
+    from evaluator.runner.submissions import archive_members, open_archive
 
     try:
-        with tarfile.open(source, "r:*") as tin, tarfile.open(target, "w") as tout:
+        with open_archive(source) as tin, tarfile.open(target, "w") as tout:
             for member, name in archive_members(
                 tin, source, max_unpacked=max_bytes, max_members=MAX_MEMBERS
             ):
                 if name == "repositories":
                     continue
-                data = tin.extractfile(member) if member.isfile() else None
+                data = tin.extractfile(member) if member.isreg() else None
+                # a new header with only these fields: nothing of the upload's own headers
+                # (pax records, GNU extensions) reaches the copy the engine reads
+                fresh = tarfile.TarInfo(name)
+                fresh.type, fresh.mode, fresh.mtime = member.type, member.mode & 0o755, 0
+                fresh.size = member.size if member.isreg() else 0
+                if member.issym() or member.islnk():
+                    fresh.linkname = (
+                        member.linkname
+                        if member.issym()
+                        else posixpath.normpath(member.linkname.removeprefix("./"))
+                    )
                 if name in ("manifest.json", "index.json") and data is not None:
                     raw = json.dumps(_without_names(json.loads(data.read(1 << 20)), name))
-                    data = io.BytesIO(raw.encode())
-                    member.size = len(raw.encode())
-                member.name = name
-                tout.addfile(member, data)
+                    data, fresh.size = io.BytesIO(raw.encode()), len(raw.encode())
+                tout.addfile(fresh, data)
                 tout.members = []  # type: ignore[attr-defined]  # keep no index of entries
     except (tarfile.TarError, OSError, ValueError, RecursionError, EOFError) as err:
         raise SubmissionError(f"the upload is not a readable docker save archive: {err}") from err

@@ -81,6 +81,7 @@ def test_the_pages_sign_in_and_the_form_needs_its_csrf_token(server: Server) -> 
     links = re.findall(r'href="(/[^"]*)"', public.text)  # the site's own
     assert links and all(requests.get(server.url + x, timeout=9).ok for x in set(links))
     assert requests.head(server.url, timeout=9).status_code == 200  # uptime checks
+    assert requests.head(f"{server.url}/login", timeout=9).status_code == 200
     assert "Content-Security-Policy" in public.headers
     web = requests.Session()
     bad = web.post(f"{server.url}/login", data={"token": "nope"}, timeout=9)

@@ -65,6 +65,10 @@ def test_a_challenge_file_is_read_with_its_phases(tmp_path: Path) -> None:
             "resources: .*memory_mb.*bogus",
         ),
         (("title: AutoPET (demo)", "title: x\nresources: {time_limit_s: -5}"), "time_limit_s"),
+        (
+            ("title: AutoPET (demo)", "title: x\nresources: {memory_mb: 65536}"),
+            "memory_mb 65536 exceeds the organiser's limit",
+        ),
     ],
 )
 def test_every_error_names_the_file_and_the_problem(
@@ -87,3 +91,16 @@ def test_good_resources_are_kept(tmp_path: Path) -> None:
         "title: AutoPET (demo)", "title: x\nresources: {memory_mb: 8192, cpus: 1.5}"
     )
     assert load_challenge(_write(tmp_path, text)).resources == {"memory_mb": 8192, "cpus": 1.5}
+
+
+def test_what_an_organiser_may_not_mean_is_warned_of(tmp_path: Path) -> None:
+    (warning,) = load_challenge(_write(tmp_path, GOOD)).warnings()
+    assert (
+        "phase sanity is not hidden but its split 'all' holds the cases of hidden phase final"
+        in (warning)
+    )
+    quiet = GOOD.replace("split: all", "split: train")
+    assert load_challenge(_write(tmp_path, quiet)).warnings() == []
+    bare = quiet.replace("    public_metrics: [dice, fp_volume_ml]\n", "")
+    (warning,) = load_challenge(_write(tmp_path, bare)).warnings()
+    assert "phase final is hidden and names no public_metrics" in warning

@@ -27,7 +27,8 @@ def test_an_organiser_sets_up_runs_and_exports_a_challenge(tmp_path: Path) -> No
         return done.output
 
     (tmp_path / "c.yaml").write_text(GOOD)
-    assert "2 phase(s)" in run("init", str(tmp_path / "c.yaml"))
+    init = run("init", str(tmp_path / "c.yaml"))
+    assert "2 phase(s)" in init and "phase sanity is not hidden" in init
     run("add-team", "autopet-demo", "lab-a")
     token = run("token", "autopet-demo", "--team", "lab-a").strip()
     assert token.startswith("ccb_") and len(token) > 40
@@ -39,9 +40,12 @@ def test_an_organiser_sets_up_runs_and_exports_a_challenge(tmp_path: Path) -> No
     sid = state.create_submission(who, "sanity", now=datetime(2026, 12, 10, tzinfo=UTC))
     job = state.claim_job("w", stale_after_s=60)
     assert job is not None and state.finish_job(job.id, "w", state="failed")
-    state.set_submission(sid, status="failed", error_class="SubmissionError", error="no manifest")
+    state.set_submission(
+        sid, status="failed", error_class="SubmissionError", error="no manifest\x1b[2J[bold]x[/]"
+    )
     listed = run("submissions", "autopet-demo")
     assert "lab-a" in listed and "SubmissionError: no manifest" in listed
+    assert "\x1b" not in listed and "[bold]x[/]" in listed  # no escapes, markup shown as text
     assert f"submission {sid} queued again" in run("rerun", "autopet-demo", str(sid))
     assert state.submission(sid).status == "queued"
     assert "challenge 'another' has no submission" in run("rerun", "another", str(sid), ok=False)

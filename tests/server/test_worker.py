@@ -104,3 +104,67 @@ def test_a_tar_of_many_empty_members_is_refused_early(tmp_path: Path) -> None:
     with pytest.raises(CCBenchError, match="20000 entries"):
         untagged_copy(path, tmp_path / "out.tar", max_bytes=1 << 30)
     assert time.monotonic() - start < 30
+
+
+def _pax(name: str, data: bytes, pax: dict[str, str]) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size, info.pax_headers = len(data), pax
+    return info, data
+
+
+def _pax_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return path
+
+
+def test_headers_python_and_the_engine_read_differently_are_refused(tmp_path: Path) -> None:
+    clean = json.dumps([{"Config": "c.json", "Layers": []}]).encode()
+    tagged = json.dumps([{"Config": "c.json", "RepoTags": ["organiser/base:latest"]}]).encode()
+    first = _pax("manifest.json", clean, {})
+    # Python names it by GNU.sparse.name, the engine by its pax path: a second manifest.json
+    sparse = _pax("blobs/evil", tagged, {"path": "manifest.json", "GNU.sparse.name": "blobs/e"})
+    root = tarfile.TarInfo("d")
+    root.type, root.linkname = tarfile.SYMTYPE, "."
+    through = _pax("d/manifest.json", tagged, {})  # written through the link, over the first
+    outside = tarfile.TarInfo("blobs/out")
+    outside.type, outside.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+    cases = {
+        "sparse": [first, sparse],
+        "lies under a link": [first, (root, b""), through],
+        "points outside the archive": [first, (outside, b"")],
+        "control character": [first, _pax("blobs/a", b"", {"path": "manifest.json\0x"})],
+    }
+    for k, (why, members) in enumerate(cases.items()):
+        path = _pax_tar(tmp_path / f"t{k}.tar", members)
+        with pytest.raises(CCBenchError, match=why):
+            untagged_copy(path, tmp_path / f"o{k}.tar", max_bytes=1 << 20)
+
+
+def test_the_copy_carries_none_of_the_uploads_own_headers(tmp_path: Path) -> None:
+    clean = json.dumps([{"Config": "c.json", "Layers": ["l.tar"]}]).encode()
+    layer = _pax("l.tar", b"layer", {"comment": "hello", "mtime": "1.5"})
+    path = _pax_tar(tmp_path / "in.tar", [_pax("manifest.json", clean, {}), layer])
+    untagged_copy(path, tmp_path / "out.tar", max_bytes=1 << 20)
+    with tarfile.open(tmp_path / "out.tar") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["manifest.json", "l.tar"]
+        assert all(not m.pax_headers for m in members)
+        assert tar.extractfile("l.tar").read() == b"layer"  # type: ignore[union-attr]
+
+
+def test_an_extended_header_bomb_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "bomb.tar.gz"
+    record = b" path=" + b"a" * (8 << 20) + b"\n"
+    size = len(record) + len(str(len(record))) + 1
+    record = str(size).encode() + record
+    head = tarfile.TarInfo("././@PaxHeader")
+    head.size, head.type = len(record), tarfile.XHDTYPE
+    with gzip.open(path, "wb") as out:  # 8 MB of pax path in a few kB
+        out.write(head.tobuf(tarfile.USTAR_FORMAT) + record + b"\0" * (-len(record) % 512))
+        out.write(tarfile.TarInfo("x").tobuf(tarfile.USTAR_FORMAT) + b"\0" * 1024)
+    with pytest.raises(CCBenchError, match=r"an extended header of 8388\d+ bytes \(at most"):
+        untagged_copy(path, tmp_path / "out.tar", max_bytes=1 << 30)
