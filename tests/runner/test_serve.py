@@ -30,15 +30,46 @@ SPEC = {
 }  # fmt: skip
 
 
+#: A host tag that each uploaded archive names: it must keep pointing where it pointed.
+VICTIM = "ccbench-test/victim:serve"
+
+
 @pytest.fixture(scope="module")
 def archive(test_images: dict[str, str], docker_backend: Any, tmp_path_factory: Any) -> Path:
-    """The threshold baseline's image as a ``docker save`` archive."""
-    path = tmp_path_factory.mktemp("archive") / "algo.tar"
+    """The threshold baseline's image as a ``docker save`` archive whose manifest tags it as
+    :data:`VICTIM`, a host tag of another image (an upload trying to move a host tag)."""
+    import io
+    import json
+    import tarfile
+
+    folder = tmp_path_factory.mktemp("archive")
+    saved, path = folder / "saved.tar", folder / "algo.tar"
     image = docker_backend.client.images.get(test_images["baseline"])
-    with path.open("wb") as out:
+    with saved.open("wb") as out:
         for chunk in image.save(named=True):  # with its tag, as `docker save name:tag`
             out.write(chunk)
+    with tarfile.open(saved) as tin, tarfile.open(path, "w") as tout:
+        for member in tin:
+            data = tin.extractfile(member) if member.isfile() else None
+            if member.name == "manifest.json" and data is not None:
+                doc = json.loads(data.read())
+                doc[0]["RepoTags"] = [VICTIM]
+                raw = json.dumps(doc).encode()
+                member.size, data = len(raw), io.BytesIO(raw)
+            tout.addfile(member, data)
+    saved.unlink()
     return path
+
+
+@pytest.fixture
+def victim(docker_backend: Any, test_images: dict[str, str]) -> Iterator[str]:
+    """:data:`VICTIM` on an image other than the uploads'; its id."""
+    baseline = docker_backend.client.images.get(test_images["baseline"]).id
+    other = next(i for i in docker_backend.client.images.list() if i.id != baseline and i.tags)
+    repository, tag = VICTIM.split(":")
+    other.tag(repository, tag)
+    yield str(other.id)
+    docker_backend.client.images.remove(VICTIM)
 
 
 class Server:
@@ -110,7 +141,7 @@ def _upload_in_the_browser(driver: Any, server: Server, token: str, archive: Pat
 
 
 def test_uploads_run_sandboxed_and_reach_the_board(
-    server: Server, archive: Path, driver: Any, test_images: dict[str, str]
+    server: Server, archive: Path, driver: Any, test_images: dict[str, str], victim: str
 ) -> None:
     from evaluator.server.client import submit_to_server
 
@@ -170,6 +201,7 @@ def test_uploads_run_sandboxed_and_reach_the_board(
     holds = [t for image in docker.images.list(name=HOLD_REPOSITORY) for t in image.tags]
     assert not [t for t in holds if t.startswith(f"{HOLD_REPOSITORY}:demo-s")]
     assert docker.images.get(test_images["baseline"])
+    assert docker.images.get(VICTIM).id == victim  # three uploads tagged it: never moved
     driver.refresh()  # the team page lists both, finished
     assert driver.page_source.count(">finished</td>") == 2
     # the public board: both teams, the hidden phase's public metric only
