@@ -38,8 +38,10 @@ __all__ = [
     "METADATA_FILES",
     "ArchiveImage",
     "archive_members",
+    "exact_keys",
     "load_image_archive",
     "open_archive",
+    "prescan_archive",
     "read_archive",
     "submit_image",
 ]
@@ -78,7 +80,100 @@ def open_archive(path: Path) -> tarfile.TarFile:
     """
     import tarfile
 
+    prescan_archive(path)
     return tarfile.open(path, mode="r:*", tarinfo=_bounded_tarinfo())
+
+
+#: The pax records an image archive may use (what ``docker save`` and common tar writers emit).
+_PAX_KEYS = frozenset(
+    {b"path", b"linkpath", b"size", b"mtime", b"atime", b"ctime", b"uid", b"gid", b"uname",
+     b"gname"}
+)  # fmt: skip
+#: Longest member name (a ``docker save`` name is ``blobs/sha256/<64 hex>``).
+MAX_NAME_CHARS = 1024
+
+
+def prescan_archive(path: Path) -> None:
+    """Walk an archive's raw tar headers before Python's ``tarfile`` parses them.
+
+    ``tarfile`` accepts what Go's reader (the engine's) does not, and some of it costs
+    memory or time out of proportion to the upload (a pax record set built quadratically, a
+    backtracking regular expression, a negative size that rewinds the stream). Here every
+    header's size field must be a plain octal (or positive base-256) number, extended headers
+    at most :data:`MAX_HEADER_BYTES` with strictly formed records of the keys in
+    :data:`_PAX_KEYS` only, and no global pax header.
+
+    Raises
+    ------
+    SubmissionError
+        Naming the first header that breaks a rule.
+    """
+    import bz2
+    import gzip
+    import lzma
+
+    with path.open("rb") as probe:
+        magic = probe.read(6)
+    opener: Any = (
+        gzip.open if magic[:2] == b"\x1f\x8b"
+        else bz2.open if magic[:3] == b"BZh"
+        else lzma.open if magic == b"\xfd7zXZ\x00"
+        else open
+    )  # fmt: skip
+
+    def refuse(offset: int, why: str) -> SubmissionError:
+        return SubmissionError(f"image archive {path}: the tar header at byte {offset} {why}")
+
+    offset = 0
+    try:
+        with opener(path, "rb") as tar:
+            while len(block := tar.read(512)) == 512 and block != bytes(512):
+                field = block[124:136]
+                if field[0] == 0x80:  # base-256, positive
+                    size = int.from_bytes(field[1:], "big")
+                elif re.fullmatch(rb" *[0-7]*[ \x00]*", field):
+                    size = int(field.strip(b"\x00 ") or b"0", 8)
+                else:
+                    raise refuse(offset, f"has a size field that is not a size: {field!r}")
+                kind, padded = block[156:157], size + (-size % 512)
+                if kind in (b"g", b"x", b"L", b"K"):
+                    if kind == b"g":
+                        raise refuse(offset, "is a global pax header")
+                    if size > MAX_HEADER_BYTES:
+                        raise refuse(offset, f"extends over {MAX_HEADER_BYTES} bytes")
+                    body = tar.read(padded)[:size]
+                    wrong = _pax_problem(body) if kind == b"x" else None
+                    if wrong is not None:
+                        raise refuse(offset, wrong)
+                    if kind != b"x" and len(body) > MAX_NAME_CHARS:
+                        raise refuse(offset, f"names over {MAX_NAME_CHARS} characters")
+                else:
+                    while padded > 0:  # skip the member's data
+                        padded -= len(chunk := tar.read(min(padded, 1 << 20)))
+                        if not chunk:
+                            break
+                offset += 512 + size + (-size % 512)
+    except (OSError, EOFError, ValueError, lzma.LZMAError) as err:
+        raise SubmissionError(f"image archive {path}: not a readable archive ({err})") from err
+
+
+def _pax_problem(body: bytes) -> str | None:
+    """What is wrong with a pax header's records (strict ``<length> <key>=<value>\\n``, keys of
+    :data:`_PAX_KEYS` only), or None."""
+    pos = 0
+    while pos < len(body):
+        head = re.match(rb"([1-9][0-9]{0,7}) ", body[pos : pos + 10])
+        if head is None:
+            return "has a malformed pax record"
+        length = int(head.group(1))
+        record = body[pos + len(head.group(0)) : pos + length]
+        key, equals, _ = record.partition(b"=")
+        if pos + length > len(body) or not record.endswith(b"\n") or not equals:
+            return "has a malformed pax record"
+        if key not in _PAX_KEYS:
+            return f"has the pax record {key[:40]!r}, which image archives do not use"
+        pos += length
+    return None
 
 
 @functools.cache
@@ -143,6 +238,8 @@ def archive_members(
     while (member := tar.next()) is not None:
         tar.members = []  # type: ignore[attr-defined]  # keep no index of entries
         count += 1
+        if member.size < 0 or len(member.name) + len(member.linkname) > MAX_NAME_CHARS:
+            raise refuse(f"the entry {member.name[:80]!r} has a negative size or too long a name")
         unpacked += member.size + tarfile.BLOCKSIZE
         if unpacked > max_unpacked or count > max_members:
             raise refuse(f"more than {max_unpacked} bytes or {max_members} entries unpacked")
@@ -179,6 +276,28 @@ def archive_members(
         yield member, name
 
 
+#: The keys of a ``manifest.json`` item and of an OCI ``index.json`` (and its descriptors).
+_MANIFEST_KEYS = frozenset({"Config", "RepoTags", "Layers", "LayerSources"})
+#: Largest image config read for its digest, bytes.
+_CONFIG_BYTES = 8 << 20
+
+
+def exact_keys(item: object, known: frozenset[str]) -> dict[str, object] | None:
+    """``item``'s keys, or None when one of them matches a ``known`` key only when case is
+    ignored (Go's JSON decoder, the engine's, folds case and would read it as that key)."""
+    if not isinstance(item, dict):
+        return {}
+    folded = {k.casefold(): k for k in known}
+    for key in item:
+        wanted = folded.get(str(key).casefold())
+        if wanted is not None and wanted != key:
+            return None
+        # Go folds more than casefold() (the long s, the Kelvin sign): any non-ASCII key is out
+        if not str(key).isascii():
+            return None
+    return dict(item)
+
+
 def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> ArchiveImage:
     """Read the image id and tags of a ``docker save`` archive (``.tar`` or ``.tar.gz``).
 
@@ -191,7 +310,9 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
     SubmissionError
         Not a readable archive, no or several images, too large.
     """
+    import hashlib
     import json
+    import posixpath
     import tarfile
 
     try:
@@ -204,12 +325,15 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
             f"{max_bytes / 2**30:.2f} GiB accepted"
         )
     manifests = []
+    digests: dict[str, str] = {}  # a small file's name -> the SHA-256 of its bytes
     try:
         with open_archive(path) as tar:
             for member, name in archive_members(tar, path, max_unpacked=4 * max_bytes):
-                if name == "manifest.json":
-                    handle = tar.extractfile(member)
-                    manifests.append(json.loads(handle.read(1 << 20)) if handle else None)
+                handle = tar.extractfile(member) if member.isreg() else None
+                if name == "manifest.json" and handle is not None:
+                    manifests.append(json.loads(handle.read(1 << 20)))
+                elif handle is not None and member.size <= _CONFIG_BYTES:
+                    digests[name] = hashlib.sha256(handle.read()).hexdigest()
     except (tarfile.TarError, OSError, EOFError, ValueError, RecursionError) as err:
         raise SubmissionError(
             f"image archive {path}: not a readable `docker save` archive ({err})"
@@ -224,10 +348,20 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
         raise SubmissionError(
             f"image archive {path}: expected exactly one image in manifest.json, found {count}"
         )
+    if exact_keys(manifest[0], _MANIFEST_KEYS) is None:
+        raise SubmissionError(
+            f"image archive {path}: manifest.json has a key that differs from "
+            f"{', '.join(sorted(_MANIFEST_KEYS))} only in case (the engine would read it)"
+        )
     config = str(manifest[0].get("Config", ""))
     digest = config.rsplit("/", 1)[-1].removesuffix(".json")
     if not re.fullmatch(r"[0-9a-f]{64}", digest):
         raise SubmissionError(f"image archive {path}: manifest.json names no image config")
+    if digests.get(posixpath.normpath(config)) != digest:  # the engine names it by its bytes
+        raise SubmissionError(
+            f"image archive {path}: the image config {config} is missing, a link, or not the "
+            "file its name says (its SHA-256 differs)"
+        )
     tags = tuple(str(t) for t in manifest[0].get("RepoTags") or ())
     bad = [t for t in tags if not _REFERENCE.fullmatch(t)]
     if bad:

@@ -102,21 +102,49 @@ def untagged_copy(source: Path, target: Path, *, max_bytes: int) -> None:
 
 
 def _without_names(doc: object, name: str) -> object:
-    """``manifest.json`` or ``index.json`` without the image names and tags it gives."""
-    items = doc if isinstance(doc, list) else None
-    if isinstance(doc, dict) and isinstance(doc.get("manifests"), list):
-        items = doc["manifests"]
-    if items is None:
-        raise ValueError(f"{name} is neither a list nor an OCI index")
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        item.pop("RepoTags", None)
-        notes = item.get("annotations")
-        if isinstance(notes, dict):
-            notes.pop("io.containerd.image.name", None)
-            notes.pop("org.opencontainers.image.ref.name", None)
-    return doc
+    """``manifest.json`` or ``index.json`` rebuilt from the keys the engine needs, exactly
+    spelt: no image names or tags, and nothing the engine's case-folding JSON decoder could
+    read as one (``repotags``, ``Annotations``).
+
+    Raises
+    ------
+    ValueError
+        Not a manifest list or an OCI index, or a key that differs from a known one in case.
+    """
+    from evaluator.runner.submissions import exact_keys
+
+    def strict(item: object, keys: frozenset[str]) -> dict[str, object]:
+        fields = exact_keys(item, keys)
+        if fields is None or not isinstance(item, dict):
+            raise ValueError(f"{name}: an entry with a key the engine would read otherwise")
+        return fields
+
+    if name == "manifest.json":
+        if not isinstance(doc, list):
+            raise ValueError("manifest.json is not a list")
+        items = [strict(item, _MANIFEST_ITEM) for item in doc]
+        return [{"Config": item.get("Config"), "Layers": item.get("Layers", [])} for item in items]
+    index = strict(doc, _INDEX)
+    manifests = index.get("manifests")
+    if not isinstance(manifests, list):
+        raise ValueError("index.json is not an OCI index")
+    out: dict[str, object] = {"schemaVersion": index.get("schemaVersion", 2)}
+    if "mediaType" in index:
+        out["mediaType"] = index["mediaType"]
+    out["manifests"] = [
+        {k: v for k, v in strict(d, _DESCRIPTOR).items() if k in _DESCRIPTOR_KEPT}
+        for d in manifests
+    ]
+    return out
+
+
+#: The keys of a ``manifest.json`` item, an OCI index, a descriptor (and those kept in it).
+_MANIFEST_ITEM = frozenset({"Config", "RepoTags", "Layers", "LayerSources"})
+_INDEX = frozenset({"schemaVersion", "mediaType", "manifests", "annotations", "artifactType"})
+_DESCRIPTOR = frozenset(
+    {"mediaType", "digest", "size", "platform", "annotations", "urls", "artifactType", "data"}
+)
+_DESCRIPTOR_KEPT = frozenset({"mediaType", "digest", "size", "platform"})
 
 
 def run_submission(

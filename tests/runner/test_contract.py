@@ -209,6 +209,7 @@ def test_resampled_channel_is_staged_on_the_reference_grid(tmp_path: Path) -> No
 
 
 def test_an_archive_needs_exactly_one_real_manifest(tmp_path: Path) -> None:
+    import hashlib
     import io
     import tarfile
 
@@ -224,21 +225,32 @@ def test_an_archive_needs_exactly_one_real_manifest(tmp_path: Path) -> None:
                 tar.addfile(info, io.BytesIO(data))
         return path
 
-    one = json.dumps([{"Config": "a" * 64 + ".json", "RepoTags": ["victim:latest"]}]).encode()
-    none = json.dumps([{"Config": "b" * 64 + ".json", "RepoTags": []}]).encode()
+    config = b'{"architecture": "amd64"}'
+    digest = hashlib.sha256(config).hexdigest()
+    one = json.dumps([{"Config": digest + ".json", "RepoTags": ["victim:latest"]}]).encode()
+    none = json.dumps([{"Config": digest + ".json", "RepoTags": []}]).encode()
     # a decoy that a loose name match would take instead of the real manifest
-    assert read_archive(archive({"manifest.json": one, ".manifest.json": none})).tags == (
+    cfg = {digest + ".json": config}
+    assert read_archive(archive({"manifest.json": one, ".manifest.json": none, **cfg})).tags == (
         "victim:latest",
     )
+    # the engine names the image by its config's bytes: a config that is not what its name says
+    with pytest.raises(SubmissionError, match="not the file its name says"):
+        read_archive(archive({"manifest.json": one, digest + ".json": b"{}"}))
+    # Go's JSON decoder folds case: a key that is RepoTags or Config to the engine is refused
+    for key in ("repotags", "REPOTAGS", "RepoTag\u017f", "config"):
+        item = {"Config": digest + ".json", key: ["victim:latest"]}
+        with pytest.raises(SubmissionError, match="only in case"):
+            read_archive(archive({"manifest.json": json.dumps([item]).encode(), **cfg}))
     with pytest.raises(SubmissionError, match=r"'manifest\.json' comes twice"):
         read_archive(archive({"manifest.json": one, "./manifest.json": none}))
     for trick in ("x/../manifest.json", ".//manifest.json", "/manifest.json", "a/./manifest.json"):
         # what the engine would read as manifest.json (or outside the archive): never unchecked
         with pytest.raises(SubmissionError, match="is not a plain name"):
             read_archive(archive({"manifest.json": none, trick: one}))
-    bad = json.dumps([{"Config": "c" * 64 + ".json", "RepoTags": ["Up/Per:x"]}]).encode()
+    bad = json.dumps([{"Config": digest + ".json", "RepoTags": ["Up/Per:x"]}]).encode()
     with pytest.raises(SubmissionError, match="not a valid image tag"):
-        read_archive(archive({"manifest.json": bad}))
+        read_archive(archive({"manifest.json": bad, **cfg}))
 
 
 def test_optional_channels_are_staged_when_a_case_has_them(tmp_path: Path) -> None:
