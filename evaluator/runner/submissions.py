@@ -128,6 +128,10 @@ def prescan_archive(path: Path) -> None:
     try:
         with opener(path, "rb") as tar:
             while len(block := tar.read(512)) == 512 and block != bytes(512):
+                if not _checksum_holds(block):  # tarfile reads no further either
+                    if offset == 0:
+                        raise SubmissionError(f"image archive {path}: not a readable tar file")
+                    break
                 field = block[124:136]
                 if field[0] == 0x80:  # base-256, positive
                     size = int.from_bytes(field[1:], "big")
@@ -155,6 +159,16 @@ def prescan_archive(path: Path) -> None:
                 offset += 512 + size + (-size % 512)
     except (OSError, EOFError, ValueError, lzma.LZMAError) as err:
         raise SubmissionError(f"image archive {path}: not a readable archive ({err})") from err
+
+
+def _checksum_holds(block: bytes) -> bool:
+    """Whether a tar header's checksum field matches its bytes (unsigned or signed sum)."""
+    field = block[148:156].strip(b"\x00 ")
+    if not re.fullmatch(rb"[0-7]{1,8}", field):
+        return False
+    blanked = block[:148] + b" " * 8 + block[156:]
+    signed = sum(b - 256 if b > 127 else b for b in blanked)
+    return int(field, 8) in (sum(blanked), signed)
 
 
 def _pax_problem(body: bytes) -> str | None:
