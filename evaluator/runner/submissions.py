@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_ARCHIVE_BYTES",
+    "MANIFEST_KEYS",
     "METADATA_FILES",
     "ArchiveImage",
     "archive_members",
@@ -290,8 +291,8 @@ def archive_members(
         yield member, name
 
 
-#: The keys of a ``manifest.json`` item and of an OCI ``index.json`` (and its descriptors).
-_MANIFEST_KEYS = frozenset({"Config", "RepoTags", "Layers", "LayerSources"})
+#: The keys of a ``manifest.json`` item.
+MANIFEST_KEYS = frozenset({"Config", "RepoTags", "Layers", "LayerSources"})
 #: Largest image config read for its digest, bytes.
 _CONFIG_BYTES = 8 << 20
 
@@ -362,10 +363,10 @@ def read_archive(path: Path, *, max_bytes: int = DEFAULT_MAX_ARCHIVE_BYTES) -> A
         raise SubmissionError(
             f"image archive {path}: expected exactly one image in manifest.json, found {count}"
         )
-    if exact_keys(manifest[0], _MANIFEST_KEYS) is None:
+    if exact_keys(manifest[0], MANIFEST_KEYS) is None:
         raise SubmissionError(
             f"image archive {path}: manifest.json has a key that differs from "
-            f"{', '.join(sorted(_MANIFEST_KEYS))} only in case (the engine would read it)"
+            f"{', '.join(sorted(MANIFEST_KEYS))} only in case (the engine would read it)"
         )
     config = str(manifest[0].get("Config", ""))
     digest = config.rsplit("/", 1)[-1].removesuffix(".json")

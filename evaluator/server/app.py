@@ -45,6 +45,7 @@ from fastapi.responses import JSONResponse
 
 from evaluator import __version__
 from evaluator.errors import StoreError
+from evaluator.evaluate.summary import jsonable
 from evaluator.server.challenge import ChallengeError
 from evaluator.server.state import LimitReached, Principal, ServerState, Submission
 from evaluator.server.upload import Received, receive_archive
@@ -389,7 +390,7 @@ def create_app(
         frame = state.store.results_frame(run_ids=[record.run_id])
         rows = frame[["case_id", "label", "metric", "value"]].to_dict("records")
         for row in rows:
-            row["value"] = _json_number(float(row["value"]))
+            row["value"] = jsonable(float(row["value"]))
         return {**answer, "results": rows}
 
     _pages(app, state, challenge, secret, limiter, receive)
@@ -621,15 +622,6 @@ def leaderboard_rows(state: ServerState, challenge: str) -> list[dict[str, Any]]
     return out
 
 
-def _json_number(value: float) -> float | str | None:
-    """JSON has no NaN or infinity: null (undefined) and ``"inf"`` / ``"-inf"``."""
-    if value != value:
-        return None
-    if abs(value) == float("inf"):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
 def described(
     state: ServerState, challenge: str, holder: Principal, subs: list[Submission]
 ) -> list[dict[str, Any]]:
@@ -652,7 +644,7 @@ def described(
         item = _submission_json(sub)
         if sub.run_id in runs:
             item["scores"] = {
-                m: _json_number(means.get((int(sub.run_id), m), float("nan")))
+                m: jsonable(means.get((int(sub.run_id), m), float("nan")))
                 for m in shown.get(sub.phase, [])
             }
         if holder.role == "organiser":

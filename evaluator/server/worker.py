@@ -30,6 +30,7 @@ from evaluator.errors import (
 )
 
 if TYPE_CHECKING:
+    from evaluator.runner.docker_backend import DockerBackend
     from evaluator.server.state import Job, ServerState
     from evaluator.workspace import Workspace
 
@@ -111,7 +112,7 @@ def _without_names(doc: object, name: str) -> object:
     ValueError
         Not a manifest list or an OCI index, or a key that differs from a known one in case.
     """
-    from evaluator.runner.submissions import exact_keys
+    from evaluator.runner.submissions import MANIFEST_KEYS, exact_keys
 
     def strict(item: object, keys: frozenset[str]) -> dict[str, object]:
         fields = exact_keys(item, keys)
@@ -122,7 +123,7 @@ def _without_names(doc: object, name: str) -> object:
     if name == "manifest.json":
         if not isinstance(doc, list):
             raise ValueError("manifest.json is not a list")
-        items = [strict(item, _MANIFEST_ITEM) for item in doc]
+        items = [strict(item, MANIFEST_KEYS) for item in doc]
         return [{"Config": item.get("Config"), "Layers": item.get("Layers", [])} for item in items]
     index = strict(doc, _INDEX)
     manifests = index.get("manifests")
@@ -138,8 +139,7 @@ def _without_names(doc: object, name: str) -> object:
     return out
 
 
-#: The keys of a ``manifest.json`` item, an OCI index, a descriptor (and those kept in it).
-_MANIFEST_ITEM = frozenset({"Config", "RepoTags", "Layers", "LayerSources"})
+#: The keys of an OCI index and of a descriptor (and those kept in it).
 _INDEX = frozenset({"schemaVersion", "mediaType", "manifests", "annotations", "artifactType"})
 _DESCRIPTOR = frozenset(
     {"mediaType", "digest", "size", "platform", "annotations", "urls", "artifactType", "data"}
@@ -168,7 +168,7 @@ def run_submission(
         for image in backend.client.images.list(name=HOLD_REPOSITORY):  # a killed try's holds
             for tag in image.tags:
                 if tag.startswith(f"{HOLD_REPOSITORY}:{sub.challenge}-s{submission_id}-"):
-                    _release(tag)
+                    _release(backend, tag)
         plain = uploads / f".{submission_id}.untagged.tar"
         try:
             untagged_copy(
@@ -224,21 +224,19 @@ def run_submission(
         raise
     finally:
         if held is not None:
-            _release(held)
+            _release(backend, held)
 
 
-def _release(tag: str) -> None:
+def _release(backend: DockerBackend, tag: str) -> None:
     """Remove a job's hold on its image: the image goes with the last job holding it (the
     host's disk is not filled with every upload's layers; a rerun loads the archive again)."""
     import contextlib
 
     import docker.errors
 
-    from evaluator.runner.docker_backend import DockerBackend
-
     # gone already, or in use by another job's container: kept
     with contextlib.suppress(docker.errors.DockerException, CCBenchError):
-        DockerBackend().client.images.remove(tag)
+        backend.client.images.remove(tag)
 
 
 @dataclass
